@@ -1,0 +1,127 @@
+# ccvm — one GNU Makefile.  `make` builds build/ccvm (with the static guest
+# init embedded), `make check` runs every test, `make asan` the unit tests
+# under ASan+UBSan, `make lint` the static checks, `make fuzz` the fuzzers.
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+BUILD ?= build
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
+BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) -Isrc/common -Isrc/host \
+	-Isrc/guest -DCCVM_VERSION='"$(VERSION)"'
+SAN_CFLAGS ?=
+CFLAGS_ALL := $(BASE_CFLAGS) $(SAN_CFLAGS) $(CFLAGS)
+
+JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+HOST_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_CFLAGS) $(LDFLAGS)
+HOST_LIBS := $(JANSSON_LIBS)
+
+COMMON_SRCS := $(sort $(wildcard src/common/*.c))
+HOST_SRCS := $(sort $(filter-out src/host/main.c,$(wildcard src/host/*.c)))
+GUEST_SRCS := $(sort $(filter-out src/guest/main.c,$(wildcard src/guest/*.c)))
+
+COMMON_OBJS := $(COMMON_SRCS:src/%.c=$(BUILD)/obj/%.o)
+HOST_OBJS := $(HOST_SRCS:src/%.c=$(BUILD)/obj/%.o)
+# The guest init is static and built without sanitizers, separately.
+GUEST_CFLAGS := $(BASE_CFLAGS) -fPIE
+GUEST_OBJS := $(GUEST_SRCS:src/%.c=$(BUILD)/gobj/%.o) \
+	$(COMMON_SRCS:src/%.c=$(BUILD)/gobj/%.o)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_HOST_SRCS := $(filter-out tests/unit/test_guest_%,$(UNIT_SRCS))
+UNIT_GUEST_SRCS := $(filter tests/unit/test_guest_%,$(UNIT_SRCS))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all check unit asan lint fuzz fuzz-replay bench clean deps install \
+	uninstall format
+
+all: $(BUILD)/ccvm $(BUILD)/ccvm-init
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
+	$(CC) $(CFLAGS_ALL) -fPIE $(JANSSON_CFLAGS) -c $< -o $@
+
+$(BUILD)/gobj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
+	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/.dirs:
+	mkdir -p $(BUILD)/obj/common $(BUILD)/obj/host $(BUILD)/obj/guest \
+		$(BUILD)/gobj/common $(BUILD)/gobj/guest $(BUILD)/tests \
+		$(BUILD)/fuzz
+	touch $@
+
+$(BUILD)/ccvm-init: $(GUEST_OBJS) $(BUILD)/gobj/guest/main.o
+	$(CC) -static-pie -Wl,-z,relro,-z,now -o $@ $^
+
+# The guest init travels inside the host binary (kvmtool's way), so a
+# single file is all an install needs.
+$(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init | $(BUILD)/.dirs
+	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
+		"$(BUILD)/ccvm-init" | $(CC) -c -x assembler -o $@ -
+
+$(BUILD)/libccvm.a: $(HOST_OBJS) $(COMMON_OBJS) $(BUILD)/obj/host/embed.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libccvm-guest.a: $(GUEST_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ccvm: $(BUILD)/obj/host/main.o $(BUILD)/libccvm.a
+	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+$(BUILD)/tests/test_guest_%: tests/unit/test_guest_%.c $(BUILD)/libccvm-guest.a
+	$(CC) $(CFLAGS_ALL) $(CMOCKA_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SAN_CFLAGS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libccvm.a
+	$(CC) $(CFLAGS_ALL) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -o $@ $^ \
+		$(CMOCKA_LIBS) $(HOST_LIBS) $(SAN_CFLAGS)
+
+unit: $(UNIT_BINS)
+
+# Fuzz targets: clang's libFuzzer over the pure parsers, with ASan+UBSan.
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	-Isrc/common -Isrc/host -DCCVM_VERSION='"$(VERSION)"'
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HOST_SRCS) $(COMMON_SRCS) $(BUILD)/obj/host/embed.o | $(BUILD)/.dirs
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(HOST_SRCS) \
+		$(COMMON_SRCS) $(BUILD)/obj/host/embed.o $(HOST_LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+check: all unit fuzz
+	BUILD=$(BUILD) tests/run
+
+asan:
+	$(MAKE) BUILD=build/asan SAN_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' unit all
+	BUILD=build/asan CCVM_TEST_ONLY=unit tests/run
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr --std=c11 -Isrc/common -Isrc/host -Isrc/guest \
+		src
+	clang-tidy --quiet $(COMMON_SRCS) $(HOST_SRCS) src/host/main.c \
+		$(GUEST_SRCS) src/guest/main.c -- $(BASE_CFLAGS) $(JANSSON_CFLAGS)
+	clang-format --dry-run --Werror $(wildcard src/*/*.c src/*/*.h)
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/*/*.h)
+
+bench: all
+	bench/run
+
+deps:
+	.ci/deps
+
+clean:
+	rm -rf $(BUILD) build

@@ -1,0 +1,255 @@
+#define _GNU_SOURCE
+#include "proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static const char *const type_names[PROTO_TYPE_MAX] = {
+    [PROTO_HELLO] = "hello",	 [PROTO_SETUP] = "setup",
+    [PROTO_ARG] = "arg",	 [PROTO_ENV] = "env",
+    [PROTO_SECRET] = "secret",	 [PROTO_FILE] = "file",
+    [PROTO_START] = "start",	 [PROTO_STDIN] = "stdin",
+    [PROTO_STDOUT] = "stdout",	 [PROTO_STDERR] = "stderr",
+    [PROTO_RESIZE] = "resize",	 [PROTO_SIGNAL] = "signal",
+    [PROTO_STOPPED] = "stopped", [PROTO_CONT] = "cont",
+    [PROTO_EXIT] = "exit",	 [PROTO_ERROR] = "error",
+    [PROTO_LOG] = "log",
+};
+
+const char *proto_type_name(unsigned type)
+{
+	if (type < PROTO_TYPE_MAX && type_names[type])
+		return type_names[type];
+	return "unknown";
+}
+
+void proto_put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+void proto_put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint16_t proto_get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+uint32_t proto_get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+ssize_t proto_decode(const uint8_t *buf, size_t len, struct proto_msg *msg)
+{
+	if (len < PROTO_HDR_LEN)
+		return 0;
+	uint8_t type = buf[0];
+	uint8_t flags = buf[1];
+	uint32_t plen = proto_get_u32(buf + 4);
+	if (type == 0 || type >= PROTO_TYPE_MAX || flags != 0)
+		return -EPROTO;
+	if (plen > PROTO_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (len - PROTO_HDR_LEN < plen)
+		return 0;
+	msg->type = type;
+	msg->flags = flags;
+	msg->chan = proto_get_u16(buf + 2);
+	msg->len = plen;
+	msg->data = buf + PROTO_HDR_LEN;
+	return (ssize_t)(PROTO_HDR_LEN + plen);
+}
+
+void proto_encode_hdr(uint8_t out[PROTO_HDR_LEN], uint8_t type, uint16_t chan,
+		      uint32_t len)
+{
+	out[0] = type;
+	out[1] = 0;
+	proto_put_u16(out + 2, chan);
+	proto_put_u32(out + 4, len);
+}
+
+int proto_kv_next(const uint8_t *data, size_t len, size_t *pos, char *key,
+		  size_t keysz, char *val, size_t valsz)
+{
+	if (*pos >= len)
+		return 0;
+	const uint8_t *start = data + *pos;
+	const uint8_t *nul = memchr(start, '\0', len - *pos);
+	if (!nul)
+		return -EPROTO;
+	const uint8_t *eq = memchr(start, '=', (size_t)(nul - start));
+	if (!eq || eq == start)
+		return -EPROTO;
+	size_t kl = (size_t)(eq - start);
+	size_t vl = (size_t)(nul - eq - 1);
+	if (kl >= keysz || vl >= valsz)
+		return -E2BIG;
+	memcpy(key, start, kl);
+	key[kl] = '\0';
+	memcpy(val, eq + 1, vl);
+	val[vl] = '\0';
+	*pos = (size_t)(nul - data) + 1;
+	return 1;
+}
+
+void proto_reader_init(struct proto_reader *r)
+{
+	r->len = 0;
+	r->off = 0;
+}
+
+ssize_t proto_reader_fill(struct proto_reader *r, int fd)
+{
+	if (r->off > 0) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (r->len == sizeof(r->buf))
+		return -ENOBUFS; /* cannot happen: a frame always fits */
+	for (;;) {
+		ssize_t n = read(fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		r->len += (size_t)n;
+		return n;
+	}
+}
+
+int proto_reader_next(struct proto_reader *r, struct proto_msg *msg)
+{
+	ssize_t n = proto_decode(r->buf + r->off, r->len - r->off, msg);
+	if (n <= 0)
+		return (int)n;
+	r->off += (size_t)n;
+	return 1;
+}
+
+int proto_writer_init(struct proto_writer *w)
+{
+	w->cap = 64 * 1024;
+	w->len = w->off = 0;
+	w->buf = malloc(w->cap);
+	return w->buf ? 0 : -ENOMEM;
+}
+
+void proto_writer_free(struct proto_writer *w)
+{
+	if (w->buf) {
+		explicit_bzero(w->buf, w->cap);
+		free(w->buf);
+	}
+	w->buf = NULL;
+	w->len = w->off = w->cap = 0;
+}
+
+int proto_writer_put(struct proto_writer *w, uint8_t type, uint16_t chan,
+		     const void *data, size_t len)
+{
+	if (len > PROTO_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	size_t need = PROTO_HDR_LEN + len;
+	if (w->off > 0 && w->len + need > w->cap) {
+		memmove(w->buf, w->buf + w->off, w->len - w->off);
+		w->len -= w->off;
+		w->off = 0;
+	}
+	if (w->len + need > w->cap) {
+		size_t cap = w->cap;
+		while (w->len + need > cap)
+			cap *= 2;
+		uint8_t *nb = malloc(cap);
+		if (!nb)
+			return -ENOMEM;
+		/* Copy rather than realloc so old bytes (secrets) are wiped. */
+		memcpy(nb, w->buf, w->len);
+		explicit_bzero(w->buf, w->cap);
+		free(w->buf);
+		w->buf = nb;
+		w->cap = cap;
+	}
+	proto_encode_hdr(w->buf + w->len, type, chan, (uint32_t)len);
+	if (len)
+		memcpy(w->buf + w->len + PROTO_HDR_LEN, data, len);
+	w->len += need;
+	return 0;
+}
+
+int proto_writer_flush(struct proto_writer *w, int fd)
+{
+	while (w->off < w->len) {
+		ssize_t n = write(fd, w->buf + w->off, w->len - w->off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -errno;
+		}
+		w->off += (size_t)n;
+	}
+	w->off = w->len = 0;
+	return 0;
+}
+
+bool proto_writer_pending(const struct proto_writer *w)
+{
+	return w->off < w->len;
+}
+
+bool proto_writer_full(const struct proto_writer *w)
+{
+	return w->len - w->off >= PROTO_WRITER_HIGH;
+}
+
+void proto_writer_wipe(struct proto_writer *w)
+{
+	if (w->buf)
+		explicit_bzero(w->buf, w->cap);
+}
+
+int proto_send(int fd, uint8_t type, uint16_t chan, const void *data,
+	       size_t len)
+{
+	if (len > PROTO_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	uint8_t hdr[PROTO_HDR_LEN];
+	proto_encode_hdr(hdr, type, chan, (uint32_t)len);
+	struct iovec iov[2] = {
+	    {.iov_base = hdr, .iov_len = sizeof(hdr)},
+	    {.iov_base = (void *)data, .iov_len = len},
+	};
+	int cnt = len ? 2 : 1;
+	size_t total = sizeof(hdr) + len, done = 0;
+	while (done < total) {
+		ssize_t n = writev(fd, iov, cnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+		/* Advance the iovecs past what was written. */
+		size_t adv = (size_t)n;
+		for (int i = 0; i < cnt && adv; i++) {
+			size_t k = adv < iov[i].iov_len ? adv : iov[i].iov_len;
+			iov[i].iov_base = (char *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			adv -= k;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,131 @@
+#pragma once
+/*
+ * The host<->guest control protocol, spoken over one virtio-serial port.
+ *
+ * Every frame is an 8-byte header followed by a payload:
+ *
+ *   u8  type      enum proto_type
+ *   u8  flags     0 for now; non-zero is rejected
+ *   u16 chan      stream number (0 unless a type says otherwise)
+ *   u32 len       payload length, at most PROTO_MAX_PAYLOAD
+ *
+ * all little-endian.  The decoder is a pure function over a byte buffer so
+ * it can be unit-tested and fuzzed; it never allocates, and a peer that
+ * sends an unknown type, non-zero flags or an oversized length is a
+ * protocol error, not a reason to allocate.
+ *
+ * A session: the guest sends HELLO once its port is open; the host answers
+ * HELLO, then SETUP, ARG*, ENV*, SECRET*, FILE*, START.  Then both sides
+ * relay STDIN/STDOUT/STDERR, RESIZE, SIGNAL, STOPPED/CONT until the guest
+ * sends EXIT.  An empty STDIN/STDOUT/STDERR payload means end of file.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 8
+/* Big enough for one argv element (MAX_ARG_STRLEN is 128 KiB). */
+#define PROTO_MAX_PAYLOAD (256 * 1024)
+
+enum proto_type {
+	PROTO_HELLO = 1, /* both ways: u32 version, then free text */
+	PROTO_SETUP,	 /* h->g: "key=value" strings, NUL-separated */
+	PROTO_ARG,	 /* h->g: one argv element (may be empty) */
+	PROTO_ENV,	 /* h->g: one "NAME=value" for the agent */
+	PROTO_SECRET,	 /* h->g: one "NAME=value", agent env only, wiped */
+	PROTO_FILE,	 /* h->g: u32 mode, path, NUL, contents */
+	PROTO_START,	 /* h->g: run the agent now */
+	PROTO_STDIN,	 /* h->g: data; empty = EOF */
+	PROTO_STDOUT,	 /* g->h: data; empty = EOF */
+	PROTO_STDERR,	 /* g->h: data; empty = EOF */
+	PROTO_RESIZE,	 /* h->g: u16 rows, u16 cols */
+	PROTO_SIGNAL,	 /* h->g: u32 signal number for the agent */
+	PROTO_STOPPED,	 /* g->h: the agent stopped itself (Ctrl-Z) */
+	PROTO_CONT,	 /* h->g: continue the stopped agent */
+	PROTO_EXIT,	 /* g->h: u32 kind (0 exited, 1 signal), u32 code */
+	PROTO_ERROR,	 /* g->h: fatal error text; the guest powers off */
+	PROTO_LOG,	 /* g->h: progress/diagnostic text */
+	PROTO_TYPE_MAX
+};
+
+enum proto_exit_kind { PROTO_EXIT_CODE = 0, PROTO_EXIT_SIGNAL = 1 };
+
+struct proto_msg {
+	uint8_t type;
+	uint8_t flags;
+	uint16_t chan;
+	uint32_t len;
+	const uint8_t *data; /* points into the decoded buffer */
+};
+
+const char *proto_type_name(unsigned type);
+
+/*
+ * Decodes one frame from buf.  Returns the frame's total size (> 0) and
+ * fills msg; 0 when buf holds only part of a frame; -EPROTO for an unknown
+ * type or non-zero flags; -EMSGSIZE for a length over PROTO_MAX_PAYLOAD.
+ */
+ssize_t proto_decode(const uint8_t *buf, size_t len, struct proto_msg *msg);
+
+/* Writes a header for a payload of len bytes into out. */
+void proto_encode_hdr(uint8_t out[PROTO_HDR_LEN], uint8_t type, uint16_t chan,
+		      uint32_t len);
+
+/* Little-endian integer helpers for payloads. */
+void proto_put_u16(uint8_t *p, uint16_t v);
+void proto_put_u32(uint8_t *p, uint32_t v);
+uint16_t proto_get_u16(const uint8_t *p);
+uint32_t proto_get_u32(const uint8_t *p);
+
+/*
+ * Iterates a NUL-separated list of "key=value" strings (SETUP payloads).
+ * *pos starts at 0.  Returns 1 and sets key/val (NUL-terminated copies in
+ * the caller's buffers, truncated never: too long is an error), 0 at the
+ * end, -EPROTO for an entry without '=' or a missing final NUL, -E2BIG for
+ * an entry that does not fit.
+ */
+int proto_kv_next(const uint8_t *data, size_t len, size_t *pos, char *key,
+		  size_t keysz, char *val, size_t valsz);
+
+/* A fixed-size incoming buffer: no allocation driven by the peer. */
+struct proto_reader {
+	size_t len; /* bytes buffered */
+	size_t off; /* start of unconsumed data */
+	uint8_t buf[PROTO_HDR_LEN + PROTO_MAX_PAYLOAD];
+};
+
+void proto_reader_init(struct proto_reader *r);
+/* read(2)s what is available: bytes read, 0 at EOF, or -errno (-EAGAIN). */
+ssize_t proto_reader_fill(struct proto_reader *r, int fd);
+/* 1 with msg set (valid until the next fill/next), 0 need more, < 0 error. */
+int proto_reader_next(struct proto_reader *r, struct proto_msg *msg);
+
+/*
+ * An outgoing queue, so neither side blocks writing to the port while the
+ * other blocks writing back.  Producers check proto_writer_full() and stop
+ * reading their sources while it is true (backpressure).
+ */
+struct proto_writer {
+	uint8_t *buf;
+	size_t len, off, cap;
+};
+
+#define PROTO_WRITER_HIGH (1024 * 1024)
+
+int proto_writer_init(struct proto_writer *w);
+void proto_writer_free(struct proto_writer *w);
+/* Queues one frame: 0, -EMSGSIZE (len too big) or -ENOMEM. */
+int proto_writer_put(struct proto_writer *w, uint8_t type, uint16_t chan,
+		     const void *data, size_t len);
+/* Writes what the fd takes: 0 when drained or would block, else -errno. */
+int proto_writer_flush(struct proto_writer *w, int fd);
+bool proto_writer_pending(const struct proto_writer *w);
+bool proto_writer_full(const struct proto_writer *w);
+/* Zeroes the whole buffer (used after secrets have been queued and sent). */
+void proto_writer_wipe(struct proto_writer *w);
+
+/* Sends one frame on a blocking fd. */
+int proto_send(int fd, uint8_t type, uint16_t chan, const void *data,
+	       size_t len);

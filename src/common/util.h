@@ -1,0 +1,75 @@
+#pragma once
+/*
+ * Small helpers shared by host and guest: ownership via cleanup
+ * attributes, fd I/O that handles EINTR and short transfers, bounded
+ * string building and the one path builder.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+void util_freep(void *p);
+void util_closep(int *fd);
+void util_fclosep(FILE **f);
+
+#define autofree   __attribute__((cleanup(util_freep)))
+#define autoclose  __attribute__((cleanup(util_closep)))
+#define autofclose __attribute__((cleanup(util_fclosep)))
+
+/* Hand ownership on: returns the value and clears the variable. */
+#define steal_ptr(pp)                                                          \
+	({                                                                     \
+		__typeof__(*(pp)) steal_tmp_ = *(pp);                          \
+		*(pp) = NULL;                                                  \
+		steal_tmp_;                                                    \
+	})
+#define steal_fd(fdp)                                                          \
+	({                                                                     \
+		int steal_tmp_ = *(fdp);                                       \
+		*(fdp) = -1;                                                   \
+		steal_tmp_;                                                    \
+	})
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* write(2)/read(2) the whole buffer, retrying on EINTR and short counts.
+ * util_read_all returns bytes read (< len only at EOF) or -errno. */
+int util_write_all(int fd, const void *buf, size_t len);
+ssize_t util_read_all(int fd, void *buf, size_t len);
+
+/* Reads a whole file of at most max bytes into a NUL-terminated buffer. */
+int util_read_file(const char *path, size_t max, char **out, size_t *out_len,
+		   struct ccvm_err *err);
+
+/* malloc'ed printf; NULL on failure. */
+char *util_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copies src into dst of size n, always NUL-terminating; returns -ENAMETOOLONG
+ * (and leaves a truncated copy) when it does not fit. */
+int util_strlcpy(char *dst, const char *src, size_t n);
+
+/*
+ * The one path builder: joins base and rel with a single '/', rejecting a
+ * rel that is absolute, empty, or has a ".." component.  Returns a malloc'ed
+ * string or NULL with errno set (EINVAL for a rejected rel).
+ */
+char *util_path_join(const char *base, const char *rel);
+
+/* mkdir -p with mode for each created component; 0 or -errno. */
+int util_mkdir_p(const char *path, mode_t mode);
+
+/* rm -rf that never follows symlinks and stays on one file system. */
+int util_rm_rf(const char *path);
+
+/* true when s parses fully as a decimal integer within [min, max]. */
+bool util_parse_long(const char *s, long min, long max, long *out);
+
+/* Sets O_NONBLOCK / FD_CLOEXEC; 0 or -errno. */
+int util_set_nonblock(int fd, bool on);
+int util_set_cloexec(int fd, bool on);
+
+/* Monotonic clock in milliseconds. */
+long long util_now_ms(void);

@@ -1,0 +1,7 @@
+#include <stdio.h>
+
+int main(void)
+{
+	puts("ccvm " CCVM_VERSION);
+	return 0;
+}

@@ -1,0 +1,143 @@
+/* Unit tests for the wire protocol codec (src/common/proto.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static void test_roundtrip(void **state)
+{
+	(void)state;
+	struct proto_writer w;
+	assert_int_equal(proto_writer_init(&w), 0);
+	assert_int_equal(proto_writer_put(&w, PROTO_ARG, 7, "a b", 3), 0);
+	assert_int_equal(proto_writer_put(&w, PROTO_START, 0, NULL, 0), 0);
+	struct proto_msg m;
+	ssize_t n = proto_decode(w.buf, w.len, &m);
+	assert_int_equal(n, PROTO_HDR_LEN + 3);
+	assert_int_equal(m.type, PROTO_ARG);
+	assert_int_equal(m.chan, 7);
+	assert_int_equal(m.len, 3);
+	assert_memory_equal(m.data, "a b", 3);
+	n = proto_decode(w.buf + n, w.len - (size_t)n, &m);
+	assert_int_equal(n, PROTO_HDR_LEN);
+	assert_int_equal(m.type, PROTO_START);
+	assert_int_equal(m.len, 0);
+	proto_writer_free(&w);
+}
+
+static void test_partial(void **state)
+{
+	(void)state;
+	uint8_t buf[PROTO_HDR_LEN + 4];
+	proto_encode_hdr(buf, PROTO_STDOUT, 0, 4);
+	memcpy(buf + PROTO_HDR_LEN, "abcd", 4);
+	struct proto_msg m;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(proto_decode(buf, i, &m), 0);
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), sizeof(buf));
+}
+
+static void test_rejects(void **state)
+{
+	(void)state;
+	uint8_t buf[PROTO_HDR_LEN] = { 0 };
+	struct proto_msg m;
+	proto_encode_hdr(buf, 0, 0, 0);
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EPROTO);
+	proto_encode_hdr(buf, PROTO_TYPE_MAX, 0, 0);
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EPROTO);
+	proto_encode_hdr(buf, PROTO_STDIN, 0, 0);
+	buf[1] = 1; /* flags */
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EPROTO);
+	proto_encode_hdr(buf, PROTO_STDIN, 0, PROTO_MAX_PAYLOAD + 1);
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EMSGSIZE);
+	/* The length is rejected from the header alone, before any payload. */
+	proto_encode_hdr(buf, PROTO_STDIN, 0, 0xffffffffu);
+	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EMSGSIZE);
+}
+
+static void test_kv(void **state)
+{
+	(void)state;
+	static const uint8_t p[] = "cwd=/a b\0uid=1000\0empty=\0";
+	char k[16], v[16];
+	size_t pos = 0;
+	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_string_equal(k, "cwd");
+	assert_string_equal(v, "/a b");
+	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_string_equal(v, "1000");
+	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_string_equal(k, "empty");
+	assert_string_equal(v, "");
+	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 0);
+
+	static const uint8_t bad1[] = "noequals\0";
+	pos = 0;
+	assert_int_equal(proto_kv_next(bad1, sizeof(bad1) - 1, &pos, k, sizeof(k), v, sizeof(v)), -EPROTO);
+	static const uint8_t bad2[] = "k=unterminated";
+	pos = 0;
+	assert_int_equal(proto_kv_next(bad2, sizeof(bad2) - 1, &pos, k, sizeof(k), v, sizeof(v)), -EPROTO);
+	static const uint8_t big[] = "k=0123456789abcdefXYZ\0";
+	pos = 0;
+	assert_int_equal(proto_kv_next(big, sizeof(big) - 1, &pos, k, sizeof(k), v, sizeof(v)), -E2BIG);
+}
+
+static void test_reader_pipe(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(proto_send(fds[1], PROTO_RESIZE, 0, "\x18\0\x50\0", 4), 0);
+	assert_int_equal(proto_send(fds[1], PROTO_STDIN, 0, "", 0), 0);
+	close(fds[1]);
+	static struct proto_reader r;
+	proto_reader_init(&r);
+	struct proto_msg m;
+	assert_true(proto_reader_fill(&r, fds[0]) > 0);
+	assert_int_equal(proto_reader_next(&r, &m), 1);
+	assert_int_equal(m.type, PROTO_RESIZE);
+	assert_int_equal(proto_get_u16(m.data), 24);
+	assert_int_equal(proto_get_u16(m.data + 2), 80);
+	assert_int_equal(proto_reader_next(&r, &m), 1);
+	assert_int_equal(m.type, PROTO_STDIN);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(proto_reader_next(&r, &m), 0);
+	assert_int_equal(proto_reader_fill(&r, fds[0]), 0);
+	close(fds[0]);
+}
+
+static void test_writer_grows_and_flags_full(void **state)
+{
+	(void)state;
+	struct proto_writer w;
+	assert_int_equal(proto_writer_init(&w), 0);
+	static uint8_t chunk[PROTO_MAX_PAYLOAD];
+	assert_false(proto_writer_full(&w));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk)), 0);
+	assert_true(proto_writer_full(&w));
+	assert_true(proto_writer_pending(&w));
+	assert_int_equal(proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk) + 1), -EMSGSIZE);
+	proto_writer_free(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_partial),
+		cmocka_unit_test(test_rejects),
+		cmocka_unit_test(test_kv),
+		cmocka_unit_test(test_reader_pipe),
+		cmocka_unit_test(test_writer_grows_and_flags_full),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
