@@ -1,0 +1,37 @@
+#pragma once
+/*
+ * Splits ccvm's argv into ccvm's own flags and the agent's arguments.
+ * ccvm flags are recognised anywhere before a literal "--"; everything else
+ * (bare --help and --version included) goes to the agent byte for byte and
+ * in order.  In agent mode a "--" and all after it are forwarded as they
+ * are; with --shell, "--" introduces the command to run instead of a shell.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+enum cli_mode {
+	CLI_RUN_AGENT = 0, /* default: claude with the remaining args */
+	CLI_RUN_SHELL,	   /* --shell [-- CMD ARGS...] */
+	CLI_HELP,	   /* --ccvm-help */
+	CLI_VERSION,	   /* --ccvm-version */
+	CLI_DUMP_CONFIG,   /* --ccvm-dump-config */
+	CLI_BUILD,	   /* --ccvm-build */
+	CLI_IMAGES,	   /* --ccvm-images: list cached images */
+	CLI_PRUNE, /* --ccvm-prune: delete images other than the current */
+};
+
+struct cli_args {
+	enum cli_mode mode;
+	int writable; /* -1 no flag, 0 --read-only-cwd, 1 --writable-cwd */
+	bool debug;   /* --ccvm-debug */
+	/* Agent argv (without "claude") or the --shell command (argc 0: an
+	 * interactive login shell).  The strings point into main's argv. */
+	char **argv;
+	size_t argc;
+};
+
+int cli_parse(int argc, char **argv, struct cli_args *out,
+	      struct ccvm_err *err);
+void cli_free(struct cli_args *a);
