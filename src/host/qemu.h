@@ -6,6 +6,9 @@
 #include "accel.h"
 #include "err.h"
 
+/* Fastest firmware for a PVH boot here (see notes/feasibility.md). */
+#define QEMU_QBOOT_PATH "/usr/share/qemu/qboot.rom"
+
 struct qemu_spec {
 	const char *qemu;   /* binary, e.g. /usr/bin/qemu-system-x86_64 */
 	const char *kernel; /* vmlinux */
@@ -19,21 +22,55 @@ struct qemu_spec {
 	long memory_mib;
 	long cores;
 	enum accel_kind accel;
-	bool mem_lock;	/* -overcommit mem-lock=on */
-	int ctl_fd;	/* connected socket for the ccvm.ctl port */
-	int console_fd; /* guest serial console goes here (-1: none) */
-	bool debug;	/* verbose kernel console */
+	bool mem_lock; /* -overcommit mem-lock=on */
+	/*
+	 * Both fds are handed to QEMU as "-chardev socket,fd=N": each must be
+	 * one end of a connected SOCK_STREAM socketpair, and the caller must
+	 * clear FD_CLOEXEC on them in the child before exec.
+	 */
+	int ctl_fd;	  /* connected socket for the ccvm.ctl port */
+	int console_fd;	  /* guest serial console goes here (-1: none) */
+	bool debug;	  /* verbose kernel console */
+	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
+	long tsc_khz;	  /* > 0: tsc_early_khz= on the kernel cmdline */
 };
 
 struct qemu_argv {
-	char **v;
-	size_t n;
+	char **v; /* NULL-terminated */
+	size_t n; /* entries, not counting the NULL */
 };
 
+/* Fills out (freed with qemu_argv_free) or returns -errno naming the
+ * offending value.  Pure: reads no files. */
 int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 		    struct ccvm_err *err);
 void qemu_argv_free(struct qemu_argv *a);
 
 /* Appends value to a QEMU option string with commas doubled; rejects
- * control characters.  Exposed for tests. */
+ * control characters.  Exposed for tests.  0, -EINVAL (a control
+ * character) or -ENAMETOOLONG (out too small). */
 int qemu_escape(const char *value, char *out, size_t outsz);
+
+/* The kernel command line the spec asks for (malloc'ed), or NULL. */
+char *qemu_cmdline(const struct qemu_spec *s);
+
+/* QEMU_QBOOT_PATH when it is readable, else NULL. */
+const char *qemu_find_bios(void);
+
+/* The host TSC frequency in kHz from /proc/cpuinfo, 0 when unknown. */
+long qemu_host_tsc_khz(void);
+
+/*
+ * lockGuestMemory: QEMU's mlockall needs RLIMIT_MEMLOCK to cover the
+ * guest memory plus QEMU's own (QEMU_MEMLOCK_OVERHEAD_MIB), unless the
+ * process has CAP_IPC_LOCK.  0 or -ENOMEM with an error saying how much to
+ * allow.  qemu_memlock_check_limit is the pure part (limit in bytes,
+ * RLIM_INFINITY for unlimited).
+ */
+#define QEMU_MEMLOCK_OVERHEAD_MIB     1536
+#define QEMU_MEMLOCK_OVERHEAD_KVM_MIB 512
+int qemu_memlock_check(long memory_mib, enum accel_kind accel,
+		       struct ccvm_err *err);
+int qemu_memlock_check_limit(unsigned long long limit, bool cap_ipc_lock,
+			     long memory_mib, enum accel_kind accel,
+			     struct ccvm_err *err);
