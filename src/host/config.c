@@ -292,6 +292,8 @@ static const char *egress_problem(const char *s)
 	const char *what = "is not a host name, *.wildcard, IP address or CIDR";
 	if (*s == '\0')
 		return "is empty";
+	if (strstr(s, "://"))
+		return "is a URL; give only the host name";
 	const char *slash = strchr(s, '/');
 	if (slash) {
 		char addr[INET6_ADDRSTRLEN];
@@ -326,8 +328,8 @@ static const char *egress_problem(const char *s)
 	if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1)
 		return NULL;
 	if (strchr(s, ':'))
-		return "is not a valid IPv6 address (ports are set in "
-		       "egressPorts)";
+		return "is not a valid IPv6 address (a port goes in "
+		       "egressPorts, not here)";
 	if (s[0] == '*') {
 		if (s[1] != '.' || !valid_hostname(s + 2))
 			return "is not a valid wildcard (use *.example.com)";
