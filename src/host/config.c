@@ -907,7 +907,8 @@ static int env_set(struct ccvm_config *c, const struct opt *o, const char *v,
 	}
 	case K_INT: {
 		long l;
-		if (!util_parse_long(v, o->min, o->max, &l))
+		if (strspn(v, "0123456789") != strlen(v) ||
+		    !util_parse_long(v, o->min, o->max, &l))
 			return ccvm_err_set(err, EINVAL,
 					    "%s: expected an integer in "
 					    "%ld..%ld, got %s",

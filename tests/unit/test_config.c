@@ -735,6 +735,7 @@ static const struct bad_env bad_envs[] = {
     {"CCVM_CORES=1.5", "CCVM_CORES"},
     {"CCVM_VM_DISK_SIZE=-1", "CCVM_VM_DISK_SIZE"},
     {"CCVM_VM_DISK_SIZE=1G", "CCVM_VM_DISK_SIZE"},
+    {"CCVM_VM_DISK_SIZE=-0", "CCVM_VM_DISK_SIZE"},
     {"CCVM_ACCEL=fast", "CCVM_ACCEL"},
     {"CCVM_ACCEL=KVM", "CCVM_ACCEL"},
     {"CCVM_ACCEL=", "CCVM_ACCEL"},
