@@ -57,22 +57,22 @@ enum env_style {
 
 struct opt {
 	const char *key; /* JSON path, "group.name" when nested */
-	enum opt_kind kind;
 	size_t off;
-	long min, max;
+	long min, max;	 /* K_INT */
+	const char *env; /* or NULL */
+	const char *doc; /* for --ccvm-help */
+	enum opt_kind kind;
 	enum opt_check check;
-	const char *env;
 	enum env_style env_style;
 	bool claude_share; /* set by CCVM_SHARE_CLAUDE_CONFIG */
 	bool build_time;
-	const char *doc; /* for --ccvm-help */
 };
 
 #define OFF(f) offsetof(struct ccvm_config, f)
 #define SHARE(name, field, envname, doc_)                                      \
 	{                                                                      \
-		"share." name, K_BOOL, OFF(share.field),                       \
-		    .env = envname, .claude_share = true, .doc = doc_          \
+		.key = "share." name, .kind = K_BOOL, .off = OFF(share.field), \
+		.env = envname, .claude_share = true, .doc = doc_              \
 	}
 
 static const struct opt opts[] = {
@@ -986,9 +986,11 @@ int cfg_config_path(char *const *envp, char **path, bool *required,
 	char *p = NULL;
 	bool req = false;
 	if (v) {
-		if (*v == '\0')
-			return ccvm_err_set(err, EINVAL,
-					    "CCVM_CONFIG is set but empty");
+		if (*v == '\0') {
+			ccvm_err_set(err, EINVAL,
+				     "CCVM_CONFIG is set but empty");
+			return -EINVAL;
+		}
 		p = strdup(v);
 		req = true;
 	} else if ((v = cfg_env_get(envp, "XDG_CONFIG_HOME")) && v[0] == '/') {
@@ -1039,7 +1041,7 @@ static int load_file(struct ccvm_config *c, bool required, struct ccvm_err *err)
 int cfg_resolve(struct ccvm_config *cfg, const struct cli_args *args,
 		char *const *envp, struct ccvm_err *err)
 {
-	struct ccvm_config c;
+	struct ccvm_config c = {0};
 	int r = cfg_init(&c, err);
 	if (r < 0)
 		return r;
