@@ -1,4 +1,5 @@
 /* ccvm: split argv, resolve the options, then run the chosen mode. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 		r = image_prune(cfg, stdout, err);
 	}
 	if (fflush(stdout) != 0 && r == 0)
-		r = ccvm_err_sys(err, 5 /* EIO */, "writing to stdout");
+		r = ccvm_err_sys(err, EIO, "writing to stdout");
 	return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
 }
 
