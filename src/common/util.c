@@ -258,3 +258,38 @@ long long util_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+const char *util_escape(char *buf, size_t n, const char *s, bool quote)
+{
+	size_t o = 0;
+	if (n < 32) {
+		if (n)
+			buf[0] = '\0';
+		return buf;
+	}
+	const size_t keep = n - 16;
+	if (quote && o + 1 < n)
+		buf[o++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (o >= keep) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (*p == '\n' || *p == '\t' || *p == '\\' ||
+		    (quote && *p == '"')) {
+			buf[o++] = '\\';
+			buf[o++] = *p == '\n'	? 'n'
+				   : *p == '\t' ? 't'
+						: (char)*p;
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", *p);
+		} else {
+			buf[o++] = (char)*p;
+		}
+	}
+	if (quote && o + 1 < n)
+		buf[o++] = '"';
+	buf[o < n ? o : n - 1] = '\0';
+	return buf;
+}

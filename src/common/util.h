@@ -73,3 +73,11 @@ int util_set_cloexec(int fd, bool on);
 
 /* Monotonic clock in milliseconds. */
 long long util_now_ms(void);
+
+/*
+ * Writes s into buf (n >= 32) for a one-line message: printable ASCII
+ * kept, \n \t \\ escaped, other bytes as \xNN, cut with "..." when
+ * buf runs short.  With quote, adds double quotes and escapes those inside.
+ * Returns buf (empty when n < 32).
+ */
+const char *util_escape(char *buf, size_t n, const char *s, bool quote);

@@ -8,6 +8,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -27,11 +28,24 @@ struct cli_args {
 	int writable; /* -1 no flag, 0 --read-only-cwd, 1 --writable-cwd */
 	bool debug;   /* --ccvm-debug */
 	/* Agent argv (without "claude") or the --shell command (argc 0: an
-	 * interactive login shell).  The strings point into main's argv. */
+	 * interactive login shell), NULL-terminated.  The array is malloc'ed
+	 * (cli_free); the strings point into main's argv. */
 	char **argv;
 	size_t argc;
 };
 
+/*
+ * An argument that starts with "--ccvm-" but is not one of ours (before
+ * "--") is a usage error: it is surely a typo, and the agent has no such
+ * flag; put it after "--" to forward it anyway.  --ccvm-help and
+ * --ccvm-version win over any other flag or error.  Two different modes
+ * (--shell, --ccvm-dump-config, --ccvm-build, --ccvm-images, --ccvm-prune)
+ * conflict; the non-agent modes take no further arguments, and --shell
+ * takes its command only after "--".  Returns 0 or -EINVAL (err says why).
+ */
 int cli_parse(int argc, char **argv, struct cli_args *out,
 	      struct ccvm_err *err);
 void cli_free(struct cli_args *a);
+
+/* Writes the usage and flag part of --ccvm-help. */
+void cli_usage(FILE *out);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -60,3 +61,84 @@ struct ccvm_config {
 
 /* The pinned agent package (verified to run: see README). */
 #define CCVM_DEFAULT_PACKAGE "@anthropic-ai/claude-code@2.1.332"
+
+/* Bounds of the integer options (DESIGN.md leaves the upper ends to us). */
+#define CFG_MEMORY_MAX	  4194304L /* MiB: 4 TiB */
+#define CFG_CORES_MAX	  1024L
+#define CFG_DISK_SIZE_MAX 65536L	/* GiB: 64 TiB */
+#define CFG_FILE_MAX	  (1024 * 1024) /* bytes of config file read */
+
+/* Fills cfg with the built-in defaults.  0 or -ENOMEM. */
+int cfg_init(struct ccvm_config *cfg, struct ccvm_err *err);
+
+/* Frees everything cfg owns and leaves it zeroed; safe on a zeroed cfg. */
+void cfg_free(struct ccvm_config *cfg);
+
+/*
+ * The config-file layer: parses text (len bytes, JSON) strictly and applies
+ * the keys it sets over cfg.  filename only names the source in messages.
+ * Pure: no I/O.  On error cfg is unchanged and err says
+ * "<file>: <key>: <what is wrong>" (or "<file>:<line>:<col>: ..." for
+ * syntax errors).
+ */
+int cfg_parse_json(struct ccvm_config *cfg, const char *text, size_t len,
+		   const char *filename, struct ccvm_err *err);
+
+/*
+ * Looks a variable up in an envp-style array ("NAME=value", NULL-ended);
+ * the first match wins, like getenv(3).  NULL when absent.
+ */
+const char *cfg_env_get(char *const *envp, const char *name);
+
+/*
+ * Which config file applies: $CCVM_CONFIG (required to exist), else
+ * $XDG_CONFIG_HOME/ccvm/config.json (when absolute), else
+ * $HOME/.config/ccvm/config.json (both optional).  *path is malloc'ed, or
+ * NULL when neither XDG_CONFIG_HOME nor HOME gives one.
+ */
+int cfg_config_path(char *const *envp, char **path, bool *required,
+		    struct ccvm_err *err);
+
+/* The CCVM_* environment layer over cfg; on error cfg is unchanged and err
+ * names the variable. */
+int cfg_apply_env(struct ccvm_config *cfg, char *const *envp,
+		  struct ccvm_err *err);
+
+/*
+ * The whole resolution: defaults, config file, environment, then the
+ * flags (args->writable; args may be NULL).  On success cfg is filled
+ * (free it with cfg_free); on error cfg is untouched.
+ */
+struct cli_args;
+int cfg_resolve(struct ccvm_config *cfg, const struct cli_args *args,
+		char *const *envp, struct ccvm_err *err);
+
+/*
+ * JSON text of the options, with the config file's key names.
+ * CFG_DUMP_PRETTY: every option, indented, in table order: itself a valid
+ * config file (--ccvm-dump-config).  CFG_DUMP_BUILD: only the build-time
+ * options, compact, keys sorted: a stable input for the image hash.
+ * *out is malloc'ed and ends with a newline for CFG_DUMP_PRETTY.
+ */
+enum cfg_dump_mode { CFG_DUMP_PRETTY = 0, CFG_DUMP_BUILD };
+int cfg_dump_json(const struct ccvm_config *cfg, enum cfg_dump_mode mode,
+		  char **out, struct ccvm_err *err);
+
+/*
+ * Refuses host root: -EPERM with the reason when euid is 0, unless
+ * CCVM_ALLOW_ROOT is a true boolean in envp (an invalid value is an error
+ * too).
+ */
+int cfg_check_root(unsigned euid, char *const *envp, struct ccvm_err *err);
+
+/* Parses an environment boolean: 1/0, true/false, yes/no (any case). */
+bool cfg_parse_bool(const char *s, bool *out);
+
+/* Validators shared with the tests (true when valid). */
+bool cfg_valid_env_name(const char *s);
+bool cfg_valid_egress(const char *s);
+bool cfg_valid_deb_name(const char *s);
+bool cfg_valid_npm_spec(const char *s);
+
+/* Writes the environment-variable and config-file part of --ccvm-help. */
+void cfg_usage(FILE *out, char *const *envp);

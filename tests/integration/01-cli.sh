@@ -1,0 +1,224 @@
+#!/bin/bash
+# The real ccvm binary's command line, config file and environment handling:
+# error messages and exit codes.  No VM: every invocation here either prints
+# help/version/config or fails before a session would start (keep it so).
+. "$(dirname "$0")/lib.sh"
+
+H=$T_TMP/home
+mkdir -p "$H"
+
+# run [NAME=VALUE...] ARGS...: runs $CCVM in a clean environment; sets RC,
+# OUT and ERR.
+run() {
+	local envs=()
+	while [ $# -gt 0 ] && [[ $1 == [A-Za-z_]*=* ]]; do
+		envs+=("$1")
+		shift
+	done
+	env -i PATH="$PATH" HOME="$H" "${envs[@]}" "$CCVM" "$@" \
+		>"$T_TMP/out" 2>"$T_TMP/err"
+	RC=$?
+	OUT=$(cat "$T_TMP/out")
+	ERR=$(cat "$T_TMP/err")
+}
+
+# expect_err DESC RC SUBSTRING...: last run exited RC with exactly one
+# stderr line starting "ccvm: " and containing every SUBSTRING.
+expect_err() {
+	local desc=$1 rc=$2 s
+	shift 2
+	local good=1
+	[ "$RC" -eq "$rc" ] || good=0
+	[ "$(wc -l <"$T_TMP/err")" -eq 1 ] || good=0
+	[[ $ERR == "ccvm: "* ]] || good=0
+	for s in "$@"; do
+		[[ $ERR == *"$s"* ]] || good=0
+	done
+	if [ $good -eq 1 ]; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		diag "exit $RC (want $rc), stderr: $ERR"
+	fi
+}
+
+cfgfile() { # cfgfile NAME CONTENT: writes $T_TMP/NAME, prints its path
+	printf '%s' "$2" >"$T_TMP/$1"
+	printf '%s' "$T_TMP/$1"
+}
+
+# ---- version and help, even with a broken config and no usable cache ----
+run --ccvm-version
+check "--ccvm-version prints the version, exit 0" \
+	test "$RC" -eq 0 -a "$OUT" = "ccvm 0.1.0" -a -z "$ERR"
+
+run --ccvm-help
+check "--ccvm-help exits 0 and lists flags, env vars and the config path" \
+	test "$RC" -eq 0 -a -z "$ERR"
+for want in --read-only-cwd --shell --ccvm-dump-config CCVM_MEMORY \
+	CCVM_SHARE_CLAUDE_CONFIG CCVM_CLIPBOARD_IMAGES \
+	"$H/.config/ccvm/config.json" docs/options.md; do
+	check "--ccvm-help mentions $want" grep -qF -- "$want" "$T_TMP/out"
+done
+
+broken=$(cfgfile broken.json '{"memory": ')
+mkdir -p "$T_TMP/ro-cache"
+chmod 0500 "$T_TMP/ro-cache"
+for flag in --ccvm-help --ccvm-version; do
+	run CCVM_CONFIG="$broken" XDG_CACHE_HOME="$T_TMP/no/cache" "$flag"
+	check "$flag works with a broken config file and a missing cache dir" \
+		test "$RC" -eq 0 -a -n "$OUT" -a -z "$ERR"
+	check "$flag did not create the cache dir" test ! -e "$T_TMP/no"
+	run CCVM_CONFIG="$T_TMP/missing.json" XDG_CACHE_HOME="$T_TMP/ro-cache" \
+		CCVM_MEMORY=junk "$flag" --ccvm-bogus
+	check "$flag works with a missing CCVM_CONFIG, bad env, unwritable cache" \
+		test "$RC" -eq 0 -a -n "$OUT" -a -z "$ERR"
+	check "$flag wrote nothing into the cache dir" \
+		test -z "$(ls -A "$T_TMP/ro-cache")"
+done
+
+# ---- config file errors: exit 2, one line naming file and key ----
+f=$(cfgfile unknown.json '{"share": {"plugins": true, "foo": 1}}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "unknown nested key" 2 "$f" "share.foo" "unknown key"
+check "nothing on stdout after a config error" test -z "$OUT"
+
+f=$(cfgfile enable.json '{"enable": true}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "home-manager's enable is not a config key" 2 "$f" "enable"
+
+f=$(cfgfile dup.json $'{"memory": 1,\n "memory": 2}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "duplicate key with line:column" 2 "$f:2:" "duplicate" "memory"
+
+f=$(cfgfile syntax.json $'{\n  "cores": 2,\n}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "syntax error with line:column" 2 "$f:3:"
+
+f=$(cfgfile ports.json '{"egressPorts": [443, 70000]}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "port out of range" 2 "$f" "egressPorts[1]" "1..65535"
+
+f=$(cfgfile egress.json '{"egressAllowlist": ["github.com", "10.0.0.0/33"]}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "invalid CIDR" 2 "$f" "egressAllowlist[1]" '"10.0.0.0/33"'
+
+f=$(cfgfile type.json '{"writableCwd": "yes"}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "wrong type" 2 "$f" "writableCwd" "expected true or false"
+
+f=$(cfgfile range.json '{"memory": 0}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "out-of-range value" 2 "$f" "memory" "out of range"
+
+f=$(cfgfile apikey.json '{"apiKeyVariable": "MY-KEY"}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "bad apiKeyVariable" 2 "$f" "apiKeyVariable"
+
+run CCVM_CONFIG="$T_TMP/missing.json" --ccvm-dump-config
+expect_err "missing CCVM_CONFIG file" 2 "CCVM_CONFIG" "$T_TMP/missing.json"
+
+mkdir -p "$T_TMP/xdg/ccvm"
+printf '{"cores": "x"}' >"$T_TMP/xdg/ccvm/config.json"
+run XDG_CONFIG_HOME="$T_TMP/xdg" --ccvm-dump-config
+expect_err "the default file under XDG_CONFIG_HOME is read and checked" 2 \
+	"$T_TMP/xdg/ccvm/config.json" "cores"
+
+# The config error also stops the agent mode (before any VM).
+f=$(cfgfile unknown2.json '{"nope": 1}')
+run CCVM_CONFIG="$f" CCVM_ALLOW_ROOT=1 some-agent-arg
+expect_err "a config error stops agent mode too" 2 "$f" "nope"
+
+# ---- environment errors ----
+run CCVM_MEMORY=abc --ccvm-dump-config
+expect_err "bad CCVM_MEMORY" 2 "CCVM_MEMORY" '"abc"'
+run CCVM_MEMORY=99999999999999999999999 --ccvm-dump-config
+expect_err "overflowing CCVM_MEMORY" 2 "CCVM_MEMORY"
+run CCVM_WRITABLE_CWD=maybe --ccvm-dump-config
+expect_err "bad boolean" 2 "CCVM_WRITABLE_CWD" "maybe"
+run CCVM_ACCEL=fast --ccvm-dump-config
+expect_err "bad CCVM_ACCEL" 2 "CCVM_ACCEL"
+run CCVM_SHARE_CLAUDE_CONFIG=2 --ccvm-dump-config
+expect_err "bad CCVM_SHARE_CLAUDE_CONFIG" 2 "CCVM_SHARE_CLAUDE_CONFIG"
+run CCVM_MLOCK=$'1\n2' --ccvm-dump-config
+expect_err "a newline in a bad value stays on one line" 2 "CCVM_MLOCK" '1\n2'
+
+# ---- command line ----
+run --ccvm-bogus
+expect_err "unknown --ccvm-* flag" 2 "unknown flag --ccvm-bogus"
+run --shell ls
+expect_err "--shell needs -- before the command" 2 "--shell -- CMD"
+run --ccvm-build --ccvm-prune
+expect_err "conflicting modes" 2 "conflicts"
+run --ccvm-dump-config $'\xff'
+expect_err "non-UTF-8 argument is reported escaped" 2 '"\xff"'
+# Bare --help / --version are the agent's, not ours: with a bad env var
+# ccvm fails on it instead of printing its own help.
+for a in --help --version; do
+	run CCVM_ALLOW_ROOT=1 CCVM_MEMORY=abc "$a"
+	expect_err "bare $a is not consumed by ccvm" 2 "CCVM_MEMORY"
+done
+
+# ---- --ccvm-dump-config ----
+f=$(cfgfile prec.json '{"memory": 1000, "cores": 3, "writableCwd": true,
+  "share": {"plugins": true}, "clipboard": {"images": true},
+  "egressAllowlist": ["*.example.com", "2001:db8::/32"], "egressPorts": [80]}')
+run CCVM_CONFIG="$f" CCVM_MEMORY=2000 CCVM_WRITABLE_CWD=1 \
+	CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_SKILLS=yes \
+	CCVM_CLIPBOARD_IMAGES=0 --read-only-cwd --ccvm-dump-config
+check "dump-config exits 0 with nothing on stderr" test "$RC" -eq 0 -a -z "$ERR"
+cp "$T_TMP/out" "$T_TMP/dump1.json"
+for want in '"memory": 2000' '"cores": 3' '"writableCwd": false' \
+	'"plugins": false' '"skills": true' '"gitConfig": true' \
+	'"images": false' '"*.example.com"' '"apiKeyVariable": "ANTHROPIC_API_KEY"'; do
+	check "dump shows $want (default < file < env < flag)" \
+		grep -qF -- "$want" "$T_TMP/dump1.json"
+done
+run CCVM_CONFIG="$T_TMP/dump1.json" --ccvm-dump-config
+check "the dump, read back as a config file, gives the same dump" \
+	cmp -s "$T_TMP/dump1.json" "$T_TMP/out"
+check "re-reading the dump succeeded" test "$RC" -eq 0
+
+run --ccvm-dump-config
+check "dump-config without any config file exits 0" test "$RC" -eq 0 -a -z "$ERR"
+check "defaults: memory 4096" grep -qF '"memory": 4096' "$T_TMP/out"
+
+# ---- root ----
+# A session as root is refused before any VM work.  tests/run runs this as
+# an unprivileged user; a user namespace lets it appear as root.
+as_root=()
+if [ "$(id -u)" -eq 0 ]; then
+	as_root=(env)
+elif unshare -r true 2>/dev/null; then
+	as_root=(unshare -r)
+fi
+if [ ${#as_root[@]} -eq 0 ]; then
+	skip "root refusal" "not root and unshare -r (user namespaces) fails here"
+else
+	"${as_root[@]}" env -i PATH="$PATH" HOME="$H" "$CCVM" >"$T_TMP/out" \
+		2>"$T_TMP/err"
+	RC=$?
+	ERR=$(cat "$T_TMP/err")
+	expect_err "ccvm refuses to run as root" 2 "refusing to run as root" \
+		"CCVM_ALLOW_ROOT=1"
+	"${as_root[@]}" env -i PATH="$PATH" HOME="$H" "$CCVM" --shell -- true \
+		>"$T_TMP/out" 2>"$T_TMP/err"
+	RC=$?
+	ERR=$(cat "$T_TMP/err")
+	expect_err "--shell is refused as root too" 2 "refusing to run as root"
+	# CCVM_ALLOW_ROOT=1 passes the check: the next error (a bad env var,
+	# so no VM starts) is what shows.
+	"${as_root[@]}" env -i PATH="$PATH" HOME="$H" CCVM_ALLOW_ROOT=1 \
+		CCVM_MEMORY=abc "$CCVM" >"$T_TMP/out" 2>"$T_TMP/err"
+	RC=$?
+	ERR=$(cat "$T_TMP/err")
+	expect_err "CCVM_ALLOW_ROOT=1 lets root past the check" 2 "CCVM_MEMORY"
+	for flag in --ccvm-help --ccvm-version --ccvm-dump-config; do
+		"${as_root[@]}" env -i PATH="$PATH" HOME="$H" "$CCVM" "$flag" \
+			>"$T_TMP/out" 2>"$T_TMP/err"
+		RC=$?
+		check "$flag works as root" test "$RC" -eq 0 -a ! -s "$T_TMP/err"
+	done
+fi
+
+done_testing
