@@ -5,7 +5,6 @@
 #include <errno.h>
 
 #include "image.h"
-#include "session.h"
 
 int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 		 struct image_paths *out, struct ccvm_err *err)
@@ -28,13 +27,4 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 	(void)cfg;
 	(void)out;
 	return ccvm_err_set(err, ENOSYS, "image_prune: not implemented yet");
-}
-
-int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
-		struct ccvm_err *err)
-{
-	(void)cfg;
-	(void)args;
-	ccvm_err_set(err, ENOSYS, "session_run: not implemented yet");
-	return CCVM_EXIT_FAILURE;
 }

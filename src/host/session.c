@@ -1,0 +1,988 @@
+#define _GNU_SOURCE
+/*
+ * One session: start QEMU with the guest image, answer the guest init's
+ * HELLO with the session's setup, relay the terminal until the guest
+ * reports the program's exit, and leave nothing behind.
+ *
+ * Nothing touches the file system: the control channel is one end of a
+ * socketpair handed to QEMU as an inherited fd, and so is the serial
+ * console.  QEMU dies with us (PR_SET_PDEATHSIG), even on SIGKILL.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "image.h"
+#include "proto.h"
+#include "qemu.h"
+#include "term.h"
+#include "util.h"
+
+#define CHILD_CTL_FD	       3
+#define CHILD_CON_FD	       4
+#define EXIT_GRACE_MS	       10000 /* guest reported exit; QEMU should follow */
+#define SIGNAL_GRACE_MS	       5000 /* SIGTERM/SIGHUP forwarded; then kill */
+#define DEFAULT_BOOT_TIMEOUT_S 90
+
+/* The last bytes of a stream (console, QEMU's stderr) for diagnostics. */
+struct tail {
+	char buf[8192];
+	size_t len;
+};
+
+static void tail_add(struct tail *t, const char *p, size_t n)
+{
+	if (n >= sizeof(t->buf)) {
+		p += n - sizeof(t->buf);
+		n = sizeof(t->buf);
+	}
+	if (t->len + n > sizeof(t->buf)) {
+		size_t drop = t->len + n - sizeof(t->buf);
+		memmove(t->buf, t->buf + drop, t->len - drop);
+		t->len -= drop;
+	}
+	memcpy(t->buf + t->len, p, n);
+	t->len += n;
+}
+
+/* Prints the last max_lines lines of t to stderr, each prefixed. */
+static void tail_print(const struct tail *t, const char *label, int max_lines)
+{
+	if (t->len == 0)
+		return;
+	size_t start = t->len;
+	int lines = 0;
+	if (start > 0 && t->buf[start - 1] == '\n')
+		start--;
+	while (start > 0) {
+		if (t->buf[start - 1] == '\n' && ++lines >= max_lines)
+			break;
+		start--;
+	}
+	fprintf(stderr, "ccvm: last %s lines:\n", label);
+	const char *p = t->buf + start, *end = t->buf + t->len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		/* Strip carriage returns and other control bytes. */
+		fputs("  | ", stderr);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)p[i];
+			if (c == '\t' || (c >= 0x20 && c != 0x7f))
+				fputc(c, stderr);
+		}
+		fputc('\n', stderr);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+enum phase { PH_BOOT, PH_RUN, PH_DONE };
+
+struct session {
+	const struct ccvm_config *cfg;
+	const struct cli_args *args;
+	struct term_state term;
+	bool pty;
+	bool spinner;
+	enum accel_kind accel;
+
+	int sigfd, ctl, con, qerr;
+	pid_t qemu;
+	bool qemu_reaped;
+	int qemu_status;
+
+	struct proto_reader *rd;
+	struct proto_writer wr;
+	bool secrets_queued;
+
+	enum phase phase;
+	bool stdin_open;
+	long long boot_start, boot_deadline, kill_deadline;
+	char status[128]; /* spinner text */
+	unsigned spin;
+
+	bool have_exit;
+	int exit_code;
+	char error[512]; /* first fatal error seen */
+	struct tail console, qemu_err;
+};
+
+static void set_error(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct session *s, const char *fmt, ...)
+{
+	if (s->error[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->error, sizeof(s->error), fmt, ap);
+	va_end(ap);
+}
+
+/* --- the spinner ------------------------------------------------------ */
+
+static void spinner_draw(struct session *s)
+{
+	static const char frames[] = "|/-\\";
+	if (!s->spinner)
+		return;
+	double secs = (double)(util_now_ms() - s->boot_start) / 1000.0;
+	fprintf(stderr, "\r\033[K%c ccvm: %s %.1fs", frames[s->spin++ % 4],
+		s->status, secs);
+	fflush(stderr);
+}
+
+static void spinner_clear(struct session *s)
+{
+	if (!s->spinner)
+		return;
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+	s->spinner = false;
+}
+
+/* --- QEMU ------------------------------------------------------------- */
+
+static char *find_qemu(void)
+{
+	const char *env = getenv("CCVM_QEMU");
+	if (env && *env)
+		return strdup(env);
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	autofree char *copy = strdup(path);
+	if (!copy)
+		return NULL;
+	char *save = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		if (dir[0] != '/')
+			continue;
+		char *p = util_path_join(dir, "qemu-system-x86_64");
+		if (p && access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* Moves fd to number target in a child (dup2 clears FD_CLOEXEC). */
+static int child_place_fd(int fd, int target)
+{
+	if (fd == target)
+		return util_set_cloexec(fd, false);
+	return dup2(fd, target) < 0 ? -errno : 0;
+}
+
+static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
+		      int con_child, int err_child, struct ccvm_err *err)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return ccvm_err_sys(err, errno, "fork");
+	if (pid == 0) {
+		/* Child: only async-signal-safe calls from here on. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		/* Out of the terminal's process group: ccvm decides what a
+		 * Ctrl-C means, not the tty driver. */
+		setpgid(0, 0);
+		int hi_ctl = fcntl(ctl_child, F_DUPFD_CLOEXEC, 10);
+		int hi_con = fcntl(con_child, F_DUPFD_CLOEXEC, 10);
+		int hi_err = fcntl(err_child, F_DUPFD_CLOEXEC, 10);
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || devnull < 0)
+			_exit(127);
+		if (child_place_fd(devnull, 0) < 0 ||
+		    child_place_fd(hi_err, 1) < 0 ||
+		    child_place_fd(hi_err, 2) < 0 ||
+		    child_place_fd(hi_ctl, CHILD_CTL_FD) < 0 ||
+		    child_place_fd(hi_con, CHILD_CON_FD) < 0)
+			_exit(127);
+		close_range(CHILD_CON_FD + 1, ~0U, 0);
+		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
+					     NULL};
+		execve(argv[0], argv, envp);
+		static const char msg[] = "ccvm: cannot execute QEMU\n";
+		if (write(2, msg, sizeof(msg) - 1) < 0) {
+			/* nothing more to do */
+		}
+		_exit(127);
+	}
+	s->qemu = pid;
+	return 0;
+}
+
+static void qemu_reap(struct session *s, bool block)
+{
+	if (s->qemu <= 0 || s->qemu_reaped)
+		return;
+	int st;
+	pid_t r;
+	do
+		r = waitpid(s->qemu, &st, block ? 0 : WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == s->qemu) {
+		s->qemu_reaped = true;
+		s->qemu_status = st;
+	}
+}
+
+static void qemu_kill(struct session *s)
+{
+	if (s->qemu > 0 && !s->qemu_reaped) {
+		kill(s->qemu, SIGKILL);
+		qemu_reap(s, true);
+	}
+}
+
+/* --- the setup sent on the guest's HELLO --------------------------------- */
+
+struct kvbuf {
+	char buf[8192];
+	size_t len;
+	bool overflow;
+};
+
+static void kv_add(struct kvbuf *b, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val);
+	if (b->len + kl + vl + 2 > sizeof(b->buf)) {
+		b->overflow = true;
+		return;
+	}
+	memcpy(b->buf + b->len, key, kl);
+	b->buf[b->len + kl] = '=';
+	memcpy(b->buf + b->len + kl + 1, val, vl);
+	b->buf[b->len + kl + 1 + vl] = '\0';
+	b->len += kl + vl + 2;
+}
+
+static void kv_addl(struct kvbuf *b, const char *key, long v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%ld", v);
+	kv_add(b, key, num);
+}
+
+struct who {
+	char name[256];
+	char home[PATH_MAX];
+	uid_t uid;
+	gid_t gid;
+};
+
+static int who_am_i(struct who *w, struct ccvm_err *err)
+{
+	struct passwd *pw = getpwuid(getuid());
+	if (!pw)
+		return ccvm_err_set(err, ENOENT,
+				    "cannot find user %u in the password "
+				    "database",
+				    (unsigned)getuid());
+	if (util_strlcpy(w->name, pw->pw_name, sizeof(w->name)) < 0 ||
+	    util_strlcpy(w->home, pw->pw_dir, sizeof(w->home)) < 0)
+		return ccvm_err_set(err, ENAMETOOLONG,
+				    "user name or home too long");
+	for (const char *p = w->name; *p; p++)
+		if (*p == ':' || *p == '\n' || (unsigned char)*p < 0x20)
+			return ccvm_err_set(
+			    err, EINVAL, "user name %s is not usable", w->name);
+	if (w->home[0] != '/' || strchr(w->home, ':') || strchr(w->home, '\n'))
+		return ccvm_err_set(err, EINVAL,
+				    "home directory %s is not "
+				    "usable",
+				    w->home);
+	w->uid = getuid();
+	w->gid = getgid();
+	return 0;
+}
+
+static int queue(struct session *s, uint8_t type, const void *p, size_t n)
+{
+	int r = proto_writer_put(&s->wr, type, 0, p, n);
+	if (r < 0)
+		set_error(s, "cannot queue a %s frame: %s",
+			  proto_type_name(type), strerror(-r));
+	return r;
+}
+
+/* Reads the API key from the configured variable, hands it on as the
+ * guest's ANTHROPIC_API_KEY, and wipes every copy ccvm holds. */
+static int queue_api_key(struct session *s)
+{
+	const char *var = s->cfg->api_key_variable;
+	if (!var || !*var)
+		return 0;
+	char *val = getenv(var);
+	if (!val)
+		return 0;
+	size_t vl = strlen(val);
+	static const char name[] = "ANTHROPIC_API_KEY=";
+	size_t n = sizeof(name) - 1 + vl;
+	if (n > PROTO_MAX_PAYLOAD) {
+		set_error(s, "%s is too long", var);
+		return -E2BIG;
+	}
+	char *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, name, sizeof(name) - 1);
+	memcpy(buf + sizeof(name) - 1, val, vl);
+	int r = queue(s, PROTO_SECRET, buf, n);
+	explicit_bzero(buf, n);
+	free(buf);
+	explicit_bzero(val, vl); /* the environment's own copy */
+	unsetenv(var);
+	s->secrets_queued = true;
+	return r;
+}
+
+static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
+{
+	struct who w;
+	int r = who_am_i(&w, err);
+	if (r < 0)
+		return r;
+	static struct kvbuf kv;
+	kv.len = 0;
+	kv.overflow = false;
+	kv_add(&kv, "mode", s->args->mode == CLI_RUN_SHELL ? "shell" : "agent");
+	kv_add(&kv, "cwd", cwd);
+	kv_add(&kv, "writable", s->cfg->writable_cwd ? "1" : "0");
+	kv_add(&kv, "user", w.name);
+	kv_addl(&kv, "uid", (long)w.uid);
+	kv_addl(&kv, "gid", (long)w.gid);
+	kv_add(&kv, "home", w.home);
+	kv_add(&kv, "pty", s->pty ? "1" : "0");
+	unsigned rows = 24, cols = 80;
+	if (s->pty)
+		term_size(STDOUT_FILENO, &rows, &cols);
+	kv_addl(&kv, "rows", rows);
+	kv_addl(&kv, "cols", cols);
+	const char *term = getenv("TERM");
+	kv_add(&kv, "term", term && *term ? term : "xterm-256color");
+	kv_add(&kv, "projects", s->cfg->persist_projects ? "1" : "0");
+	kv_add(&kv, "scratch", s->cfg->vm_disk_size_gib > 0 ? "1" : "0");
+	kv_add(&kv, "debug", s->args->debug ? "1" : "0");
+	if (kv.overflow)
+		return ccvm_err_set(err, E2BIG, "session setup too large");
+
+	uint8_t hello[4];
+	proto_put_u32(hello, PROTO_VERSION);
+	if ((r = queue(s, PROTO_HELLO, hello, sizeof(hello))) < 0 ||
+	    (r = queue(s, PROTO_SETUP, kv.buf, kv.len)) < 0)
+		return r;
+
+	/* argv: the agent with its arguments, or the --shell command. */
+	if (s->args->mode == CLI_RUN_SHELL) {
+		if (s->args->argc == 0) {
+			if ((r = queue(s, PROTO_ARG, "bash", 4)) < 0 ||
+			    (r = queue(s, PROTO_ARG, "-l", 2)) < 0)
+				return r;
+		}
+	} else if ((r = queue(s, PROTO_ARG, "claude", 6)) < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < s->args->argc; i++) {
+		size_t n = strlen(s->args->argv[i]);
+		if (n > PROTO_MAX_PAYLOAD)
+			return ccvm_err_set(err, E2BIG,
+					    "argument %zu is too "
+					    "long",
+					    i + 1);
+		if ((r = queue(s, PROTO_ARG, s->args->argv[i], n)) < 0)
+			return r;
+	}
+
+	/* The environment is built, never inherited: only these cross. */
+	static const char *const pass[] = {"COLORTERM", "TERM_PROGRAM",
+					   "TERM_PROGRAM_VERSION"};
+	if ((r = queue(s, PROTO_ENV, "LANG=C.UTF-8", 12)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_LEN(pass); i++) {
+		const char *v = getenv(pass[i]);
+		if (!v)
+			continue;
+		autofree char *e = util_asprintf("%s=%s", pass[i], v);
+		if (e && (r = queue(s, PROTO_ENV, e, strlen(e))) < 0)
+			return r;
+	}
+	if ((r = queue_api_key(s)) < 0)
+		return r;
+	return queue(s, PROTO_START, NULL, 0);
+}
+
+static void send_resize(struct session *s)
+{
+	unsigned rows, cols;
+	if (!s->pty || !term_size(STDOUT_FILENO, &rows, &cols))
+		return;
+	uint8_t p[4];
+	proto_put_u16(p, (uint16_t)rows);
+	proto_put_u16(p + 2, (uint16_t)cols);
+	queue(s, PROTO_RESIZE, p, sizeof(p));
+}
+
+static void send_signal(struct session *s, int sig)
+{
+	uint8_t p[4];
+	proto_put_u32(p, (uint32_t)sig);
+	queue(s, PROTO_SIGNAL, p, sizeof(p));
+}
+
+/* The program stopped itself (Ctrl-Z): give the terminal back and stop
+ * ccvm the same way; when the shell continues us, continue it. */
+static void stop_like_the_agent(struct session *s)
+{
+	term_restore(&s->term);
+	kill(getpid(), SIGSTOP);
+	/* Continued (fg). */
+	if (s->pty)
+		term_raw(&s->term);
+	send_resize(s);
+	queue(s, PROTO_CONT, NULL, 0);
+}
+
+/* --- the relay ----------------------------------------------------------- */
+
+static void handle_msg(struct session *s, const struct proto_msg *m,
+		       const char *cwd, struct ccvm_err *err)
+{
+	switch (m->type) {
+	case PROTO_HELLO:
+		if (s->phase != PH_BOOT)
+			break;
+		if (m->len < 4 || proto_get_u32(m->data) != PROTO_VERSION) {
+			set_error(s,
+				  "guest speaks protocol version %u, ccvm "
+				  "speaks %u: rebuild the image",
+				  m->len >= 4 ? proto_get_u32(m->data) : 0,
+				  PROTO_VERSION);
+			qemu_kill(s);
+			break;
+		}
+		if (send_setup(s, cwd, err) < 0) {
+			set_error(s, "%s", err->msg);
+			qemu_kill(s);
+			break;
+		}
+		s->phase = PH_RUN;
+		spinner_clear(s);
+		if (s->pty && term_raw(&s->term) < 0)
+			set_error(s, "cannot put the terminal in raw mode");
+		break;
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		if (m->len)
+			util_write_all(m->type == PROTO_STDOUT ? STDOUT_FILENO
+							       : STDERR_FILENO,
+				       m->data, m->len);
+		break;
+	case PROTO_STOPPED:
+		if (s->phase == PH_RUN)
+			stop_like_the_agent(s);
+		break;
+	case PROTO_EXIT:
+		if (m->len < 8 || s->have_exit)
+			break;
+		s->have_exit = true;
+		uint32_t kind = proto_get_u32(m->data);
+		uint32_t code = proto_get_u32(m->data + 4);
+		s->exit_code = kind == PROTO_EXIT_SIGNAL
+				   ? 128 + (int)(code & 0x7f)
+				   : (int)(code & 0xff);
+		s->phase = PH_DONE;
+		s->kill_deadline = util_now_ms() + EXIT_GRACE_MS;
+		break;
+	case PROTO_ERROR:
+		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
+			  (const char *)m->data);
+		break;
+	case PROTO_LOG:
+		if (s->args->debug) {
+			fprintf(stderr, "ccvm: guest: %.*s\r\n",
+				(int)(m->len > 400 ? 400 : m->len),
+				(const char *)m->data);
+		} else if (s->phase == PH_BOOT) {
+			snprintf(s->status, sizeof(s->status), "%.*s",
+				 (int)(m->len > 60 ? 60 : m->len),
+				 (const char *)m->data);
+		}
+		break;
+	default:
+		/* Frames meant for the guest, or newer ones: ignore. */
+		break;
+	}
+}
+
+static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
+{
+	for (;;) {
+		ssize_t n = proto_reader_fill(s->rd, s->ctl);
+		struct proto_msg m;
+		int r;
+		while ((r = proto_reader_next(s->rd, &m)) > 0)
+			handle_msg(s, &m, cwd, err);
+		if (r < 0) {
+			set_error(s, "protocol error from the guest: %s",
+				  strerror(-r));
+			qemu_kill(s);
+			return;
+		}
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			/* QEMU closed the port: it is exiting. */
+			close(s->ctl);
+			s->ctl = -1;
+			return;
+		}
+	}
+}
+
+static void read_stream(int *fd, struct tail *t, bool echo)
+{
+	char buf[4096];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	tail_add(t, buf, (size_t)n);
+	if (echo)
+		util_write_all(STDERR_FILENO, buf, (size_t)n);
+}
+
+static void read_stdin(struct session *s)
+{
+	static char buf[65536];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n > 0) {
+		queue(s, PROTO_STDIN, buf, (size_t)n);
+		return;
+	}
+	s->stdin_open = false;
+	if (s->pty)
+		send_signal(s, SIGHUP); /* the terminal went away */
+	else
+		queue(s, PROTO_STDIN, NULL, 0);
+}
+
+static int handle_signal(struct session *s, int sig)
+{
+	switch (sig) {
+	case SIGCHLD:
+		qemu_reap(s, false);
+		return 0;
+	case SIGWINCH:
+		if (s->phase == PH_RUN)
+			send_resize(s);
+		return 0;
+	case SIGCONT:
+		if (s->phase == PH_RUN && s->pty) {
+			s->term.raw = false; /* whoever stopped us reset it */
+			term_raw(&s->term);
+			send_resize(s);
+		}
+		return 0;
+	default:
+		break;
+	}
+	if (s->phase == PH_BOOT) {
+		/* Nothing runs yet: stop booting. */
+		set_error(s, "interrupted while the VM was starting");
+		qemu_kill(s);
+		return 128 + sig;
+	}
+	if (s->phase == PH_RUN) {
+		send_signal(s, sig);
+		if (sig == SIGTERM || sig == SIGHUP) {
+			if (!s->kill_deadline)
+				s->kill_deadline =
+				    util_now_ms() + SIGNAL_GRACE_MS;
+			return 128 + sig;
+		}
+	}
+	return 0;
+}
+
+static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
+{
+	int signal_code = 0;
+	for (;;) {
+		if (s->qemu_reaped) {
+			/* Whatever QEMU wrote before it died is still ours. */
+			if (s->ctl >= 0)
+				read_ctl(s, cwd, err);
+			while (s->con >= 0)
+				read_stream(&s->con, &s->console,
+					    s->args->debug);
+			while (s->qerr >= 0)
+				read_stream(&s->qerr, &s->qemu_err,
+					    s->args->debug);
+			break;
+		}
+		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {
+			proto_writer_wipe(&s->wr);
+			s->secrets_queued = false;
+		}
+		struct pollfd p[5];
+		int np = 0, i_ctl = -1, i_con = -1, i_err = -1, i_in = -1;
+		p[np++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
+		if (s->ctl >= 0) {
+			i_ctl = np;
+			p[np++] = (struct pollfd){
+			    .fd = s->ctl,
+			    .events =
+				POLLIN |
+				(proto_writer_pending(&s->wr) ? POLLOUT : 0)};
+		}
+		if (s->con >= 0) {
+			i_con = np;
+			p[np++] =
+			    (struct pollfd){.fd = s->con, .events = POLLIN};
+		}
+		if (s->qerr >= 0) {
+			i_err = np;
+			p[np++] =
+			    (struct pollfd){.fd = s->qerr, .events = POLLIN};
+		}
+		if (s->phase == PH_RUN && s->stdin_open && s->ctl >= 0 &&
+		    !proto_writer_full(&s->wr)) {
+			i_in = np;
+			p[np++] = (struct pollfd){.fd = STDIN_FILENO,
+						  .events = POLLIN};
+		}
+
+		long long now = util_now_ms();
+		int timeout = -1;
+		if (s->phase == PH_BOOT) {
+			if (now >= s->boot_deadline) {
+				set_error(s,
+					  "the guest did not answer within "
+					  "%lld s (boot timed out)",
+					  (s->boot_deadline - s->boot_start) /
+					      1000);
+				qemu_kill(s);
+				continue;
+			}
+			timeout = (int)(s->boot_deadline - now);
+			if (s->spinner && timeout > 100)
+				timeout = 100;
+		}
+		if (s->kill_deadline) {
+			if (now >= s->kill_deadline) {
+				qemu_kill(s);
+				continue;
+			}
+			int left = (int)(s->kill_deadline - now);
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
+
+		int n = poll(p, (nfds_t)np, timeout);
+		if (n < 0 && errno != EINTR)
+			return ccvm_err_sys(err, errno, "poll");
+		if (s->phase == PH_BOOT)
+			spinner_draw(s);
+		if (n <= 0)
+			continue;
+
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+				int c = handle_signal(s, (int)si.ssi_signo);
+				if (c && !signal_code)
+					signal_code = c;
+			}
+		}
+		if (i_ctl >= 0 && s->ctl >= 0) {
+			if (p[i_ctl].revents & POLLOUT) {
+				int r = proto_writer_flush(&s->wr, s->ctl);
+				if (r < 0 && r != -EPIPE)
+					set_error(s, "writing to the guest: %s",
+						  strerror(-r));
+			}
+			if (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR))
+				read_ctl(s, cwd, err);
+		}
+		if (i_con >= 0 && (p[i_con].revents & (POLLIN | POLLHUP)))
+			read_stream(&s->con, &s->console, s->args->debug);
+		if (i_err >= 0 && (p[i_err].revents & (POLLIN | POLLHUP)))
+			read_stream(&s->qerr, &s->qemu_err, s->args->debug);
+		if (i_in >= 0 &&
+		    (p[i_in].revents & (POLLIN | POLLHUP | POLLERR)))
+			read_stdin(s);
+		if (s->ctl >= 0 && proto_writer_pending(&s->wr))
+			proto_writer_flush(&s->wr, s->ctl);
+	}
+	if (s->have_exit)
+		return s->exit_code;
+	if (signal_code)
+		return signal_code;
+	return CCVM_EXIT_FAILURE;
+}
+
+/* --- set-up and tear-down ------------------------------------------------ */
+
+static int check_cwd(char *cwd, size_t n, struct ccvm_err *err)
+{
+	if (!getcwd(cwd, n))
+		return ccvm_err_sys(err, errno,
+				    "cannot get the current "
+				    "directory");
+	if (strcmp(cwd, "/") == 0)
+		return ccvm_err_set(err, EPERM,
+				    "refusing to share / with the VM: run ccvm "
+				    "in a project directory");
+	const char *home = getenv("HOME");
+	char real_home[PATH_MAX];
+	if (home && realpath(home, real_home) && strcmp(real_home, cwd) == 0)
+		return ccvm_err_set(err, EPERM,
+				    "refusing to share your whole home "
+				    "directory (%s) with the VM: run ccvm in a "
+				    "project directory",
+				    cwd);
+	for (const char *p = cwd; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return ccvm_err_set(err, EINVAL,
+					    "the current directory's path has "
+					    "a control character");
+	return 0;
+}
+
+static int block_signals(sigset_t *old, int *sigfd, struct ccvm_err *err)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	static const int sigs[] = {SIGINT,   SIGQUIT, SIGTERM, SIGHUP, SIGTSTP,
+				   SIGWINCH, SIGCHLD, SIGCONT, SIGPIPE};
+	for (size_t i = 0; i < ARRAY_LEN(sigs); i++)
+		sigaddset(&set, sigs[i]);
+	if (sigprocmask(SIG_BLOCK, &set, old) < 0)
+		return ccvm_err_sys(err, errno, "sigprocmask");
+	sigdelset(&set, SIGPIPE); /* EPIPE is handled where it happens */
+	*sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (*sigfd < 0) {
+		int e = errno;
+		sigprocmask(SIG_SETMASK, old, NULL);
+		return ccvm_err_sys(err, e, "signalfd");
+	}
+	return 0;
+}
+
+int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
+		struct ccvm_err *err)
+{
+	char cwd[PATH_MAX];
+	int r = check_cwd(cwd, sizeof(cwd), err);
+	if (r < 0)
+		return CCVM_EXIT_USAGE;
+
+	struct image_paths img;
+	if (image_ensure(cfg, true, &img, err) < 0)
+		return CCVM_EXIT_FAILURE;
+
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		ccvm_err_sys(err, ENOMEM, "session");
+		return CCVM_EXIT_FAILURE;
+	}
+	s->cfg = cfg;
+	s->args = args;
+	s->sigfd = s->ctl = s->con = s->qerr = -1;
+	s->stdin_open = true;
+	s->rd = malloc(sizeof(*s->rd));
+	int code = CCVM_EXIT_FAILURE;
+	sigset_t oldmask;
+	bool blocked = false;
+	char *qemu_bin = NULL;
+	struct qemu_argv qa = {0};
+	char projects[PATH_MAX] = "";
+	int ctlp[2] = {-1, -1}, conp[2] = {-1, -1}, errp[2] = {-1, -1};
+
+	if (!s->rd || proto_writer_init(&s->wr) < 0) {
+		ccvm_err_sys(err, ENOMEM, "session buffers");
+		goto out;
+	}
+	proto_reader_init(s->rd);
+
+	if (accel_choose(cfg->accel, false, &s->accel, err) < 0)
+		goto out;
+
+	qemu_bin = find_qemu();
+	if (!qemu_bin) {
+		ccvm_err_set(err, ENOENT,
+			     "qemu-system-x86_64 not found in "
+			     "PATH (Debian package qemu-system-x86)");
+		goto out;
+	}
+
+	if (cfg->persist_projects) {
+		const char *home = getenv("HOME");
+		autofree char *p =
+		    home ? util_path_join(home, ".claude/projects") : NULL;
+		if (!p || util_mkdir_p(p, 0700) < 0 ||
+		    util_strlcpy(projects, p, sizeof(projects)) < 0) {
+			ccvm_err_set(err, EINVAL,
+				     "persistClaudeProjects: cannot "
+				     "use ~/.claude/projects");
+			goto out;
+		}
+	}
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctlp) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conp) < 0 ||
+	    pipe2(errp, O_CLOEXEC) < 0) {
+		ccvm_err_sys(err, errno, "socketpair");
+		goto out;
+	}
+
+	struct qemu_spec spec = {
+	    .qemu = qemu_bin,
+	    .kernel = img.kernel,
+	    .initrd = img.initrd,
+	    .rootfs = img.rootfs,
+	    .cwd = cwd,
+	    .writable = cfg->writable_cwd,
+	    .projects = projects[0] ? projects : NULL,
+	    .scratch = NULL,
+	    .memory_mib = cfg->memory_mib,
+	    .cores = cfg->cores,
+	    .accel = s->accel,
+	    .mem_lock = cfg->lock_guest_memory,
+	    .ctl_fd = CHILD_CTL_FD,
+	    .console_fd = CHILD_CON_FD,
+	    .debug = args->debug,
+	    .bios = qemu_find_bios(),
+	    .tsc_khz = qemu_host_tsc_khz(),
+	};
+	if (cfg->lock_guest_memory &&
+	    qemu_memlock_check(cfg->memory_mib, s->accel, err) < 0)
+		goto out;
+	if (qemu_argv_build(&spec, &qa, err) < 0)
+		goto out;
+
+	if (block_signals(&oldmask, &s->sigfd, err) < 0)
+		goto out;
+	blocked = true;
+
+	s->pty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	term_init(&s->term, STDIN_FILENO);
+	s->spinner = isatty(STDERR_FILENO) && !args->debug;
+	snprintf(s->status, sizeof(s->status), "starting the VM (%s)",
+		 s->accel == ACCEL_KVM ? "KVM" : "TCG");
+	s->boot_start = util_now_ms();
+	long timeout_s = DEFAULT_BOOT_TIMEOUT_S;
+	const char *bt = getenv("CCVM_BOOT_TIMEOUT");
+	if (bt && !util_parse_long(bt, 1, 3600, &timeout_s)) {
+		ccvm_err_set(err, EINVAL,
+			     "CCVM_BOOT_TIMEOUT: expected seconds "
+			     "(1-3600), got \"%s\"",
+			     bt);
+		code = CCVM_EXIT_USAGE;
+		goto out;
+	}
+	s->boot_deadline = s->boot_start + timeout_s * 1000;
+
+	if (spawn_qemu(s, qa.v, ctlp[1], conp[1], errp[1], err) < 0)
+		goto out;
+	close(ctlp[1]);
+	close(conp[1]);
+	close(errp[1]);
+	ctlp[1] = conp[1] = errp[1] = -1;
+	s->ctl = steal_fd(&ctlp[0]);
+	s->con = steal_fd(&conp[0]);
+	s->qerr = steal_fd(&errp[0]);
+	util_set_nonblock(s->ctl, true);
+	util_set_nonblock(s->con, true);
+	util_set_nonblock(s->qerr, true);
+	spinner_draw(s);
+
+	code = relay(s, cwd, err);
+	spinner_clear(s);
+	term_restore(&s->term);
+
+	if (!s->have_exit) {
+		if (!s->error[0]) {
+			if (s->qemu_reaped && WIFEXITED(s->qemu_status))
+				set_error(s,
+					  "QEMU exited with status %d before "
+					  "the session ended",
+					  WEXITSTATUS(s->qemu_status));
+			else if (s->qemu_reaped && WIFSIGNALED(s->qemu_status))
+				set_error(s, "QEMU was killed by signal %d",
+					  WTERMSIG(s->qemu_status));
+			else
+				set_error(s, "the VM ended before the session "
+					     "did");
+		}
+		if (!args->debug && code == CCVM_EXIT_FAILURE) {
+			tail_print(&s->qemu_err, "QEMU", 10);
+			tail_print(&s->console, "guest console", 15);
+		}
+		ccvm_err_set(err, EIO, "%s", s->error);
+	} else if (s->error[0]) {
+		fprintf(stderr, "ccvm: %s\n", s->error);
+	}
+
+out:
+	if (s->qemu > 0) {
+		qemu_kill(s);
+	}
+	spinner_clear(s);
+	term_restore(&s->term);
+	for (int i = 0; i < 2; i++) {
+		if (ctlp[i] >= 0)
+			close(ctlp[i]);
+		if (conp[i] >= 0)
+			close(conp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (s->ctl >= 0)
+		close(s->ctl);
+	if (s->con >= 0)
+		close(s->con);
+	if (s->qerr >= 0)
+		close(s->qerr);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+	if (blocked)
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	qemu_argv_free(&qa);
+	free(qemu_bin);
+	proto_writer_free(&s->wr);
+	free(s->rd);
+	free(s);
+	return code;
+}
