@@ -82,8 +82,8 @@ static void warnf(struct ctx *c, const char *fmt, ...)
 static void warnf(struct ctx *c, const char *fmt, ...)
 {
 	va_list ap;
-	va_start(ap, fmt);
 	fputs("ccvm: warning: ", c->warn);
+	va_start(ap, fmt);
 	vfprintf(c->warn, fmt, ap);
 	fputc('\n', c->warn);
 	va_end(ap);
@@ -246,6 +246,15 @@ static int walk_entry(struct ctx *c, int dirfd, const char *name,
 			      host, resolved);
 			return 0;
 		}
+		/* Never open what is not a file or directory (devices). */
+		struct stat lst;
+		if (lstat(resolved, &lst) < 0 ||
+		    !(S_ISREG(lst.st_mode) || S_ISDIR(lst.st_mode))) {
+			warnf(c,
+			      "%s: not a regular file or directory, not staged",
+			      host);
+			return 0;
+		}
 		fd = open_resolved(resolved);
 		if (fd < 0) {
 			warnf(c, "%s: cannot open %s (%s), not staged", host,
@@ -346,7 +355,7 @@ static int walk_dir(struct ctx *c, int dirfd, const char *host_dir,
 	if (!r && errno)
 		r = ccvm_err_sys(c->err, errno, "%s", host_dir);
 	closedir(d);
-	if (!r)
+	if (!r && n > 1)
 		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n && !r; i++) {
 		autofree char *host = util_path_join(host_dir, names[i]);
@@ -370,6 +379,14 @@ static int walk_dir(struct ctx *c, int dirfd, const char *host_dir,
 static int open_item(struct ctx *c, const char *host, bool dir, struct stat *st)
 {
 	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	struct stat pre;
+	if (stat(host, &pre) == 0 && !S_ISREG(pre.st_mode) &&
+	    !S_ISDIR(pre.st_mode)) {
+		/* Never open a FIFO, socket or device. */
+		warnf(c, "%s: not a regular file or directory, not staged",
+		      host);
+		return -ENOENT;
+	}
 	int fd = open(host, flags | (dir ? O_DIRECTORY : 0));
 	if (fd < 0) {
 		int e = errno;
@@ -437,9 +454,9 @@ static int stage_file_item(struct ctx *c, const char *name)
 	autofree char *rel = util_asprintf(".claude/%s", name);
 	if (!host || !rel)
 		return ccvm_err_sys(c->err, ENOMEM, "%s", name);
-	char *data;
-	size_t len;
-	struct stat st;
+	char *data = NULL;
+	size_t len = 0;
+	struct stat st = {0};
 	int r = read_item(c, host, &data, &len, &st);
 	if (r)
 		return r > 0 ? 0 : r;
@@ -453,7 +470,7 @@ static int stage_dir_item(struct ctx *c, const char *name)
 	autofree char *rel = util_asprintf(".claude/%s", name);
 	if (!host || !rel)
 		return ccvm_err_sys(c->err, ENOMEM, "%s", name);
-	struct stat st;
+	struct stat st = {0};
 	int fd = open_item(c, host, true, &st);
 	if (fd == -ENOENT)
 		return 0;
@@ -628,9 +645,9 @@ static int stage_claude_json(struct ctx *c)
 	autofree char *host = util_path_join(c->home, ".claude.json");
 	if (!host)
 		return ccvm_err_sys(c->err, ENOMEM, ".claude.json");
-	char *raw;
-	size_t raw_len;
-	struct stat st;
+	char *raw = NULL;
+	size_t raw_len = 0;
+	struct stat st = {0};
 	int r = read_item(c, host, &raw, &raw_len, &st);
 	if (r)
 		return r > 0 ? 0 : r;
@@ -783,7 +800,7 @@ int stage_git_config_read(const char *git, const char *home,
 		close(po[1]);
 		return ccvm_err_sys(err, e, "git config: pipe");
 	}
-	pid_t pid;
+	pid_t pid = -1;
 	int r = spawn_git(git, argv, envp, po[1], pe[1], &pid);
 	close(po[1]);
 	close(pe[1]);
@@ -861,11 +878,11 @@ static int stage_git(struct ctx *c)
 		list = (char *)env->git_config;
 		list_len = env->git_config_len;
 	} else {
-		autofree char *found = NULL;
-		const char *git = env ? env->git_path : NULL;
-		if (!git)
-			git = found =
-			    stage_find_git(env ? env->path_var : NULL);
+		autofree char *found =
+		    env && env->git_path
+			? NULL
+			: stage_find_git(env ? env->path_var : NULL);
+		const char *git = found ? found : env ? env->git_path : NULL;
 		if (!git) {
 			warnf(c, "git not found in PATH: git config not "
 				 "shared");
@@ -906,9 +923,9 @@ static int stage_git(struct ctx *c)
 		if (!excl)
 			return ccvm_err_sys(c->err, ENOMEM, "git ignore");
 	}
-	char *data;
-	size_t len;
-	struct stat st;
+	char *data = NULL;
+	size_t len = 0;
+	struct stat st = {0};
 	r = read_item(c, excl, &data, &len, &st);
 	if (r < 0)
 		return r;
@@ -960,18 +977,17 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	}
 
 	const struct {
-		bool on;
 		const char *name;
-		bool dir;
+		bool on, dir;
 	} items[] = {
-	    {cfg->share.settings, "settings.json", false},
-	    {cfg->share.keybindings, "keybindings.json", false},
-	    {cfg->share.commands, "commands", true},
-	    {cfg->share.agents, "agents", true},
-	    {cfg->share.skills, "skills", true},
-	    {cfg->share.output_styles, "output-styles", true},
-	    {cfg->share.plugins, "plugins", true},
-	    {cfg->share.config, "config", true},
+	    {"settings.json", cfg->share.settings, false},
+	    {"keybindings.json", cfg->share.keybindings, false},
+	    {"commands", cfg->share.commands, true},
+	    {"agents", cfg->share.agents, true},
+	    {"skills", cfg->share.skills, true},
+	    {"output-styles", cfg->share.output_styles, true},
+	    {"plugins", cfg->share.plugins, true},
+	    {"config", cfg->share.config, true},
 	};
 	int r = 0;
 	if (cfg->share.settings)

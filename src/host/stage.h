@@ -36,7 +36,7 @@
  *     opened with RESOLVE_NO_SYMLINKS (O_NOFOLLOW where openat2 is missing)
  *     so it cannot be swapped for a link after the check.
  * Only regular files are staged (FIFOs, sockets and devices are skipped
- * with a warning, and never opened in a blocking way); empty directories
+ * with a warning, without being opened); empty directories
  * are not recreated.  Mode is 0700 when the host file has any execute bit,
  * else 0600.
  */

@@ -269,9 +269,12 @@ static void test_all_on(void **state)
 	    ".gitconfig",
 	    ".config/git/ignore",
 	};
-	for (size_t i = 0; i < r.list.n; i++)
-		fprintf(stderr, "# staged %s\n", r.list.v[i].path);
-	assert_int_equal(r.list.n, ARRAY_LEN(want));
+	if (r.list.n != ARRAY_LEN(want)) {
+		for (size_t i = 0; i < r.list.n; i++)
+			fprintf(stderr, "# staged %s\n", r.list.v[i].path);
+		fail_msg("%zu files staged, want %zu", r.list.n,
+			 ARRAY_LEN(want));
+	}
 	for (size_t i = 0; i < ARRAY_LEN(want); i++)
 		assert_string_equal(r.list.v[i].path, want[i]);
 	assert_no_canary(&r);
@@ -301,10 +304,10 @@ static void test_all_on(void **state)
 	    "skills/proj-link:", "skills/hist-link:",	"skills/dangling:",
 	    "skills/fifo:",	 "directory loop",
 	};
-	fprintf(stderr, "%s", r.warn);
 	for (size_t i = 0; i < ARRAY_LEN(warned); i++)
 		if (!strstr(r.warn, warned[i]))
-			fail_msg("no warning about %s", warned[i]);
+			fail_msg("no warning about %s in:\n%s", warned[i],
+				 r.warn);
 	for (size_t c = 0; c < ARRAY_LEN(canaries); c++)
 		assert_null(strstr(r.warn, canaries[c]));
 	run_free(&r);
@@ -437,6 +440,39 @@ static void test_bad_claude_json(void **state)
 	assert_null(strstr(r.warn, "CANARY"));
 	assert_no_canary(&r);
 	run_free(&r);
+}
+
+/* FIFOs and devices as items are skipped without being opened (a FIFO
+ * opened for reading would block here). */
+static void test_special_items(void **state)
+{
+	struct fx *f = *state;
+	char *sett = P(f, "home/.claude/settings.json");
+	assert_int_equal(unlink(sett), 0);
+	assert_int_equal(mkfifo(sett, 0600), 0);
+	char *kb = P(f, "home/.claude/keybindings.json");
+	assert_int_equal(unlink(kb), 0);
+	flink(f, "/dev/null", "home/.claude/keybindings.json");
+	char *md = P(f, "home/.claude/CLAUDE.md");
+	assert_int_equal(unlink(md), 0);
+	assert_int_equal(mkfifo(md, 0600), 0);
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_null(find(&r, ".claude/settings.json"));
+	assert_null(find(&r, ".claude/keybindings.json"));
+	const struct stage_file *m = find(&r, ".claude/CLAUDE.md");
+	assert_memory_equal(m->data, "# ccvm", 6);
+	assert_non_null(strstr(r.warn, "settings.json: not a regular file"));
+	assert_non_null(strstr(r.warn, "keybindings.json: not a regular file"));
+	assert_non_null(strstr(r.warn, "CLAUDE.md: not a regular file"));
+	run_free(&r);
+	free(sett);
+	free(kb);
+	free(md);
 }
 
 /* Item-level links are followed wherever they point, but never to the
@@ -590,7 +626,6 @@ static void test_claude_md_text(void **state)
 	char *md;
 	size_t len;
 	assert_int_equal(stage_claude_md(NULL, 0, &cfg, &env, &md, &len), 0);
-	fprintf(stderr, "%s", md);
 	assert_int_equal(strlen(md), len);
 	assert_non_null(strstr(md, "ccvm"));
 	assert_non_null(strstr(md, "/src/app"));
@@ -640,6 +675,8 @@ int main(void)
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_claude_json, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_special_items, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_item_links, fx_setup,
 					    fx_teardown),
