@@ -1,0 +1,690 @@
+/* Unit tests for staging (src/host/stage.c) over fixture home trees. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stage.h"
+#include "util.h"
+
+/* Every secret of the fixture; none may appear in any staged byte. */
+static const char *const canaries[] = {
+    "CANARY_CRED_TOP", "CANARY_CRED_NESTED", "CANARY_OUTSIDE",
+    "CANARY_PROJECT",  "CANARY_HISTORY",     "CANARY_SESSION",
+    "CANARY_TODO",     "CANARY_STATSIG",     "CANARY_SNAPSHOT",
+    "CANARY_APIKEY",   "CANARY_MCP_ENV",     "CANARY_MCP_HDR",
+    "CANARY_GIT_CRED", "CANARY_SSH",	     "CANARY_OUTSIDE_DIR",
+};
+
+struct fx {
+	char *root; /* temp dir */
+	char *home; /* root/home */
+};
+
+static void put(const char *path, const char *content, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		fail_msg("create %s: %s", path, strerror(errno));
+	assert_int_equal(util_write_all(fd, content, strlen(content)), 0);
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static char *P(const struct fx *f, const char *rel)
+{
+	char *p = util_path_join(f->root, rel);
+	assert_non_null(p);
+	return p;
+}
+
+static void fput(const struct fx *f, const char *rel, const char *content,
+		 mode_t mode)
+{
+	char *p = P(f, rel);
+	char *slash = strrchr(p, '/');
+	*slash = '\0';
+	assert_int_equal(util_mkdir_p(p, 0700), 0);
+	*slash = '/';
+	put(p, content, mode);
+	free(p);
+}
+
+static void flink(const struct fx *f, const char *target, const char *rel)
+{
+	char *p = P(f, rel);
+	if (symlink(target, p) < 0)
+		fail_msg("symlink %s: %s", p, strerror(errno));
+	free(p);
+}
+
+static const char claude_json[] =
+    "{\"userID\": \"u-123\", \"primaryApiKey\": \"CANARY_APIKEY\","
+    " \"mcpServers\": {\"gh\": {\"command\": \"gh-mcp\", \"env\":"
+    " {\"T\": \"CANARY_MCP_ENV\"}, \"headers\": {\"A\": \"CANARY_MCP_HDR\"}}},"
+    " \"projects\": {\"/p\": {\"mcpServers\": {\"x\": {\"command\": \"xc\","
+    " \"env\": {\"T\": \"CANARY_MCP_ENV\"}}}}}}\n";
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char tmpl[] = "/tmp/ccvm-test-stage.XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	f->root = strdup(tmpl);
+	f->home = P(f, "home");
+	/* The ~/.claude tree. */
+	fput(f, "home/.claude/.credentials.json",
+	     "{\"claudeAiOauth\": {\"accessToken\": \"CANARY_CRED_TOP\"}}",
+	     0600);
+	fput(f, "home/.claude/settings.json", "{\"theme\": \"dark\"}\n", 0644);
+	fput(f, "home/.claude/CLAUDE.md", "Host instructions.", 0644);
+	fput(f, "store/keybindings.json", "{\"bindings\": []}\n", 0444);
+	flink(f, "../../store/keybindings.json",
+	      "home/.claude/keybindings.json");
+	fput(f, "home/.claude/commands/hello.md", "say hello\n", 0644);
+	fput(f, "home/.claude/commands/run.sh", "#!/bin/sh\necho hi\n", 0755);
+	fput(f, "home/.claude/commands/nested/deep/x.md", "deep\n", 0644);
+	fput(f, "home/.claude/commands/nested/.credentials.json",
+	     "CANARY_CRED_NESTED", 0600);
+	flink(f, "../.credentials.json", "home/.claude/commands/cred-link.md");
+	char *cred = P(f, "home/.claude/.credentials.json");
+	char *hard = P(f, "home/.claude/commands/cred-hard.md");
+	assert_int_equal(link(cred, hard), 0);
+	free(cred);
+	free(hard);
+	fput(f, "home/.claude/agents/reviewer.md", "review\n", 0644);
+	fput(f, "home/.claude/skills/s1/SKILL.md", "skill one\n", 0644);
+	/* Inside the item, so only its name keeps it out. */
+	fput(f, "home/.claude/skills/s1/.credentials.json",
+	     "CANARY_CRED_NESTED", 0600);
+	flink(f, "s1/.credentials.json", "home/.claude/skills/cred-in-item.md");
+	fput(f, "outside/secret.txt", "CANARY_OUTSIDE", 0600);
+	fput(f, "outside/dir/inner.md", "CANARY_OUTSIDE_DIR", 0600);
+	fput(f, "home/.ssh/id_ed25519", "CANARY_SSH", 0600);
+	flink(f, "../../../outside/secret.txt", "home/.claude/skills/outside");
+	flink(f, "../../../outside/dir", "home/.claude/skills/outside-dir");
+	flink(f, "../../.ssh/id_ed25519", "home/.claude/skills/ssh-key");
+	flink(f, "../agents/reviewer.md", "home/.claude/skills/agent-link.md");
+	flink(f, "s1", "home/.claude/skills/s1-alias");
+	flink(f, ".", "home/.claude/skills/loop");
+	flink(f, "../projects/p.jsonl", "home/.claude/skills/proj-link");
+	flink(f, "../history.jsonl", "home/.claude/skills/hist-link");
+	flink(f, "/nonexistent/ccvm-test", "home/.claude/skills/dangling");
+	char *fifo = P(f, "home/.claude/skills/fifo");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	free(fifo);
+	fput(f, "store/output-styles/terse.md", "be terse\n", 0444);
+	flink(f, "../../store/output-styles", "home/.claude/output-styles");
+	fput(f, "home/.claude/plugins/installed_plugins.json", "{}\n", 0644);
+	fput(f, "home/.claude/config/c.json", "{}\n", 0644);
+	/* Never staged. */
+	fput(f, "home/.claude/projects/p.jsonl", "CANARY_PROJECT", 0600);
+	fput(f, "home/.claude/history.jsonl", "CANARY_HISTORY", 0600);
+	fput(f, "home/.claude/sessions/s.json", "CANARY_SESSION", 0600);
+	fput(f, "home/.claude/todos/t.json", "CANARY_TODO", 0600);
+	fput(f, "home/.claude/statsig/s", "CANARY_STATSIG", 0600);
+	fput(f, "home/.claude/shell-snapshots/s.sh", "CANARY_SNAPSHOT", 0600);
+	/* Home root. */
+	fput(f, "home/.claude.json", claude_json, 0600);
+	fput(f, "home/.gitignore_global", "*.o\n", 0644);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	util_rm_rf(f->root);
+	free(f->home);
+	free(f->root);
+	free(f);
+	return 0;
+}
+
+static const char git_list[] = "user.name\nAda\0"
+			       "user.email\nada@example.com\0"
+			       "credential.helper\nstore CANARY_GIT_CRED\0"
+			       "core.excludesfile\n~/.gitignore_global\0";
+
+static void all_on(struct ccvm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->writable_cwd = true;
+	cfg->share = (struct cfg_share){true, true, true, true, true,
+					true, true, true, true, true};
+}
+
+struct run {
+	struct stage_list list;
+	char *warn;
+	size_t warn_len;
+	int rc;
+	struct ccvm_err err;
+};
+
+static void run_stage(const struct fx *f, const struct ccvm_config *cfg,
+		      struct stage_env *env, struct run *r)
+{
+	memset(r, 0, sizeof(*r));
+	FILE *w = open_memstream(&r->warn, &r->warn_len);
+	env->warn = w;
+	if (!env->git_config_given) {
+		env->git_config_given = true;
+		env->git_config = git_list;
+		env->git_config_len = sizeof(git_list) - 1;
+	}
+	r->rc = stage_collect(cfg, f->home, env, &r->list, &r->err);
+	fclose(w);
+	if (r->rc == 0) {
+		size_t total = 0;
+		for (size_t i = 0; i < r->list.n; i++)
+			total += r->list.v[i].len;
+		assert_int_equal(total, r->list.total_bytes);
+	}
+}
+
+static void run_free(struct run *r)
+{
+	if (r->rc == 0)
+		stage_list_free(&r->list);
+	free(r->warn);
+}
+
+static const struct stage_file *find(const struct run *r, const char *path)
+{
+	for (size_t i = 0; i < r->list.n; i++)
+		if (strcmp(r->list.v[i].path, path) == 0)
+			return &r->list.v[i];
+	return NULL;
+}
+
+static bool has_prefix(const struct run *r, const char *prefix)
+{
+	for (size_t i = 0; i < r->list.n; i++)
+		if (strncmp(r->list.v[i].path, prefix, strlen(prefix)) == 0)
+			return true;
+	return false;
+}
+
+static void assert_content(const struct run *r, const char *path,
+			   const char *content)
+{
+	const struct stage_file *s = find(r, path);
+	if (!s)
+		fail_msg("%s not staged", path);
+	assert_int_equal(s->len, strlen(content));
+	assert_memory_equal(s->data, content, s->len);
+}
+
+static void assert_no_canary(const struct run *r)
+{
+	for (size_t i = 0; i < r->list.n; i++) {
+		const struct stage_file *s = &r->list.v[i];
+		for (size_t c = 0; c < ARRAY_LEN(canaries); c++)
+			if (memmem(s->data, s->len, canaries[c],
+				   strlen(canaries[c])))
+				fail_msg("%s found in staged %s", canaries[c],
+					 s->path);
+		assert_null(strstr(s->path, ".credentials.json"));
+		assert_null(strstr(s->path, ".."));
+		assert_true(s->path[0] != '/');
+	}
+}
+
+static void test_all_on(void **state)
+{
+	struct fx *f = *state;
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {.cwd = "/work/proj"};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	if (r.rc)
+		fail_msg("stage_collect: %s", r.err.msg);
+	static const char *const want[] = {
+	    ".claude.json",
+	    ".claude/settings.json",
+	    ".claude/keybindings.json",
+	    ".claude/commands/hello.md",
+	    ".claude/commands/nested/deep/x.md",
+	    ".claude/commands/run.sh",
+	    ".claude/agents/reviewer.md",
+	    ".claude/skills/agent-link.md",
+	    ".claude/skills/s1/SKILL.md",
+	    ".claude/skills/s1-alias/SKILL.md",
+	    ".claude/output-styles/terse.md",
+	    ".claude/plugins/installed_plugins.json",
+	    ".claude/config/c.json",
+	    ".claude/CLAUDE.md",
+	    ".gitconfig",
+	    ".config/git/ignore",
+	};
+	if (r.list.n != ARRAY_LEN(want)) {
+		for (size_t i = 0; i < r.list.n; i++)
+			fprintf(stderr, "# staged %s\n", r.list.v[i].path);
+		fail_msg("%zu files staged, want %zu", r.list.n,
+			 ARRAY_LEN(want));
+	}
+	for (size_t i = 0; i < ARRAY_LEN(want); i++)
+		assert_string_equal(r.list.v[i].path, want[i]);
+	assert_no_canary(&r);
+
+	assert_content(&r, ".claude/settings.json", "{\"theme\": \"dark\"}\n");
+	assert_content(&r, ".claude/keybindings.json", "{\"bindings\": []}\n");
+	assert_content(&r, ".claude/skills/agent-link.md", "review\n");
+	assert_content(&r, ".claude/output-styles/terse.md", "be terse\n");
+	assert_content(&r, ".config/git/ignore", "*.o\n");
+	assert_int_equal(find(&r, ".claude/commands/run.sh")->mode, 0700);
+	assert_int_equal(find(&r, ".claude/commands/hello.md")->mode, 0600);
+	assert_int_equal(find(&r, ".claude/keybindings.json")->mode, 0600);
+	const struct stage_file *cj = find(&r, ".claude.json");
+	assert_non_null(memmem(cj->data, cj->len, "u-123", 5));
+	assert_non_null(memmem(cj->data, cj->len, "gh-mcp", 6));
+	const struct stage_file *gc = find(&r, ".gitconfig");
+	assert_non_null(memmem(gc->data, gc->len, "name = Ada", 10));
+	assert_null(memmem(gc->data, gc->len, "excludes", 8));
+	const struct stage_file *md = find(&r, ".claude/CLAUDE.md");
+	assert_true(md->len > 20);
+	assert_memory_equal(md->data, "Host instructions.\n\n# ccvm", 26);
+	assert_non_null(memmem(md->data, md->len, "/work/proj", 10));
+
+	/* One warning per refused entry, naming it. */
+	static const char *const warned[] = {
+	    "skills/outside:",	 "skills/outside-dir:", "skills/ssh-key:",
+	    "skills/proj-link:", "skills/hist-link:",	"skills/dangling:",
+	    "skills/fifo:",	 "directory loop",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(warned); i++)
+		if (!strstr(r.warn, warned[i]))
+			fail_msg("no warning about %s in:\n%s", warned[i],
+				 r.warn);
+	for (size_t c = 0; c < ARRAY_LEN(canaries); c++)
+		assert_null(strstr(r.warn, canaries[c]));
+	run_free(&r);
+}
+
+/* Each toggle off removes exactly its item. */
+static void test_toggles(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		size_t off;
+		const char *prefixes[3];
+	} t[] = {
+	    {offsetof(struct cfg_share, settings),
+	     {".claude/settings.json", ".claude.json", NULL}},
+	    {offsetof(struct cfg_share, keybindings),
+	     {".claude/keybindings.json", NULL, NULL}},
+	    {offsetof(struct cfg_share, commands), {".claude/commands/", NULL}},
+	    {offsetof(struct cfg_share, agents), {".claude/agents/", NULL}},
+	    {offsetof(struct cfg_share, skills), {".claude/skills/", NULL}},
+	    {offsetof(struct cfg_share, output_styles),
+	     {".claude/output-styles/", NULL}},
+	    {offsetof(struct cfg_share, plugins), {".claude/plugins/", NULL}},
+	    {offsetof(struct cfg_share, config), {".claude/config/", NULL}},
+	    {offsetof(struct cfg_share, git_config),
+	     {".gitconfig", ".config/git/ignore", NULL}},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
+		for (int on = 0; on < 2; on++) {
+			struct ccvm_config cfg;
+			all_on(&cfg);
+			*(bool *)((char *)&cfg.share + t[i].off) = on;
+			struct stage_env env = {0};
+			struct run r;
+			run_stage(f, &cfg, &env, &r);
+			assert_int_equal(r.rc, 0);
+			assert_no_canary(&r);
+			for (size_t p = 0; p < 3 && t[i].prefixes[p]; p++)
+				if (has_prefix(&r, t[i].prefixes[p]) != on)
+					fail_msg("%s: %s with toggle %d",
+						 t[i].prefixes[p],
+						 on ? "absent" : "present", on);
+			/* The rest is unaffected. */
+			assert_non_null(find(&r, ".claude/CLAUDE.md"));
+			if (i != 4)
+				assert_true(has_prefix(&r, ".claude/skills/"));
+			run_free(&r);
+		}
+	}
+	/* claudeMd off: only the built-in text. */
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	cfg.share.claude_md = false;
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	const struct stage_file *md = find(&r, ".claude/CLAUDE.md");
+	assert_non_null(md);
+	assert_null(memmem(md->data, md->len, "Host instructions", 17));
+	assert_memory_equal(md->data, "# ccvm", 6);
+	run_free(&r);
+	/* Everything off and extraClaudeMd "": nothing at all. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.extra_claude_md = (char *)"";
+	struct stage_env env2 = {0};
+	run_stage(f, &cfg, &env2, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.list.n, 0);
+	assert_int_equal(r.list.total_bytes, 0);
+	run_free(&r);
+}
+
+static void test_limits(void **state)
+{
+	struct fx *f = *state;
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct run r;
+	/* Per file: run.sh is 18 bytes, the largest command file (and
+	 * ~/.claude.json, larger, is not shared here). */
+	cfg.share.settings = false;
+	struct stage_env env = {.max_file = 17};
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, -EFBIG);
+	assert_non_null(strstr(r.err.msg, "commands/run.sh"));
+	assert_non_null(strstr(r.err.msg, "per-file limit"));
+	assert_null(strchr(r.err.msg, '\n'));
+	run_free(&r);
+	cfg.share.settings = true;
+	/* Count: .claude.json, settings, keybindings, then commands. */
+	struct stage_env env2 = {.max_files = 4};
+	run_stage(f, &cfg, &env2, &r);
+	assert_int_equal(r.rc, -EMFILE);
+	assert_non_null(strstr(r.err.msg, "commands/nested/deep/x.md"));
+	run_free(&r);
+	/* Total. */
+	struct stage_env env3 = {.max_total = 100};
+	run_stage(f, &cfg, &env3, &r);
+	assert_int_equal(r.rc, -EFBIG);
+	assert_non_null(strstr(r.err.msg, "in total"));
+	run_free(&r);
+	/* An oversized file in a shared directory. */
+	char *big = malloc(70000);
+	memset(big, 'a', 69999);
+	big[69999] = '\0';
+	fput(f, "home/.claude/agents/big.md", big, 0644);
+	free(big);
+	struct stage_env env4 = {.max_file = 65536};
+	run_stage(f, &cfg, &env4, &r);
+	assert_int_equal(r.rc, -EFBIG);
+	assert_non_null(strstr(r.err.msg, "agents/big.md"));
+	run_free(&r);
+}
+
+static void test_bad_claude_json(void **state)
+{
+	struct fx *f = *state;
+	fput(f, "home/.claude.json", "{\"primaryApiKey\": \"CANARY_APIKEY\",",
+	     0600);
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_null(find(&r, ".claude.json"));
+	assert_non_null(find(&r, ".claude/settings.json"));
+	assert_non_null(strstr(r.warn, ".claude.json"));
+	assert_non_null(strstr(r.warn, "not staged"));
+	assert_null(strstr(r.warn, "CANARY"));
+	assert_no_canary(&r);
+	run_free(&r);
+}
+
+/* FIFOs and devices as items are skipped without being opened (a FIFO
+ * opened for reading would block here). */
+static void test_special_items(void **state)
+{
+	struct fx *f = *state;
+	char *sett = P(f, "home/.claude/settings.json");
+	assert_int_equal(unlink(sett), 0);
+	assert_int_equal(mkfifo(sett, 0600), 0);
+	char *kb = P(f, "home/.claude/keybindings.json");
+	assert_int_equal(unlink(kb), 0);
+	flink(f, "/dev/null", "home/.claude/keybindings.json");
+	char *md = P(f, "home/.claude/CLAUDE.md");
+	assert_int_equal(unlink(md), 0);
+	assert_int_equal(mkfifo(md, 0600), 0);
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_null(find(&r, ".claude/settings.json"));
+	assert_null(find(&r, ".claude/keybindings.json"));
+	const struct stage_file *m = find(&r, ".claude/CLAUDE.md");
+	assert_memory_equal(m->data, "# ccvm", 6);
+	assert_non_null(strstr(r.warn, "settings.json: not a regular file"));
+	assert_non_null(strstr(r.warn, "keybindings.json: not a regular file"));
+	assert_non_null(strstr(r.warn, "CLAUDE.md: not a regular file"));
+	run_free(&r);
+	free(sett);
+	free(kb);
+	free(md);
+}
+
+/* Item-level links are followed wherever they point, but never to the
+ * home directory or ~/.claude itself, nor to a credentials file. */
+static void test_item_links(void **state)
+{
+	struct fx *f = *state;
+	char *cmds = P(f, "home/.claude/commands");
+	assert_int_equal(util_rm_rf(cmds), 0);
+	flink(f, "..", "home/.claude/commands");
+	char *agents = P(f, "home/.claude/agents");
+	assert_int_equal(util_rm_rf(agents), 0);
+	flink(f, "../..", "home/.claude/agents");
+	char *sett = P(f, "home/.claude/settings.json");
+	assert_int_equal(unlink(sett), 0);
+	flink(f, ".credentials.json", "home/.claude/settings.json");
+	/* A dotfiles-style link for skills: followed. */
+	char *skills = P(f, "home/.claude/skills");
+	assert_int_equal(util_rm_rf(skills), 0);
+	fput(f, "dotfiles/skills/x/SKILL.md", "dotfile skill\n", 0644);
+	flink(f, "../../dotfiles/skills", "home/.claude/skills");
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(has_prefix(&r, ".claude/commands"));
+	assert_false(has_prefix(&r, ".claude/agents"));
+	assert_null(find(&r, ".claude/settings.json"));
+	assert_content(&r, ".claude/skills/x/SKILL.md", "dotfile skill\n");
+	assert_non_null(strstr(r.warn, "commands: resolves to"));
+	assert_non_null(strstr(r.warn, "agents: resolves to"));
+	assert_non_null(strstr(r.warn, "credentials file"));
+	assert_no_canary(&r);
+	run_free(&r);
+	free(cmds);
+	free(agents);
+	free(sett);
+	free(skills);
+}
+
+static void test_git_default_excludes(void **state)
+{
+	struct fx *f = *state;
+	fput(f, "home/.config/git/ignore", "default-ignore\n", 0644);
+	fput(f, "xdg/git/ignore", "xdg-ignore\n", 0644);
+	struct ccvm_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.share.git_config = true;
+	cfg.extra_claude_md = (char *)"";
+	static const char list[] = "user.name\nAda\0";
+	struct stage_env env = {.git_config_given = true,
+				.git_config = list,
+				.git_config_len = sizeof(list) - 1};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.list.n, 2);
+	assert_content(&r, ".config/git/ignore", "default-ignore\n");
+	assert_content(&r, ".gitconfig",
+		       "[user]\n\tname = Ada\n[commit]\n\tgpgsign = false\n"
+		       "[tag]\n\tgpgsign = false\n");
+	run_free(&r);
+	char *xdg = P(f, "xdg");
+	struct stage_env env2 = {.git_config_given = true,
+				 .git_config = list,
+				 .git_config_len = sizeof(list) - 1,
+				 .xdg_config_home = xdg};
+	run_stage(f, &cfg, &env2, &r);
+	assert_content(&r, ".config/git/ignore", "xdg-ignore\n");
+	run_free(&r);
+	free(xdg);
+	/* An explicit excludes file that is missing: warned, not staged. */
+	static const char list2[] = "core.excludesfile\n/nonexistent/ign\0";
+	struct stage_env env3 = {.git_config_given = true,
+				 .git_config = list2,
+				 .git_config_len = sizeof(list2) - 1};
+	run_stage(f, &cfg, &env3, &r);
+	assert_int_equal(r.list.n, 1);
+	assert_non_null(strstr(r.warn, "/nonexistent/ign"));
+	run_free(&r);
+}
+
+/* The real git: includes resolved, the system config not read. */
+static void test_git_read(void **state)
+{
+	struct fx *f = *state;
+	char *git = stage_find_git("/nonexistent:relative:/usr/bin:/bin");
+	if (!git)
+		skip(); /* git is not installed here */
+	char *out;
+	size_t len;
+	struct ccvm_err err = {0};
+	/* No config at all: empty, without an error. */
+	assert_int_equal(
+	    stage_git_config_read(git, f->home, NULL, &out, &len, &err), 0);
+	assert_int_equal(len, 0);
+	free(out);
+	fput(f, "home/.gitconfig",
+	     "[user]\n\tname = Ada\n[include]\n\tpath = ~/.gitconfig.local\n"
+	     "[credential]\n\thelper = store\n",
+	     0644);
+	fput(f, "home/.gitconfig.local", "[alias]\n\tst = status\n", 0644);
+	assert_int_equal(
+	    stage_git_config_read(git, f->home, NULL, &out, &len, &err), 0);
+	static const char want[] = "user.name\nAda\0"
+				   "include.path\n~/.gitconfig.local\0"
+				   "alias.st\nstatus\0"
+				   "credential.helper\nstore\0";
+	assert_int_equal(len, sizeof(want) - 1);
+	assert_memory_equal(out, want, len);
+	free(out);
+	/* A broken config is an error naming git's complaint. */
+	fput(f, "home/.gitconfig", "[user\n", 0644);
+	assert_true(
+	    stage_git_config_read(git, f->home, NULL, &out, &len, &err) < 0);
+	assert_non_null(strstr(err.msg, "bad config"));
+	/* ...which stage_collect turns into a warning. */
+	struct ccvm_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.share.git_config = true;
+	cfg.extra_claude_md = (char *)"";
+	struct stage_env env = {.git_path = git};
+	struct run r;
+	memset(&r, 0, sizeof(r));
+	FILE *w = open_memstream(&r.warn, &r.warn_len);
+	env.warn = w;
+	r.rc = stage_collect(&cfg, f->home, &env, &r.list, &r.err);
+	fclose(w);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.list.n, 0);
+	assert_non_null(strstr(r.warn, "git config not shared"));
+	run_free(&r);
+	free(git);
+}
+
+static void test_claude_md_text(void **state)
+{
+	(void)state;
+	struct ccvm_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.writable_cwd = false;
+	char *hosts[] = {"github.com", "10.0.0.0/8"};
+	cfg.egress_allowlist = (struct cfg_strlist){hosts, 2};
+	uint16_t ports[] = {443, 22};
+	cfg.egress_ports = ports;
+	cfg.n_egress_ports = 2;
+	cfg.persist_projects = true;
+	struct stage_env env = {.cwd = "/src/app", .api_host = "api.x.test"};
+	char *md;
+	size_t len;
+	assert_int_equal(stage_claude_md(NULL, 0, &cfg, &env, &md, &len), 0);
+	assert_int_equal(strlen(md), len);
+	assert_non_null(strstr(md, "ccvm"));
+	assert_non_null(strstr(md, "/src/app"));
+	assert_non_null(strstr(md, "read-only"));
+	assert_non_null(strstr(md, "discarded"));
+	assert_non_null(strstr(md, "~/.claude/projects persists"));
+	assert_non_null(strstr(md, "github.com, 10.0.0.0/8, and the API host "
+				   "api.x.test"));
+	assert_non_null(strstr(md, "ports 443, 22"));
+	assert_non_null(strstr(md, "no SSH keys"));
+	assert_null(strstr(md, "writable"));
+	free(md);
+
+	cfg.writable_cwd = true;
+	cfg.persist_projects = false;
+	cfg.egress_allowlist.n = 0;
+	assert_int_equal(stage_claude_md("mine", 4, &cfg, NULL, &md, &len), 0);
+	assert_memory_equal(md, "mine\n\n# ccvm", 12);
+	assert_non_null(strstr(md, "writable"));
+	assert_non_null(strstr(md, "Network access is open"));
+	assert_null(strstr(md, "projects persists"));
+	free(md);
+
+	cfg.extra_claude_md = (char *)"Extra rule";
+	assert_int_equal(stage_claude_md("mine\n", 5, &cfg, NULL, &md, &len),
+			 0);
+	assert_string_equal(md, "mine\n\nExtra rule\n");
+	free(md);
+	cfg.extra_claude_md = (char *)"";
+	assert_int_equal(stage_claude_md("mine", 4, &cfg, NULL, &md, &len), 0);
+	assert_string_equal(md, "mine");
+	free(md);
+	assert_int_equal(stage_claude_md(NULL, 0, &cfg, NULL, &md, &len), 0);
+	assert_null(md);
+	/* An empty host file is still a file. */
+	assert_int_equal(stage_claude_md("", 0, &cfg, NULL, &md, &len), 0);
+	assert_string_equal(md, "");
+	assert_int_equal(len, 0);
+	free(md);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_all_on, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_toggles, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_claude_json, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_special_items, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_item_links, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_git_default_excludes, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_git_read, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test(test_claude_md_text),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
