@@ -50,6 +50,9 @@ enum proto_type {
 	PROTO_TYPE_MAX
 };
 
+/* In a FILE frame's mode: append to the file the previous frame began. */
+#define PROTO_FILE_APPEND 0x80000000u
+
 enum proto_exit_kind { PROTO_EXIT_CODE = 0, PROTO_EXIT_SIGNAL = 1 };
 
 struct proto_msg {

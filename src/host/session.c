@@ -31,6 +31,7 @@
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
+#include "stage.h"
 #include "term.h"
 #include "util.h"
 
@@ -107,6 +108,7 @@ struct session {
 	bool qemu_reaped;
 	int qemu_status;
 
+	struct stage_list staged;
 	struct proto_reader *rd;
 	struct proto_writer wr;
 	bool secrets_queued;
@@ -361,6 +363,37 @@ static int queue_api_key(struct session *s)
 	return r;
 }
 
+/* Staged files as FILE frames: u32 mode, path, NUL, contents; a file
+ * larger than one frame continues in frames with PROTO_FILE_APPEND set. */
+static int queue_files(struct session *s)
+{
+	static uint8_t frame[PROTO_MAX_PAYLOAD];
+	for (size_t i = 0; i < s->staged.n; i++) {
+		const struct stage_file *f = &s->staged.v[i];
+		size_t pl = strlen(f->path);
+		if (4 + pl + 1 >= sizeof(frame) / 2)
+			continue; /* cannot happen: paths are PATH_MAX */
+		size_t room = sizeof(frame) - 4 - pl - 1, off = 0;
+		uint32_t mode = f->mode & 07777;
+		do {
+			size_t n = f->len - off < room ? f->len - off : room;
+			proto_put_u32(frame, mode);
+			memcpy(frame + 4, f->path, pl + 1);
+			memcpy(frame + 4 + pl + 1, f->data + off, n);
+			int r = queue(s, PROTO_FILE, frame, 4 + pl + 1 + n);
+			explicit_bzero(frame + 4 + pl + 1, n);
+			if (r < 0)
+				return r;
+			off += n;
+			mode |= PROTO_FILE_APPEND;
+		} while (off < f->len);
+	}
+	/* The contents now live in the writer, wiped once sent. */
+	s->secrets_queued = true;
+	stage_list_free(&s->staged);
+	return 0;
+}
+
 static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 {
 	struct who w;
@@ -432,6 +465,8 @@ static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 			return r;
 	}
 	if ((r = queue_api_key(s)) < 0)
+		return r;
+	if ((r = queue_files(s)) < 0)
 		return r;
 	return queue(s, PROTO_START, NULL, 0);
 }
@@ -860,6 +895,26 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		}
 	}
 
+	/* What of the user's Claude setup enters the guest: decided and
+	 * read before anything starts, so an error leaves nothing behind. */
+	const char *home = getenv("HOME");
+	if (home && home[0] == '/') {
+		autofree char *xdg = NULL;
+		const char *x = getenv("XDG_CONFIG_HOME");
+		if (!x || x[0] != '/')
+			x = xdg = util_path_join(home, ".config");
+		struct stage_env senv = {
+		    .cwd = cwd,
+		    .api_host = STAGE_DEFAULT_API_HOST,
+		    .xdg_config_home = x,
+		    .path_var = getenv("PATH"),
+		};
+		if (stage_collect(cfg, home, &senv, &s->staged, err) < 0) {
+			code = CCVM_EXIT_USAGE;
+			goto out;
+		}
+	}
+
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctlp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conp) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0) {
@@ -982,6 +1037,7 @@ out:
 	qemu_argv_free(&qa);
 	free(qemu_bin);
 	proto_writer_free(&s->wr);
+	stage_list_free(&s->staged);
 	free(s->rd);
 	free(s);
 	return code;
