@@ -1,10 +1,281 @@
-/* ccvm-init: replaced by the real guest init (see issue 4). */
-#include <unistd.h>
+/*
+ * ccvm-init: the guest's PID 1.  Mounts the root and the system file
+ * systems, opens the control port, receives the session over it, runs the
+ * program and relays until it ends, then powers off.  It never exits: any
+ * fatal error is reported (ERROR frame and console) before powering off.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/reboot.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "control.h"
+#include "glog.h"
+#include "mount.h"
+#include "proto.h"
+#include "relay.h"
+#include "user.h"
+#include "util.h"
+
+#define PORT_NAME      "ccvm.ctl"
+#define PORT_WAIT_MS   30000
+#define FINAL_FLUSH_MS 30000
+#define HANGUP_WAIT_MS 10000
+
+static int port_fd = -1;
+static struct proto_writer writer;
+static struct proto_reader reader; /* 256 KiB: not on the stack */
+static long long boot_ms;
+
+static void __attribute__((noreturn)) power_off(void)
+{
+	kill(-1, SIGKILL);
+	relay_reap_all();
+	sync();
+	reboot(RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static void __attribute__((noreturn)) fatal(const struct ccvm_err *err)
+{
+	const char *msg = err->msg[0] ? err->msg : "unknown error";
+	glog_always("fatal: %s", msg);
+	if (port_fd >= 0 && writer.buf) {
+		proto_writer_put(&writer, PROTO_ERROR, 0, msg, strlen(msg));
+		if (relay_flush(port_fd, &writer, 2000) == 0)
+			relay_wait_hangup(port_fd, 2000);
+	}
+	power_off();
+}
+
+/* /sys/class/virtio-ports/vportNpM/name == PORT_NAME → /dev/vportNpM. */
+static int find_port(char *dev, size_t devsz, struct ccvm_err *err)
+{
+	long long deadline = util_now_ms() + PORT_WAIT_MS;
+	for (;;) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *de;
+		while (d && (de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			char path[320], name[64];
+			snprintf(path, sizeof(path),
+				 "/sys/class/virtio-ports/%s/name", de->d_name);
+			autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ssize_t n = util_read_all(fd, name, sizeof(name) - 1);
+			if (n <= 0)
+				continue;
+			name[n] = '\0';
+			name[strcspn(name, "\n")] = '\0';
+			if (strcmp(name, PORT_NAME))
+				continue;
+			snprintf(dev, devsz, "/dev/%s", de->d_name);
+			closedir(d);
+			return mnt_wait_path(dev, PORT_WAIT_MS, err);
+		}
+		if (d)
+			closedir(d);
+		if (util_now_ms() > deadline)
+			return ccvm_err_set(err, ENODEV,
+					    "no virtio-serial port named %s",
+					    PORT_NAME);
+		usleep(5000);
+	}
+}
+
+static void boot(struct ccvm_err *err)
+{
+	if (mnt_early(err) < 0)
+		fatal(err);
+	glog_set_console(mnt_cmdline_debug());
+	glog("started");
+	if (mnt_load_modules(MNT_MODULE_DIR, err) < 0)
+		fatal(err);
+	if (mnt_switch_root(err) < 0 || mnt_system(err) < 0)
+		fatal(err);
+	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
+}
+
+static void open_port(struct ccvm_err *err)
+{
+	char dev[300];
+	if (find_port(dev, sizeof(dev), err) < 0)
+		fatal(err);
+	port_fd = open(dev, O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (port_fd < 0) {
+		ccvm_err_sys(err, errno, "%s", dev);
+		fatal(err);
+	}
+	util_set_nonblock(port_fd, true);
+	if (proto_writer_init(&writer) < 0) {
+		ccvm_err_sys(err, ENOMEM, "writer");
+		fatal(err);
+	}
+	uint8_t hello[64];
+	proto_put_u32(hello, PROTO_VERSION);
+	int n = snprintf((char *)hello + 4, sizeof(hello) - 4, "ccvm-init %s",
+			 CCVM_VERSION);
+	proto_writer_put(&writer, PROTO_HELLO, 0, hello, 4 + (size_t)n);
+	if (relay_flush(port_fd, &writer, FINAL_FLUSH_MS) < 0) {
+		ccvm_err_set(err, EIO, "cannot send HELLO on %s", dev);
+		fatal(err);
+	}
+	glog("HELLO sent at %lld ms", util_now_ms() - boot_ms);
+}
+
+static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
+{
+	if (s->debug)
+		glog_set_writer(&writer);
+	glog("setup: cwd %s, user %s (%u:%u), %s, %s", s->cwd, s->user,
+	     (unsigned)s->uid, (unsigned)s->gid,
+	     s->writable ? "read-write" : "read-only",
+	     s->pty ? "pty" : "pipes");
+	if (user_create("/", s, err) < 0 || mnt_cwd(s, err) < 0)
+		fatal(err);
+	if (s->projects) {
+		autofree char *dir =
+		    util_path_join(s->home, ".claude/projects");
+		if (!dir) {
+			ccvm_err_sys(err, errno, "%s", s->home);
+			fatal(err);
+		}
+		if (user_mkdir_owned(dir, s->home, 0700, s->uid, s->gid, err) <
+			0 ||
+		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
+			fatal(err);
+	}
+	if (s->scratch) {
+		/* TODO(issue 4): dm-crypt scratch disk on /dev/vdb. */
+		ccvm_err_set(err, ENOSYS,
+			     "scratch disk (SETUP scratch=1) is not "
+			     "implemented yet");
+		fatal(err);
+	}
+}
+
+/* Blocking read of the next frame during the control phase. */
+static int next_frame(struct proto_msg *m, struct ccvm_err *err)
+{
+	for (;;) {
+		int k = proto_reader_next(&reader, m);
+		if (k > 0)
+			return 0;
+		if (k < 0)
+			return ccvm_err_set(err, -k,
+					    "protocol error from the host");
+		struct pollfd p = {.fd = port_fd, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return ccvm_err_sys(err, errno, "poll");
+		ssize_t n = proto_reader_fill(&reader, port_fd);
+		if (n == 0)
+			return ccvm_err_set(err, EPIPE,
+					    "the host closed the control port");
+		if (n < 0 && n != -EAGAIN)
+			return ccvm_err_sys(err, (int)-n, "reading the port");
+	}
+}
+
+static void control_phase(struct ctl_state *st, struct relay *rl,
+			  struct ccvm_err *err)
+{
+	for (;;) {
+		struct proto_msg m;
+		if (next_frame(&m, err) < 0)
+			fatal(err);
+		enum ctl_action act;
+		struct ctl_file file;
+		if (ctl_feed(st, &m, &act, &file, err) < 0)
+			fatal(err);
+		switch (act) {
+		case CTL_SETUP:
+			do_setup(&st->setup, err);
+			break;
+		case CTL_FILE:
+			if (user_write_file(&st->setup, file.path, file.mode,
+					    file.data, file.len, err) < 0)
+				fatal(err);
+			break;
+		case CTL_STDIN:
+			relay_queue_stdin(rl, m.data, m.len);
+			break;
+		case CTL_START:
+			return;
+		case CTL_NONE:
+			break;
+		}
+		/* Flush LOG frames as we go. */
+		proto_writer_flush(&writer, port_fd);
+	}
+}
 
 int main(void)
 {
-	sync();
-	reboot(RB_POWER_OFF);
-	return 0;
+	struct ccvm_err err;
+	ccvm_err_clear(&err);
+	boot_ms = util_now_ms();
+	if (getpid() != 1) {
+		fprintf(stderr, "ccvm-init: must run as PID 1 in the ccvm "
+				"guest\n");
+		return 1;
+	}
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+
+	boot(&err);
+	open_port(&err);
+
+	static struct ctl_state st;
+	struct relay rl;
+	ctl_init(&st);
+	proto_reader_init(&reader);
+	if (relay_init(&rl, port_fd, &reader, &writer, &err) < 0)
+		fatal(&err);
+	control_phase(&st, &rl, &err);
+
+	struct agent ag;
+	int r = agent_spawn(&st, &ag, &err);
+	/* Secrets now live only in the child. */
+	ctl_wipe_secrets(&st);
+	ctl_reader_scrub(&reader);
+	if (r < 0)
+		fatal(&err);
+	glog("started %s (pid %d) at %lld ms", st.args.data, (int)ag.pid,
+	     util_now_ms() - boot_ms);
+
+	uint32_t kind = 0, code = 0;
+	r = relay_run(&rl, &ag, &kind, &code, &err);
+	if (r == -EPIPE) {
+		glog_always("the host went away; powering off");
+		power_off();
+	}
+	if (r < 0)
+		fatal(&err);
+	uint8_t ex[8];
+	proto_put_u32(ex, kind);
+	proto_put_u32(ex + 4, code);
+	glog("relay done, %zu bytes to send", writer.len - writer.off);
+	proto_writer_put(&writer, PROTO_EXIT, 0, ex, sizeof(ex));
+	r = relay_flush(port_fd, &writer, FINAL_FLUSH_MS);
+	if (r < 0)
+		glog_always("sending EXIT: %s", strerror(-r));
+	/* A write returns once the data is in the virtqueue, not once the
+	 * host has it: wait for the host to hang up after reading EXIT. */
+	else if (relay_wait_hangup(port_fd, HANGUP_WAIT_MS) < 0)
+		glog_always("the host did not close the port after EXIT");
+	agent_close(&ag);
+	power_off();
 }

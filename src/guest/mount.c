@@ -1,0 +1,363 @@
+#define _GNU_SOURCE
+#include "mount.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "glog.h"
+#include "user.h"
+#include "util.h"
+
+#define STAGE	    "/.ccvm"
+#define NEWROOT	    "/newroot"
+#define MODLIST_MAX (64 * 1024)
+
+static int do_mount(const char *src, const char *dst, const char *type,
+		    unsigned long flags, const char *opts, struct ccvm_err *err)
+{
+	if (mount(src, dst, type, flags, opts) < 0)
+		return ccvm_err_sys(err, errno, "mount %s (%s) on %s%s%s", src,
+				    type ? type : "bind/move", dst,
+				    opts ? " with " : "", opts ? opts : "");
+	return 0;
+}
+
+static int mkdir_if(const char *path, mode_t mode, struct ccvm_err *err)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return ccvm_err_sys(err, errno, "mkdir %s", path);
+	return 0;
+}
+
+static void console_on_stdio(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		if (fd != i)
+			dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+int mnt_early(struct ccvm_err *err)
+{
+	static const struct {
+		const char *src, *dst, *type;
+	} m[] = {
+	    {"devtmpfs", "/dev", "devtmpfs"},
+	    {"proc", "/proc", "proc"},
+	    {"sysfs", "/sys", "sysfs"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(m); i++) {
+		int r = mkdir_if(m[i].dst, 0755, err);
+		if (r < 0)
+			return r;
+		if (mount(m[i].src, m[i].dst, m[i].type, MS_NOSUID | MS_NOEXEC,
+			  NULL) < 0 &&
+		    errno != EBUSY)
+			return ccvm_err_sys(err, errno, "mount %s on %s",
+					    m[i].type, m[i].dst);
+	}
+	/* An initramfs without /dev/console leaves us no stdio. */
+	console_on_stdio();
+	return 0;
+}
+
+bool mnt_cmdline_debug(void)
+{
+	/* /proc files report size 0: util_read_file does not fit. */
+	char cmd[4096];
+	autoclose int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = util_read_all(fd, cmd, sizeof(cmd) - 1);
+	if (n < 0)
+		return false;
+	cmd[n] = '\0';
+	for (char *save = NULL, *w = strtok_r(cmd, " \t\n", &save); w;
+	     w = strtok_r(NULL, " \t\n", &save))
+		if (!strcmp(w, "ccvm.debug") || !strcmp(w, "ccvm.debug=1"))
+			return true;
+	return false;
+}
+
+int mnt_load_modules(const char *dir, struct ccvm_err *err)
+{
+	autofree char *list_path = util_path_join(dir, "load.list");
+	if (!list_path)
+		return ccvm_err_sys(err, errno, "%s", dir);
+	autofree char *list = NULL;
+	if (access(list_path, F_OK) < 0 && errno == ENOENT)
+		return 0; /* everything is built in */
+	int r = util_read_file(list_path, MODLIST_MAX, &list, NULL, err);
+	if (r < 0)
+		return r;
+	long long t0 = util_now_ms();
+	unsigned n = 0;
+	for (char *save = NULL, *w = strtok_r(list, "\n", &save); w;
+	     w = strtok_r(NULL, "\n", &save)) {
+		while (*w == ' ' || *w == '\t')
+			w++;
+		if (*w == '\0' || *w == '#')
+			continue;
+		if (strchr(w, '/'))
+			return ccvm_err_set(err, EINVAL,
+					    "%s: '%s' is not a file name",
+					    list_path, w);
+		autofree char *path = util_path_join(dir, w);
+		if (!path)
+			return ccvm_err_sys(err, errno, "%s", w);
+		autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return ccvm_err_sys(err, errno, "module %s", path);
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			return ccvm_err_sys(err, errno, "loading module %s",
+					    path);
+		n++;
+	}
+	glog("loaded %u modules in %lld ms", n, util_now_ms() - t0);
+	return 0;
+}
+
+int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err)
+{
+	long long deadline = util_now_ms() + timeout_ms;
+	while (access(path, F_OK) < 0) {
+		if (util_now_ms() > deadline)
+			return ccvm_err_set(err, ETIMEDOUT,
+					    "%s did not appear within %d ms",
+					    path, timeout_ms);
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* Frees the initramfs: everything on its file system except keep. */
+static void free_initramfs(const char *keep)
+{
+	struct stat root;
+	if (stat("/", &root) < 0)
+		return;
+	DIR *d = opendir("/");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, keep))
+			continue;
+		char path[NAME_MAX + 2];
+		snprintf(path, sizeof(path), "/%s", de->d_name);
+		struct stat st;
+		if (lstat(path, &st) == 0 && st.st_dev == root.st_dev)
+			util_rm_rf(path); /* best effort */
+	}
+	closedir(d);
+}
+
+int mnt_switch_root(struct ccvm_err *err)
+{
+	int r;
+	if ((r = mnt_wait_path(MNT_ROOT_DEV, 30000, err)) < 0)
+		return r;
+	if ((r = mkdir_if(STAGE, 0700, err)) < 0 ||
+	    (r = mkdir_if(STAGE "/lower", 0755, err)) < 0 ||
+	    (r = mkdir_if(STAGE "/rw", 0755, err)) < 0 ||
+	    (r = mkdir_if(NEWROOT, 0755, err)) < 0)
+		return r;
+	if ((r = do_mount(MNT_ROOT_DEV, STAGE "/lower", "squashfs", MS_RDONLY,
+			  NULL, err)) < 0)
+		return r;
+	if ((r = do_mount("tmpfs", STAGE "/rw", "tmpfs", 0, "mode=0755", err)) <
+	    0)
+		return r;
+	if ((r = mkdir_if(STAGE "/rw/upper", 0755, err)) < 0 ||
+	    (r = mkdir_if(STAGE "/rw/work", 0755, err)) < 0)
+		return r;
+	if ((r = do_mount("overlay", NEWROOT, "overlay", 0,
+			  "lowerdir=" STAGE "/lower,upperdir=" STAGE
+			  "/rw/upper,workdir=" STAGE "/rw/work",
+			  err)) < 0)
+		return r;
+	/* The overlay holds private clones of its layers: hide ours. */
+	umount2(STAGE "/lower", MNT_DETACH);
+	umount2(STAGE "/rw", MNT_DETACH);
+	static const char *const moved[] = {"/dev", "/proc", "/sys"};
+	for (size_t i = 0; i < ARRAY_LEN(moved); i++) {
+		char dst[64];
+		snprintf(dst, sizeof(dst), NEWROOT "%s", moved[i]);
+		if ((r = mkdir_if(dst, 0755, err)) < 0)
+			return r;
+		if ((r = do_mount(moved[i], dst, NULL, MS_MOVE, NULL, err)) < 0)
+			return r;
+	}
+	free_initramfs("newroot");
+	if (chdir(NEWROOT) < 0)
+		return ccvm_err_sys(err, errno, "chdir %s", NEWROOT);
+	if ((r = do_mount(".", "/", NULL, MS_MOVE, NULL, err)) < 0)
+		return r;
+	if (chroot(".") < 0)
+		return ccvm_err_sys(err, errno, "chroot %s", NEWROOT);
+	if (chdir("/") < 0)
+		return ccvm_err_sys(err, errno, "chdir /");
+	return 0;
+}
+
+static int lo_up(struct ccvm_err *err)
+{
+	autoclose int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return ccvm_err_sys(err, errno, "socket for lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	util_strlcpy(ifr.ifr_name, "lo", sizeof(ifr.ifr_name));
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return ccvm_err_sys(err, errno, "lo: SIOCGIFFLAGS");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return ccvm_err_sys(err, errno, "lo: SIOCSIFFLAGS");
+	return 0;
+}
+
+int mnt_system(struct ccvm_err *err)
+{
+	int r;
+	const unsigned long nsd = MS_NOSUID | MS_NODEV;
+	if ((r = mkdir_if("/dev/pts", 0755, err)) < 0 ||
+	    (r = mkdir_if("/dev/shm", 01777, err)) < 0)
+		return r;
+	if ((r = do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			  "newinstance,ptmxmode=0666,mode=0620,gid=5", err)) <
+	    0)
+		return r;
+	if (unlink("/dev/ptmx") < 0 && errno != ENOENT)
+		return ccvm_err_sys(err, errno, "unlink /dev/ptmx");
+	if (symlink("pts/ptmx", "/dev/ptmx") < 0)
+		return ccvm_err_sys(err, errno, "symlink /dev/ptmx");
+	static const char *const links[][2] = {
+	    {"/proc/self/fd", "/dev/fd"},
+	    {"/proc/self/fd/0", "/dev/stdin"},
+	    {"/proc/self/fd/1", "/dev/stdout"},
+	    {"/proc/self/fd/2", "/dev/stderr"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(links); i++)
+		if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+			return ccvm_err_sys(err, errno, "symlink %s",
+					    links[i][1]);
+	if ((r = do_mount("shm", "/dev/shm", "tmpfs", nsd, "mode=1777", err)) <
+	    0)
+		return r;
+	if ((r = mkdir_if("/tmp", 01777, err)) < 0 ||
+	    (r = do_mount("tmpfs", "/tmp", "tmpfs", nsd, "mode=1777", err)) < 0)
+		return r;
+	if ((r = mkdir_if("/run", 0755, err)) < 0 ||
+	    (r = do_mount("tmpfs", "/run", "tmpfs", nsd | MS_NOEXEC,
+			  "mode=0755", err)) < 0)
+		return r;
+	if ((r = mkdir_if("/run/lock", 01777, err)) < 0 ||
+	    (r = mkdir_if("/run/ccvm", 0700, err)) < 0)
+		return r;
+	if (sethostname("ccvm", 4) < 0)
+		return ccvm_err_sys(err, errno, "sethostname");
+	/* So that sudo and friends resolve the host name. */
+	static const char hosts[] =
+	    "127.0.0.1\tlocalhost\n"
+	    "127.0.1.1\tccvm\n"
+	    "::1\tlocalhost ip6-localhost ip6-loopback\n";
+	autoclose int hfd =
+	    open("/etc/hosts",
+		 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (hfd < 0 || util_write_all(hfd, hosts, sizeof(hosts) - 1) < 0)
+		return ccvm_err_sys(err, errno, "/etc/hosts");
+	return lo_up(err);
+}
+
+/*
+ * 9p options, best first.  cache=mmap keeps the host's view coherent (the
+ * user edits the same tree on the host) while allowing shared mmap, which
+ * cache=none refuses; access=client lets the guest kernel check
+ * permissions (QEMU's security_model=none does none).  Older kernels or
+ * servers may refuse some: fall back.
+ */
+static const char *const p9_opts[] = {
+    "cache=mmap,access=client",
+    "cache=mmap",
+    "",
+};
+
+int mnt_9p(const char *tag, const char *path, bool readonly,
+	   struct ccvm_err *err)
+{
+	unsigned long flags = MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
+	int last = 0;
+	for (size_t i = 0; i < ARRAY_LEN(p9_opts); i++) {
+		char opts[160];
+		snprintf(opts, sizeof(opts),
+			 "trans=virtio,version=9p2000.L,msize=512000%s%s",
+			 p9_opts[i][0] ? "," : "", p9_opts[i]);
+		if (mount(tag, path, "9p", flags, opts) == 0) {
+			glog("9p %s on %s (%s)", tag, path, opts);
+			return 0;
+		}
+		last = errno;
+		glog("9p %s with %s: %s", tag, opts, strerror(last));
+		if (last == ENOENT || last == ENODEV)
+			break; /* no such tag or no 9p: options do not help */
+	}
+	return ccvm_err_sys(err, last, "mounting 9p share %s on %s", tag, path);
+}
+
+int mnt_cwd(const struct guest_setup *s, struct ccvm_err *err)
+{
+	int r = user_mkdir_owned(s->cwd, s->home, 0755, s->uid, s->gid, err);
+	if (r < 0)
+		return r;
+	if (s->writable)
+		return mnt_9p(MNT_9P_CWD, s->cwd, false, err);
+
+	const char *lower = "/run/ccvm/cwd-lower", *rw = "/run/ccvm/cwd-rw";
+	if ((r = mkdir_if(lower, 0755, err)) < 0 ||
+	    (r = mkdir_if(rw, 0755, err)) < 0)
+		return r;
+	if ((r = mnt_9p(MNT_9P_CWD, lower, true, err)) < 0)
+		return r;
+	if ((r = do_mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV,
+			  "mode=0755", err)) < 0)
+		return r;
+	/* The overlay's root takes the upper's owner and mode: copy the
+	 * host directory's so the agent can write at the top level. */
+	struct stat st;
+	if (stat(lower, &st) < 0)
+		return ccvm_err_sys(err, errno, "stat %s", lower);
+	if ((r = mkdir_if("/run/ccvm/cwd-rw/upper", 0755, err)) < 0 ||
+	    (r = mkdir_if("/run/ccvm/cwd-rw/work", 0700, err)) < 0)
+		return r;
+	if (chown("/run/ccvm/cwd-rw/upper", st.st_uid, st.st_gid) < 0 ||
+	    chmod("/run/ccvm/cwd-rw/upper", st.st_mode & 07777) < 0)
+		return ccvm_err_sys(err, errno, "/run/ccvm/cwd-rw/upper");
+	autofree char *opts = util_asprintf(
+	    "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, rw, rw);
+	if (!opts)
+		return ccvm_err_sys(err, ENOMEM, "overlay options");
+	if ((r = do_mount("overlay", s->cwd, "overlay", MS_NOSUID | MS_NODEV,
+			  opts, err)) < 0)
+		return r;
+	umount2(lower, MNT_DETACH);
+	umount2(rw, MNT_DETACH);
+	return 0;
+}

@@ -1,0 +1,44 @@
+#pragma once
+/*
+ * Boot-time file systems of ccvm-init: the initramfs basics, kernel
+ * modules, the overlay root (switched into while staying PID 1), the
+ * system mounts inside it, and the 9p shares.
+ */
+#include <stdbool.h>
+
+#include "err.h"
+#include "setup.h"
+
+#define MNT_MODULE_DIR	"/lib/modules/ccvm"
+#define MNT_ROOT_DEV	"/dev/vda"
+#define MNT_9P_CWD	"ccvm.cwd"
+#define MNT_9P_PROJECTS "ccvm.projects"
+
+/* /dev (devtmpfs), /proc, /sys in the initramfs; console on fds 0-2. */
+int mnt_early(struct ccvm_err *err);
+
+/* true when the kernel command line has the word `ccvm.debug`. */
+bool mnt_cmdline_debug(void);
+
+/* Loads dir/load.list's modules in order (finit_module); no list: none. */
+int mnt_load_modules(const char *dir, struct ccvm_err *err);
+
+/* Waits for path to exist (device nodes appear asynchronously). */
+int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err);
+
+/* squashfs /dev/vda + tmpfs upper → overlay, moved onto / and chrooted. */
+int mnt_switch_root(struct ccvm_err *err);
+
+/* proc, sys, dev, devpts, shm, /tmp, /run; hostname; lo up. */
+int mnt_system(struct ccvm_err *err);
+
+/*
+ * Mounts the 9p share tag at path (which must exist), nosuid,nodev,
+ * trying the preferred cache/access options first.
+ */
+int mnt_9p(const char *tag, const char *path, bool readonly,
+	   struct ccvm_err *err);
+
+/* The launch directory at s->cwd: 9p read-write, or read-only under a
+ * tmpfs-upper overlay.  The mount point is created first. */
+int mnt_cwd(const struct guest_setup *s, struct ccvm_err *err);
