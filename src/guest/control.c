@@ -88,6 +88,8 @@ int ctl_parse_file(const uint8_t *data, size_t len, struct ctl_file *out,
 	if (!nul)
 		return ccvm_err_set(err, EPROTO, "FILE: path not terminated");
 	uint32_t mode = proto_get_u32(data);
+	out->append = (mode & PROTO_FILE_APPEND) != 0;
+	mode &= ~PROTO_FILE_APPEND;
 	if (mode & ~07777u)
 		return ccvm_err_set(err, EINVAL, "FILE %s: bad mode %#o",
 				    (const char *)path, mode);

@@ -14,14 +14,16 @@
 #include "proto.h"
 #include "setup.h"
 
-#define CTL_ARGS_MAX	    4096
-#define CTL_ARGS_BYTES	    (1024 * 1024)
-#define CTL_ENV_MAX	    1024
-#define CTL_ENV_BYTES	    (512 * 1024)
-#define CTL_SECRETS_MAX	    64
-#define CTL_SECRETS_BYTES   (64 * 1024)
-#define CTL_FILES_MAX	    512
-#define CTL_FILES_BYTES	    (32 * 1024 * 1024)
+#define CTL_ARGS_MAX	  4096
+#define CTL_ARGS_BYTES	  (1024 * 1024)
+#define CTL_ENV_MAX	  1024
+#define CTL_ENV_BYTES	  (512 * 1024)
+#define CTL_SECRETS_MAX	  64
+#define CTL_SECRETS_BYTES (64 * 1024)
+/* Above the host's staging limits (5,000 files, 64 MiB), counting the
+ * continuation frames of large files. */
+#define CTL_FILES_MAX	    8192
+#define CTL_FILES_BYTES	    (80 * 1024 * 1024)
 #define CTL_EARLY_STDIN_MAX (256 * 1024)
 
 /* NUL-separated strings with caps on count and bytes. */
@@ -49,6 +51,7 @@ enum ctl_action {
 
 struct ctl_file {
 	uint32_t mode;
+	bool append;	  /* PROTO_FILE_APPEND: continues the previous FILE */
 	const char *path; /* NUL-terminated, inside the frame */
 	const uint8_t *data;
 	size_t len;

@@ -204,7 +204,8 @@ static void control_phase(struct ctl_state *st, struct relay *rl,
 			break;
 		case CTL_FILE:
 			if (user_write_file(&st->setup, file.path, file.mode,
-					    file.data, file.len, err) < 0)
+					    file.append, file.data, file.len,
+					    err) < 0)
 				fatal(err);
 			break;
 		case CTL_STDIN:

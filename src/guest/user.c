@@ -356,7 +356,8 @@ int user_create(const char *root, const struct guest_setup *s,
 }
 
 int user_write_file(const struct guest_setup *s, const char *rel, uint32_t mode,
-		    const void *data, size_t len, struct ccvm_err *err)
+		    bool append, const void *data, size_t len,
+		    struct ccvm_err *err)
 {
 	autofree char *path = util_path_join(s->home, rel);
 	if (!path)
@@ -369,8 +370,11 @@ int user_write_file(const struct guest_setup *s, const char *rel, uint32_t mode,
 	int r = user_mkdir_owned(dir, s->home, 0700, s->uid, s->gid, err);
 	if (r < 0)
 		return r;
-	autoclose int fd = open(
-	    path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	autoclose int fd =
+	    open(path,
+		 O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) |
+		     O_NOFOLLOW | O_CLOEXEC,
+		 0600);
 	if (fd < 0)
 		return ccvm_err_sys(err, errno, "FILE %s", path);
 	if ((r = util_write_all(fd, data, len)) < 0)

@@ -52,4 +52,5 @@ int user_mkdir_owned(const char *path, const char *base, mode_t mode, uid_t uid,
 /* Writes a FILE frame under home: rel is relative without "..", parents
  * 0700, everything owned by the user. */
 int user_write_file(const struct guest_setup *s, const char *rel, uint32_t mode,
-		    const void *data, size_t len, struct ccvm_err *err);
+		    bool append, const void *data, size_t len,
+		    struct ccvm_err *err);

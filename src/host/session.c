@@ -120,6 +120,7 @@ struct session {
 	unsigned spin;
 
 	bool have_exit;
+	bool guest_failed; /* the guest sent ERROR */
 	int exit_code;
 	char error[512]; /* first fatal error seen */
 	struct tail console, qemu_err;
@@ -554,6 +555,7 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->kill_deadline = util_now_ms() + EXIT_GRACE_MS;
 		break;
 	case PROTO_ERROR:
+		s->guest_failed = true;
 		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
 			  (const char *)m->data);
 		break;
@@ -586,6 +588,13 @@ static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
 			set_error(s, "protocol error from the guest: %s",
 				  strerror(-r));
 			qemu_kill(s);
+			return;
+		}
+		if (s->have_exit || s->guest_failed) {
+			/* The guest waits for this close before it powers
+			 * off: only then is all it wrote known to be here. */
+			close(s->ctl);
+			s->ctl = -1;
 			return;
 		}
 		if (n == -EAGAIN)

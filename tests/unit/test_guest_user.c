@@ -174,23 +174,34 @@ static void test_create_and_files(void **state)
 	assert_int_equal(st.st_uid, t.uid);
 
 	assert_int_equal(
-	    user_write_file(&s, ".claude/agents/a.md", 0640, "hello", 5, &err),
+	    user_write_file(&s, ".claude/agents/a.md", 0640, false, "hello", 5, &err),
 	    0);
 	snprintf(p, sizeof(p), "%s/.claude/agents/a.md", home);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
 	assert_int_equal(st.st_size, 5);
+	/* A continuation frame appends; a new file truncates. */
+	assert_int_equal(user_write_file(&s, ".claude/agents/a.md", 0640, true,
+					 " world", 6, &err),
+			 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 11);
+	assert_int_equal(user_write_file(&s, ".claude/agents/a.md", 0640, false,
+					 "x", 1, &err),
+			 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 1);
 	snprintf(p, sizeof(p), "%s/.claude/agents", home);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0700);
 	assert_int_equal(st.st_uid, getuid());
 
-	assert_true(user_write_file(&s, "../escape", 0600, "x", 1, &err) < 0);
-	assert_true(user_write_file(&s, "/etc/passwd", 0600, "x", 1, &err) < 0);
+	assert_true(user_write_file(&s, "../escape", 0600, false, "x", 1, &err) < 0);
+	assert_true(user_write_file(&s, "/etc/passwd", 0600, false, "x", 1, &err) < 0);
 	/* Symlinks are not followed. */
 	snprintf(p, sizeof(p), "%s/link", home);
 	assert_int_equal(symlink("/etc/passwd", p), 0);
-	assert_true(user_write_file(&s, "link", 0600, "x", 1, &err) < 0);
+	assert_true(user_write_file(&s, "link", 0600, false, "x", 1, &err) < 0);
 }
 
 static void test_mkdir_owned(void **state)
