@@ -27,3 +27,31 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 /* --ccvm-images and --ccvm-prune. */
 int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
+
+/* Bumped whenever the build recipe changes what an image contains. */
+#define IMAGE_RECIPE_VERSION 1
+#define IMAGE_SUITE	     "bookworm"
+
+/* The contents of one extraGuestModules script. */
+struct image_blob {
+	const void *data;
+	size_t len;
+};
+
+/*
+ * The cache key: SHA-256 (hex) over every build-time input -- recipe
+ * version, Debian suite, package spec, extraPackages, the contents of the
+ * extraGuestModules scripts (given in scripts[], in order), agentSudo
+ * (null resolved as on) and the nix settings.  Pure: runtime options
+ * never enter it.
+ */
+void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
+	       size_t n_scripts, char out[65]);
+
+/* $XDG_CACHE_HOME/ccvm/images (default ~/.cache/ccvm/images). */
+int image_cache_dir(char out[PATH_MAX], struct ccvm_err *err);
+
+/* Writes the initramfs (newc cpio: /init plus the modules listed in
+ * image_dir/modules/load.list) to path atomically (temp + rename). */
+int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
+		       const char *path, struct ccvm_err *err);
