@@ -39,6 +39,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -499,6 +500,7 @@ struct build {
 	long long last_plain_ms;
 	/* Tools, as absolute paths. */
 	char mmdebstrap[PATH_MAX], npm[PATH_MAX], mksquashfs[PATH_MAX];
+	char unshare[PATH_MAX];
 	/* Results. */
 	char agent_version[64];
 	char claude_version[256];
@@ -693,6 +695,11 @@ static void child_exec(const struct cmd *c, char **env, int in, int out,
 		       int log)
 {
 	setpgid(0, 0);
+	/* A ccvm killed outright takes its build tools with it (mmdebstrap
+	 * then removes its own temp dir). */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(126);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -938,6 +945,7 @@ static int step_tools(struct build *b, struct ccvm_err *err)
 	    {"xz", "xz-utils", dummy},
 	    {"zstd", "zstd", dummy},
 	    {"gzip", "gzip", dummy},
+	    {"unshare", "util-linux", b->unshare},
 	    {"newuidmap", "uidmap", dummy},
 	    {"newgidmap", "uidmap", dummy},
 	};
@@ -1283,16 +1291,18 @@ static int step_root(struct build *b, struct ccvm_err *err)
 	int r = mmdebstrap_argv(b, &a);
 	if (r < 0)
 		return ccvm_err_set(err, -r, "cannot build mmdebstrap's argv");
-	const char *sq[] = {b->mksquashfs,
+	/* mksquashfs -tar takes owners from the tar headers but makes the
+	 * root directory its caller's: run it as uid 0 of a user namespace
+	 * (-root-uid is ignored with -tar in squashfs-tools 4.5). */
+	const char *sq[] = {b->unshare,
+			    "--map-root-user",
+			    "--",
+			    b->mksquashfs,
 			    "-",
 			    sqfs,
 			    "-tar",
 			    "-root-mode",
 			    "0755",
-			    "-root-uid",
-			    "0",
-			    "-root-gid",
-			    "0",
 			    "-comp",
 			    "zstd",
 			    "-Xcompression-level",
@@ -1305,7 +1315,10 @@ static int step_root(struct build *b, struct ccvm_err *err)
 	     .cwd = b->dir,
 	     .in_fd = -1,
 	     .out_fd = -1},
-	    {.argv = sq, .cwd = b->dir, .in_fd = -1, .out_fd = -1},
+	    {.argv = geteuid() == 0 ? sq + 3 : sq,
+	     .cwd = b->dir,
+	     .in_fd = -1,
+	     .out_fd = -1},
 	};
 	r = run_cmds(b, cmds, 2, err);
 	av_free(&a);

@@ -49,8 +49,8 @@ check "image dir is named by a 64-hex key" \
 	grep -qE '^[0-9a-f]{64}$' <<<"$key"
 check "no temp dir left in the cache" \
 	test -z "$(find "$(dirname "$dir")" -maxdepth 1 -name '.tmp-*')"
-diag "sizes: vmlinux $(du -m "$kernel" | cut -f1) MiB, root.sqfs" \
-	"$(du -m "$rootfs" | cut -f1) MiB, initrd $(du -k "$initrd" | cut -f1) KiB"
+mib() { echo "$(($(stat -c %s "$1") / 1048576)) MiB"; }
+diag "sizes: vmlinux $(mib "$kernel"), root.sqfs $(mib "$rootfs"), initrd $(mib "$initrd")"
 
 # The kernel: an x86-64 ELF (the PVH note is checked by the builder).
 check "vmlinux is an ELF file" \
@@ -87,9 +87,9 @@ done
 check "the agent's tools are in the root${missing_p:+ (missing:$missing_p)}" \
 	test -z "${missing_p:-}"
 check "terminfo is in the root" \
-	grep -qE 'squashfs-root/(usr/share|lib)/terminfo/x/xterm-256color$' "$T_TMP/ls"
+	grep -qE 'squashfs-root/(usr/share|usr/lib|lib)/terminfo/x/xterm-256color$' "$T_TMP/ls"
 check "no kernel, modules, docs or man pages in the root" \
-	bash -c "! grep -qE 'squashfs-root/(boot/vmlinuz|usr/lib/modules/[0-9]|usr/share/man/man1/|usr/share/doc/git/[^c])' '$T_TMP/ls'"
+	bash -c "! grep -E '^-' '$T_TMP/ls' | grep -qE 'squashfs-root/(boot/vmlinuz|usr/lib/modules/[0-9]|usr/share/man/man1/|usr/share/doc/git/[^c])'"
 check "the host's resolv.conf is not in the root" \
 	bash -c "! grep -q 'squashfs-root/etc/resolv.conf' '$T_TMP/ls'"
 hn=$(unsquashfs -cat "$rootfs" etc/hostname 2>/dev/null)
@@ -168,7 +168,8 @@ diag "interrupted build: $(grep -m1 'failed at step' "$T_TMP/int.err")"
 check "an interrupted build fails (rc=$rc)" test $rc -ne 0
 check "it names the failing step" grep -q "failed at step '" "$T_TMP/int.err"
 check "an interrupted build leaves no temp dir or image" \
-	test -z "$(find "$images" -mindepth 1 -maxdepth 1 ! -name .lock 2>/dev/null)"
+	test -z "$(find "$images" -mindepth 1 -maxdepth 1 ! -name .lock ! -name failed-build.log 2>/dev/null)"
+check "the failed build's log is kept" test -s "$images/failed-build.log"
 sleep 1
 ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.after"
 check "an interrupted build leaves no mmdebstrap temp dir" \
