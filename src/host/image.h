@@ -3,6 +3,18 @@
  * The guest image: kernel (uncompressed vmlinux, booted via PVH), an
  * initramfs holding ccvm-init and the kernel modules it loads, and a
  * compressed read-only root.  Cached under $XDG_CACHE_HOME/ccvm/images/.
+ *
+ * What the guest sees:
+ *  - initramfs (newc cpio, uncompressed): /init = ccvm-init; the kernel
+ *    modules as /lib/modules/ccvm/NAME.ko and /lib/modules/ccvm/load.list,
+ *    one file name per line, each after every module it depends on (load
+ *    them in that order with finit_module; built-in ones are not listed);
+ *    empty /dev (with dev/console), /proc, /sys, /run, /tmp.
+ *  - root.sqfs (squashfs, zstd): Debian bookworm minbase plus the agent
+ *    tools, /usr/local/bin/claude, hostname "ccvm", no /etc/resolv.conf
+ *    (the init writes one), no /boot or /lib/modules content.  With
+ *    agentSudo on, group "ccvm-sudo" exists and may sudo without a
+ *    password: the init adds the agent user to it when it exists.
  */
 #include <limits.h>
 #include <stdbool.h>

@@ -165,7 +165,7 @@ struct build {
 	const char *step_name;
 	long long t0, step_t0;
 	char detail[128];
-	long long last_plain_ms;
+	long long last_plain_ms, last_draw_ms;
 	/* Tools, as absolute paths. */
 	char mmdebstrap[PATH_MAX], npm[PATH_MAX], mksquashfs[PATH_MAX];
 	char unshare[PATH_MAX];
@@ -193,6 +193,11 @@ static void progress_draw(struct build *b, bool final)
 		}
 		return;
 	}
+	/* Output can arrive in many small pieces: redraw 4 times a second
+	 * at most. */
+	if (!final && now - b->last_draw_ms < 250)
+		return;
+	b->last_draw_ms = now;
 	struct winsize ws;
 	int cols = 80;
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
@@ -225,6 +230,7 @@ static void step_begin(struct build *b, const char *name)
 	b->step_t0 = util_now_ms();
 	b->detail[0] = '\0';
 	b->last_plain_ms = b->step_t0;
+	b->last_draw_ms = 0;
 	b->step_log_start = lseek(b->logfd, 0, SEEK_END);
 	dprintf(b->logfd, "=== [%d/%d] %s\n", b->step, b->n_steps, name);
 	if (b->tty)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
@@ -13,6 +14,22 @@ int image_tmp_main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.agent_sudo = -1;
 	cfg.package = NULL; /* CCVM_DEFAULT_PACKAGE */
+	/* Manual testing only: a few build-time options from the
+	 * environment, comma-separated lists. */
+	static char *pk[16], *mods[16];
+	char *e = getenv("CCVM_TMP_EXTRA_PACKAGES");
+	for (char *t = e ? strtok(e, ",") : NULL;
+	     t && cfg.extra_packages.n < 16; t = strtok(NULL, ","))
+		pk[cfg.extra_packages.n++] = t;
+	cfg.extra_packages.v = pk;
+	e = getenv("CCVM_TMP_GUEST_MODULES");
+	for (char *t = e ? strtok(e, ",") : NULL;
+	     t && cfg.extra_guest_modules.n < 16; t = strtok(NULL, ","))
+		mods[cfg.extra_guest_modules.n++] = t;
+	cfg.extra_guest_modules.v = mods;
+	e = getenv("CCVM_TMP_AGENT_SUDO");
+	if (e)
+		cfg.agent_sudo = atoi(e);
 	struct ccvm_err err = {0};
 	struct image_paths p;
 	int r = -1;
