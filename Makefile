@@ -18,11 +18,13 @@ CFLAGS_ALL := $(BASE_CFLAGS) $(SAN_CFLAGS) $(CFLAGS)
 
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+NETTLE_CFLAGS := $(shell $(PKG_CONFIG) --cflags nettle 2>/dev/null)
+NETTLE_LIBS := $(shell $(PKG_CONFIG) --libs nettle 2>/dev/null || echo -lnettle)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 HOST_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_CFLAGS) $(LDFLAGS)
-HOST_LIBS := $(JANSSON_LIBS)
+HOST_LIBS := $(JANSSON_LIBS) $(NETTLE_LIBS)
 
 COMMON_SRCS := $(sort $(wildcard src/common/*.c))
 HOST_SRCS := $(sort $(filter-out src/host/main.c,$(wildcard src/host/*.c)))
@@ -49,7 +51,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 all: $(BUILD)/ccvm $(BUILD)/ccvm-init
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
-	$(CC) $(CFLAGS_ALL) -fPIE $(JANSSON_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -fPIE $(JANSSON_CFLAGS) $(NETTLE_CFLAGS) -c $< -o $@
 
 $(BUILD)/gobj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
 	$(CC) $(GUEST_CFLAGS) -c $< -o $@

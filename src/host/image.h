@@ -3,6 +3,18 @@
  * The guest image: kernel (uncompressed vmlinux, booted via PVH), an
  * initramfs holding ccvm-init and the kernel modules it loads, and a
  * compressed read-only root.  Cached under $XDG_CACHE_HOME/ccvm/images/.
+ *
+ * What the guest sees:
+ *  - initramfs (newc cpio, uncompressed): /init = ccvm-init; the kernel
+ *    modules as /lib/modules/ccvm/NAME.ko and /lib/modules/ccvm/load.list,
+ *    one file name per line, each after every module it depends on (load
+ *    them in that order with finit_module; built-in ones are not listed);
+ *    empty /dev (with dev/console), /proc, /sys, /run, /tmp.
+ *  - root.sqfs (squashfs, zstd): Debian bookworm minbase plus the agent
+ *    tools, /usr/local/bin/claude, hostname "ccvm", no /etc/resolv.conf
+ *    (the init writes one), no /boot or /lib/modules content.  With
+ *    agentSudo on, group "ccvm-sudo" exists and may sudo without a
+ *    password: the init adds the agent user to it when it exists.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -27,3 +39,31 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 /* --ccvm-images and --ccvm-prune. */
 int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
+
+/* Bumped whenever the build recipe changes what an image contains. */
+#define IMAGE_RECIPE_VERSION 1
+#define IMAGE_SUITE	     "bookworm"
+
+/* The contents of one extraGuestModules script. */
+struct image_blob {
+	const void *data;
+	size_t len;
+};
+
+/*
+ * The cache key: SHA-256 (hex) over every build-time input -- recipe
+ * version, Debian suite, package spec, extraPackages, the contents of the
+ * extraGuestModules scripts (given in scripts[], in order), agentSudo
+ * (null resolved as on) and the nix settings.  Pure: runtime options
+ * never enter it.
+ */
+void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
+	       size_t n_scripts, char out[65]);
+
+/* $XDG_CACHE_HOME/ccvm/images (default ~/.cache/ccvm/images). */
+int image_cache_dir(char out[PATH_MAX], struct ccvm_err *err);
+
+/* Writes the initramfs (newc cpio: /init plus the modules listed in
+ * image_dir/modules/load.list) to path atomically (temp + rename). */
+int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
+		       const char *path, struct ccvm_err *err);

@@ -26,7 +26,8 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 		struct image_paths p;
 		r = image_ensure(cfg, true, &p, err);
 		if (r == 0)
-			printf("%s\n", p.dir);
+			printf("image %s\nkernel %s\ninitrd %s\nrootfs %s\n",
+			       p.dir, p.kernel, p.initrd, p.rootfs);
 	} else if (mode == CLI_IMAGES) {
 		r = image_list(cfg, stdout, err);
 	} else {

@@ -19,3 +19,38 @@ done_testing() { echo "1..$T_N"; [ "$T_FAILS" -eq 0 ]; }
 # A private temp area, removed at exit.
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ccvm-t.XXXXXX")
 trap 'rm -rf "$T_TMP"' EXIT
+
+# Makes sure the guest image exists (built by 10-image.sh, cached after);
+# bails out of the whole script when it cannot.
+need_image() {
+	if ! "$CCVM" --ccvm-build >"$T_TMP/build.log" 2>&1; then
+		tail -20 "$T_TMP/build.log" | sed 's/^/# /'
+		not_ok "guest image available (ccvm --ccvm-build)"
+		done_testing
+		exit 1
+	fi
+}
+
+# A fresh project directory to run sessions in.
+new_project() {
+	local d
+	d=$(mktemp -d "$T_TMP/proj.XXXXXX")
+	echo "$d"
+}
+
+# Processes of this user that a session may leave behind.
+leftovers() {
+	pgrep -u "$(id -u)" -a -f 'qemu-system' || true
+}
+
+# Waits up to $2 seconds for a tmux pane to show text matching $3.
+tmux_wait() {
+	local target=$1 secs=$2 pattern=$3 i
+	for ((i = 0; i < secs * 5; i++)); do
+		if tmux capture-pane -p -t "$target" 2>/dev/null | grep -q -- "$pattern"; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}

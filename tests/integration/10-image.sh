@@ -1,0 +1,191 @@
+#!/bin/bash
+# The guest image: a real build through `ccvm --ccvm-build` into the test
+# user's cache (once per test run; later tests reuse it), its contents,
+# the cached fast path, an interrupted build, and list/prune.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PIN=2.1.332 # CCVM_DEFAULT_PACKAGE's version
+
+missing=""
+for t in mmdebstrap npm mksquashfs unsquashfs cpio; do
+	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+if [ -n "$missing" ]; then
+	skip "guest image build" "missing tools:$missing (run .ci/deps)"
+	done_testing
+	exit
+fi
+
+# 1. Build (cold) or reuse the image in the real cache.
+t0=$(date +%s.%N)
+"$CCVM" --ccvm-build >"$T_TMP/build.out" 2>"$T_TMP/build.err"
+rc=$?
+t1=$(date +%s.%N)
+secs=$(echo "$t1 - $t0" | bc)
+if grep -q 'building the guest image' "$T_TMP/build.err"; then
+	diag "cold build: ${secs} s"
+else
+	diag "image was already cached (${secs} s)"
+fi
+if [ $rc -ne 0 ]; then
+	not_ok "ccvm --ccvm-build exits 0 (rc=$rc)"
+	sed 's/^/# /' "$T_TMP/build.err" | tail -30
+	done_testing
+	exit
+fi
+ok "ccvm --ccvm-build exits 0"
+
+kernel=$(sed -n 's/^kernel //p' "$T_TMP/build.out")
+initrd=$(sed -n 's/^initrd //p' "$T_TMP/build.out")
+rootfs=$(sed -n 's/^rootfs //p' "$T_TMP/build.out")
+dir=$(dirname "$rootfs")
+key=$(basename "$dir")
+check "kernel, initrd and rootfs paths are in one image dir" \
+	test "$(dirname "$kernel")" = "$dir" -a "$(dirname "$initrd")" = "$dir"
+check "image files exist and are non-empty" \
+	test -s "$kernel" -a -s "$initrd" -a -s "$rootfs" -a -s "$dir/manifest.json" \
+	-a -s "$dir/modules/load.list"
+check "image dir is named by a 64-hex key" \
+	grep -qE '^[0-9a-f]{64}$' <<<"$key"
+check "no temp dir left in the cache" \
+	test -z "$(find "$(dirname "$dir")" -maxdepth 1 -name '.tmp-*')"
+mib() { echo "$(($(stat -c %s "$1") / 1048576)) MiB"; }
+diag "sizes: vmlinux $(mib "$kernel"), root.sqfs $(mib "$rootfs"), initrd $(mib "$initrd")"
+
+# The kernel: an x86-64 ELF (the PVH note is checked by the builder).
+check "vmlinux is an ELF file" \
+	test "$(head -c4 "$kernel" | od -An -c | tr -d ' ')" = '177ELF'
+
+# claude --version ran inside the built root and printed the pin.
+if command -v jq >/dev/null; then
+	v=$(jq -r .claudeVersionOutput "$dir/manifest.json")
+	diag "claude --version in the root: $v"
+	check "claude --version in the built root printed $PIN" \
+		grep -q "^$PIN " <<<"$v"
+	check "manifest records the key and kernel version" \
+		test "$(jq -r .key "$dir/manifest.json")" = "$key" -a \
+		-n "$(jq -r '.kernelVersion // empty' "$dir/manifest.json")"
+else
+	check "claude --version in the built root printed $PIN" \
+		grep -q "\"claudeVersionOutput\": \"$PIN " "$dir/manifest.json"
+fi
+
+# The root file system's contents.
+unsquashfs -lln "$rootfs" >"$T_TMP/ls" 2>&1
+check "claude is /usr/local/bin/claude, root-owned and executable" \
+	grep -qE '^-rwxr-xr-x 0/0 +[0-9]+ .* squashfs-root/usr/local/bin/claude$' "$T_TMP/ls"
+check "squashfs root directory is owned by root" \
+	grep -qE '^drwxr-xr-x 0/0 .* squashfs-root$' "$T_TMP/ls"
+check "no file in the root is owned by the building user" \
+	bash -c "! awk '{print \$2}' '$T_TMP/ls' | grep -q '^$(id -u)/'"
+check "agent sudo is on: /etc/sudoers.d/ccvm-sudo is 0440" \
+	grep -qE '^-r--r----- 0/0 .* squashfs-root/etc/sudoers.d/ccvm-sudo$' "$T_TMP/ls"
+for p in bin/bash bin/git bin/rg usr/bin/sudo usr/sbin/nft sbin/dmsetup \
+	sbin/mke2fs usr/bin/curl usr/bin/less bin/ip; do
+	grep -qE " squashfs-root/(usr/)?$p\$" "$T_TMP/ls" || missing_p="${missing_p:-} $p"
+done
+check "the agent's tools are in the root${missing_p:+ (missing:$missing_p)}" \
+	test -z "${missing_p:-}"
+check "terminfo is in the root" \
+	grep -qE 'squashfs-root/(usr/share|usr/lib|lib)/terminfo/x/xterm-256color$' "$T_TMP/ls"
+check "no kernel, modules, docs or man pages in the root" \
+	bash -c "! grep -E '^-' '$T_TMP/ls' | grep -qE 'squashfs-root/(boot/vmlinuz|usr/lib/modules/[0-9]|usr/share/man/man1/|usr/share/doc/git/[^c])'"
+check "the host's resolv.conf is not in the root" \
+	bash -c "! grep -q 'squashfs-root/etc/resolv.conf' '$T_TMP/ls'"
+hn=$(unsquashfs -cat "$rootfs" etc/hostname 2>/dev/null)
+check "hostname is ccvm" test "$hn" = ccvm
+
+# The initramfs: /init plus the listed modules, in a newc cpio.
+cpio -it <"$initrd" >"$T_TMP/cpio" 2>/dev/null
+check "initramfs holds /init" grep -qx init "$T_TMP/cpio"
+nmods=$(wc -l <"$dir/modules/load.list")
+have=0
+while read -r m; do
+	grep -qx "lib/modules/ccvm/$m" "$T_TMP/cpio" && have=$((have + 1))
+done <"$dir/modules/load.list"
+check "initramfs holds all $nmods listed modules" test "$have" -eq "$nmods" -a "$nmods" -gt 20
+check "virtio_ring loads before virtio_pci, jbd2 before ext4" \
+	bash -c "grep -n . '$dir/modules/load.list' | awk -F: '
+		/:virtio_ring.ko\$/ {r=\$1} /:virtio_pci.ko\$/ {p=\$1}
+		/:jbd2.ko\$/ {j=\$1} /:ext4.ko\$/ {e=\$1}
+		END {exit !(r && p && r < p && j && e && j < e)}'"
+
+# The kernel boots through its PVH entry and runs our /init.
+if command -v qemu-system-x86_64 >/dev/null; then
+	qemu-system-x86_64 -accel tcg -M pc -m 512 -nodefaults -nographic \
+		-serial "file:$T_TMP/console" -no-reboot -kernel "$kernel" \
+		-initrd "$initrd" -append "console=ttyS0 panic=-1" \
+		</dev/null >/dev/null 2>&1 &
+	qpid=$!
+	for _ in $(seq 1 120); do
+		grep -q 'Run /init as init process' "$T_TMP/console" 2>/dev/null && break
+		kill -0 $qpid 2>/dev/null || break
+		sleep 0.5
+	done
+	kill $qpid 2>/dev/null
+	wait $qpid 2>/dev/null
+	check "vmlinux boots (PVH) and runs /init from the initramfs" \
+		grep -q 'Run /init as init process' "$T_TMP/console"
+else
+	skip "vmlinux boots and runs /init" "qemu-system-x86_64 not installed"
+fi
+
+# 2. Cached: a second --ccvm-build builds nothing and is fast.
+mtime=$(stat -c %Y "$dir/manifest.json")
+t0=$(date +%s.%N)
+"$CCVM" --ccvm-build >"$T_TMP/b2.out" 2>"$T_TMP/b2.err"
+rc=$?
+secs=$(echo "$(date +%s.%N) - $t0" | bc)
+diag "cached --ccvm-build: ${secs} s"
+check "cached --ccvm-build exits 0" test $rc -eq 0
+check "cached --ccvm-build builds nothing" \
+	bash -c "! grep -q building '$T_TMP/b2.err' && test $mtime = \$(stat -c %Y '$dir/manifest.json')"
+check "cached --ccvm-build takes under 2 s" \
+	test "$(echo "$secs < 2" | bc)" = 1
+
+# A missing initramfs (say, after a ccvm-init update) is rebuilt alone.
+mv "$initrd" "$T_TMP/initrd.save"
+"$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/b3.err"
+check "a missing initramfs is rebuilt without rebuilding the root" \
+	bash -c "test -s '$initrd' && cmp -s '$initrd' '$T_TMP/initrd.save' && ! grep -q building '$T_TMP/b3.err'"
+
+# 3. An interrupted build leaves nothing behind.
+export XDG_CACHE_HOME="$T_TMP/xdg"
+images="$XDG_CACHE_HOME/ccvm/images"
+ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.before"
+"$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/int.err" &
+bpid=$!
+for _ in $(seq 1 240); do
+	grep -q '\[3/6\]' "$T_TMP/int.err" 2>/dev/null && break
+	kill -0 $bpid 2>/dev/null || break
+	sleep 0.5
+done
+sleep 8 # well inside mmdebstrap
+kill -INT $bpid
+wait $bpid
+rc=$?
+diag "interrupted build: $(grep -m1 'failed at step' "$T_TMP/int.err")"
+check "an interrupted build fails (rc=$rc)" test $rc -ne 0
+check "it names the failing step" grep -q "failed at step '" "$T_TMP/int.err"
+check "an interrupted build leaves no temp dir or image" \
+	test -z "$(find "$images" -mindepth 1 -maxdepth 1 ! -name .lock ! -name failed-build.log 2>/dev/null)"
+check "the failed build's log is kept" test -s "$images/failed-build.log"
+sleep 1
+ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.after"
+check "an interrupted build leaves no mmdebstrap temp dir" \
+	test -z "$(comm -13 "$T_TMP/mm.before" "$T_TMP/mm.after")"
+
+# A stale temp dir from a killed build is removed by the next build
+# (checked through prune, which takes the same lock and cleans the same).
+mkdir -p "$images/.tmp-stale1/out" "$images/deadbeef0000" "$images/$key"
+echo '{"built": "2020-01-01T00:00:00Z"}' >"$images/deadbeef0000/manifest.json"
+echo '{"built": "2026-01-01T00:00:00Z"}' >"$images/$key/manifest.json"
+"$CCVM" --ccvm-images >"$T_TMP/list" 2>&1
+check "--ccvm-images marks the current image" \
+	grep -qE "^\* ${key:0:16} " "$T_TMP/list"
+check "--ccvm-images lists the old image" grep -qE '^  deadbeef0000 ' "$T_TMP/list"
+"$CCVM" --ccvm-prune >"$T_TMP/prune" 2>&1
+check "--ccvm-prune removes old images and stale temp dirs, keeps the current" \
+	test ! -e "$images/deadbeef0000" -a ! -e "$images/.tmp-stale1" -a -d "$images/$key"
+
+done_testing

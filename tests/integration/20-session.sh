@@ -1,0 +1,101 @@
+#!/bin/bash
+# The session: real VMs under TCG, run as an unprivileged user.
+# Shares, argv, exit codes, stdin/stdout/stderr, and the terminal.
+source "$(dirname "$0")/lib.sh"
+need_image
+export CCVM_ACCEL=tcg
+
+P=$(new_project)
+cd "$P" || exit 1
+echo "from the host" > in.txt
+
+# rw: a file written in the guest appears on the host, owned by us.
+out=$("$CCVM" --shell -- sh -c 'echo hello > made-in-guest.txt; id -u; pwd; cat "$0"' "$P/in.txt" 2>"$T_TMP/err")
+rc=$?
+check "rw session exits 0 (rc=$rc)" [ $rc -eq 0 ]
+check "guest file appears on the host" [ "$(cat made-in-guest.txt 2>/dev/null)" = hello ]
+check "guest file is owned by the host user" [ "$(stat -c %u made-in-guest.txt 2>/dev/null)" = "$(id -u)" ]
+check "agent runs with the host uid" [ "$(sed -n 1p <<<"$out")" = "$(id -u)" ]
+check "guest cwd is the launch directory's absolute path" [ "$(sed -n 2p <<<"$out")" = "$P" ]
+check "host file readable in the guest at the same path" [ "$(sed -n 3p <<<"$out")" = "from the host" ]
+[ $rc -eq 0 ] || sed 's/^/# /' "$T_TMP/err"
+
+# ro: the guest writes to an overlay; the host tree does not change.
+snapshot() { (cd "$P" && find . -printf '%p %s %m %T@\n' | sort && find . -type f -exec sha256sum {} + | sort) | sha256sum; }
+before=$(snapshot)
+out=$("$CCVM" --read-only-cwd --shell -- sh -c 'echo x > new.txt && echo y >> in.txt && rm made-in-guest.txt && mkdir d && cat new.txt in.txt' 2>&1)
+rc=$?
+check "ro session: guest sees its own writes (rc=$rc)" [ "$out" = $'x\nfrom the host\ny' ]
+check "ro session: host tree byte-for-byte unchanged" [ "$(snapshot)" = "$before" ]
+CCVM_WRITABLE_CWD=false "$CCVM" --shell -- sh -c 'echo z > viaenv.txt' >/dev/null 2>&1
+check "CCVM_WRITABLE_CWD=false is read-only too" [ ! -e viaenv.txt ]
+
+# argv: byte-exact, including empty strings, newlines, quotes, non-UTF-8.
+args=("a b" "" $'line1\nline2' "q'\"\\" $'\xff\xfe' "--help" "-" "*")
+want=$(printf '[%s]\n' "${args[@]}" | od -An -tx1)
+got=$("$CCVM" --shell -- printf '[%s]\n' "${args[@]}" 2>/dev/null | od -An -tx1)
+check "argv reaches the guest byte for byte" [ "$got" = "$want" ]
+
+# exit codes, including death by signal.
+for c in 0 1 42; do
+	"$CCVM" --shell -- sh -c "exit $c" >/dev/null 2>&1
+	rc=$?
+	check "exit code $c passes through (got $rc)" [ $rc -eq "$c" ]
+done
+"$CCVM" --shell -- sh -c 'kill -TERM $$' >/dev/null 2>&1
+rc=$?
+check "death by SIGTERM gives 143 (got $rc)" [ $rc -eq 143 ]
+"$CCVM" --shell -- sh -c 'kill -KILL $$' >/dev/null 2>&1
+rc=$?
+check "agent killed (SIGKILL) gives 137 (got $rc)" [ $rc -eq 137 ]
+"$CCVM" --shell -- /no/such/command >/dev/null 2>&1
+rc=$?
+check "a missing command gives 127 (got $rc)" [ $rc -eq 127 ]
+
+# stdin pipe with EOF; stdout and stderr kept apart.
+got=$(printf 'a\nb\n' | "$CCVM" --shell -- wc -l 2>/dev/null)
+check "stdin pipe and EOF: wc -l counts 2 (got '$got')" [ "$got" = 2 ]
+head -c 300000 /dev/urandom > "$T_TMP/blob"
+got=$("$CCVM" --shell -- sha256sum < "$T_TMP/blob" 2>/dev/null | cut -d' ' -f1)
+check "300 KB of binary stdin arrives intact" [ "$got" = "$(sha256sum < "$T_TMP/blob" | cut -d' ' -f1)" ]
+"$CCVM" --shell -- sh -c 'echo out; echo err >&2' >"$T_TMP/o" 2>"$T_TMP/e"
+sep=no; [ "$(cat "$T_TMP/o")" = out ] && [ "$(cat "$T_TMP/e")" = err ] && sep=yes
+check "stdout and stderr stay separate" [ $sep = yes ]
+
+# Two sessions in the same directory at once.
+"$CCVM" --shell -- sh -c 'sleep 1; echo one > one.txt' >/dev/null 2>&1 &
+a=$!
+"$CCVM" --shell -- sh -c 'sleep 1; echo two > two.txt' >/dev/null 2>&1 &
+b=$!
+wait $a; ra=$?
+wait $b; rb=$?
+both=no; [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ -f one.txt ] && [ -f two.txt ] && both=yes
+check "two concurrent sessions both succeed ($ra, $rb)" [ $both = yes ]
+
+check "no QEMU left after the sessions" [ -z "$(leftovers)" ]
+
+# acceleration: kvm fails with a reason here; auto picks TCG and says so.
+if [ -e /dev/kvm ]; then
+	CCVM_ACCEL=kvm "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/kvm.err"
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		skip "acceleration=kvm fails on a broken KVM" "KVM works on this machine"
+	else
+		check "acceleration=kvm fails with a reason (rc=$rc)" grep -qi 'kvm' "$T_TMP/kvm.err"
+	fi
+	start=$(date +%s%N)
+	CCVM_ACCEL=auto "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/auto.err"
+	rc=$?
+	if grep -qi 'using TCG' "$T_TMP/auto.err"; then
+		ok "acceleration=auto falls back to TCG with a message"
+	elif [ $rc -eq 0 ]; then
+		skip "acceleration=auto falls back to TCG" "KVM works on this machine"
+	else
+		not_ok "acceleration=auto (rc=$rc)"; sed 's/^/# /' "$T_TMP/auto.err"
+	fi
+else
+	CCVM_ACCEL=kvm "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/kvm.err"
+	check "acceleration=kvm without /dev/kvm names the device" grep -q '/dev/kvm' "$T_TMP/kvm.err"
+fi
+
+done_testing
