@@ -18,13 +18,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Message sizes; DNS_WIRE_NAME_MAX counts an encoded name with its length
+ * bytes and root label, DNS_NAME_MAX its dotted text without a final dot. */
 #define DNS_UDP_MAX	  512
 #define DNS_TCP_MAX	  65535
 #define DNS_HEADER_LEN	  12
-#define DNS_WIRE_NAME_MAX 255 /* encoded name, length bytes and root included  \
-			       */
-#define DNS_NAME_MAX  253     /* dotted text, no trailing dot */
-#define DNS_LABEL_MAX 63
+#define DNS_WIRE_NAME_MAX 255
+#define DNS_NAME_MAX	  253
+#define DNS_LABEL_MAX	  63
 
 enum dns_rcode {
 	DNS_RCODE_NOERROR = 0,

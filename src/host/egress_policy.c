@@ -463,7 +463,7 @@ static int add_entry(struct egress_policy *p, const char *s,
 				   "is not a host name, *.wildcard, IP "
 				   "address or CIDR");
 	struct entry e = {0};
-	char n[DNS_NAME_MAX + 1];
+	char n[DNS_NAME_MAX + 1] = "";
 	if (parse_net(s, &e) == 0) {
 		const char *why = net_problem(&e);
 		if (why)
