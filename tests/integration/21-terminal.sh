@@ -24,7 +24,7 @@ tmux send-keys -t $S Enter
 check "TERM passes through" tmux_wait $S 20 "TERM=$(tmux show-options -gv default-terminal 2>/dev/null || echo screen)"
 check "session exits 0" tmux_wait $S 20 'EXIT=0'
 tmux send-keys -t $S "clear; stty -a | tr ' ' '\n' | grep -x -e icanon -e echo -e opost | tr '\n' ' '; echo" Enter
-check "terminal is sane afterwards (icanon echo opost)" tmux_wait $S 10 'icanon echo opost'
+check "terminal is sane afterwards (opost icanon echo)" tmux_wait $S 10 'opost icanon echo'
 
 # Ctrl-C reaches the guest program, whose handler runs.
 tmux send-keys -t $S "clear; '$CCVM' --shell -- sh -c 'trap \"echo GOT-INT; exit 7\" INT; echo READY; while :; do sleep 0.2; done'; echo EXIT=\$?" Enter
@@ -45,7 +45,9 @@ if tmux_wait $S 60 '^READY'; then
 	sleep 2
 	tmux send-keys -t $S "resumed" Enter
 	check "fg continues the program, which reads input" tmux_wait $S 20 'AFTER-FG=resumed'
-	check "and it exits 0" tmux_wait $S 20 'EXIT=0'
+	sleep 1
+	tmux send-keys -t $S 'echo FG-EXIT=$?' Enter
+	check "and fg reports its exit status 0" tmux_wait $S 20 'FG-EXIT=0'
 else
 	not_ok "Ctrl-Z test program started"; tmux capture-pane -p -t $S | sed 's/^/# /'
 fi
