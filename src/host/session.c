@@ -62,6 +62,11 @@ static void tail_add(struct tail *t, const char *p, size_t n)
 	t->len += n;
 }
 
+static bool tail_has(const struct tail *t, const char *needle)
+{
+	return memmem(t->buf, t->len, needle, strlen(needle)) != NULL;
+}
+
 /* Prints the last max_lines lines of t to stderr, each prefixed. */
 static void tail_print(const struct tail *t, const char *label, int max_lines)
 {
@@ -998,7 +1003,10 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 
 	if (!s->have_exit) {
 		if (!s->error[0]) {
-			if (s->qemu_reaped && WIFEXITED(s->qemu_status))
+			if (tail_has(&s->console, "Kernel panic") ||
+			    tail_has(&s->console, "sysrq: Trigger a crash"))
+				set_error(s, "the guest kernel panicked");
+			else if (s->qemu_reaped && WIFEXITED(s->qemu_status))
 				set_error(s,
 					  "QEMU exited with status %d before "
 					  "the session ended",
@@ -1010,11 +1018,12 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 				set_error(s, "the VM ended before the session "
 					     "did");
 		}
+		/* The error first, then what QEMU and the guest said. */
+		fprintf(stderr, "ccvm: %s\n", s->error);
 		if (!args->debug && code == CCVM_EXIT_FAILURE) {
 			tail_print(&s->qemu_err, "QEMU", 10);
 			tail_print(&s->console, "guest console", 15);
 		}
-		ccvm_err_set(err, EIO, "%s", s->error);
 	} else if (s->error[0]) {
 		fprintf(stderr, "ccvm: %s\n", s->error);
 	}

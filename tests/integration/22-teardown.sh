@@ -85,6 +85,7 @@ fi
 "$CCVM" --shell -- sh -c 'sudo -n sh -c "echo c > /proc/sysrq-trigger"' >/dev/null 2>"$T_TMP/err"
 rc=$?
 check "guest panic: ccvm exits 125 (rc=$rc)" [ $rc -eq 125 ]
+check "guest panic: ccvm says the guest kernel panicked" grep -q 'guest kernel panicked' "$T_TMP/err"
 clean_after "guest panic"
 
 done_testing

@@ -265,7 +265,7 @@ static void test_cmdline(void **state)
 	const char *want[] = {
 	    "console=ttyS0 ",
 	    "panic=-1",
-	    " quiet loglevel=0 ",
+	    " quiet loglevel=1 ",
 	    "cryptomgr.notests",
 	    "no_timer_check",
 	    "tsc=reliable",
@@ -289,7 +289,7 @@ static void test_cmdline(void **state)
 	assert_non_null(strstr(c, "loglevel=7"));
 	assert_non_null(strstr(c, " ccvm.debug"));
 	assert_null(strstr(c, "quiet"));
-	assert_null(strstr(c, "loglevel=0"));
+	assert_null(strstr(c, "loglevel=1"));
 	assert_null(strstr(c, "tsc_early_khz"));
 	assert_non_null(strstr(c, "console=ttyS0"));
 	qemu_argv_free(&a);
