@@ -107,6 +107,8 @@ check: all unit fuzz
 asan:
 	$(MAKE) BUILD=build/asan SAN_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' unit all
 	BUILD=build/asan CCVM_TEST_ONLY=unit tests/run
+	BUILD=build/asan CCVM_TEST_ONLY=integration \
+		CCVM_TEST_FILTER='20-session.sh' tests/run
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

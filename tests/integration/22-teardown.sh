@@ -21,7 +21,7 @@ clean_after() {
 	check "$what: no QEMU left" [ -z "$(leftovers)" ]
 	check "$what: no temp files left" [ -z "$(strays)" ]
 	leftovers | sed 's/^/# left: /'
-	pkill -KILL -u "$(id -u)" -f qemu-system 2>/dev/null
+	pkill -KILL -u "$(id -u)" -f "qemu-system.*$T_TMP" 2>/dev/null
 }
 
 # A session that is up and running its program (which made a file).
@@ -72,7 +72,7 @@ clean_after "SIGINT during boot"
 
 # QEMU killed under ccvm: a clear error and status 125.
 if start_session; then
-	pkill -KILL -u "$(id -u)" -f qemu-system
+	pkill -KILL -u "$(id -u)" -f "qemu-system.*$T_TMP"
 	wait $PID; rc=$?
 	check "QEMU killed: ccvm exits 125 (rc=$rc)" [ $rc -eq 125 ]
 	check "QEMU killed: ccvm says so" grep -qi 'qemu' "$T_TMP/err"

@@ -38,9 +38,10 @@ new_project() {
 	echo "$d"
 }
 
-# Processes of this user that a session may leave behind.
+# QEMU processes of this script's sessions (their argv names a project
+# under $T_TMP), so tests running side by side do not see each other's.
 leftovers() {
-	pgrep -u "$(id -u)" -a -f 'qemu-system' || true
+	pgrep -u "$(id -u)" -a -f "qemu-system.*$T_TMP" || true
 }
 
 # Waits up to $2 seconds for a tmux pane to show text matching $3.
