@@ -100,11 +100,29 @@ static void boot(struct ccvm_err *err)
 		fatal(err);
 	glog_set_console(mnt_cmdline_debug());
 	glog("started");
-	if (mnt_load_modules(MNT_MODULE_DIR, err) < 0)
+	if (mnt_modules_open(err) < 0 ||
+	    mnt_load_modules(MNT_MODS_BOOT, err) < 0)
 		fatal(err);
 	if (mnt_switch_root(err) < 0 || mnt_system(err) < 0)
 		fatal(err);
 	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
+}
+
+/* The modules booting did not need, loaded by a child while the program
+ * starts; the relay reaps it.  Whoever needs one of them earlier (the
+ * scratch disk) loads them itself: loading twice is harmless. */
+static void load_other_modules_async(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ccvm_err e;
+		ccvm_err_clear(&e);
+		if (mnt_load_modules(MNT_MODS_REST, &e) < 0)
+			glog_always("%s", e.msg);
+		_exit(0);
+	}
+	if (pid < 0)
+		glog_always("fork: %s", strerror(errno));
 }
 
 static void open_port(struct ccvm_err *err)
@@ -256,6 +274,7 @@ int main(void)
 		fatal(&err);
 	glog("started %s (pid %d) at %lld ms", st.args.data, (int)ag.pid,
 	     util_now_ms() - boot_ms);
+	load_other_modules_async();
 
 	uint32_t kind = 0, code = 0;
 	r = relay_run(&rl, &ag, &kind, &code, &err);

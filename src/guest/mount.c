@@ -95,17 +95,52 @@ bool mnt_cmdline_debug(void)
 	return false;
 }
 
-int mnt_load_modules(const char *dir, struct ccvm_err *err)
+static int module_dir = -1;
+static char *module_list; /* load.list, read once */
+
+bool mnt_module_is_boot(const char *file)
 {
-	autofree char *list_path = util_path_join(dir, "load.list");
-	if (!list_path)
-		return ccvm_err_sys(err, errno, "%s", dir);
-	autofree char *list = NULL;
-	if (access(list_path, F_OK) < 0 && errno == ENOENT)
-		return 0; /* everything is built in */
-	int r = util_read_file(list_path, MODLIST_MAX, &list, NULL, err);
-	if (r < 0)
-		return r;
+	static const char *const boot[] = {
+	    "virtio_pci_legacy_dev.ko",
+	    "virtio_pci_modern_dev.ko",
+	    "virtio_ring.ko",
+	    "virtio.ko",
+	    "virtio_pci.ko",
+	    "virtio_blk.ko",
+	    "virtio_console.ko",
+	    "9pnet.ko",
+	    "9pnet_virtio.ko",
+	    "netfs.ko",
+	    "fscache.ko",
+	    "9p.ko",
+	    "overlay.ko",
+	    "squashfs.ko",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(boot); i++)
+		if (!strcmp(file, boot[i]))
+			return true;
+	return false;
+}
+
+int mnt_modules_open(struct ccvm_err *err)
+{
+	module_dir = open(MNT_MODULE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (module_dir < 0) {
+		if (errno == ENOENT)
+			return 0; /* everything is built in */
+		return ccvm_err_sys(err, errno, "%s", MNT_MODULE_DIR);
+	}
+	return util_read_file(MNT_MODULE_DIR "/load.list", MODLIST_MAX,
+			      &module_list, NULL, err);
+}
+
+int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err)
+{
+	if (module_dir < 0 || !module_list)
+		return 0;
+	autofree char *list = strdup(module_list);
+	if (!list)
+		return ccvm_err_sys(err, ENOMEM, "load.list");
 	long long t0 = util_now_ms();
 	unsigned n = 0;
 	for (char *save = NULL, *w = strtok_r(list, "\n", &save); w;
@@ -115,21 +150,20 @@ int mnt_load_modules(const char *dir, struct ccvm_err *err)
 		if (*w == '\0' || *w == '#')
 			continue;
 		if (strchr(w, '/'))
-			return ccvm_err_set(err, EINVAL,
-					    "%s: '%s' is not a file name",
-					    list_path, w);
-		autofree char *path = util_path_join(dir, w);
-		if (!path)
-			return ccvm_err_sys(err, errno, "%s", w);
-		autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+			return ccvm_err_set(
+			    err, EINVAL, "load.list: '%s' is not a file name",
+			    w);
+		if (mnt_module_is_boot(w) != (set == MNT_MODS_BOOT))
+			continue;
+		autoclose int fd = openat(module_dir, w, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return ccvm_err_sys(err, errno, "module %s", path);
+			return ccvm_err_sys(err, errno, "module %s", w);
 		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			return ccvm_err_sys(err, errno, "loading module %s",
-					    path);
+			return ccvm_err_sys(err, errno, "loading module %s", w);
 		n++;
 	}
-	glog("loaded %u modules in %lld ms", n, util_now_ms() - t0);
+	glog("loaded %u %s modules in %lld ms", n,
+	     set == MNT_MODS_BOOT ? "boot" : "other", util_now_ms() - t0);
 	return 0;
 }
 
@@ -147,7 +181,8 @@ int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err)
 	return 0;
 }
 
-/* Frees the initramfs: everything on its file system except keep. */
+/* Frees the initramfs: everything on its file system but keep and the
+ * modules (lib/), which mnt_load_modules still reads through its fd. */
 static void free_initramfs(const char *keep)
 {
 	struct stat root;
@@ -159,7 +194,7 @@ static void free_initramfs(const char *keep)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, keep))
+		    !strcmp(de->d_name, keep) || !strcmp(de->d_name, "lib"))
 			continue;
 		char path[NAME_MAX + 2];
 		snprintf(path, sizeof(path), "/%s", de->d_name);

@@ -20,8 +20,19 @@ int mnt_early(struct ccvm_err *err);
 /* true when the kernel command line has the word `ccvm.debug`. */
 bool mnt_cmdline_debug(void);
 
-/* Loads dir/load.list's modules in order (finit_module); no list: none. */
-int mnt_load_modules(const char *dir, struct ccvm_err *err);
+/*
+ * Kernel modules (MNT_MODULE_DIR/load.list, in dependency order) come in
+ * two sets: what booting needs (virtio, the root's squashfs and overlay,
+ * 9p) and the rest (ext4, dm-crypt, nf_tables, ...), loaded later so they
+ * do not delay the program.  mnt_modules_open reads the list and keeps the
+ * directory open across the switch into the root; without a list every
+ * module is built in.  Loading is idempotent (EEXIST is fine).
+ */
+enum mnt_modset { MNT_MODS_BOOT, MNT_MODS_REST };
+int mnt_modules_open(struct ccvm_err *err);
+int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err);
+/* True for the module file names the boot set holds (exposed for tests). */
+bool mnt_module_is_boot(const char *file);
 
 /* Waits for path to exist (device nodes appear asynchronously). */
 int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err);
