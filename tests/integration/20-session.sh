@@ -72,6 +72,22 @@ wait $b; rb=$?
 both=no; [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ -f one.txt ] && [ -f two.txt ] && both=yes
 check "two concurrent sessions both succeed ($ra, $rb)" [ $both = yes ]
 
+# A project path with a comma and a space: escaped for QEMU, not split.
+odd="$T_TMP/odd,dir name"
+mkdir -p "$odd"
+(cd "$odd" && "$CCVM" --shell -- sh -c 'pwd > where.txt') >/dev/null 2>&1
+check "a path with ',' and ' ' is shared as it is" [ "$(cat "$odd/where.txt" 2>/dev/null)" = "$odd" ]
+
+# lockGuestMemory with the default 8 MiB RLIMIT_MEMLOCK: a clear error.
+if [ "$(ulimit -l)" != unlimited ] && [ "$(ulimit -l)" -lt 1048576 ]; then
+	CCVM_MLOCK=1 "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/mlock.err"
+	rc=$?
+	check "lockGuestMemory over RLIMIT_MEMLOCK fails (rc=$rc) naming the limit" \
+		grep -q 'RLIMIT_MEMLOCK' "$T_TMP/mlock.err"
+else
+	skip "lockGuestMemory refused over RLIMIT_MEMLOCK" "memlock limit is $(ulimit -l)"
+fi
+
 check "no QEMU left after the sessions" [ -z "$(leftovers)" ]
 
 # acceleration: kvm fails with a reason here; auto picks TCG and says so.
