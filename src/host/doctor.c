@@ -257,11 +257,11 @@ static bool check_image(struct doctor *d, const struct ccvm_config *cfg,
 		report(d, V_OK, "image", "cached for these options: %s", q);
 	else
 		report(d, V_WARN, "image",
-		       "not built yet for these build-time options: the first "
-		       "session builds it (a few minutes, about %d MiB; "
+		       "not built yet for these build-time options (%s): the "
+		       "first session builds it (a few minutes, about %d MiB; "
 		       "Debian's archive and the npm registry must be "
 		       "reachable), or run `ccvm --ccvm-build` now",
-		       IMAGE_SIZE_MIB);
+		       q, IMAGE_SIZE_MIB);
 	return complete;
 }
 
