@@ -38,7 +38,7 @@ lacking() {
 	local w=$1 f miss=()
 	shift
 	for f in "$@"; do
-		grep -qF -- "$w" "$f" || miss+=("${f##*/}")
+		grep -qwF -- "$w" "$f" || miss+=("${f##*/}")
 	done
 	echo "${miss[*]}"
 }
@@ -127,6 +127,10 @@ for f in "${docs[@]}" "$T_TMP/help" "${comps[@]}"; do
 done
 check "the docs name no --ccvm-* flag the parser lacks (${extra[*]:-})" \
 	test ${#extra[@]} -eq 0
+
+ver=$(env -i PATH=/usr/bin:/bin HOME="$H" "$CCVM" --ccvm-version)
+check "the man page's version is the binary's ($ver)" \
+	grep -qF "\"$ver\"" "$T_TMP/man"
 
 # ---- the home-manager module uses the same option names ----
 HM=$SRC/contrib/home-manager/ccvm.nix
