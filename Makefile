@@ -129,3 +129,36 @@ deps:
 
 clean:
 	rm -rf $(BUILD) build
+
+# Installation: one binary (the guest init is embedded in it), the man
+# page, shell completions and the docs.  PREFIX=$HOME/.local works as is:
+# ~/.local/bin is on Debian's login PATH, man finds ../share/man next to a
+# PATH entry, bash-completion looks in ~/.local/share/bash-completion.
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/ccvm
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+# README.md's links point into docs/: keep that layout under DOCDIR.
+DOC_FILES := $(sort $(wildcard docs/*.md))
+
+install: $(BUILD)/ccvm
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0755 $(BUILD)/ccvm $(DESTDIR)$(BINDIR)/ccvm
+	install -m 0644 docs/ccvm.1 $(DESTDIR)$(MANDIR)/man1/ccvm.1
+	install -m 0644 contrib/completions/ccvm.bash \
+		$(DESTDIR)$(BASHCOMPDIR)/ccvm
+	install -m 0644 contrib/completions/_ccvm $(DESTDIR)$(ZSHCOMPDIR)/_ccvm
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/docs
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ccvm $(DESTDIR)$(MANDIR)/man1/ccvm.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/ccvm $(DESTDIR)$(ZSHCOMPDIR)/_ccvm \
+		$(DESTDIR)$(DOCDIR)/README.md \
+		$(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(DOC_FILES)))
+	-rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)

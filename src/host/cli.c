@@ -14,7 +14,7 @@ static const struct {
 } mode_flags[] = {
     {"--shell", CLI_RUN_SHELL},	 {"--ccvm-dump-config", CLI_DUMP_CONFIG},
     {"--ccvm-build", CLI_BUILD}, {"--ccvm-images", CLI_IMAGES},
-    {"--ccvm-prune", CLI_PRUNE},
+    {"--ccvm-prune", CLI_PRUNE}, {"--ccvm-doctor", CLI_DOCTOR},
 };
 
 static const char *mode_flag(enum cli_mode m)
@@ -165,6 +165,7 @@ void cli_usage(FILE *out)
 	    "  --ccvm-images        list cached guest images\n"
 	    "  --ccvm-prune         delete cached images other than the "
 	    "current one\n"
+	    "  --ccvm-doctor        check what a session needs on this host\n"
 	    "  --ccvm-help          this text\n"
 	    "  --ccvm-version       print the version\n"
 	    "Any other --ccvm-* argument is an error.\n"

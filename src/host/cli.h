@@ -20,7 +20,8 @@ enum cli_mode {
 	CLI_DUMP_CONFIG,   /* --ccvm-dump-config */
 	CLI_BUILD,	   /* --ccvm-build */
 	CLI_IMAGES,	   /* --ccvm-images: list cached images */
-	CLI_PRUNE, /* --ccvm-prune: delete images other than the current */
+	CLI_PRUNE,  /* --ccvm-prune: delete images other than the current */
+	CLI_DOCTOR, /* --ccvm-doctor: check what a session needs */
 };
 
 struct cli_args {
@@ -39,9 +40,10 @@ struct cli_args {
  * "--") is a usage error: it is surely a typo, and the agent has no such
  * flag; put it after "--" to forward it anyway.  --ccvm-help and
  * --ccvm-version win over any other flag or error.  Two different modes
- * (--shell, --ccvm-dump-config, --ccvm-build, --ccvm-images, --ccvm-prune)
- * conflict; the non-agent modes take no further arguments, and --shell
- * takes its command only after "--".  Returns 0 or -EINVAL (err says why).
+ * (--shell, --ccvm-dump-config, --ccvm-build, --ccvm-images, --ccvm-prune,
+ * --ccvm-doctor) conflict; the non-agent modes take no further arguments, and
+ * --shell takes its command only after "--".  Returns 0 or -EINVAL (err says
+ * why).
  */
 int cli_parse(int argc, char **argv, struct cli_args *out,
 	      struct ccvm_err *err);

@@ -632,3 +632,22 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 		fprintf(out, "no old guest images to prune in %s\n", images);
 	return r;
 }
+
+int image_lookup(const struct ccvm_config *cfg, char dir[PATH_MAX],
+		 bool *complete, struct ccvm_err *err)
+{
+	char images[PATH_MAX], key[65];
+	int r = image_cache_dir(images, err);
+	if (r < 0)
+		return r;
+	struct scripts s;
+	r = scripts_read(cfg, &s, err);
+	if (r < 0)
+		return r;
+	image_key(cfg, s.b, s.n, key);
+	scripts_free(&s);
+	r = set_path(dir, images, key, err);
+	if (r == 0)
+		*complete = image_complete(dir);
+	return r;
+}

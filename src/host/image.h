@@ -67,3 +67,18 @@ int image_cache_dir(char out[PATH_MAX], struct ccvm_err *err);
  * image_dir/modules/load.list) to path atomically (temp + rename). */
 int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
 		       const char *path, struct ccvm_err *err);
+
+/*
+ * For --ccvm-doctor, without building anything.  image_lookup: the cache
+ * directory of the image for cfg's build-time options and whether it is
+ * complete.  image_check_tools: the build's tools are on PATH (or in the
+ * sbin directories); image_check_subids: the caller (unless root) has
+ * subordinate uid and gid ranges for mmdebstrap's unshare mode.  Both say
+ * what to install or run when not.  image_find_tool: an executable's
+ * absolute path, searched like the build does; 0 or -ENOENT.
+ */
+int image_lookup(const struct ccvm_config *cfg, char dir[PATH_MAX],
+		 bool *complete, struct ccvm_err *err);
+int image_check_tools(struct ccvm_err *err);
+int image_check_subids(struct ccvm_err *err);
+int image_find_tool(const char *name, char out[PATH_MAX]);

@@ -169,6 +169,7 @@ struct build {
 	/* Tools, as absolute paths. */
 	char mmdebstrap[PATH_MAX], npm[PATH_MAX], mksquashfs[PATH_MAX];
 	char unshare[PATH_MAX];
+	bool skip_subids; /* image_check_tools: the tools only */
 	/* Results. */
 	char agent_version[64];
 	char claude_version[256];
@@ -633,14 +634,26 @@ static int step_tools(struct build *b, struct ccvm_err *err)
 					    "%s not found: install the Debian "
 					    "package %s",
 					    req[i].tool, req[i].package);
-	if (geteuid() != 0) {
-		int r = check_subids("/etc/subuid", err);
-		if (r == 0)
-			r = check_subids("/etc/subgid", err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return b->skip_subids ? 0 : image_check_subids(err);
+}
+
+int image_check_subids(struct ccvm_err *err)
+{
+	if (geteuid() == 0)
+		return 0;
+	int r = check_subids("/etc/subuid", err);
+	return r < 0 ? r : check_subids("/etc/subgid", err);
+}
+
+int image_check_tools(struct ccvm_err *err)
+{
+	struct build b = {.skip_subids = true};
+	return step_tools(&b, err);
+}
+
+int image_find_tool(const char *name, char out[PATH_MAX])
+{
+	return find_tool(name, out);
 }
 
 static bool json_list_has(json_t *a, const char *s)

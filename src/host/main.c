@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "doctor.h"
 #include "image.h"
 #include "session.h"
 
@@ -50,15 +51,17 @@ int main(int argc, char **argv)
 	if (args.mode == CLI_HELP) {
 		cli_usage(stdout);
 		cfg_usage(stdout, environ);
-		puts("Documentation: README.md and docs/options.md in the "
-		     "ccvm sources.");
+		puts(
+		    "Documentation: man ccvm; README.md and docs/options.md in "
+		    "the ccvm sources.");
 		goto out;
 	}
 	if (args.mode == CLI_VERSION) {
 		puts("ccvm " CCVM_VERSION);
 		goto out;
 	}
-	if (args.mode != CLI_DUMP_CONFIG &&
+	/* The doctor reports running as root as one of its checks. */
+	if (args.mode != CLI_DUMP_CONFIG && args.mode != CLI_DOCTOR &&
 	    cfg_check_root((unsigned)geteuid(), environ, &err) < 0) {
 		status = fail(&err, CCVM_EXIT_USAGE);
 		goto out;
@@ -76,6 +79,14 @@ int main(int argc, char **argv)
 		}
 		fputs(json, stdout);
 		free(json);
+		break;
+	}
+	case CLI_DOCTOR: {
+		bool ready = false;
+		if (doctor_run(&cfg, stdout, &ready, &err) < 0)
+			status = fail(&err, CCVM_EXIT_FAILURE);
+		else
+			status = ready ? 0 : 1;
 		break;
 	}
 	case CLI_BUILD:

@@ -1,0 +1,401 @@
+/* ccvm --ccvm-doctor: one line per thing a session needs. */
+#define _GNU_SOURCE
+#include "doctor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "image.h"
+#include "qemu.h"
+#include "util.h"
+
+extern char **environ;
+
+/* A cached image takes about this much; a build needs room for the
+ * unpacked root next to it. */
+#define IMAGE_SIZE_MIB	350
+#define BUILD_FREE_MIB	2048
+#define QEMU_VERSION_MS 2000
+#define DOCTOR_LINE_MAX 1400
+
+enum verdict { V_OK = 0, V_WARN, V_FAIL, V_SKIP };
+
+struct doctor {
+	FILE *out;
+	int failures;
+	bool write_error;
+};
+
+__attribute__((format(printf, 4, 5))) static void report(struct doctor *d,
+							 enum verdict v,
+							 const char *check,
+							 const char *fmt, ...)
+{
+	static const char *const word[] = {"ok", "warn", "FAIL", "skip"};
+	char text[DOCTOR_LINE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (v == V_FAIL)
+		d->failures++;
+	if (fprintf(d->out, "%-4s  %-12s %s\n", word[v], check, text) < 0)
+		d->write_error = true;
+}
+
+int doctor_first_line(char *const argv[], int timeout_ms, char *out,
+		      size_t outsz)
+{
+	if (outsz == 0)
+		return -EINVAL;
+	out[0] = '\0';
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	autoclose int rd = p[0];
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	char *env[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+	pid_t pid;
+	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (r != 0)
+		return -r;
+
+	char buf[4096];
+	size_t len = 0;
+	long long deadline = util_now_ms() + timeout_ms;
+	bool timed_out = false;
+	for (;;) {
+		long long left = deadline - util_now_ms();
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd pfd = {.fd = rd, .events = POLLIN};
+		int n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			timed_out = n == 0;
+			break;
+		}
+		if (len == sizeof(buf) - 1)
+			break; /* enough: the rest is not read */
+		ssize_t got = read(rd, buf + len, sizeof(buf) - 1 - len);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+	}
+	buf[len] = '\0';
+	if (timed_out || len == sizeof(buf) - 1)
+		kill(pid, SIGKILL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out)
+		return -ETIMEDOUT;
+	buf[strcspn(buf, "\n")] = '\0';
+	util_strlcpy(out, buf, outsz);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* The QEMU binary a session would use: $CCVM_QEMU, else PATH. */
+static int find_qemu(char out[PATH_MAX], bool *from_env)
+{
+	const char *env = getenv("CCVM_QEMU");
+	*from_env = env && *env;
+	if (*from_env)
+		return util_strlcpy(out, env, PATH_MAX);
+	return image_find_tool("qemu-system-x86_64", out);
+}
+
+static void check_qemu(struct doctor *d)
+{
+	char path[PATH_MAX], ver[256], q[PATH_MAX + 8];
+	bool from_env = false;
+	if (find_qemu(path, &from_env) < 0) {
+		report(d, V_FAIL, "qemu",
+		       "qemu-system-x86_64 not found on PATH: install the "
+		       "Debian package qemu-system-x86 (or set CCVM_QEMU)");
+		return;
+	}
+	util_escape(q, sizeof(q), path, false);
+	if (path[0] != '/' || access(path, X_OK) != 0) {
+		report(d, V_FAIL, "qemu",
+		       "%s%s is not an executable absolute path: fix "
+		       "CCVM_QEMU or install qemu-system-x86",
+		       q, from_env ? " (CCVM_QEMU)" : "");
+		return;
+	}
+	char *argv[] = {path, "--version", NULL};
+	int r = doctor_first_line(argv, QEMU_VERSION_MS, ver, sizeof(ver));
+	char v[300];
+	util_escape(v, sizeof(v), ver, false);
+	if (r < 0)
+		report(d, V_FAIL, "qemu",
+		       "%s --version failed (%s): reinstall qemu-system-x86", q,
+		       strerror(-r));
+	else
+		report(d, V_OK, "qemu", "%s: %s", q, v);
+}
+
+static void check_firmware(struct doctor *d)
+{
+	const char *bios = qemu_find_bios();
+	if (bios)
+		report(d, V_OK, "firmware", "%s (qboot: fast PVH boot)", bios);
+	else
+		report(d, V_WARN, "firmware",
+		       "%s not found: QEMU's default BIOS boots a few seconds "
+		       "slower; install qemu-system-x86 (Debian ships qboot "
+		       "with it)",
+		       QEMU_QBOOT_PATH);
+}
+
+/* Sets *accel to what a session would use (TCG when undecided). */
+static void check_kvm(struct doctor *d, const struct ccvm_config *cfg,
+		      enum accel_kind *accel)
+{
+	*accel = ACCEL_TCG;
+	if (cfg->accel == CFG_ACCEL_TCG) {
+		report(d, V_SKIP, "kvm", "acceleration is \"tcg\": not probed");
+		return;
+	}
+	struct ccvm_err e = {0};
+	int r = accel_probe_kvm(ACCEL_KVM_DEVICE, &e);
+	if (r == 0) {
+		*accel = ACCEL_KVM;
+		report(d, V_OK, "kvm", "%s runs a guest: sessions use KVM",
+		       ACCEL_KVM_DEVICE);
+	} else if (cfg->accel == CFG_ACCEL_KVM) {
+		report(d, V_FAIL, "kvm",
+		       "%s; acceleration is \"kvm\": fix that, or set "
+		       "acceleration to \"auto\" or \"tcg\"",
+		       e.msg);
+	} else {
+		report(d, V_WARN, "kvm",
+		       "%s; sessions run under TCG (software emulation, "
+		       "several times slower)",
+		       e.msg);
+	}
+}
+
+static void check_memlock(struct doctor *d, const struct ccvm_config *cfg,
+			  enum accel_kind accel)
+{
+	if (!cfg->lock_guest_memory) {
+		report(d, V_SKIP, "memlock", "lockGuestMemory is off");
+		return;
+	}
+	struct ccvm_err e = {0};
+	if (qemu_memlock_check(cfg->memory_mib, accel, &e) < 0)
+		report(d, V_FAIL, "memlock", "%s", e.msg);
+	else
+		report(d, V_OK, "memlock",
+		       "RLIMIT_MEMLOCK covers %ld MiB of guest memory",
+		       cfg->memory_mib);
+}
+
+/* Free MiB on the file system holding path or its nearest existing
+ * ancestor; -1 when none can be examined. */
+static long long free_mib(const char *path, char where[PATH_MAX])
+{
+	util_strlcpy(where, path, PATH_MAX);
+	for (;;) {
+		struct statvfs sv;
+		if (statvfs(where, &sv) == 0)
+			return (long long)((unsigned long long)sv.f_bavail *
+					   sv.f_frsize / (1024 * 1024));
+		char *slash = strrchr(where, '/');
+		if (!slash || slash == where) {
+			if (statvfs("/", &sv) != 0)
+				return -1;
+			util_strlcpy(where, "/", PATH_MAX);
+			return (long long)((unsigned long long)sv.f_bavail *
+					   sv.f_frsize / (1024 * 1024));
+		}
+		*slash = '\0';
+	}
+}
+
+/* Returns whether the image is cached (false when unknown). */
+static bool check_image(struct doctor *d, const struct ccvm_config *cfg,
+			char images[PATH_MAX])
+{
+	char dir[PATH_MAX], q[PATH_MAX + 8];
+	bool complete = false;
+	struct ccvm_err e = {0};
+	images[0] = '\0';
+	if (image_lookup(cfg, dir, &complete, &e) < 0) {
+		report(d, V_FAIL, "image", "%s", e.msg);
+		return false;
+	}
+	util_strlcpy(images, dir, PATH_MAX);
+	char *slash = strrchr(images, '/');
+	if (slash)
+		*slash = '\0';
+	util_escape(q, sizeof(q), dir, false);
+	if (complete)
+		report(d, V_OK, "image", "cached for these options: %s", q);
+	else
+		report(d, V_WARN, "image",
+		       "not built yet for these build-time options (%s): the "
+		       "first session builds it (a few minutes, about %d MiB; "
+		       "Debian's archive and the npm registry must be "
+		       "reachable), or run `ccvm --ccvm-build` now",
+		       q, IMAGE_SIZE_MIB);
+	return complete;
+}
+
+static void check_build(struct doctor *d, bool cached)
+{
+	/* Missing build tools only matter when a build is due. */
+	enum verdict bad = cached ? V_WARN : V_FAIL;
+	const char *why = cached ? " (needed only to build new images)" : "";
+	struct ccvm_err e = {0};
+	if (image_check_tools(&e) < 0)
+		report(d, bad, "build tools", "%s%s", e.msg, why);
+	else
+		report(d, V_OK, "build tools",
+		       "mmdebstrap, npm, mksquashfs and helpers found");
+	if (geteuid() == 0) {
+		report(d, V_SKIP, "subids", "running as root: not needed");
+		return;
+	}
+	ccvm_err_clear(&e);
+	if (image_check_subids(&e) < 0)
+		report(d, bad, "subids", "%s%s", e.msg, why);
+	else
+		report(d, V_OK, "subids",
+		       "subordinate uid and gid ranges present "
+		       "(unprivileged builds)");
+}
+
+static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
+		       const char *images, bool cached)
+{
+	char where[PATH_MAX], q[PATH_MAX + 8];
+	if (images[0]) {
+		long long mib = free_mib(images, where);
+		util_escape(q, sizeof(q), where, false);
+		if (mib < 0)
+			report(d, V_WARN, "disk", "cannot examine %s", q);
+		else if (!cached && mib < BUILD_FREE_MIB)
+			report(d, V_FAIL, "disk",
+			       "%lld MiB free at %s; building the image needs "
+			       "about %d MiB: free some space or point "
+			       "XDG_CACHE_HOME elsewhere",
+			       mib, q, BUILD_FREE_MIB);
+		else
+			report(d, V_OK, "disk",
+			       "%lld MiB free for the cache at %s", mib, q);
+	}
+	if (cfg->vm_disk_size_gib == 0) {
+		report(d, V_SKIP, "scratch",
+		       "vmDiskSize is 0: no scratch disk, the VM keeps to RAM");
+		return;
+	}
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	long long mib = free_mib(tmp, where);
+	long long want = cfg->vm_disk_size_gib * 1024;
+	util_escape(q, sizeof(q), where, false);
+	if (mib >= 0 && mib < want)
+		report(d, V_WARN, "scratch",
+		       "%lld MiB free at %s but vmDiskSize is %ld GiB: the "
+		       "sparse disk file can fill it; lower vmDiskSize or "
+		       "free space",
+		       mib, q, cfg->vm_disk_size_gib);
+	else
+		report(d, V_OK, "scratch", "%lld MiB free at %s for %ld GiB",
+		       mib, q, cfg->vm_disk_size_gib);
+}
+
+static void check_clipboard(struct doctor *d, const struct ccvm_config *cfg)
+{
+	if (!cfg->clipboard_images) {
+		report(d, V_SKIP, "clipboard", "clipboard.images is off");
+		return;
+	}
+	const char *wl = getenv("WAYLAND_DISPLAY");
+	const char *x = getenv("DISPLAY");
+	char path[PATH_MAX];
+	if (wl && *wl) {
+		if (image_find_tool("wl-paste", path) == 0)
+			report(d, V_OK, "clipboard", "%s (Wayland)", path);
+		else
+			report(d, V_WARN, "clipboard",
+			       "wl-paste not found: install the Debian package "
+			       "wl-clipboard for image paste");
+	} else if (x && *x) {
+		if (image_find_tool("xclip", path) == 0)
+			report(d, V_OK, "clipboard", "%s (X11)", path);
+		else
+			report(d, V_WARN, "clipboard",
+			       "xclip not found: install the Debian package "
+			       "xclip for image paste");
+	} else {
+		report(d, V_SKIP, "clipboard",
+		       "no WAYLAND_DISPLAY or DISPLAY: image paste needs a "
+		       "graphical session");
+	}
+}
+
+int doctor_run(const struct ccvm_config *cfg, FILE *out, bool *ready,
+	       struct ccvm_err *err)
+{
+	struct doctor d = {.out = out};
+	struct ccvm_err e = {0};
+	char q[PATH_MAX + 8];
+
+	if (cfg_check_root((unsigned)geteuid(), environ, &e) < 0)
+		report(&d, V_FAIL, "user", "%s", e.msg);
+	else
+		report(&d, V_OK, "user", "uid %u", (unsigned)geteuid());
+	if (cfg->config_path)
+		report(&d, V_OK, "config", "%s%s",
+		       util_escape(q, sizeof(q), cfg->config_path, false),
+		       cfg->config_file_found ? ""
+					      : " (absent: built-in defaults)");
+	else
+		report(&d, V_OK, "config", "none (built-in defaults)");
+
+	enum accel_kind accel;
+	check_qemu(&d);
+	check_firmware(&d);
+	check_kvm(&d, cfg, &accel);
+	check_memlock(&d, cfg, accel);
+	char images[PATH_MAX];
+	bool cached = check_image(&d, cfg, images);
+	check_build(&d, cached);
+	check_disk(&d, cfg, images, cached);
+	check_clipboard(&d, cfg);
+
+	if (fprintf(out, "%s\n",
+		    d.failures ? "ccvm cannot run a session here until the "
+				 "FAIL lines are fixed."
+			       : "ccvm can run a session here.") < 0 ||
+	    fflush(out) != 0 || d.write_error)
+		return ccvm_err_sys(err, EIO, "writing the report");
+	*ready = d.failures == 0;
+	return 0;
+}

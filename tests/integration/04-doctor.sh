@@ -1,0 +1,124 @@
+#!/bin/bash
+# ccvm --ccvm-doctor: one line per check, real findings (a fake QEMU's
+# version, a missing QEMU, a lowered RLIMIT_MEMLOCK, a cached image, a
+# clipboard tool), exit 0 exactly when no check fails, and fast.  No VM.
+. "$(dirname "$0")/lib.sh"
+
+H=$T_TMP/home
+FAKE=$T_TMP/bin
+mkdir -p "$H" "$FAKE"
+export XDG_CACHE_HOME=$T_TMP/cache
+
+# doctor [NAME=VALUE...]: runs the doctor in a clean environment; sets RC,
+# OUT, ERR and MS (wall time).
+doctor() {
+	local t0 t1
+	t0=$(date +%s%N)
+	env -i PATH="$FAKE:/usr/bin:/bin" HOME="$H" XDG_CACHE_HOME="$XDG_CACHE_HOME" \
+		"$@" "$CCVM" --ccvm-doctor >"$T_TMP/out" 2>"$T_TMP/err"
+	RC=$?
+	t1=$(date +%s%N)
+	MS=$(((t1 - t0) / 1000000))
+	OUT=$(cat "$T_TMP/out")
+	ERR=$(cat "$T_TMP/err")
+}
+line() { grep -E "^[a-zA-Z]+ +$1 " <<<"$OUT"; }
+verdict() { line "$1" | awk '{print $1}'; }
+consistent() { # exit status matches the FAIL lines
+	if grep -q '^FAIL' <<<"$OUT"; then [ "$RC" -eq 1 ]; else [ "$RC" -eq 0 ]; fi
+}
+
+doctor CCVM_ACCEL=tcg
+check "doctor runs in under 2 s (${MS} ms)" test "$MS" -lt 2000
+check "doctor writes nothing to stderr ($ERR)" test -z "$ERR"
+names=(user config qemu firmware kvm memlock image "build tools" subids disk
+	scratch clipboard)
+bad=()
+for n in "${names[@]}"; do
+	[ "$(line "$n" | wc -l)" -eq 1 ] || bad+=("$n")
+done
+check "one line per check (${bad[*]:-})" test ${#bad[@]} -eq 0
+malformed=$(grep -vE '^(ok|warn|FAIL|skip) +[a-z ]+ +[^ ]' <<<"$OUT" |
+	grep -v '^ccvm can' | head -2)
+check "every line is VERDICT CHECK DETAIL ($malformed)" test -z "$malformed"
+check "exit status is 1 exactly when a check fails (rc $RC)" consistent
+check "kvm is not probed with acceleration tcg" test "$(verdict kvm)" = skip
+check "an empty cache: image not built, with what to do" \
+	test "$(verdict image)" = warn -a -n "$(line image | grep -e '--ccvm-build')"
+check "the cache's disk space is reported" test "$(verdict disk)" = ok
+
+# The QEMU line comes from running the binary.
+printf '#!/bin/sh\necho "QEMU emulator version 9.8.7 (fake)"\n' >"$FAKE/qemu-system-x86_64"
+chmod +x "$FAKE/qemu-system-x86_64"
+doctor CCVM_ACCEL=tcg
+check "qemu: the version comes from running the binary found on PATH" \
+	test -n "$(line qemu | grep -F "$FAKE/qemu-system-x86_64: QEMU emulator version 9.8.7")"
+rm -f "$FAKE/qemu-system-x86_64"
+
+doctor CCVM_ACCEL=tcg CCVM_QEMU=/nonexistent/qemu
+check "a missing QEMU is a failure with a fix, exit 1" \
+	test "$(verdict qemu)" = FAIL -a "$RC" -eq 1 \
+	-a -n "$(line qemu | grep -F CCVM_QEMU)"
+
+printf '#!/bin/sh\nexec sleep 30\n' >"$T_TMP/hang"
+chmod +x "$T_TMP/hang"
+doctor CCVM_ACCEL=tcg CCVM_QEMU="$T_TMP/hang"
+check "a QEMU that hangs fails the check and the doctor still ends (${MS} ms)" \
+	test "$(verdict qemu)" = FAIL -a "$MS" -lt 4000
+
+# lockGuestMemory against a lowered RLIMIT_MEMLOCK.
+if [ "$(id -u)" -eq 0 ]; then
+	skip "memlock failure" "root has CAP_IPC_LOCK: the limit does not apply"
+else
+	(ulimit -l 64 && doctor CCVM_ACCEL=tcg CCVM_MLOCK=1 && echo "$RC" >"$T_TMP/rc" &&
+		echo "$OUT" >"$T_TMP/o2")
+	OUT=$(cat "$T_TMP/o2")
+	check "lockGuestMemory with RLIMIT_MEMLOCK 64 KiB fails the memlock check" \
+		test "$(verdict memlock)" = FAIL -a "$(cat "$T_TMP/rc")" -eq 1
+fi
+doctor CCVM_ACCEL=tcg
+check "memlock is skipped when lockGuestMemory is off" test "$(verdict memlock)" = skip
+
+# A complete image directory for the current options is "cached".
+dir=$(line image | sed -n 's/.*options (\([^)]*\)).*/\1/p')
+if [ -n "$dir" ]; then
+	mkdir -p "$dir/modules"
+	touch "$dir/manifest.json" "$dir/vmlinux" "$dir/root.sqfs" "$dir/modules/load.list"
+	doctor CCVM_ACCEL=tcg
+	check "an image in the cache for these options is reported as cached" \
+		test "$(verdict image)" = ok
+	rm -rf "$dir"
+else
+	not_ok "the image line names the image directory ($(line image))"
+fi
+
+# Clipboard tools, only when image paste is on and there is a display.
+doctor CCVM_ACCEL=tcg CCVM_CLIPBOARD_IMAGES=0
+check "clipboard skipped with CCVM_CLIPBOARD_IMAGES=0" test "$(verdict clipboard)" = skip
+if command -v xclip >/dev/null; then
+	skip "xclip missing is a warning" "xclip is installed on this host"
+else
+	doctor CCVM_ACCEL=tcg DISPLAY=:99
+	check "DISPLAY without xclip: a warning naming the package" \
+		test "$(verdict clipboard)" = warn -a -n "$(line clipboard | grep xclip)"
+	printf '#!/bin/sh\nexit 0\n' >"$FAKE/xclip"
+	chmod +x "$FAKE/xclip"
+	doctor CCVM_ACCEL=tcg DISPLAY=:99
+	check "DISPLAY with xclip on PATH: ok" test "$(verdict clipboard)" = ok
+	rm -f "$FAKE/xclip"
+fi
+
+# acceleration=kvm makes an unusable KVM a failure, auto only a warning.
+doctor CCVM_ACCEL=kvm
+k=$(verdict kvm)
+check "acceleration kvm: the kvm check is ok or FAIL ($k), exit consistent" \
+	test "$k" = ok -o "$k" = FAIL
+check "exit status consistent with acceleration kvm" consistent
+doctor CCVM_ACCEL=auto
+k=$(verdict kvm)
+check "acceleration auto: the kvm check is ok or warn ($k) (${MS} ms)" \
+	test "$k" = ok -o "$k" = warn
+
+env -i PATH=/usr/bin:/bin HOME="$H" "$CCVM" --ccvm-doctor extra >/dev/null 2>"$T_TMP/err"
+check "--ccvm-doctor takes no other arguments (exit 2)" test $? -eq 2
+done_testing
