@@ -22,6 +22,7 @@
 #include "mount.h"
 #include "proto.h"
 #include "relay.h"
+#include "scratch.h"
 #include "user.h"
 #include "util.h"
 
@@ -156,13 +157,9 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
 			fatal(err);
 	}
-	if (s->scratch) {
-		/* TODO(issue 4): dm-crypt scratch disk on /dev/vdb. */
-		ccvm_err_set(err, ENOSYS,
-			     "scratch disk (SETUP scratch=1) is not "
-			     "implemented yet");
+	/* Encrypted /scratch; Nix's store overlay goes on it later. */
+	if (s->scratch && scratch_setup(s, err) < 0)
 		fatal(err);
-	}
 }
 
 /* Blocking read of the next frame during the control phase. */
