@@ -22,7 +22,7 @@
 #include "mount.h"
 #include "proto.h"
 #include "relay.h"
-#include "scratch.h"
+#include "scratchfs.h"
 #include "user.h"
 #include "util.h"
 
@@ -106,6 +106,9 @@ static void boot(struct ccvm_err *err)
 	if (mnt_switch_root(err) < 0 || mnt_system(err) < 0)
 		fatal(err);
 	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
+	/* The scratch disk's set-up runs while the host answers. */
+	if (scratchfs_start(err) < 0)
+		fatal(err);
 }
 
 static void open_port(struct ccvm_err *err)
@@ -158,7 +161,7 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 			fatal(err);
 	}
 	/* Encrypted /scratch; Nix's store overlay goes on it later. */
-	if (s->scratch && scratch_setup(s, err) < 0)
+	if (scratchfs_finish(s, err) < 0)
 		fatal(err);
 }
 

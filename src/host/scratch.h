@@ -5,7 +5,7 @@
  * at once where the file system lacks it) and handed to QEMU as an open
  * fd, so no path ever points at it and even `kill -9` of ccvm and QEMU
  * leaves nothing on disk.  The guest encrypts everything it writes there
- * under a key that exists only in guest RAM (src/guest/scratch.c).
+ * under a key that exists only in guest RAM (src/guest/scratchfs.c).
  *
  * RAM-backed places (tmpfs, ramfs) are refused: a disk there would take
  * guest writes out of host memory, which is what the disk is for.

@@ -13,7 +13,7 @@
  * SCRATCH_MOUNT (nosuid, nodev) and owned by the agent user.  The seam for
  * Nix (issue 7 part 2): with a scratch disk its writable store overlay
  * (upper and work dirs) belongs in a root-owned sibling under SCRATCH_FS,
- * out of the agent's reach, created after scratch_setup().
+ * out of the agent's reach, created after scratchfs_finish().
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -40,16 +40,22 @@
  * into out (n bytes).  Pure.  0, -EINVAL (no key, or a key longer than
  * 256 bytes) or -ENAMETOOLONG (out too small; out is then wiped).
  */
-int scratch_crypt_params(char *out, size_t n, const uint8_t *key, size_t keylen,
-			 unsigned major, unsigned minor);
+int scratchfs_crypt_params(char *out, size_t n, const uint8_t *key,
+			   size_t keylen, unsigned major, unsigned minor);
 
 /* The disk's length in 512-byte sectors from its size in bytes: 0 or
  * -EINVAL when empty or not a whole number of 4 KiB blocks. */
-int scratch_sectors(uint64_t bytes, uint64_t *out);
+int scratchfs_sectors(uint64_t bytes, uint64_t *out);
 
 /*
- * Sets the whole thing up for the agent user in s: dm-crypt mapping,
- * ext4 (no journal, lazy inode tables), mounts.  0 or -errno with err
- * naming the step.
+ * Two halves, so that the slow part overlaps the rest of the boot:
+ * scratchfs_start, right after the root is up, checks whether the host
+ * attached a second disk and, if so, forks a helper that creates the
+ * mapping and runs mke2fs (no journal, lazy inode tables).  Returns 1
+ * when started, 0 when there is no disk, or -errno.
+ * scratchfs_finish, once SETUP is known, waits for the helper and mounts
+ * the result for the agent user in s; without s->scratch it only reaps
+ * the helper.  0 or -errno with err naming the step.
  */
-int scratch_setup(const struct guest_setup *s, struct ccvm_err *err);
+int scratchfs_start(struct ccvm_err *err);
+int scratchfs_finish(const struct guest_setup *s, struct ccvm_err *err);

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "scratch.h"
+#include "scratchfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,16 +18,14 @@
 #include <unistd.h>
 
 #include "glog.h"
-#include "mount.h"
 #include "util.h"
 
-#define DEV_WAIT_MS  5000
 #define DM_BUF_SIZE  16384
 #define KEY_HEX_MAX  512
 #define MKFS_OUT_MAX 1024
 
-int scratch_crypt_params(char *out, size_t n, const uint8_t *key, size_t keylen,
-			 unsigned major, unsigned minor)
+int scratchfs_crypt_params(char *out, size_t n, const uint8_t *key,
+			   size_t keylen, unsigned major, unsigned minor)
 {
 	static const char hex[] = "0123456789abcdef";
 	if (!key || keylen == 0 || keylen * 2 > KEY_HEX_MAX)
@@ -55,7 +53,7 @@ too_long:
 	return -ENAMETOOLONG;
 }
 
-int scratch_sectors(uint64_t bytes, uint64_t *out)
+int scratchfs_sectors(uint64_t bytes, uint64_t *out)
 {
 	if (bytes == 0 || bytes % 4096)
 		return -EINVAL;
@@ -145,8 +143,8 @@ static int dm_crypt_create(dev_t dev, uint64_t sectors, dev_t *mapped,
 		dm_remove(ctl);
 		return ccvm_err_sys(err, e, "getrandom for the scratch key");
 	}
-	r = scratch_crypt_params(params, room, key, sizeof(key), major(dev),
-				 minor(dev));
+	r = scratchfs_crypt_params(params, room, key, sizeof(key), major(dev),
+				   minor(dev));
 	explicit_bzero(key, sizeof(key));
 	if (r < 0) {
 		dm_remove(ctl);
@@ -170,11 +168,91 @@ static int dm_crypt_create(dev_t dev, uint64_t sectors, dev_t *mapped,
 	return 0;
 }
 
-/* --- mke2fs -----------------------------------------------------------------
+/* --- the helper: mapping, then mke2fs --------------------------------------
  */
 
-static int run_mkfs(const char *dev, struct ccvm_err *err)
+#define MODPROBE_SYSCTL "/proc/sys/kernel/modprobe"
+
+/*
+ * Loading the table instantiates cryptd(__xts-aes-aesni), a name no
+ * module provides: the kernel still runs modprobe for it twice (~0.2 s of
+ * exec under TCG) before it builds the instance itself.  ccvm-init loads
+ * every module it needs at boot, so autoloading is switched off (an empty
+ * path) for the duration of the load and then put back.
+ */
+static int modprobe_path_swap(const char *val, char *old, size_t oldsz)
 {
+	autoclose int fd = open(MODPROBE_SYSCTL, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (old) {
+		ssize_t n = util_read_all(fd, old, oldsz - 1);
+		if (n < 0)
+			return (int)n;
+		old[n] = '\0';
+		old[strcspn(old, "\n")] = '\0';
+	}
+	/* An empty value needs the newline to be written at all. */
+	char buf[256];
+	int k = snprintf(buf, sizeof(buf), "%s\n", val);
+	if (k < 0 || (size_t)k >= sizeof(buf))
+		return -ENAMETOOLONG;
+	if (pwrite(fd, buf, (size_t)k, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Everything up to mke2fs, in the helper child.  The key lives only in
+ * this process's memory, wiped before it execs mke2fs. */
+static int helper_map(struct ccvm_err *err)
+{
+	autoclose int disk = open(SCRATCH_DEV, O_RDONLY | O_CLOEXEC);
+	if (disk < 0)
+		return ccvm_err_sys(err, errno, "%s", SCRATCH_DEV);
+	struct stat st;
+	uint64_t bytes = 0, sectors = 0;
+	if (fstat(disk, &st) < 0 || !S_ISBLK(st.st_mode))
+		return ccvm_err_set(err, ENOTBLK, "%s is not a block device",
+				    SCRATCH_DEV);
+	if (ioctl(disk, BLKGETSIZE64, &bytes) < 0)
+		return ccvm_err_sys(err, errno, "%s: BLKGETSIZE64",
+				    SCRATCH_DEV);
+	if (scratchfs_sectors(bytes, &sectors) < 0)
+		return ccvm_err_set(err, EINVAL, "%s: unusable size %llu bytes",
+				    SCRATCH_DEV, (unsigned long long)bytes);
+	char old[256] = "";
+	bool swapped = modprobe_path_swap("", old, sizeof(old)) == 0;
+	dev_t mapped = 0;
+	int r = dm_crypt_create(st.st_rdev, sectors, &mapped, err);
+	if (swapped)
+		modprobe_path_swap(old, NULL, 0);
+	if (r < 0)
+		return r;
+	/* No udev here: make the /dev/mapper name ourselves. */
+	if (mknod(SCRATCH_MAPPER, S_IFBLK | 0600, mapped) < 0 &&
+	    errno != EEXIST)
+		return ccvm_err_sys(err, errno, "mknod %s", SCRATCH_MAPPER);
+	return 0;
+}
+
+static void __attribute__((noreturn)) helper(int out)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(out, 2) < 0)
+		_exit(127);
+	struct ccvm_err err;
+	ccvm_err_clear(&err);
+	long long t0 = util_now_ms();
+	if (helper_map(&err) < 0) {
+		dprintf(2, "%s\n", err.msg);
+		_exit(1);
+	}
+	/* The first line is for the log, the rest is mke2fs's. */
+	dprintf(2, "dm-crypt %lld ms\n", util_now_ms() - t0);
 	char *const argv[] = {
 	    "mke2fs",
 	    "-q",
@@ -187,17 +265,31 @@ static int run_mkfs(const char *dev, struct ccvm_err *err)
 	    /* Throw-away data: a journal protects nothing that outlives
 	     * a crash, and costs writes (and AES under TCG). */
 	    "-O",
-	    "^has_journal",
+	    "^has_journal,^resize_inode",
 	    "-E",
 	    "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-	    (char *)dev,
+	    SCRATCH_MAPPER,
 	    NULL,
 	};
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 				     "LC_ALL=C", NULL};
+	execve(SCRATCH_MKE2FS, argv, envp);
+	dprintf(2, "cannot execute %s: %s\n", SCRATCH_MKE2FS, strerror(errno));
+	_exit(127);
+}
+
+static pid_t helper_pid = -1;
+static int helper_out = -1;
+static long long helper_t0;
+
+int scratchfs_start(struct ccvm_err *err)
+{
+	if (access("/sys/block/vdb", F_OK) < 0)
+		return 0; /* no scratch disk attached */
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return ccvm_err_sys(err, errno, "pipe");
+	helper_t0 = util_now_ms();
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -206,49 +298,44 @@ static int run_mkfs(const char *dev, struct ccvm_err *err)
 		return ccvm_err_sys(err, e, "fork");
 	}
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(pfd[1], 1) < 0 ||
-		    dup2(pfd[1], 2) < 0)
-			_exit(127);
-		execve(SCRATCH_MKE2FS, argv, envp);
-		_exit(127);
+		close(pfd[0]);
+		helper(pfd[1]);
 	}
 	close(pfd[1]);
-	/* Bounded: keep the first MKFS_OUT_MAX bytes, drain the rest. */
-	char out[MKFS_OUT_MAX + 1];
+	helper_pid = pid;
+	helper_out = pfd[0];
+	return 1;
+}
+
+/* Waits for the helper; fills out with the first bytes it wrote. */
+static int helper_wait(char *out, size_t outsz, int *status,
+		       struct ccvm_err *err)
+{
 	size_t len = 0;
 	for (;;) {
 		char tmp[512];
-		ssize_t n = read(pfd[0], tmp, sizeof(tmp));
+		ssize_t n = read(helper_out, tmp, sizeof(tmp));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		size_t take = (size_t)n;
-		if (take > MKFS_OUT_MAX - len)
-			take = MKFS_OUT_MAX - len;
+		if (take > outsz - 1 - len)
+			take = outsz - 1 - len; /* bounded: drain the rest */
 		memcpy(out + len, tmp, take);
 		len += take;
 	}
 	out[len] = '\0';
-	close(pfd[0]);
-	int st;
+	close(helper_out);
+	helper_out = -1;
 	pid_t w;
 	do
-		w = waitpid(pid, &st, 0);
+		w = waitpid(helper_pid, status, 0);
 	while (w < 0 && errno == EINTR);
+	helper_pid = -1;
 	if (w < 0)
-		return ccvm_err_sys(err, errno, "waitpid %s", SCRATCH_MKE2FS);
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	char shown[256];
-	util_escape(shown, sizeof(shown), out, false);
-	return ccvm_err_set(
-	    err, EIO, "%s %s failed (status %d): %s", SCRATCH_MKE2FS, dev,
-	    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), shown);
+		return ccvm_err_sys(err, errno, "scratch: waitpid");
+	return 0;
 }
 
 /* --- mounts -----------------------------------------------------------------
@@ -285,43 +372,34 @@ static int mount_all(const struct guest_setup *s, struct ccvm_err *err)
 	return 0;
 }
 
-int scratch_setup(const struct guest_setup *s, struct ccvm_err *err)
+int scratchfs_finish(const struct guest_setup *s, struct ccvm_err *err)
 {
-	long long t0 = util_now_ms();
-	int r = mnt_wait_path(SCRATCH_DEV, DEV_WAIT_MS, err);
+	if (helper_pid < 0) {
+		if (!s->scratch)
+			return 0;
+		return ccvm_err_set(err, ENODEV,
+				    "scratch disk asked for (SETUP scratch=1) "
+				    "but %s is missing",
+				    SCRATCH_DEV);
+	}
+	char out[MKFS_OUT_MAX];
+	int st = 0, r = helper_wait(out, sizeof(out), &st, err);
 	if (r < 0)
 		return r;
-	autoclose int disk = open(SCRATCH_DEV, O_RDONLY | O_CLOEXEC);
-	if (disk < 0)
-		return ccvm_err_sys(err, errno, "%s", SCRATCH_DEV);
-	struct stat st;
-	uint64_t bytes = 0, sectors = 0;
-	if (fstat(disk, &st) < 0 || !S_ISBLK(st.st_mode))
-		return ccvm_err_set(err, ENOTBLK, "%s is not a block device",
-				    SCRATCH_DEV);
-	if (ioctl(disk, BLKGETSIZE64, &bytes) < 0)
-		return ccvm_err_sys(err, errno, "%s: BLKGETSIZE64",
-				    SCRATCH_DEV);
-	if (scratch_sectors(bytes, &sectors) < 0)
-		return ccvm_err_set(err, EINVAL, "%s: unusable size %llu bytes",
-				    SCRATCH_DEV, (unsigned long long)bytes);
-
-	dev_t mapped = 0;
-	if ((r = dm_crypt_create(st.st_rdev, sectors, &mapped, err)) < 0)
-		return r;
-	/* No udev here: make the /dev/mapper name ourselves. */
-	if (mknod(SCRATCH_MAPPER, S_IFBLK | 0600, mapped) < 0 &&
-	    errno != EEXIST)
-		return ccvm_err_sys(err, errno, "mknod %s", SCRATCH_MAPPER);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char shown[256];
+		util_escape(shown, sizeof(shown), out, false);
+		return ccvm_err_set(err, EIO, "scratch disk set-up failed: %s",
+				    shown);
+	}
+	if (!s->scratch)
+		return 0; /* formatted but not asked for: leave it unused */
 	long long t1 = util_now_ms();
-	if ((r = run_mkfs(SCRATCH_MAPPER, err)) < 0)
-		return r;
-	long long t2 = util_now_ms();
 	if ((r = mount_all(s, err)) < 0)
 		return r;
-	glog("scratch: %llu MiB, dm-crypt %lld ms, mke2fs %lld ms, mount %lld "
+	out[strcspn(out, "\n")] = '\0';
+	glog("scratch: %s, mke2fs done %lld ms after start, mounted in %lld "
 	     "ms",
-	     (unsigned long long)(bytes >> 20), t1 - t0, t2 - t1,
-	     util_now_ms() - t2);
+	     out, t1 - helper_t0, util_now_ms() - t1);
 	return 0;
 }
