@@ -943,8 +943,8 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	if (cfg->vm_disk_size_gib > 0) {
 		r = scratch_open(cfg->vm_disk_size_gib, err);
 		if (r < 0) {
-			if (r == -EPERM)
-				code = CCVM_EXIT_USAGE;
+			if (r == -EPERM || r == -EINVAL)
+				code = CCVM_EXIT_USAGE; /* the user's to fix */
 			goto out;
 		}
 		s->scratch = r;
