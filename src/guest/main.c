@@ -22,6 +22,7 @@
 #include "mount.h"
 #include "proto.h"
 #include "relay.h"
+#include "scratchfs.h"
 #include "user.h"
 #include "util.h"
 
@@ -106,6 +107,9 @@ static void boot(struct ccvm_err *err)
 	if (mnt_switch_root(err) < 0 || mnt_system(err) < 0)
 		fatal(err);
 	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
+	/* The scratch disk's set-up runs while the host answers. */
+	if (scratchfs_start(err) < 0)
+		fatal(err);
 }
 
 /* The modules booting did not need, loaded by a child while the program
@@ -174,13 +178,9 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
 			fatal(err);
 	}
-	if (s->scratch) {
-		/* TODO(issue 4): dm-crypt scratch disk on /dev/vdb. */
-		ccvm_err_set(err, ENOSYS,
-			     "scratch disk (SETUP scratch=1) is not "
-			     "implemented yet");
+	/* Encrypted /scratch; Nix's store overlay goes on it later. */
+	if (scratchfs_finish(s, err) < 0)
 		fatal(err);
-	}
 }
 
 /* Blocking read of the next frame during the control phase. */

@@ -148,7 +148,7 @@ static const struct opt opts[] = {
      .min = 0,
      .max = CFG_DISK_SIZE_MAX,
      .env = "CCVM_VM_DISK_SIZE",
-     .doc = "scratch disk in GiB, 0 = default size (default 0)"},
+     .doc = "scratch disk in GiB at /scratch, 0 = none (default 0)"},
     {.key = "clipboard.images",
      .kind = K_BOOL,
      .off = OFF(clipboard_images),

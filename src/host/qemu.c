@@ -198,6 +198,10 @@ static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
 				    "QEMU argv: memory (%ld MiB) and cores "
 				    "(%ld) must be positive",
 				    s->memory_mib, s->cores);
+	if (s->scratch_fd < 0 || s->scratch_fd == 1 || s->scratch_fd == 2)
+		return ccvm_err_set(err, EBADF,
+				    "QEMU argv: bad scratch disk fd %d",
+				    s->scratch_fd);
 	if (s->ctl_fd < 0 || s->console_fd < -1)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad control fd %d or console "
@@ -261,14 +265,22 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 		"file.filename=%s",
 		e_);
 	add2(&b, "-device", "virtio-blk-pci,drive=root,romfile=");
-	if (s->scratch) {
-		/* Throw-away ciphertext, deleted after the session: flushes
-		 * buy nothing, so skip them (cache=unsafe). */
-		add_fmt(&b, "-blockdev", esc(&b, "scratch disk", s->scratch),
-			"driver=raw,node-name=scratch,cache.no-flush=on,"
-			"file.driver=file,file.filename=%s",
-			e_);
-		add2(&b, "-device", "virtio-blk-pci,drive=scratch,romfile=");
+	if (s->scratch_fd > 0) {
+		/* A nameless file QEMU inherits as an fd.  Throw-away
+		 * ciphertext: flushes buy nothing (no-flush).  A full host disk
+		 * is an I/O error in the guest, not a VM paused for good. */
+		add(&b, "-add-fd");
+		add_owned(&b, util_asprintf("fd=%d,set=%d,opaque=scratch",
+					    s->scratch_fd, QEMU_SCRATCH_FDSET));
+		add(&b, "-blockdev");
+		add_owned(&b, util_asprintf(
+				  "driver=raw,node-name=scratch,cache.no-flush="
+				  "on,file.driver=file,file.filename=/dev/"
+				  "fdset/%d",
+				  QEMU_SCRATCH_FDSET));
+		add2(&b, "-device",
+		     "virtio-blk-pci,drive=scratch,werror=report,rerror=report,"
+		     "romfile=");
 	}
 
 	add2(&b, "-device", "virtio-rng-pci,romfile=");

@@ -9,6 +9,9 @@
 /* Fastest firmware for a PVH boot here (see notes/feasibility.md). */
 #define QEMU_QBOOT_PATH "/usr/share/qemu/qboot.rom"
 
+/* The -add-fd set holding the scratch disk's fd (/dev/fdset/N). */
+#define QEMU_SCRATCH_FDSET 1
+
 struct qemu_spec {
 	const char *qemu;   /* binary, e.g. /usr/bin/qemu-system-x86_64 */
 	const char *kernel; /* vmlinux */
@@ -18,7 +21,12 @@ struct qemu_spec {
 	bool writable;	    /* false: the 9p export is read-only */
 	const char
 	    *projects; /* NULL, or host ~/.claude/projects as "ccvm.projects" */
-	const char *scratch; /* NULL, or a disk image (vdb) */
+	/*
+	 * The scratch disk (vdb): an open read-write fd in QEMU's process,
+	 * passed with "-add-fd fd=N,set=QEMU_SCRATCH_FDSET" so the file
+	 * never needs a name.  0: no scratch disk (fds 0-2 are stdio).
+	 */
+	int scratch_fd;
 	long memory_mib;
 	long cores;
 	enum accel_kind accel;

@@ -31,12 +31,14 @@
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
+#include "scratch.h"
 #include "stage.h"
 #include "term.h"
 #include "util.h"
 
 #define CHILD_CTL_FD	       3
 #define CHILD_CON_FD	       4
+#define CHILD_SCRATCH_FD       5     /* the scratch disk, when vmDiskSize > 0 */
 #define EXIT_GRACE_MS	       10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	       5000 /* SIGTERM/SIGHUP forwarded; then kill */
 #define DEFAULT_BOOT_TIMEOUT_S 90
@@ -109,6 +111,7 @@ struct session {
 	enum accel_kind accel;
 
 	int sigfd, ctl, con, qerr;
+	int scratch; /* nameless disk file for QEMU, or -1 */
 	pid_t qemu;
 	bool qemu_reaped;
 	int qemu_status;
@@ -221,16 +224,22 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		int hi_ctl = fcntl(ctl_child, F_DUPFD_CLOEXEC, 10);
 		int hi_con = fcntl(con_child, F_DUPFD_CLOEXEC, 10);
 		int hi_err = fcntl(err_child, F_DUPFD_CLOEXEC, 10);
+		int hi_scr = s->scratch >= 0
+				 ? fcntl(s->scratch, F_DUPFD_CLOEXEC, 10)
+				 : -1;
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || devnull < 0)
+		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || devnull < 0 ||
+		    (s->scratch >= 0 && hi_scr < 0))
 			_exit(127);
 		if (child_place_fd(devnull, 0) < 0 ||
 		    child_place_fd(hi_err, 1) < 0 ||
 		    child_place_fd(hi_err, 2) < 0 ||
 		    child_place_fd(hi_ctl, CHILD_CTL_FD) < 0 ||
-		    child_place_fd(hi_con, CHILD_CON_FD) < 0)
+		    child_place_fd(hi_con, CHILD_CON_FD) < 0 ||
+		    (hi_scr >= 0 &&
+		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0))
 			_exit(127);
-		close_range(CHILD_CON_FD + 1, ~0U, 0);
+		close_range(CHILD_SCRATCH_FD + (hi_scr >= 0), ~0U, 0);
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
 		execve(argv[0], argv, envp);
@@ -868,7 +877,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	}
 	s->cfg = cfg;
 	s->args = args;
-	s->sigfd = s->ctl = s->con = s->qerr = -1;
+	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
 	int code = CCVM_EXIT_FAILURE;
@@ -929,6 +938,18 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		}
 	}
 
+	/* The scratch disk: a file without a name, so nothing can be left
+	 * behind.  A RAM-backed place is the user's to change. */
+	if (cfg->vm_disk_size_gib > 0) {
+		r = scratch_open(cfg->vm_disk_size_gib, err);
+		if (r < 0) {
+			if (r == -EPERM || r == -EINVAL)
+				code = CCVM_EXIT_USAGE; /* the user's to fix */
+			goto out;
+		}
+		s->scratch = r;
+	}
+
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctlp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conp) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0) {
@@ -944,7 +965,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	    .cwd = cwd,
 	    .writable = cfg->writable_cwd,
 	    .projects = projects[0] ? projects : NULL,
-	    .scratch = NULL,
+	    .scratch_fd = s->scratch >= 0 ? CHILD_SCRATCH_FD : 0,
 	    .memory_mib = cfg->memory_mib,
 	    .cores = cfg->cores,
 	    .accel = s->accel,
@@ -989,6 +1010,11 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	close(conp[1]);
 	close(errp[1]);
 	ctlp[1] = conp[1] = errp[1] = -1;
+	if (s->scratch >= 0) {
+		/* QEMU holds the disk now; its last holder frees it. */
+		close(s->scratch);
+		s->scratch = -1;
+	}
 	s->ctl = steal_fd(&ctlp[0]);
 	s->con = steal_fd(&conp[0]);
 	s->qerr = steal_fd(&errp[0]);
@@ -1050,6 +1076,8 @@ out:
 		close(s->qerr);
 	if (s->sigfd >= 0)
 		close(s->sigfd);
+	if (s->scratch >= 0)
+		close(s->scratch);
 	if (blocked)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	qemu_argv_free(&qa);

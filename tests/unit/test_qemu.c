@@ -230,7 +230,7 @@ static void test_projects_and_scratch(void **state)
 	(void)state;
 	struct qemu_spec s = base_spec();
 	s.projects = "/home/u/.claude/projects";
-	s.scratch = "/run/user/1000/ccvm-x/scratch,1.img";
+	s.scratch_fd = 9;
 	struct qemu_argv a = build_ok(&s);
 	assert_true(has_opt_with(&a, "-fsdev",
 				 "local,id=projects,path=/home/u/.claude/"
@@ -242,15 +242,25 @@ static void test_projects_and_scratch(void **state)
 	int i = find_arg(&a, "-fsdev", 1);
 	assert_true(i > 0);
 	assert_null(strstr(a.v[i + 1], "readonly"));
+	/* The disk is an inherited fd in an fd set, never a path. */
+	assert_string_equal(opt_value(&a, "-add-fd"),
+			    "fd=9,set=1,opaque=scratch");
 	assert_true(has_opt_with(
 	    &a, "-blockdev",
 	    "driver=raw,node-name=scratch,cache.no-flush=on,file.driver="
-	    "file,file.filename=/run/user/1000/ccvm-x/scratch,,1.img"));
-	assert_true(
-	    has_opt_with(&a, "-device", "virtio-blk-pci,drive=scratch"));
+	    "file,file.filename=/dev/fdset/1"));
+	/* A full host disk is an I/O error, not a VM paused for good. */
+	assert_true(has_opt_with(&a, "-device",
+				 "virtio-blk-pci,drive=scratch,werror=report,"
+				 "rerror=report"));
 	/* The scratch disk comes after the root, so it is vdb. */
 	assert_true(find_arg(&a, "virtio-blk-pci,drive=root,romfile=", 0) <
-		    find_arg(&a, "virtio-blk-pci,drive=scratch,romfile=", 0));
+		    find_arg(&a,
+			     "virtio-blk-pci,drive=scratch,werror=report,"
+			     "rerror=report,romfile=",
+			     0));
+	/* The fd set exists before the block node that uses it. */
+	assert_true(find_arg(&a, "-add-fd", 0) < find_arg(&a, "-blockdev", 1));
 	qemu_argv_free(&a);
 }
 
@@ -343,8 +353,11 @@ static void test_rejects(void **state)
 	s.projects = "/p\x1b";
 	expect_reject(&s, -EINVAL, "projects directory", "\\x1b");
 	s = base_spec();
-	s.scratch = "/s\t";
-	expect_reject(&s, -EINVAL, "scratch disk", "\\x09");
+	s.scratch_fd = 2;
+	expect_reject(&s, -EBADF, "scratch disk fd", "2");
+	s = base_spec();
+	s.scratch_fd = -1;
+	expect_reject(&s, -EBADF, "scratch disk fd", "-1");
 	s = base_spec();
 	s.rootfs = "/r\x7f";
 	expect_reject(&s, -EINVAL, "root image", "\\x7f");
