@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "glog.h"
+#include "mount.h"
 #include "util.h"
 
 #define DM_BUF_SIZE  16384
@@ -247,6 +248,11 @@ static void __attribute__((noreturn)) helper(int out)
 	struct ccvm_err err;
 	ccvm_err_clear(&err);
 	long long t0 = util_now_ms();
+	/* dm-crypt, its ciphers and ext4 are not boot modules. */
+	if (mnt_load_modules(MNT_MODS_REST, &err) < 0) {
+		dprintf(2, "%s\n", err.msg);
+		_exit(1);
+	}
 	if (helper_map(&err) < 0) {
 		dprintf(2, "%s\n", err.msg);
 		_exit(1);
