@@ -367,6 +367,8 @@ pats=()
 for h in $2; do printf -v p "%b" "$h"; pats+=(-e "$p"); done
 grep -rlaF "${pats[@]}" ~ /tmp >"$out/leaks" 2>&1
 echo $? >"$out/leaks.rc"
+tr "\0" "\n" </proc/$$/environ | grep -E "^(ANTHROPIC_API_KEY|CCVM_TEST_KEY)=" >"$out/keyvars"
+exit 0
 '
 run_list() { # run_list PROJECT [VAR=VALUE...]
 	local p=$1
@@ -405,35 +407,57 @@ toggle_checks "CLAUDE_CONFIG=1" "$P2/out/home.list" \
 check "session 2: no canary under the guest home or /tmp" \
 	bash -c '[ "$(cat "$1/out/leaks.rc")" = 1 ] && [ ! -s "$1/out/leaks" ]' _ "$P2"
 want=$(printf '%s\n\n%s' "$(cat "$C/CLAUDE.md")" override-md-marker)
+check "no API key variable on the host: none in the agent's environment" [ ! -s "$P2/out/keyvars" ]
 check "CCVM_CLAUDE_MD: CLAUDE.md is the host file followed by the given text" \
 	[ "$(cat "$P2/out/CLAUDE.md" 2>/dev/null)" = "$want" ]
 
 # All off, then commands back on; CLAUDE.md sharing off and the extra text
 # empty: no CLAUDE.md at all.
 P3=$(new_project)
-run_list "$P3" CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_COMMANDS=1 CCVM_CLAUDE_MD=
+KEY2=sk-ant-ccvmOtherVariable$U
+echo '{"apiKeyVariable": "CCVM_TEST_KEY"}' >"$T_TMP/cfg.json"
+run_list "$P3" CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_COMMANDS=1 CCVM_CLAUDE_MD= \
+	CCVM_CONFIG="$T_TMP/cfg.json" CCVM_TEST_KEY="$KEY2" ANTHROPIC_API_KEY="$KEY"
 rc=$?
 check "session 3 exits 0 (rc=$rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$P3.err" | tail -20
+check "apiKeyVariable: the named variable becomes the agent's ANTHROPIC_API_KEY, nothing else" \
+	[ "$(cat "$P3/out/keyvars" 2>/dev/null)" = "ANTHROPIC_API_KEY=$KEY2" ]
 toggle_checks "CLAUDE_CONFIG=0" "$P3/out/home.list" \
 	.claude/commands/hello.md .gitconfig -- \
 	.claude/settings.json .claude.json .claude/CLAUDE.md .claude/keybindings.json \
 	.claude/agents .claude/skills .claude/output-styles .claude/plugins .claude/config
 
 # Each item's own variable, alone, switches it off (and plugins/config on).
+# An unparsable ~/.claude.json is not staged, with a warning.
 P4=$(new_project)
+cp "$H/.claude.json" "$T_TMP/claude.json.good"
+printf '{"userID": "x", "primaryApiKey": "%s",\n' "$C_PRIMARY" >"$H/.claude.json"
 run_list "$P4" CCVM_SHARE_CLAUDEMD=0 CCVM_SHARE_KEYBINDINGS=0 CCVM_SHARE_AGENTS=0 \
 	CCVM_SHARE_SKILLS=0 CCVM_SHARE_OUTPUTSTYLES=0 CCVM_SHARE_PLUGINS=1 CCVM_SHARE_CONFIG=1
 rc=$?
 check "session 4 exits 0 (rc=$rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$P4.err" | tail -20
+cp "$T_TMP/claude.json.good" "$H/.claude.json"
+check "unparsable .claude.json: a warning naming it" grep -q 'warning: .*\.claude\.json' "$P4.err"
 toggle_checks "per-item" "$P4/out/home.list" \
-	.claude/settings.json .claude.json .claude/commands/hello.md \
+	.claude/settings.json .claude/commands/hello.md \
 	.claude/plugins/p1/plugin.json .claude/config/c.json -- \
-	.claude/keybindings.json .claude/agents .claude/skills .claude/output-styles
+	.claude.json .claude/keybindings.json .claude/agents .claude/skills .claude/output-styles
 # claudeMd off: only the built-in note, none of the host file.
 check "share.claudeMd off: CLAUDE.md is the built-in note only" \
 	bash -c 'grep -qi ccvm "$1" && ! grep -q host-claude-md-marker "$1"' _ "$P4/out/CLAUDE.md"
+
+# Limits: a file over the per-file limit stops ccvm before any VM starts,
+# naming the file.
+head -c $((16 * 1024 * 1024 + 1)) /dev/zero >"$C/commands/huge.md"
+P6=$(new_project)
+(cd "$P6" && "$CCVM" --shell -- true >/dev/null 2>"$P6.err")
+rc=$?
+rm -f "$C/commands/huge.md"
+check "a staged file over the limit: exit 2 (rc=$rc) naming the file" \
+	bash -c '[ $1 -eq 2 ] && grep -q "huge.md.*limit" "$2"' _ $rc "$P6.err"
+[ $rc -eq 2 ] || sed 's/^/# /' "$P6.err" | tail -5
 
 # --- agent mode end to end ------------------------------------------------------
 P5=$(new_project)
