@@ -143,6 +143,7 @@ P=$1 hexpats=$2 hexkey=$3 hexcontrol=$4
 out=$P/out
 mkdir -p "$out"
 : >"$out/started"
+awk "\$3 == \"9p\" {print \$1, \$2}" /proc/mounts >"$out/9p"
 cd ~ || exit 1
 find . -path ./.claude/projects -prune -o -print | sort >"$out/home.list"
 for f in .claude.json .claude/CLAUDE.md .claude/settings.json .gitconfig \
@@ -325,6 +326,14 @@ hostmd=$(cat "$C/CLAUDE.md")
 check "CLAUDE.md starts with the host CLAUDE.md" [ "$(head -c ${#hostmd} "$md" 2>/dev/null)" = "$hostmd" ]
 check "CLAUDE.md then has the built-in ccvm note" \
 	bash -c 'tail -n +4 "$1" | grep -qi ccvm' _ "$md"
+
+check "CLAUDE.md note: the project path, writable, projects persist" \
+	bash -c 'grep -qF "$2" "$1" && grep -qi "writable" "$1" && grep -q "claude/projects persists" "$1"' _ "$md" "$P1"
+# Promise 1: the only host paths in the guest are the project and, when
+# persisting, ~/.claude/projects.
+want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects")
+check "the only 9p mounts are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
+[ "$(cat "$O/9p" 2>/dev/null)" = "$want" ] || diag "$(cat "$O/9p" 2>/dev/null)"
 
 # Sanitized .claude.json.
 jqt() { jq -e "$@" >/dev/null 2>&1; }
