@@ -57,6 +57,7 @@ echo '{"theme": "dark", "hostSettingsMarker": true}' >"$C/settings.json"
 printf '# Host instructions\nhost-claude-md-marker\n' >"$C/CLAUDE.md"
 echo '{"bindings": "host-keybindings-marker"}' >"$C/keybindings.json"
 echo 'host-command-marker' >"$C/commands/hello.md"
+: >"$C/commands/empty.md"
 printf '#!/bin/sh\necho run\n' >"$C/commands/run.sh"
 chmod 755 "$C/commands/run.sh"
 echo 'host-agent-marker' >"$C/agents/helper.md"
@@ -153,7 +154,7 @@ done
 cp .claude/skills/big/blob.bin "$out/blob.bin" 2>/dev/null
 stat -c "%n %a %U" .claude/commands/run.sh .claude/commands/hello.md >"$out/modes" 2>&1
 touch .claude/guest-can-write 2>/dev/null && echo yes >"$out/claude-writable"
-git config --global --get-regexp credential >"$out/git.cred" 2>&1
+git config --get-regexp credential >"$out/git.cred" 2>&1
 echo $? >"$out/git.cred.rc"
 git config --global --list >"$out/git.list" 2>&1
 mkdir "$P/repo" && cd "$P/repo" && git init -q &&
@@ -304,8 +305,9 @@ check "no QEMU left after session 1" [ -z "$(my_qemu "$P1")" ]
 L=$O/home.list
 has() { grep -qxF "./$1" "$L"; }
 for item in .claude/settings.json .claude/CLAUDE.md .claude/keybindings.json \
-	.claude/commands/hello.md .claude/agents/helper.md .claude/skills/s1/SKILL.md \
-	.claude/output-styles/terse.md .claude.json .gitconfig .config/git/ignore; do
+	.claude/commands/hello.md .claude/commands/empty.md .claude/agents/helper.md \
+	.claude/skills/s1/SKILL.md .claude/output-styles/terse.md .claude.json .gitconfig \
+	.config/git/ignore; do
 	check "default: $item staged" has "$item"
 done
 for item in .claude/plugins .claude/config .claude/history.jsonl .claude/todos \
