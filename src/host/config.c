@@ -18,17 +18,6 @@
 #include "cli.h"
 #include "util.h"
 
-/* The default extraClaudeMd: tells the agent where it is. */
-static const char default_claude_md[] =
-    "# Environment: ccvm\n"
-    "\n"
-    "You are running inside a disposable ccvm virtual machine. Only the "
-    "current project directory is shared with the host, at the same "
-    "absolute path; everything else you change or install in the VM is "
-    "discarded when the session ends. Put large temporary files under "
-    "/scratch. If the project directory is mounted read-only, your edits "
-    "to it last only for this session.\n";
-
 enum opt_kind {
 	K_BOOL,	    /* bool */
 	K_INT,	    /* long in [min, max] */
@@ -66,6 +55,7 @@ struct opt {
 	enum env_style env_style;
 	bool claude_share; /* set by CCVM_SHARE_CLAUDE_CONFIG */
 	bool build_time;
+	bool nullable; /* K_STR: null (NULL) allowed, the default */
 };
 
 #define OFF(f) offsetof(struct ccvm_config, f)
@@ -173,6 +163,7 @@ static const struct opt opts[] = {
      .off = OFF(extra_claude_md),
      .env = "CCVM_CLAUDE_MD",
      .env_style = ENV_TEXT,
+     .nullable = true,
      .doc = "text added to the agent's CLAUDE.md (empty disables)"},
     {.key = "extraPackages",
      .kind = K_STRLIST,
@@ -546,10 +537,10 @@ int cfg_init(struct ccvm_config *cfg, struct ccvm_err *err)
 	};
 	c.egress_ports = calloc(1, sizeof(uint16_t));
 	c.api_key_variable = strdup("ANTHROPIC_API_KEY");
-	c.extra_claude_md = strdup(default_claude_md);
+	/* extraClaudeMd: NULL, the built-in note (stage.c), which depends
+	 * on the session's options. */
 	c.package = strdup(CCVM_DEFAULT_PACKAGE);
-	if (!c.egress_ports || !c.api_key_variable || !c.extra_claude_md ||
-	    !c.package) {
+	if (!c.egress_ports || !c.api_key_variable || !c.package) {
 		cfg_free(&c);
 		return ccvm_err_set(err, ENOMEM, "out of memory");
 	}
@@ -738,9 +729,16 @@ static int set_value(const struct file_ctx *fc, const struct opt *o,
 				    json_type_name(val));
 		return 0;
 	case K_STR: {
+		if (o->nullable && json_is_null(val)) {
+			free(*FIELD(c, o, char *));
+			*FIELD(c, o, char *) = NULL;
+			return 0;
+		}
 		if (!json_is_string(val))
 			return ferr(fc, EINVAL, o->key,
-				    "expected a string, got %s",
+				    o->nullable ? "expected a string or null, "
+						  "got %s"
+						: "expected a string, got %s",
 				    json_type_name(val));
 		const char *s = json_string_value(val);
 		const char *problem = check_problem(o->check, s);

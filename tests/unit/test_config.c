@@ -105,7 +105,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.egress_ports[0], 443);
 	assert_int_equal(c.agent_sudo, -1);
 	assert_string_equal(c.api_key_variable, "ANTHROPIC_API_KEY");
-	assert_true(strlen(c.extra_claude_md) > 20);
+	assert_null(c.extra_claude_md); /* the built-in note, made by stage.c */
 	assert_int_equal(c.extra_packages.n, 0);
 	assert_string_equal(c.package, CCVM_DEFAULT_PACKAGE);
 	assert_int_equal(c.extra_guest_modules.n, 0);
@@ -268,7 +268,9 @@ static void test_precedence(void **state)
 			assert_int_equal(cfg_init(&d, NULL), 0);
 			const char *x = (const char *)&c + p->off;
 			const char *y = (const char *)&d + p->off;
-			if (p->type == FT_STR)
+			if (p->type == FT_STR && !*(char *const *)y)
+				assert_null(*(char *const *)x);
+			else if (p->type == FT_STR)
 				assert_string_equal(*(char *const *)x,
 						    *(char *const *)y);
 			else if (p->type == FT_BOOL)
@@ -452,7 +454,7 @@ static const struct bad bad_files[] = {
      "not an environment variable name"},
     {"{\"apiKeyVariable\": \"\"}", "apiKeyVariable", "empty"},
     {"{\"apiKeyVariable\": null}", "apiKeyVariable", "expected a string"},
-    {"{\"extraClaudeMd\": 5}", "extraClaudeMd", "expected a string"},
+    {"{\"extraClaudeMd\": 5}", "extraClaudeMd", "expected a string or null"},
     {"{\"egressAllowlist\": \"github.com\"}", "egressAllowlist",
      "expected an array"},
     {"{\"egressAllowlist\": [\"ok.com\", 1]}", "egressAllowlist[1]",
@@ -786,6 +788,35 @@ static void test_bad_env(void **state)
 	cfg_free(&c);
 }
 
+/* extraClaudeMd: null is the built-in note, in a file and in a dump. */
+static void test_extra_claude_md_null(void **state)
+{
+	(void)state;
+	struct ccvm_config c;
+	struct ccvm_err e = {0};
+	const char *md[] = {"CCVM_CLAUDE_MD=", NULL};
+	if (resolve(&c, "{\"extraClaudeMd\": \"text\"}", md, -1, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.extra_claude_md, "");
+	cfg_free(&c);
+	if (resolve(&c, "{\"extraClaudeMd\": null}", NULL, -1, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_null(c.extra_claude_md);
+	char *d = NULL;
+	assert_int_equal(cfg_dump_json(&c, CFG_DUMP_PRETTY, &d, &e), 0);
+	assert_non_null(strstr(d, "\"extraClaudeMd\": null"));
+	struct ccvm_config c2;
+	if (resolve(&c2, d, NULL, -1, &e) != 0)
+		fail_msg("dump is not a valid config: %s", e.msg);
+	assert_null(c2.extra_claude_md);
+	free(d);
+	cfg_free(&c);
+	cfg_free(&c2);
+	/* Other strings stay non-nullable. */
+	assert_int_equal(resolve(&c, "{\"package\": null}", NULL, -1, &e),
+			 -EINVAL);
+}
+
 /* ---- the config file's location ---- */
 
 static void test_config_path(void **state)
@@ -1035,6 +1066,7 @@ int main(void)
 	T(test_validators);
 	T(test_parse_keeps_cfg_on_error);
 	T(test_bad_env);
+	T(test_extra_claude_md_null);
 	T(test_config_path);
 	T(test_config_files);
 	T(test_dump_roundtrip);
