@@ -83,7 +83,7 @@ for doc in README.md docs/options.md; do
 done
 
 # ---- environment variables ----
-mapfile -t envs < <(grep -ohE '"CCVM_[A-Z_]+"' "$SRC"/src/host/*.c |
+mapfile -t envs < <(grep -ohE '"CCVM_[A-Z_]+"' "$SRC"/src/host/*.[ch] |
 	tr -d '"' | sort -u)
 check "the host reads CCVM_* variables (${#envs[@]})" test ${#envs[@]} -ge 20
 bad=()
