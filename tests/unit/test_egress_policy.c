@@ -606,7 +606,7 @@ static void test_set_api(void **state)
 	struct dns_addr r = A("93.184.216.77");
 	assert_int_equal(egress_note_resolved(p, "llm.corp.example", &r, 1), 0);
 	assert_int_equal(conn(p, "93.184.216.77", 8443), EGRESS_ALLOW);
-	assert_int_equal(conn(p, "93.184.216.77", 443), EGRESS_DENY_PORT);
+	assert_int_equal(conn(p, "93.184.216.77", 22), EGRESS_DENY_PORT);
 	/* host.ccvm.internal: the loopback, exactly that port. */
 	assert_int_equal(egress_set_api(p, "host.ccvm.internal", 8080), 0);
 	assert_int_equal(egress_name_check(p, "host.ccvm.internal"),
