@@ -976,7 +976,9 @@ int egress_set_api(struct egress_policy *p, const char *host, uint16_t port)
 {
 	char n[DNS_NAME_MAX + 1];
 	struct dns_addr a = {.family = AF_INET};
-	if (port == 0)
+	if (port == 0 || !host[0] ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.-_:") != strlen(host))
 		return -EINVAL;
 	if (inet_pton(AF_INET, host, a.bytes) == 1 ||
 	    (a.family = AF_INET6, inet_pton(AF_INET6, host, a.bytes) == 1)) {
