@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <resolv.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -132,6 +133,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 	}
 	egress_load_host_addrs(e->p, NULL);
 	struct egress_decision d;
+	memset(&d, 0, sizeof(d));
 	egress_connect_check(e->p, o.family, o.addr, o.port, &d);
 	if (d.verdict != EGRESS_ALLOW) {
 		struct dns_addr a = {.family = o.family};
@@ -350,9 +352,13 @@ static void dns_answer(struct eg *e, uint16_t id, uint8_t flags,
 static void *dns_thread(void *arg)
 {
 	struct dns_job *j = arg;
-	char name[DNS_NAME_MAX + 2];
-	/* A trailing dot: the host's search list never applies. */
-	snprintf(name, sizeof(name), "%s.", j->q.name);
+	/* The name as given, never with the host's search list: a trailing
+	 * dot would do that for DNS but glibc's files backend then misses
+	 * /etc/hosts entries, so switch the search list off instead (_res is
+	 * per thread). */
+	res_init();
+	_res.options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+	const char *name = j->q.name;
 	struct addrinfo hints = {
 	    .ai_family = j->q.qtype == DNS_TYPE_A ? AF_INET : AF_INET6,
 	    .ai_socktype = SOCK_STREAM,
