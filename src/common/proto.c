@@ -4,19 +4,36 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 static const char *const type_names[PROTO_TYPE_MAX] = {
-    [PROTO_HELLO] = "hello",	 [PROTO_SETUP] = "setup",
-    [PROTO_ARG] = "arg",	 [PROTO_ENV] = "env",
-    [PROTO_SECRET] = "secret",	 [PROTO_FILE] = "file",
-    [PROTO_START] = "start",	 [PROTO_STDIN] = "stdin",
-    [PROTO_STDOUT] = "stdout",	 [PROTO_STDERR] = "stderr",
-    [PROTO_RESIZE] = "resize",	 [PROTO_SIGNAL] = "signal",
-    [PROTO_STOPPED] = "stopped", [PROTO_CONT] = "cont",
-    [PROTO_EXIT] = "exit",	 [PROTO_ERROR] = "error",
+    [PROTO_HELLO] = "hello",
+    [PROTO_SETUP] = "setup",
+    [PROTO_ARG] = "arg",
+    [PROTO_ENV] = "env",
+    [PROTO_SECRET] = "secret",
+    [PROTO_FILE] = "file",
+    [PROTO_START] = "start",
+    [PROTO_STDIN] = "stdin",
+    [PROTO_STDOUT] = "stdout",
+    [PROTO_STDERR] = "stderr",
+    [PROTO_RESIZE] = "resize",
+    [PROTO_SIGNAL] = "signal",
+    [PROTO_STOPPED] = "stopped",
+    [PROTO_CONT] = "cont",
+    [PROTO_EXIT] = "exit",
+    [PROTO_ERROR] = "error",
     [PROTO_LOG] = "log",
+    [PROTO_NET_OPEN] = "net-open",
+    [PROTO_NET_OPEN_OK] = "net-open-ok",
+    [PROTO_NET_OPEN_FAIL] = "net-open-fail",
+    [PROTO_NET_DATA] = "net-data",
+    [PROTO_NET_WINDOW] = "net-window",
+    [PROTO_NET_CLOSE] = "net-close",
+    [PROTO_DNS_QUERY] = "dns-query",
+    [PROTO_DNS_ANSWER] = "dns-answer",
 };
 
 const char *proto_type_name(unsigned type)
@@ -251,5 +268,41 @@ int proto_send(int fd, uint8_t type, uint16_t chan, const void *data,
 			adv -= k;
 		}
 	}
+	return 0;
+}
+
+size_t proto_net_open_encode(const struct proto_net_open *o,
+			     uint8_t out[PROTO_NET_OPEN_MAX])
+{
+	size_t alen = o->family == AF_INET ? 4 : 16;
+	proto_put_u16(out, o->port);
+	out[2] = o->family == AF_INET ? 4 : 6;
+	out[3] = 0;
+	memcpy(out + 4, o->addr, alen);
+	return 4 + alen;
+}
+
+int proto_net_open_decode(const uint8_t *p, size_t len,
+			  struct proto_net_open *o)
+{
+	if (len < 4 || p[3] != 0)
+		return -EPROTO;
+	size_t alen;
+	int family;
+	if (p[2] == 4) {
+		alen = 4;
+		family = AF_INET;
+	} else if (p[2] == 6) {
+		alen = 16;
+		family = AF_INET6;
+	} else {
+		return -EPROTO;
+	}
+	if (len != 4 + alen)
+		return -EPROTO;
+	memset(o, 0, sizeof(*o));
+	o->family = family;
+	o->port = proto_get_u16(p);
+	memcpy(o->addr, p + 4, alen);
 	return 0;
 }

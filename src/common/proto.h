@@ -47,11 +47,56 @@ enum proto_type {
 	PROTO_EXIT,	 /* g->h: u32 kind (0 exited, 1 signal), u32 code */
 	PROTO_ERROR,	 /* g->h: fatal error text; the guest powers off */
 	PROTO_LOG,	 /* g->h: progress/diagnostic text */
+	/* The ccvm.net port (docs/protocol.md, docs/egress.md). */
+	PROTO_NET_OPEN,	     /* g->h: chan; struct proto_net_open */
+	PROTO_NET_OPEN_OK,   /* h->g: chan; why text */
+	PROTO_NET_OPEN_FAIL, /* h->g: chan; u8 kind, why text */
+	PROTO_NET_DATA,	     /* both: chan; 1..PROTO_NET_DATA_MAX bytes */
+	PROTO_NET_WINDOW,    /* both: chan; u32 more bytes the peer may send */
+	PROTO_NET_CLOSE,     /* both: chan; u8 enum proto_net_close */
+	PROTO_DNS_QUERY,     /* g->h: chan = id; u8 transport, DNS message */
+	PROTO_DNS_ANSWER,    /* h->g: chan = id; u8 flags, DNS message */
 	PROTO_TYPE_MAX
 };
 
 /* In a FILE frame's mode: append to the file the previous frame began. */
 #define PROTO_FILE_APPEND 0x80000000u
+
+/*
+ * ccvm.net: one TCP stream per chan, opened by the guest.  Each side may
+ * send PROTO_NET_WINDOW_INIT bytes of NET_DATA on a chan before it hears a
+ * NET_WINDOW; more is a protocol error for that chan (it is aborted).
+ */
+#define PROTO_NET_DATA_MAX    (64 * 1024)
+#define PROTO_NET_WINDOW_INIT (256 * 1024)
+
+enum proto_net_close {
+	PROTO_NET_FIN = 0,   /* the sender sends no more data (half-close) */
+	PROTO_NET_ABORT = 1, /* the stream is gone both ways (reset) */
+};
+
+enum proto_net_fail {
+	PROTO_NET_FAIL_POLICY = 0,  /* refused by the egress policy */
+	PROTO_NET_FAIL_CONNECT = 1, /* allowed, but the connect failed */
+};
+
+enum proto_dns_transport { PROTO_DNS_UDP = 0, PROTO_DNS_TCP = 1 };
+/* DNS_ANSWER flag: the name is not allowed (the answer is NXDOMAIN). */
+#define PROTO_DNS_DENIED 0x01
+
+struct proto_net_open {
+	int family; /* AF_INET or AF_INET6 */
+	uint16_t port;
+	uint8_t addr[16]; /* network order; 4 bytes used for AF_INET */
+};
+
+/* NET_OPEN payload: u16 port, u8 4|6, u8 0, 4 or 16 address bytes. */
+#define PROTO_NET_OPEN_MAX 20
+size_t proto_net_open_encode(const struct proto_net_open *o,
+			     uint8_t out[PROTO_NET_OPEN_MAX]);
+/* 0, or -EPROTO for a malformed payload (o is set on success only). */
+int proto_net_open_decode(const uint8_t *p, size_t len,
+			  struct proto_net_open *o);
 
 enum proto_exit_kind { PROTO_EXIT_CODE = 0, PROTO_EXIT_SIGNAL = 1 };
 

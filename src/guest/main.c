@@ -20,6 +20,7 @@
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
+#include "net.h"
 #include "proto.h"
 #include "relay.h"
 #include "scratchfs.h"
@@ -30,6 +31,7 @@
 #define PORT_WAIT_MS   30000
 #define FINAL_FLUSH_MS 30000
 #define HANGUP_WAIT_MS 10000
+#define NET_READY_MS   20000
 
 static int port_fd = -1;
 static struct proto_writer writer;
@@ -255,6 +257,7 @@ int main(void)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 
 	boot(&err);
+	net_start(); /* the guest's network (docs/egress.md) */
 	open_port(&err);
 
 	static struct ctl_state st;
@@ -265,6 +268,7 @@ int main(void)
 		fatal(&err);
 	control_phase(&st, &rl, &err);
 
+	net_wait_ready(NET_READY_MS);
 	struct agent ag;
 	int r = agent_spawn(&st, &ag, &err);
 	/* Secrets now live only in the child. */

@@ -122,6 +122,28 @@ bool mnt_module_is_boot(const char *file)
 	return false;
 }
 
+bool mnt_module_in(enum mnt_modset set, const char *file)
+{
+	static const char *const net[] = {
+	    "crc32c-intel.ko",	 "nfnetlink.ko",    "libcrc32c.ko",
+	    "nf_tables.ko",	 "dummy.ko",	    "nf_defrag_ipv6.ko",
+	    "nf_defrag_ipv4.ko", "nf_conntrack.ko", "nf_nat.ko",
+	    "nft_chain_nat.ko",	 "nft_redir.ko",
+	};
+	switch (set) {
+	case MNT_MODS_BOOT:
+		return mnt_module_is_boot(file);
+	case MNT_MODS_NET:
+		for (size_t i = 0; i < ARRAY_LEN(net); i++)
+			if (!strcmp(file, net[i]))
+				return true;
+		return false;
+	case MNT_MODS_REST:
+		return !mnt_module_is_boot(file);
+	}
+	return false;
+}
+
 int mnt_modules_open(struct ccvm_err *err)
 {
 	module_dir = open(MNT_MODULE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -153,7 +175,7 @@ int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err)
 			return ccvm_err_set(
 			    err, EINVAL, "load.list: '%s' is not a file name",
 			    w);
-		if (mnt_module_is_boot(w) != (set == MNT_MODS_BOOT))
+		if (!mnt_module_in(set, w))
 			continue;
 		autoclose int fd = openat(module_dir, w, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
@@ -162,8 +184,9 @@ int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err)
 			return ccvm_err_sys(err, errno, "loading module %s", w);
 		n++;
 	}
-	glog("loaded %u %s modules in %lld ms", n,
-	     set == MNT_MODS_BOOT ? "boot" : "other", util_now_ms() - t0);
+	static const char *const names[] = {"boot", "network", "other"};
+	glog("loaded %u %s modules in %lld ms", n, names[set],
+	     util_now_ms() - t0);
 	return 0;
 }
 

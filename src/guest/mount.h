@@ -28,11 +28,16 @@ bool mnt_cmdline_debug(void);
  * directory open across the switch into the root; without a list every
  * module is built in.  Loading is idempotent (EEXIST is fine).
  */
-enum mnt_modset { MNT_MODS_BOOT, MNT_MODS_REST };
+enum mnt_modset {
+	MNT_MODS_BOOT, /* booting: virtio, squashfs, overlay, 9p */
+	MNT_MODS_NET,  /* the guest network: nf_tables, NAT, dummy */
+	MNT_MODS_REST, /* everything not in the boot set */
+};
 int mnt_modules_open(struct ccvm_err *err);
 int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err);
-/* True for the module file names the boot set holds (exposed for tests). */
+/* Whether a module file name is in a set (exposed for tests). */
 bool mnt_module_is_boot(const char *file);
+bool mnt_module_in(enum mnt_modset set, const char *file);
 
 /* Waits for path to exist (device nodes appear asynchronously). */
 int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err);

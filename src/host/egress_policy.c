@@ -56,6 +56,13 @@ struct egress_policy {
 	struct blocked blocked[EGRESS_BLOCKED_MAX];
 	size_t n_blocked;
 	unsigned long others;
+
+	/* The agent's API endpoint (egress_set_api). */
+	char api_host[DNS_NAME_MAX + 1];
+	uint16_t api_port;
+	bool api_alias;		  /* api_host is host.ccvm.internal */
+	bool api_is_addr;	  /* api_host is an address literal */
+	struct dns_addr api_addr; /* its address then */
 };
 
 /* ---- addresses ---------------------------------------------------- */
@@ -329,11 +336,11 @@ static enum egress_name_verdict name_check(const struct egress_policy *p,
 		return EGRESS_NAME_DENY;
 	/* Our own namespace is never asked of real DNS, in any mode. */
 	if (strcmp(n, EGRESS_HOST_NAME) == 0)
-		return p->host_alias ? EGRESS_NAME_HOST_ALIAS
-				     : EGRESS_NAME_DENY;
+		return p->host_alias || p->api_alias ? EGRESS_NAME_HOST_ALIAS
+						     : EGRESS_NAME_DENY;
 	if (under(n, "ccvm.internal", false))
 		return EGRESS_NAME_DENY;
-	if (strcmp(n, EGRESS_API_HOST) == 0) {
+	if (strcmp(n, p->api_host) == 0) {
 		*entry = -1;
 		return EGRESS_NAME_RESOLVE;
 	}
@@ -532,6 +539,8 @@ int egress_policy_new(const struct cfg_strlist *allow, const uint16_t *ports,
 		p->ports[i] = ports[i];
 	}
 	p->n_ports = nports;
+	util_strlcpy(p->api_host, EGRESS_API_HOST, sizeof(p->api_host));
+	p->api_port = EGRESS_API_PORT;
 	for (size_t i = 0; i < n; i++) {
 		int rc = add_entry(p, allow->v[i], err);
 		if (rc < 0) {
@@ -752,13 +761,14 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 	enum egress_addr_class c = egress_classify(a.family, a.bytes);
 	if (c == EGRESS_ADDR_HOST_ALIAS) {
 		util_strlcpy(d->dest, EGRESS_HOST_NAME, sizeof(d->dest));
-		if (!p->host_alias) {
+		bool api = p->api_alias && port == p->api_port;
+		if (!p->host_alias && !api) {
 			DECIDE(d, EGRESS_DENY_HOST_ALIAS,
 			       "blocked: " EGRESS_HOST_NAME
 			       ":%u: " EGRESS_HOST_NAME
 			       " is not in egressAllowlist",
 			       (unsigned)port);
-		} else if (!port_listed(p, port)) {
+		} else if (!api && !port_listed(p, port)) {
 			DECIDE(d, EGRESS_DENY_PORT,
 			       "blocked: " EGRESS_HOST_NAME ":%u: port not "
 			       "in egressPorts (%s)",
@@ -771,8 +781,9 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 				d->target.bytes[3] = 1;
 			DECIDE(d, EGRESS_ALLOW,
 			       "allowed: " EGRESS_HOST_NAME ":%u -> host "
-			       "loopback",
-			       (unsigned)port);
+			       "loopback%s",
+			       (unsigned)port,
+			       api ? " (the API endpoint)" : "");
 		}
 		return;
 	}
@@ -791,6 +802,15 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 		return;
 	}
 
+	if (p->api_is_addr && addr_eq(&p->api_addr, &a) &&
+	    port == p->api_port && c != EGRESS_ADDR_LINK_LOCAL &&
+	    c != EGRESS_ADDR_METADATA) {
+		d->target = a;
+		DECIDE(d, EGRESS_ALLOW, "allowed: %s:%u (the API endpoint)",
+		       dst, (unsigned)port);
+		return;
+	}
+
 	/* A name the host resolved: its entry (or the API host) vouches.
 	 * Link-local and metadata answers are refused (DNS rebinding). */
 	struct resolved *port_denied = NULL;
@@ -803,7 +823,7 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 		if (!d->dest[0])
 			util_strlcpy(d->dest, r->name, sizeof(d->dest));
 		bool ok = p->n_entries == 0 || port_listed(p, port) ||
-			  (r->entry == -1 && port == EGRESS_API_PORT);
+			  (r->entry == -1 && port == p->api_port);
 		if (!ok) {
 			port_denied = r;
 			continue;
@@ -950,4 +970,29 @@ unsigned long egress_summary(const struct egress_policy *p, FILE *out)
 			p->others);
 	fputc('\n', out);
 	return total;
+}
+
+int egress_set_api(struct egress_policy *p, const char *host, uint16_t port)
+{
+	char n[DNS_NAME_MAX + 1];
+	struct dns_addr a = {.family = AF_INET};
+	if (port == 0 || !host[0] ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.-_:") != strlen(host))
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, a.bytes) == 1 ||
+	    (a.family = AF_INET6, inet_pton(AF_INET6, host, a.bytes) == 1)) {
+		egress_addr_normalize(&a);
+		p->api_is_addr = true;
+		p->api_addr = a;
+		egress_addr_str(&a, p->api_host, sizeof(p->api_host));
+	} else if (norm_name(host, n)) {
+		p->api_is_addr = false;
+		util_strlcpy(p->api_host, n, sizeof(p->api_host));
+	} else {
+		return -EINVAL;
+	}
+	p->api_alias = strcmp(p->api_host, EGRESS_HOST_NAME) == 0;
+	p->api_port = port;
+	return 0;
 }

@@ -97,6 +97,15 @@ int egress_policy_from_config(const struct ccvm_config *cfg,
 			      struct egress_policy **out, struct ccvm_err *err);
 void egress_policy_free(struct egress_policy *p);
 
+/*
+ * Replaces the API endpoint (api.anthropic.com:443 by default) with
+ * host:port, from ANTHROPIC_BASE_URL: a name (looked up and remembered like
+ * an allowed name, allowed on port only), an address literal, or
+ * host.ccvm.internal (the host's loopback on exactly that port, whether or
+ * not host.ccvm.internal is listed).  0 or -EINVAL.
+ */
+int egress_set_api(struct egress_policy *p, const char *host, uint16_t port);
+
 bool egress_open_mode(const struct egress_policy *p);
 bool egress_host_alias_listed(const struct egress_policy *p);
 

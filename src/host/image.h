@@ -41,7 +41,7 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 
 /* Bumped whenever the build recipe changes what an image contains. */
-#define IMAGE_RECIPE_VERSION 1
+#define IMAGE_RECIPE_VERSION 2
 #define IMAGE_SUITE	     "bookworm"
 
 /* The contents of one extraGuestModules script. */

@@ -58,12 +58,28 @@ static const char *const base_packages[] = {
 /* The modules ccvm-init loads (Debian 6.1 names); built-in ones are
  * skipped, dependencies are added. */
 static const char *const guest_modules[] = {
-    "virtio_pci", "virtio_blk",	  "virtio_console",
-    "virtio_net", "virtio_rng",	  "9pnet_virtio",
-    "9p",	  "overlay",	  "squashfs",
-    "ext4",	  "crc32c_intel", "dm_crypt",
-    "ecb",	  "xts",	  "aesni_intel",
-    "nf_tables",  "fuse",	  "virtiofs",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_console",
+    "virtio_net",
+    "virtio_rng",
+    "9pnet_virtio",
+    "9p",
+    "overlay",
+    "squashfs",
+    "ext4",
+    "crc32c_intel",
+    "dm_crypt",
+    "ecb",
+    "xts",
+    "aesni_intel",
+    "nf_tables",
+    "fuse",
+    "virtiofs",
+    /* the guest's network without a NIC (docs/egress.md) */
+    "dummy",
+    "nft_chain_nat",
+    "nft_redir",
 };
 
 static const char *const dpkg_excludes[] = {

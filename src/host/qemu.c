@@ -290,6 +290,11 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	add(&b, "-chardev");
 	add_owned(&b, util_asprintf("socket,id=ctl,fd=%d", s->ctl_fd));
 	add2(&b, "-device", "virtserialport,chardev=ctl,name=ccvm.ctl");
+	if (s->net_fd > 0) { /* the guest's network (docs/egress.md) */
+		add(&b, "-chardev");
+		add_owned(&b, util_asprintf("socket,id=net,fd=%d", s->net_fd));
+		add2(&b, "-device", "virtserialport,chardev=net,name=ccvm.net");
+	}
 
 	/* Shares.  multidevs=remap keeps inode numbers unique when the
 	 * tree spans several host file systems. */

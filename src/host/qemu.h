@@ -38,6 +38,7 @@ struct qemu_spec {
 	 */
 	int ctl_fd;	  /* connected socket for the ccvm.ctl port */
 	int console_fd;	  /* guest serial console goes here (-1: none) */
+	int net_fd;	  /* > 0: connected socket for the ccvm.net port */
 	bool debug;	  /* verbose kernel console */
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
 	long tsc_khz;	  /* > 0: tsc_early_khz= on the kernel cmdline */

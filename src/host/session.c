@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "egress.h"
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
@@ -38,7 +39,8 @@
 
 #define CHILD_CTL_FD	       3
 #define CHILD_CON_FD	       4
-#define CHILD_SCRATCH_FD       5     /* the scratch disk, when vmDiskSize > 0 */
+#define CHILD_NET_FD	       5     /* ccvm.net (egress.h) */
+#define CHILD_SCRATCH_FD       6     /* the scratch disk, when vmDiskSize > 0 */
 #define EXIT_GRACE_MS	       10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	       5000 /* SIGTERM/SIGHUP forwarded; then kill */
 #define DEFAULT_BOOT_TIMEOUT_S 90
@@ -131,6 +133,13 @@ struct session {
 	bool guest_failed; /* the guest sent ERROR */
 	int exit_code;
 	char error[512]; /* first fatal error seen */
+
+	/* The network relay (egress.h), its summary pipe, the guest's
+	 * ANTHROPIC_BASE_URL. */
+	struct egress_policy *egress;
+	pid_t egress_pid;
+	int egress_summary;
+	char *api_url;
 	struct tail console, qemu_err;
 };
 
@@ -204,7 +213,8 @@ static int child_place_fd(int fd, int target)
 }
 
 static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
-		      int con_child, int err_child, struct ccvm_err *err)
+		      int con_child, int net_child, int err_child,
+		      struct ccvm_err *err)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -224,21 +234,24 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		int hi_ctl = fcntl(ctl_child, F_DUPFD_CLOEXEC, 10);
 		int hi_con = fcntl(con_child, F_DUPFD_CLOEXEC, 10);
 		int hi_err = fcntl(err_child, F_DUPFD_CLOEXEC, 10);
+		int hi_net = fcntl(net_child, F_DUPFD_CLOEXEC, 10);
 		int hi_scr = s->scratch >= 0
 				 ? fcntl(s->scratch, F_DUPFD_CLOEXEC, 10)
 				 : -1;
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || devnull < 0 ||
-		    (s->scratch >= 0 && hi_scr < 0))
+		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || hi_net < 0 ||
+		    devnull < 0 || (s->scratch >= 0 && hi_scr < 0))
 			_exit(127);
 		if (child_place_fd(devnull, 0) < 0 ||
 		    child_place_fd(hi_err, 1) < 0 ||
 		    child_place_fd(hi_err, 2) < 0 ||
 		    child_place_fd(hi_ctl, CHILD_CTL_FD) < 0 ||
 		    child_place_fd(hi_con, CHILD_CON_FD) < 0 ||
+		    child_place_fd(hi_net, CHILD_NET_FD) < 0 ||
 		    (hi_scr >= 0 &&
 		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0))
 			_exit(127);
+		/* Fds 3-5 always, 6 with a scratch disk; nothing else. */
 		close_range(CHILD_SCRATCH_FD + (hi_scr >= 0), ~0U, 0);
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
@@ -476,6 +489,12 @@ static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 		if (!v)
 			continue;
 		autofree char *e = util_asprintf("%s=%s", pass[i], v);
+		if (e && (r = queue(s, PROTO_ENV, e, strlen(e))) < 0)
+			return r;
+	}
+	if (s->api_url) {
+		autofree char *e =
+		    util_asprintf("ANTHROPIC_BASE_URL=%s", s->api_url);
 		if (e && (r = queue(s, PROTO_ENV, e, strlen(e))) < 0)
 			return r;
 	}
@@ -858,6 +877,26 @@ static int block_signals(sigset_t *old, int *sigfd, struct ccvm_err *err)
 	return 0;
 }
 
+/* The egress policy, and the API endpoint from ANTHROPIC_BASE_URL. */
+static int setup_egress(struct session *s, char *api_host, size_t n,
+			struct ccvm_err *err)
+{
+	if (egress_policy_from_config(s->cfg, &s->egress, err) < 0)
+		return -EINVAL;
+	util_strlcpy(api_host, STAGE_DEFAULT_API_HOST, n);
+	const char *url = getenv("ANTHROPIC_BASE_URL");
+	if (!url || !*url)
+		return 0;
+	uint16_t port;
+	if (egress_base_url(url, api_host, n, &port, &s->api_url) < 0 ||
+	    egress_set_api(s->egress, api_host, port) < 0)
+		return ccvm_err_set(err, EINVAL,
+				    "ANTHROPIC_BASE_URL: expected "
+				    "http(s)://host[:port][/path], got \"%s\"",
+				    url);
+	return 0;
+}
+
 int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		struct ccvm_err *err)
 {
@@ -878,6 +917,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->cfg = cfg;
 	s->args = args;
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = -1;
+	s->egress_summary = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
 	int code = CCVM_EXIT_FAILURE;
@@ -887,6 +927,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	struct qemu_argv qa = {0};
 	char projects[PATH_MAX] = "";
 	int ctlp[2] = {-1, -1}, conp[2] = {-1, -1}, errp[2] = {-1, -1};
+	int netp[2] = {-1, -1};
 
 	if (!s->rd || proto_writer_init(&s->wr) < 0) {
 		ccvm_err_sys(err, ENOMEM, "session buffers");
@@ -918,6 +959,12 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		}
 	}
 
+	char api_host[DNS_NAME_MAX + 1];
+	if (setup_egress(s, api_host, sizeof(api_host), err) < 0) {
+		code = CCVM_EXIT_USAGE;
+		goto out;
+	}
+
 	/* What of the user's Claude setup enters the guest: decided and
 	 * read before anything starts, so an error leaves nothing behind. */
 	const char *home = getenv("HOME");
@@ -928,7 +975,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 			x = xdg = util_path_join(home, ".config");
 		struct stage_env senv = {
 		    .cwd = cwd,
-		    .api_host = STAGE_DEFAULT_API_HOST,
+		    .api_host = api_host,
 		    .xdg_config_home = x,
 		    .path_var = getenv("PATH"),
 		};
@@ -952,6 +999,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctlp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conp) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, netp) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0) {
 		ccvm_err_sys(err, errno, "socketpair");
 		goto out;
@@ -972,6 +1020,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	    .mem_lock = cfg->lock_guest_memory,
 	    .ctl_fd = CHILD_CTL_FD,
 	    .console_fd = CHILD_CON_FD,
+	    .net_fd = CHILD_NET_FD,
 	    .debug = args->debug,
 	    .bios = qemu_find_bios(),
 	    .tsc_khz = qemu_host_tsc_khz(),
@@ -1004,8 +1053,15 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	}
 	s->boot_deadline = s->boot_start + timeout_s * 1000;
 
-	if (spawn_qemu(s, qa.v, ctlp[1], conp[1], errp[1], err) < 0)
+	if (spawn_qemu(s, qa.v, ctlp[1], conp[1], netp[1], errp[1], err) < 0)
 		goto out;
+	close(netp[1]);
+	netp[1] = -1;
+	if (egress_spawn(netp[0], s->egress, &s->egress_summary, &s->egress_pid,
+			 err) < 0)
+		goto out;
+	close(netp[0]);
+	netp[0] = -1;
 	close(ctlp[1]);
 	close(conp[1]);
 	close(errp[1]);
@@ -1060,7 +1116,15 @@ out:
 	}
 	spinner_clear(s);
 	term_restore(&s->term);
+	if (s->egress_pid > 0) /* QEMU is gone: the relay sees the port close */
+		egress_finish(s->egress_pid, s->egress_summary, 2000);
+	else if (s->egress_summary >= 0)
+		close(s->egress_summary);
+	egress_policy_free(s->egress);
+	free(s->api_url);
 	for (int i = 0; i < 2; i++) {
+		if (netp[i] >= 0)
+			close(netp[i]);
 		if (ctlp[i] >= 0)
 			close(ctlp[i]);
 		if (conp[i] >= 0)

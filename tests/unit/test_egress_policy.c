@@ -588,6 +588,43 @@ static void test_from_config(void **state)
 	cfg_free(&cfg);
 }
 
+static void test_set_api(void **state)
+{
+	(void)state;
+	static const char *const allow[] = {"github.com", NULL};
+	static const uint16_t ports[] = {443, 0};
+	struct egress_policy *p = mk(allow, ports);
+	/* Default: api.anthropic.com resolvable. */
+	assert_int_equal(egress_name_check(p, "api.anthropic.com"),
+			 EGRESS_NAME_RESOLVE);
+	/* A name on its own port replaces it. */
+	assert_int_equal(egress_set_api(p, "llm.corp.example", 8443), 0);
+	assert_int_equal(egress_name_check(p, "api.anthropic.com"),
+			 EGRESS_NAME_DENY);
+	assert_int_equal(egress_name_check(p, "LLM.corp.example."),
+			 EGRESS_NAME_RESOLVE);
+	struct dns_addr r = A("93.184.216.77");
+	assert_int_equal(egress_note_resolved(p, "llm.corp.example", &r, 1), 0);
+	assert_int_equal(conn(p, "93.184.216.77", 8443), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "93.184.216.77", 22), EGRESS_DENY_PORT);
+	/* host.ccvm.internal: the loopback, exactly that port. */
+	assert_int_equal(egress_set_api(p, "host.ccvm.internal", 8080), 0);
+	assert_int_equal(egress_name_check(p, "host.ccvm.internal"),
+			 EGRESS_NAME_HOST_ALIAS);
+	assert_int_equal(conn(p, EGRESS_HOST_ADDR4, 8080), EGRESS_ALLOW);
+	assert_int_equal(conn(p, EGRESS_HOST_ADDR6, 8080), EGRESS_ALLOW);
+	assert_int_equal(conn(p, EGRESS_HOST_ADDR4, 8081),
+			 EGRESS_DENY_HOST_ALIAS);
+	assert_int_equal(conn(p, "127.0.0.1", 8080), EGRESS_DENY_HOST);
+	/* An address literal. */
+	assert_int_equal(egress_set_api(p, "20.0.0.9", 9000), -0);
+	assert_int_equal(conn(p, "20.0.0.9", 9000), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "20.0.0.9", 9001), EGRESS_DENY_UNLISTED);
+	assert_int_equal(egress_set_api(p, "bad name!", 1), -EINVAL);
+	assert_int_equal(egress_set_api(p, "x.example", 0), -EINVAL);
+	egress_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -605,6 +642,7 @@ int main(void)
 	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_from_config),
+	    cmocka_unit_test(test_set_api),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,10 +27,24 @@ static void test_boot_set(void **state)
 	assert_false(mnt_module_is_boot(""));
 }
 
+static void test_sets(void **state)
+{
+	(void)state;
+	assert_true(mnt_module_in(MNT_MODS_NET, "nf_tables.ko"));
+	assert_true(mnt_module_in(MNT_MODS_NET, "nft_redir.ko"));
+	assert_false(mnt_module_in(MNT_MODS_NET, "ext4.ko"));
+	assert_false(mnt_module_in(MNT_MODS_NET, "virtio_pci.ko"));
+	assert_true(mnt_module_in(MNT_MODS_REST, "ext4.ko"));
+	assert_true(mnt_module_in(MNT_MODS_REST, "nf_tables.ko"));
+	assert_false(mnt_module_in(MNT_MODS_REST, "virtio_pci.ko"));
+	assert_true(mnt_module_in(MNT_MODS_BOOT, "virtio_pci.ko"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_boot_set),
+		cmocka_unit_test(test_sets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "proto.h"
 
 static void test_roundtrip(void **state)
@@ -47,7 +49,7 @@ static void test_partial(void **state)
 static void test_rejects(void **state)
 {
 	(void)state;
-	uint8_t buf[PROTO_HDR_LEN] = { 0 };
+	uint8_t buf[PROTO_HDR_LEN] = {0};
 	struct proto_msg m;
 	proto_encode_hdr(buf, 0, 0, 0);
 	assert_int_equal(proto_decode(buf, sizeof(buf), &m), -EPROTO);
@@ -69,25 +71,39 @@ static void test_kv(void **state)
 	static const uint8_t p[] = "cwd=/a b\0uid=1000\0empty=\0";
 	char k[16], v[16];
 	size_t pos = 0;
-	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_int_equal(
+	    proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)),
+	    1);
 	assert_string_equal(k, "cwd");
 	assert_string_equal(v, "/a b");
-	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_int_equal(
+	    proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)),
+	    1);
 	assert_string_equal(v, "1000");
-	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 1);
+	assert_int_equal(
+	    proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)),
+	    1);
 	assert_string_equal(k, "empty");
 	assert_string_equal(v, "");
-	assert_int_equal(proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)), 0);
+	assert_int_equal(
+	    proto_kv_next(p, sizeof(p) - 1, &pos, k, sizeof(k), v, sizeof(v)),
+	    0);
 
 	static const uint8_t bad1[] = "noequals\0";
 	pos = 0;
-	assert_int_equal(proto_kv_next(bad1, sizeof(bad1) - 1, &pos, k, sizeof(k), v, sizeof(v)), -EPROTO);
+	assert_int_equal(proto_kv_next(bad1, sizeof(bad1) - 1, &pos, k,
+				       sizeof(k), v, sizeof(v)),
+			 -EPROTO);
 	static const uint8_t bad2[] = "k=unterminated";
 	pos = 0;
-	assert_int_equal(proto_kv_next(bad2, sizeof(bad2) - 1, &pos, k, sizeof(k), v, sizeof(v)), -EPROTO);
+	assert_int_equal(proto_kv_next(bad2, sizeof(bad2) - 1, &pos, k,
+				       sizeof(k), v, sizeof(v)),
+			 -EPROTO);
 	static const uint8_t big[] = "k=0123456789abcdefXYZ\0";
 	pos = 0;
-	assert_int_equal(proto_kv_next(big, sizeof(big) - 1, &pos, k, sizeof(k), v, sizeof(v)), -E2BIG);
+	assert_int_equal(proto_kv_next(big, sizeof(big) - 1, &pos, k, sizeof(k),
+				       v, sizeof(v)),
+			 -E2BIG);
 }
 
 static void test_reader_pipe(void **state)
@@ -95,7 +111,8 @@ static void test_reader_pipe(void **state)
 	(void)state;
 	int fds[2];
 	assert_int_equal(pipe(fds), 0);
-	assert_int_equal(proto_send(fds[1], PROTO_RESIZE, 0, "\x18\0\x50\0", 4), 0);
+	assert_int_equal(proto_send(fds[1], PROTO_RESIZE, 0, "\x18\0\x50\0", 4),
+			 0);
 	assert_int_equal(proto_send(fds[1], PROTO_STDIN, 0, "", 0), 0);
 	close(fds[1]);
 	static struct proto_reader r;
@@ -122,22 +139,56 @@ static void test_writer_grows_and_flags_full(void **state)
 	static uint8_t chunk[PROTO_MAX_PAYLOAD];
 	assert_false(proto_writer_full(&w));
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk)), 0);
+		assert_int_equal(
+		    proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk)),
+		    0);
 	assert_true(proto_writer_full(&w));
 	assert_true(proto_writer_pending(&w));
-	assert_int_equal(proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk) + 1), -EMSGSIZE);
+	assert_int_equal(
+	    proto_writer_put(&w, PROTO_STDOUT, 0, chunk, sizeof(chunk) + 1),
+	    -EMSGSIZE);
 	proto_writer_free(&w);
+}
+
+static void test_net_open(void **state)
+{
+	(void)state;
+	struct proto_net_open o = {.family = AF_INET6, .port = 443}, d;
+	o.addr[0] = 0x20;
+	o.addr[15] = 1;
+	uint8_t buf[PROTO_NET_OPEN_MAX];
+	size_t n = proto_net_open_encode(&o, buf);
+	assert_int_equal(n, 20);
+	assert_int_equal(proto_net_open_decode(buf, n, &d), 0);
+	assert_int_equal(d.family, AF_INET6);
+	assert_int_equal(d.port, 443);
+	assert_memory_equal(d.addr, o.addr, 16);
+	o.family = AF_INET;
+	n = proto_net_open_encode(&o, buf);
+	assert_int_equal(n, 8);
+	assert_int_equal(proto_net_open_decode(buf, n, &d), 0);
+	assert_int_equal(d.family, AF_INET);
+	/* wrong length, family, padding */
+	assert_int_equal(proto_net_open_decode(buf, 7, &d), -EPROTO);
+	assert_int_equal(proto_net_open_decode(buf, 9, &d), -EPROTO);
+	buf[2] = 5;
+	assert_int_equal(proto_net_open_decode(buf, 8, &d), -EPROTO);
+	buf[2] = 4;
+	buf[3] = 1;
+	assert_int_equal(proto_net_open_decode(buf, 8, &d), -EPROTO);
+	assert_string_equal(proto_type_name(PROTO_DNS_ANSWER), "dns-answer");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_partial),
-		cmocka_unit_test(test_rejects),
-		cmocka_unit_test(test_kv),
-		cmocka_unit_test(test_reader_pipe),
-		cmocka_unit_test(test_writer_grows_and_flags_full),
+	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_partial),
+	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_kv),
+	    cmocka_unit_test(test_reader_pipe),
+	    cmocka_unit_test(test_writer_grows_and_flags_full),
+	    cmocka_unit_test(test_net_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,23 @@ static void test_no_console(void **state)
 	qemu_argv_free(&a);
 }
 
+static void test_net_port(void **state)
+{
+	(void)state;
+	struct qemu_spec s = base_spec();
+	struct qemu_argv a = build_ok(&s);
+	assert_false(any_contains(&a, "ccvm.net"));
+	qemu_argv_free(&a);
+	s.net_fd = 5;
+	a = build_ok(&s);
+	assert_true(has_opt_with(&a, "-chardev", "socket,id=net,fd=5"));
+	assert_true(has_opt_with(&a, "-device",
+				 "virtserialport,chardev=net,name=ccvm.net"));
+	/* Still no NIC: the port is the guest's only network. */
+	assert_true(has_opt_with(&a, "-nic", "none"));
+	qemu_argv_free(&a);
+}
+
 static void test_writable_flag(void **state)
 {
 	(void)state;
@@ -521,6 +538,7 @@ int main(void)
 	    cmocka_unit_test(test_base_argv),
 	    cmocka_unit_test(test_no_console),
 	    cmocka_unit_test(test_writable_flag),
+	    cmocka_unit_test(test_net_port),
 	    cmocka_unit_test(test_kvm),
 	    cmocka_unit_test(test_mem_lock_and_bios),
 	    cmocka_unit_test(test_projects_and_scratch),

@@ -1,0 +1,168 @@
+#!/bin/bash
+# Egress (issue 6): the guest has no NIC; its TCP and DNS go through the
+# host's policy.  Test hosts live in network namespaces this script makes
+# (a user+net+mount namespace with a veth pair to a second netns); names come
+# from a private /etc/hosts and a logging fake DNS server on the test's own
+# addresses.  Nothing leaves this machine.
+source "$(dirname "$0")/lib.sh"
+export CCVM_ACCEL=tcg
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+if [ -z "${CCVM_EGRESS_INNER:-}" ]; then
+	need_image
+	if ! unshare -rnm true 2>/dev/null; then
+		skip "egress tests" "unprivileged user+net+mount namespaces are not available here"
+		done_testing
+		exit 0
+	fi
+	CCVM_EGRESS_INNER=1 unshare -rnm --kill-child bash "$0"
+	exit $?
+fi
+
+# --- inside our own namespaces: build the test "internet" ----------------
+PY=/usr/bin/python3
+ip link set lo up
+unshare -n sleep 3600 &
+INNER=$!
+sleep 0.3
+trap 'kill $SRV $LB $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
+ip link add v0 type veth peer name v1
+ip link set v1 netns "$INNER"
+ip addr add 10.77.0.1/24 dev v0
+ip -6 addr add fd77::1/64 dev v0 nodad
+ip link set v0 up
+ip route add 10.77.1.0/24 dev v0
+in_inner() { nsenter -t "$INNER" -n "$@"; }
+in_inner ip link set lo up
+in_inner ip link set v1 up
+for a in 10.77.0.2/24 10.77.0.3/24 10.77.0.53/24 10.77.1.5/24; do in_inner ip addr add $a dev v1; done
+in_inner ip -6 addr add fd77::2/64 dev v1 nodad
+in_inner ip route add default dev v1
+in_inner ip -6 route add default dev v1
+
+DNSLOG=$T_TMP/dns.log
+: >"$DNSLOG"
+in_inner $PY "$HERE/egress_servers.py" 10.77.0.53 "$DNSLOG" 10.77.0.2:8080 \
+	10.77.0.2:8081 10.77.0.3:8080 10.77.1.5:8080 '[fd77::2]:8080' &
+SRV=$!
+# A service on the host's own loopback.
+$PY -m http.server --bind 127.0.0.1 8099 --directory "$T_TMP" >/dev/null 2>&1 &
+LB=$!
+
+cat >"$T_TMP/hosts" <<'H'
+127.0.0.1 localhost
+10.77.0.2 web.test rot.test
+10.77.0.3 other.test
+fd77::2 web6.test
+H
+echo 'nameserver 10.77.0.53' >"$T_TMP/resolv.conf"
+mount --bind "$T_TMP/hosts" /etc/hosts
+mount --bind "$T_TMP/resolv.conf" /etc/resolv.conf
+sleep 0.5
+if ! curl -s -m 5 http://web.test:8080/ | grep -q 'hello from 10.77.0.2:8080'; then
+	not_ok "test servers reachable from the host namespace"
+	done_testing
+	exit 1
+fi
+
+export CCVM_ALLOW_ROOT=1
+P=$(new_project)
+cd "$P" || exit 1
+run_guest() { # CONFIG_JSON SCRIPT -> stdout in $T_TMP/out, stderr in $T_TMP/err
+	printf '%s\n' "$1" >"$T_TMP/cfg.json"
+	CCVM_CONFIG=$T_TMP/cfg.json timeout 300 "$CCVM" --shell -- bash -c "$2" >"$T_TMP/out" 2>"$T_TMP/err"
+}
+field() { sed -n "s/^$1=//p" "$T_TMP/out" | head -1; }
+# In the guest: R NAME CMD... prints NAME=<first line of output>|rc|ms
+G_LIB='R() { local n=$1; shift; local t0=$(date +%s%N); local o rc; o=$(set -o pipefail; "$@" 2>/dev/null | head -1); rc=$?; echo "$n=$o|$rc|$(( ($(date +%s%N) - t0) / 1000000 ))"; }
+C() { curl -s -m 15 "$@"; }
+'
+
+# --- open mode ------------------------------------------------------------
+run_guest '{}' "$G_LIB"'
+R name C http://web.test:8080/
+R ip C http://10.77.0.3:8080/
+R v6 C "http://[fd77::2]:8080/"
+R v6name C http://web6.test:8080/
+R lbname C http://host.ccvm.internal:8099/
+R lbalias C http://192.0.2.2:8099/
+R lbself C http://10.77.0.1:8099/
+R nics sh -c 'ls /sys/class/net | tr "\n" " "'
+cat /run/ccvm/egress.log | sed "s/^/LOG: /"
+'
+diag "open mode: $(tr '\n' ' ' <"$T_TMP/out" | head -c 1500)"
+check "open mode: a test host by name" [ "$(field name | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+check "open mode: a test host by IP" [ "$(field ip | cut -d'|' -f1)" = "hello from 10.77.0.3:8080" ]
+check "open mode: IPv6 by address" [ "$(field v6 | cut -d'|' -f1)" = "hello from fd77::2:8080" ]
+check "open mode: IPv6 by name" [ "$(field v6name | cut -d'|' -f1)" = "hello from fd77::2:8080" ]
+check "open mode: host.ccvm.internal does not resolve unless listed" [ "$(field lbname | cut -d'|' -f2)" != 0 ]
+check "open mode: host loopback via the alias address refused" [ "$(field lbalias | cut -d'|' -f2)" != 0 ]
+check "open mode: the host's own address refused" [ "$(field lbself | cut -d'|' -f2)" != 0 ]
+check "the guest has no NIC (only lo and the dummy)" [ "$(field nics | cut -d'|' -f1)" = "ccvm0 lo " ]
+check "egress.log explains the host-loopback denial" grep -q 'LOG: .*192.0.2.2.*blocked: host.ccvm.internal:8099: host.ccvm.internal is not in egressAllowlist' "$T_TMP/out"
+check "exit summary names host.ccvm.internal:8099" grep -q 'egress blocked:.*host.ccvm.internal:8099' "$T_TMP/err"
+
+# --- host.ccvm.internal listed ----------------------------------------------
+run_guest '{"egressAllowlist": ["host.ccvm.internal"], "egressPorts": [8099]}' "$G_LIB"'
+R lb C -4 -o /dev/null -w "%{http_code}" http://host.ccvm.internal:8099/
+R still C http://web.test:8080/
+'
+diag "alias: $(tr '\n' ' ' <"$T_TMP/out")"
+check "host.ccvm.internal listed: the host's 127.0.0.1 service answers" [ "$(field lb | cut -d'|' -f1)" = 200 ]
+check "host.ccvm.internal listed: still open mode for the rest" [ "$(field still | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+
+# --- allowlist ------------------------------------------------------------
+: >"$DNSLOG"
+rm -f "$P/step1" "$P/step2"
+(
+	for ((i = 0; i < 600; i++)); do [ -e "$P/step1" ] && break; sleep 0.5; done
+	printf '127.0.0.1 localhost\n10.77.0.2 web.test\n10.77.0.3 rot.test other.test\n' >"$T_TMP/hosts"
+	touch "$P/step2"
+) &
+run_guest '{"egressAllowlist": ["web.test", "rot.test", "dnsonly.test", "10.77.1.0/24"], "egressPorts": [8080]}' "$G_LIB"'
+R ok C http://web.test:8080/
+R port C http://web.test:8081/
+R unlisted_ip C http://10.77.0.3:8080/
+R cidr C http://10.77.1.5:8080/
+R tunnel getent hosts secretdata123.unlisted.test
+R control getent hosts dnsonly.test
+R rot1 C http://rot.test:8080/
+touch step1; for i in $(seq 300); do [ -e step2 ] && break; sleep 0.2; done
+R rot2 C http://rot.test:8080/
+# root in the guest tries to get around it
+R sudo sudo -n true
+sudo -n nft flush ruleset
+R flushed C -m 5 http://10.77.0.3:8080/
+sudo -n ip route add 10.77.0.0/24 dev lo 2>/dev/null
+R routed C -m 5 http://10.77.0.3:8080/
+printf "nameserver 10.77.0.53\noptions timeout:2 attempts:1\n" | sudo -n tee /etc/resolv.conf >/dev/null
+R otherdns getent hosts leak456.unlisted.test
+cat /run/ccvm/egress.log | sed "s/^/LOG: /"
+'
+diag "allowlist: $(tr '\n' ' ' <"$T_TMP/out" | head -c 3000)"
+diag "stderr: $(tr '\n' ' ' <"$T_TMP/err" | head -c 500)"
+check "allowlist: allowed name on an allowed port" [ "$(field ok | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+check "allowlist: allowed name, other port refused" [ "$(field port | cut -d'|' -f2)" != 0 ]
+ms=$(field port | cut -d'|' -f3)
+check "allowlist: other port refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -lt 1000 ]
+check "allowlist: unlisted IP refused" [ "$(field unlisted_ip | cut -d'|' -f2)" != 0 ]
+ms=$(field unlisted_ip | cut -d'|' -f3)
+check "allowlist: unlisted IP refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -lt 1000 ]
+check "allowlist: a CIDR entry works" [ "$(field cidr | cut -d'|' -f1)" = "hello from 10.77.1.5:8080" ]
+check "allowlist: unlisted name does not resolve" [ "$(field tunnel | cut -d'|' -f2)" != 0 ]
+check "allowlist: no query for the unlisted name left the host (DNS tunnel)" bash -c "! grep -q unlisted '$DNSLOG'"
+check "allowlist: control: an allowed name unknown to /etc/hosts did reach the test DNS" grep -q '^dnsonly.test$' "$DNSLOG"
+check "allowlist: rotating name, first address" [ "$(field rot1 | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+check "allowlist: rotating name, new address still works" [ "$(field rot2 | cut -d'|' -f1)" = "hello from 10.77.0.3:8080" ]
+if [ "$(field sudo | cut -d'|' -f2)" = 0 ]; then
+	check "root: flushing nftables gives no path to an unlisted host" [ "$(field flushed | cut -d'|' -f2)" != 0 ]
+	check "root: adding routes gives no path to an unlisted host" [ "$(field routed | cut -d'|' -f2)" != 0 ]
+	check "root: another DNS server gives no lookup outside" bash -c "[ \"\$(echo '$(field otherdns)' | cut -d'|' -f2)\" != 0 ] && ! grep -q leak456 '$DNSLOG'"
+else
+	skip "root in the guest" "sudo is not available in this image"
+fi
+check "egress.log explains the refused port" grep -q 'LOG: .*10.77.0.2:8081: blocked: web.test:8081.*port not in egressPorts' "$T_TMP/out"
+check "egress.log explains the refused lookup" grep -q 'LOG: .*blocked: lookup of secretdata123.unlisted.test' "$T_TMP/out"
+check "exit summary lists the blocked destinations" grep -q 'egress blocked:.*10.77.0.3:8080' "$T_TMP/err"
+check "exit summary lists the refused port and lookup" bash -c "grep -q 'web.test:8081' '$T_TMP/err' && grep -q 'secretdata123.unlisted.test (lookup)' '$T_TMP/err'"
+done_testing
