@@ -180,7 +180,12 @@ int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err)
 		autoclose int fd = openat(module_dir, w, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return ccvm_err_sys(err, errno, "module %s", w);
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+		/* dummy would make a dummy0 nobody uses; ccvm-net makes its
+		 * own interface. */
+		const char *params =
+		    strcmp(w, "dummy.ko") ? "" : "numdummies=0";
+		if (syscall(SYS_finit_module, fd, params, 0) < 0 &&
+		    errno != EEXIST)
 			return ccvm_err_sys(err, errno, "loading module %s", w);
 		n++;
 	}

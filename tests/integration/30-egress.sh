@@ -87,7 +87,7 @@ R v6name C http://web6.test:8080/
 R lbname C http://host.ccvm.internal:8099/
 R lbalias C http://192.0.2.2:8099/
 R lbself C http://10.77.0.1:8099/
-R nics sh -c 'ls /sys/class/net | tr "\n" " "'
+R nics sh -c "echo \$(ls /sys/class/net)"
 cat /run/ccvm/egress.log | sed "s/^/LOG: /"
 '
 diag "open mode: $(tr '\n' ' ' <"$T_TMP/out" | head -c 1500)"
@@ -98,7 +98,7 @@ check "open mode: IPv6 by name" [ "$(field v6name | cut -d'|' -f1)" = "hello fro
 check "open mode: host.ccvm.internal does not resolve unless listed" [ "$(field lbname | cut -d'|' -f2)" != 0 ]
 check "open mode: host loopback via the alias address refused" [ "$(field lbalias | cut -d'|' -f2)" != 0 ]
 check "open mode: the host's own address refused" [ "$(field lbself | cut -d'|' -f2)" != 0 ]
-check "the guest has no NIC (only lo and the dummy)" [ "$(field nics | cut -d'|' -f1)" = "ccvm0 lo " ]
+check "the guest has no NIC (only lo and the dummy)" [ "$(field nics | cut -d'|' -f1)" = "ccvm0 lo" ]
 check "egress.log explains the host-loopback denial" grep -q 'LOG: .*192.0.2.2.*blocked: host.ccvm.internal:8099: host.ccvm.internal is not in egressAllowlist' "$T_TMP/out"
 check "exit summary names host.ccvm.internal:8099" grep -q 'egress blocked:.*host.ccvm.internal:8099' "$T_TMP/err"
 
