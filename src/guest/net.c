@@ -45,13 +45,11 @@ static int ready_fd = -1; /* parent: read end of the ready pipe */
 
 /* --- set-up --------------------------------------------------------------- */
 
-static int run(const char *const argv[])
+static pid_t spawn(const char *const argv[])
 {
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 				     "LC_ALL=C", NULL};
 	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (devnull >= 0) {
@@ -63,6 +61,11 @@ static int run(const char *const argv[])
 		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
+	return pid;
+}
+
+static int reap(pid_t pid, const char *const argv[])
+{
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
@@ -98,31 +101,32 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	return r;
 }
 
+/* Fixed too; one `ip -batch` is one exec instead of seven (each costs
+ * ~50-100 ms under TCG). */
+static const char ip_batch[] = "link set lo up\n"
+			       "link add ccvm0 type dummy\n"
+			       "link set ccvm0 up\n"
+			       "addr add 169.254.77.1/32 dev ccvm0\n"
+			       "addr add 2001:db8:ffff::1/128 dev ccvm0 nodad\n"
+			       "route add default dev ccvm0\n"
+			       "route add ::/0 dev ccvm0\n";
+
 static int setup_routes(void)
 {
-	static const char *const ip = "/usr/sbin/ip";
-	const char *const steps[][12] = {
-	    {ip, "link", "set", "lo", "up", NULL},
-	    {ip, "link", "add", "ccvm0", "type", "dummy", NULL},
-	    {ip, "link", "set", "ccvm0", "up", NULL},
-	    {ip, "addr", "add", "169.254.77.1/32", "dev", "ccvm0", NULL},
-	    {ip, "-6", "addr", "add", "2001:db8:ffff::1/128", "dev", "ccvm0",
-	     "nodad", NULL},
-	    {ip, "route", "add", "default", "dev", "ccvm0", NULL},
-	    {ip, "-6", "route", "add", "default", "dev", "ccvm0", NULL},
-	};
-	for (size_t i = 0; i < ARRAY_LEN(steps); i++) {
-		int r = run(steps[i]);
-		if (r < 0)
-			return r;
-	}
-	int r = write_file("/run/ccvm/net.nft", ruleset, 0644);
-	if (r < 0)
+	int r;
+	if ((r = write_file("/run/ccvm/net.ip", ip_batch, 0644)) < 0 ||
+	    (r = write_file("/run/ccvm/net.nft", ruleset, 0644)) < 0)
 		return r;
-	const char *const nft[] = {"/usr/sbin/nft", "-f", "/run/ccvm/net.nft",
-				   NULL};
-	if ((r = run(nft)) < 0)
-		return r;
+	/* Routes and rules do not depend on each other: both at once. */
+	static const char *const ip[] = {"/usr/sbin/ip", "-batch",
+					 "/run/ccvm/net.ip", NULL};
+	static const char *const nft[] = {"/usr/sbin/nft", "-f",
+					  "/run/ccvm/net.nft", NULL};
+	pid_t p_ip = spawn(ip), p_nft = spawn(nft);
+	int r_ip = p_ip < 0 ? -errno : reap(p_ip, ip);
+	int r_nft = p_nft < 0 ? -errno : reap(p_nft, nft);
+	if (r_ip < 0 || r_nft < 0)
+		return r_ip < 0 ? r_ip : r_nft;
 	return write_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", 0644);
 }
 
