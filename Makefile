@@ -123,6 +123,7 @@ format:
 
 bench: all
 	bench/run
+	bench/egress
 
 deps:
 	.ci/deps
