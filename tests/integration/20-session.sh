@@ -38,16 +38,19 @@ check "argv reaches the guest byte for byte" [ "$got" = "$want" ]
 
 # exit codes, including death by signal.
 for c in 0 1 42; do
-	"$CCVM" --shell -- sh -c "exit $c" >/dev/null 2>&1
+	"$CCVM" --shell -- sh -c "exit $c" >/dev/null 2>"$T_TMP/code.err"
 	rc=$?
 	check "exit code $c passes through (got $rc)" [ $rc -eq "$c" ]
+	[ $rc -eq "$c" ] || sed 's/^/# /' "$T_TMP/code.err"
 done
-"$CCVM" --shell -- sh -c 'kill -TERM $$' >/dev/null 2>&1
+"$CCVM" --shell -- sh -c 'kill -TERM $$' >/dev/null 2>"$T_TMP/sig.err"
 rc=$?
 check "death by SIGTERM gives 143 (got $rc)" [ $rc -eq 143 ]
-"$CCVM" --shell -- sh -c 'kill -KILL $$' >/dev/null 2>&1
+[ $rc -eq 143 ] || sed 's/^/# /' "$T_TMP/sig.err"
+"$CCVM" --shell -- sh -c 'kill -KILL $$' >/dev/null 2>"$T_TMP/sig.err"
 rc=$?
 check "agent killed (SIGKILL) gives 137 (got $rc)" [ $rc -eq 137 ]
+[ $rc -eq 137 ] || sed 's/^/# /' "$T_TMP/sig.err"
 "$CCVM" --shell -- /no/such/command >/dev/null 2>&1
 rc=$?
 check "a missing command gives 127 (got $rc)" [ $rc -eq 127 ]
