@@ -21,6 +21,7 @@ clean_after() {
 	check "$what: no QEMU left" [ -z "$(leftovers)" ]
 	check "$what: no temp files left" [ -z "$(strays)" ]
 	leftovers | sed 's/^/# left: /'
+	strays | sed 's/^/# stray: /'
 	pkill -KILL -u "$(id -u)" -f "qemu-system.*$T_TMP" 2>/dev/null
 }
 
