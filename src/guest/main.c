@@ -20,6 +20,7 @@
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
+#include "port.h"
 #include "net.h"
 #include "proto.h"
 #include "relay.h"
@@ -60,43 +61,6 @@ static void __attribute__((noreturn)) fatal(const struct ccvm_err *err)
 	power_off();
 }
 
-/* /sys/class/virtio-ports/vportNpM/name == PORT_NAME → /dev/vportNpM. */
-static int find_port(char *dev, size_t devsz, struct ccvm_err *err)
-{
-	long long deadline = util_now_ms() + PORT_WAIT_MS;
-	for (;;) {
-		DIR *d = opendir("/sys/class/virtio-ports");
-		struct dirent *de;
-		while (d && (de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			char path[320], name[64];
-			snprintf(path, sizeof(path),
-				 "/sys/class/virtio-ports/%s/name", de->d_name);
-			autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			ssize_t n = util_read_all(fd, name, sizeof(name) - 1);
-			if (n <= 0)
-				continue;
-			name[n] = '\0';
-			name[strcspn(name, "\n")] = '\0';
-			if (strcmp(name, PORT_NAME))
-				continue;
-			snprintf(dev, devsz, "/dev/%s", de->d_name);
-			closedir(d);
-			return mnt_wait_path(dev, PORT_WAIT_MS, err);
-		}
-		if (d)
-			closedir(d);
-		if (util_now_ms() > deadline)
-			return ccvm_err_set(err, ENODEV,
-					    "no virtio-serial port named %s",
-					    PORT_NAME);
-		usleep(5000);
-	}
-}
-
 static void boot(struct ccvm_err *err)
 {
 	if (mnt_early(err) < 0)
@@ -134,7 +98,7 @@ static void load_other_modules_async(void)
 static void open_port(struct ccvm_err *err)
 {
 	char dev[300];
-	if (find_port(dev, sizeof(dev), err) < 0)
+	if (port_find(PORT_NAME, PORT_WAIT_MS, dev, sizeof(dev), err) < 0)
 		fatal(err);
 	port_fd = open(dev, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (port_fd < 0) {

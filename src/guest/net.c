@@ -31,6 +31,7 @@
 #include "glog.h"
 #include "proto.h"
 #include "mount.h"
+#include "port.h"
 #include "util.h"
 
 #define PORT_WAIT_MS 10000
@@ -569,39 +570,6 @@ static int listen_on(int family, int type, uint16_t port)
 	return fd;
 }
 
-static int find_port(char *dev, size_t devsz)
-{
-	long long deadline = util_now_ms() + PORT_WAIT_MS;
-	while (util_now_ms() < deadline) {
-		DIR *d = opendir("/sys/class/virtio-ports");
-		struct dirent *de;
-		while (d && (de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			char path[320], name[64];
-			snprintf(path, sizeof(path),
-				 "/sys/class/virtio-ports/%s/name", de->d_name);
-			autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-			ssize_t k =
-			    fd < 0 ? -1
-				   : util_read_all(fd, name, sizeof(name) - 1);
-			if (k <= 0)
-				continue;
-			name[k] = '\0';
-			name[strcspn(name, "\n")] = '\0';
-			if (strcmp(name, NET_PORT_NAME) == 0) {
-				snprintf(dev, devsz, "/dev/%s", de->d_name);
-				closedir(d);
-				return 0;
-			}
-		}
-		if (d)
-			closedir(d);
-		usleep(10000);
-	}
-	return -ENODEV;
-}
-
 static void loop(struct net *n)
 {
 	static struct pollfd pf[8 + DNS_TCP_MAXC + MAX_STREAMS];
@@ -701,7 +669,9 @@ static void __attribute__((noreturn)) child(int ready)
 	    open(NET_LOG_PATH,
 		 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
 	char dev[300];
-	if (find_port(dev, sizeof(dev)) < 0) {
+	struct ccvm_err perr;
+	if (port_find(NET_PORT_NAME, PORT_WAIT_MS, dev, sizeof(dev), &perr) <
+	    0) {
 		glog("net: no %s port: the guest has no network",
 		     NET_PORT_NAME);
 		_exit(0);
