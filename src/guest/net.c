@@ -30,6 +30,7 @@
 #include "dns.h"
 #include "glog.h"
 #include "proto.h"
+#include "stream.h"
 #include "mount.h"
 #include "port.h"
 #include "util.h"
@@ -40,7 +41,6 @@
 #define NCHAN	     65536
 #define DNS_SLOTS    256
 #define DNS_TCP_MAXC 16
-#define WINDOW_ACK   (64 * 1024)
 
 static int ready_fd = -1; /* parent: read end of the ready pipe */
 
@@ -134,12 +134,8 @@ static int setup_routes(void)
 /* --- the relay state --------------------------------------------------- */
 
 struct gchan {
-	int fd;
+	struct stream st; /* the client's socket <-> the host */
 	bool opened;
-	uint32_t credit; /* bytes we may send to the host */
-	uint8_t *buf;	 /* host -> client */
-	size_t off, len, consumed;
-	bool host_fin, sent_fin, shut_wr;
 	char dst[64];
 };
 
@@ -215,12 +211,7 @@ static void chan_free(struct net *n, uint16_t id, bool reset)
 	struct gchan *c = n->ch[id];
 	if (!c)
 		return;
-	if (reset) {
-		struct linger l = {.l_onoff = 1, .l_linger = 0};
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-	}
-	close(c->fd);
-	free(c->buf);
+	stream_close(&c->st, reset);
 	free(c);
 	n->ch[id] = NULL;
 	n->nch--;
@@ -233,11 +224,13 @@ static void chan_abort(struct net *n, uint16_t id)
 	chan_free(n, id, true);
 }
 
-static void maybe_done(struct net *n, uint16_t id)
+/* After a stream_* step: free what finished, abort what broke. */
+static void chan_after(struct net *n, uint16_t id, enum stream_state st)
 {
-	struct gchan *c = n->ch[id];
-	if (c && c->host_fin && c->sent_fin && c->off == c->len)
+	if (st == STREAM_DONE)
 		chan_free(n, id, false);
+	else if (st == STREAM_BROKEN)
+		chan_abort(n, id);
 }
 
 /* --- the forwarder --------------------------------------------------- */
@@ -275,12 +268,13 @@ static void fwd_accept(struct net *n, int lfd, bool v6)
 		id++;
 	n->next_id = (uint16_t)(id + 1);
 	struct gchan *c = calloc(1, sizeof(*c));
-	if (!c || !(c->buf = malloc(PROTO_NET_WINDOW_INIT))) {
-		free(c);
+	if (!c)
 		goto drop;
+	if (stream_init(&c->st, fd) < 0) {
+		stream_close(&c->st, true); /* closes fd */
+		free(c);
+		return;
 	}
-	c->fd = fd;
-	c->credit = PROTO_NET_WINDOW_INIT;
 	inet_ntop(o.family, o.addr, as, sizeof(as));
 	snprintf(c->dst, sizeof(c->dst), v6 ? "[%s]:%u" : "%s:%u", as,
 		 (unsigned)o.port);
@@ -298,58 +292,12 @@ drop : {
 
 static void client_write(struct net *n, uint16_t id)
 {
-	struct gchan *c = n->ch[id];
-	while (c->off < c->len) {
-		ssize_t k = write(c->fd, c->buf + c->off, c->len - c->off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0 && errno == EAGAIN)
-			break;
-		if (k <= 0) {
-			chan_abort(n, id);
-			return;
-		}
-		c->off += (size_t)k;
-		c->consumed += (size_t)k;
-	}
-	if (c->off == c->len)
-		c->off = c->len = 0;
-	if (c->consumed >= WINDOW_ACK || (c->len == 0 && c->consumed)) {
-		uint8_t w[4];
-		proto_put_u32(w, (uint32_t)c->consumed);
-		put(n, PROTO_NET_WINDOW, id, w, 4);
-		c->consumed = 0;
-	}
-	if (c->len == 0 && c->host_fin && !c->shut_wr) {
-		shutdown(c->fd, SHUT_WR);
-		c->shut_wr = true;
-	}
-	maybe_done(n, id);
+	chan_after(n, id, stream_write(&n->ch[id]->st, &n->wr, id));
 }
 
 static void client_read(struct net *n, uint16_t id)
 {
-	static uint8_t buf[PROTO_NET_DATA_MAX];
-	struct gchan *c = n->ch[id];
-	size_t want = c->credit < sizeof(buf) ? c->credit : sizeof(buf);
-	if (!want)
-		return;
-	ssize_t k = read(c->fd, buf, want);
-	if (k < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (k < 0) {
-		chan_abort(n, id);
-		return;
-	}
-	if (k == 0) {
-		uint8_t f = PROTO_NET_FIN;
-		put(n, PROTO_NET_CLOSE, id, &f, 1);
-		c->sent_fin = true;
-		maybe_done(n, id);
-		return;
-	}
-	put(n, PROTO_NET_DATA, id, buf, (size_t)k);
-	c->credit -= (uint32_t)k;
+	chan_after(n, id, stream_read(&n->ch[id]->st, &n->wr, id));
 }
 
 /* --- DNS stub ---------------------------------------------------------- */
@@ -499,32 +447,20 @@ static void handle(struct net *n, const struct proto_msg *m)
 	case PROTO_NET_DATA:
 		if (!c || !m->len)
 			break;
-		if (c->host_fin ||
-		    m->len > PROTO_NET_WINDOW_INIT - (c->len - c->off)) {
-			chan_abort(n, m->chan);
-			break;
-		}
-		if (c->len + m->len > PROTO_NET_WINDOW_INIT) {
-			memmove(c->buf, c->buf + c->off, c->len - c->off);
-			c->len -= c->off;
-			c->off = 0;
-		}
-		memcpy(c->buf + c->len, m->data, m->len);
-		c->len += m->len;
-		client_write(n, m->chan);
+		if (!stream_take(&c->st, m->data, m->len))
+			chan_abort(n, m->chan); /* more than the window */
+		else
+			client_write(n, m->chan);
 		break;
 	case PROTO_NET_WINDOW:
-		if (c && m->len == 4) {
-			uint64_t v =
-			    (uint64_t)c->credit + proto_get_u32(m->data);
-			c->credit = v > (1u << 30) ? (1u << 30) : (uint32_t)v;
-		}
+		if (c)
+			stream_credit(&c->st, m->data, m->len);
 		break;
 	case PROTO_NET_CLOSE:
 		if (!c)
 			break;
 		if (m->len == 1 && m->data[0] == PROTO_NET_FIN) {
-			c->host_fin = true;
+			c->st.peer_fin = true;
 			client_write(n, m->chan);
 		} else {
 			chan_free(n, m->chan, true);
@@ -595,22 +531,19 @@ static void loop(struct net *n)
 			struct gchan *c = n->ch[id];
 			if (!c)
 				continue;
-			short ev = 0;
-			if (!full && c->credit && !c->sent_fin)
-				ev |= POLLIN;
-			if (c->off < c->len)
-				ev |= POLLOUT;
+			short ev = stream_events(&c->st, full);
 			if (!ev)
 				continue;
 			ids[np] = (uint16_t)id;
-			pf[np++] = (struct pollfd){.fd = c->fd, .events = ev};
+			pf[np++] =
+			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
 		if (poll(pf, (nfds_t)np, -1) <= 0)
 			continue;
 		for (int i = base_ch; i < np; i++) {
 			struct gchan *c = n->ch[ids[i]];
 			short re = pf[i].revents;
-			if (!c || !re || c->fd != pf[i].fd)
+			if (!c || !re || c->st.fd != pf[i].fd)
 				continue;
 			if (re & POLLOUT)
 				client_write(n, ids[i]);

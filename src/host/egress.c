@@ -26,22 +26,17 @@
 
 #include "dns.h"
 #include "proto.h"
+#include "stream.h"
 #include "util.h"
 
-#define NCHAN	   65536
-#define WINDOW_ACK (64 * 1024) /* credit back in steps of at least this */
+#define NCHAN 65536
 
 struct hchan {
-	int fd;
+	struct stream st; /* the socket <-> the guest */
 	bool connecting;
 	long long deadline;
 	uint16_t port;
-	char dst[64];	 /* "1.2.3.4:80" for messages */
-	uint32_t credit; /* bytes we may still send to the guest */
-	uint8_t *buf;	 /* guest -> socket, PROTO_NET_WINDOW_INIT bytes */
-	size_t off, len;
-	size_t consumed; /* written to the socket, not yet credited back */
-	bool guest_fin, sent_fin, shut_wr;
+	char dst[64]; /* "1.2.3.4:80" for messages */
 };
 
 struct dns_job {
@@ -90,14 +85,7 @@ static void chan_free(struct eg *e, uint16_t id, bool reset)
 	struct hchan *c = e->ch[id];
 	if (!c)
 		return;
-	if (c->fd >= 0) {
-		if (reset) {
-			struct linger l = {.l_onoff = 1, .l_linger = 0};
-			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-		}
-		close(c->fd);
-	}
-	free(c->buf);
+	stream_close(&c->st, reset);
 	free(c);
 	e->ch[id] = NULL;
 	e->nch--;
@@ -150,15 +138,13 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		return;
 	}
 	struct hchan *c = calloc(1, sizeof(*c));
-	uint8_t *buf = malloc(PROTO_NET_WINDOW_INIT);
-	if (!c || !buf) {
+	if (!c || stream_init(&c->st, -1) < 0) {
+		if (c)
+			stream_close(&c->st, false);
 		free(c);
-		free(buf);
 		open_fail(e, id, PROTO_NET_FAIL_CONNECT, "failed: no memory");
 		return;
 	}
-	c->buf = buf;
-	c->credit = PROTO_NET_WINDOW_INIT;
 	c->port = o.port;
 	char ts[48];
 	egress_addr_str(&d.target, ts, sizeof(ts));
@@ -183,10 +169,10 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		memcpy(&sa.in6.sin6_addr, d.target.bytes, 16);
 		sl = sizeof(sa.in6);
 	}
-	c->fd = socket(d.target.family,
-		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int rc = c->fd < 0 ? -errno : 0;
-	if (!rc && connect(c->fd, (struct sockaddr *)&sa, sl) < 0)
+	c->st.fd = socket(d.target.family,
+			  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc = c->st.fd < 0 ? -errno : 0;
+	if (!rc && connect(c->st.fd, (struct sockaddr *)&sa, sl) < 0)
 		rc = -errno;
 	e->ch[id] = c;
 	e->nch++;
@@ -225,67 +211,25 @@ static void connect_done(struct eg *e, uint16_t id, int error)
 
 /* --- streams ----------------------------------------------------------- */
 
-static void maybe_done(struct eg *e, uint16_t id)
+/* After a stream_* step: free what finished, abort what broke. */
+static void chan_after(struct eg *e, uint16_t id, enum stream_state st)
 {
-	struct hchan *c = e->ch[id];
-	if (c && c->guest_fin && c->sent_fin && c->off == c->len)
+	if (st == STREAM_DONE)
 		chan_free(e, id, false);
+	else if (st == STREAM_BROKEN)
+		chan_abort(e, id);
+	else if (st == STREAM_NO_QUEUE)
+		e->failed = true;
 }
 
 static void sock_write(struct eg *e, uint16_t id)
 {
-	struct hchan *c = e->ch[id];
-	while (c->off < c->len) {
-		ssize_t n = write(c->fd, c->buf + c->off, c->len - c->off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			chan_abort(e, id);
-			return;
-		}
-		c->off += (size_t)n;
-		c->consumed += (size_t)n;
-	}
-	if (c->off == c->len)
-		c->off = c->len = 0;
-	if (c->consumed >= WINDOW_ACK || (c->len == 0 && c->consumed)) {
-		uint8_t w[4];
-		proto_put_u32(w, (uint32_t)c->consumed);
-		put(e, PROTO_NET_WINDOW, id, w, 4);
-		c->consumed = 0;
-	}
-	if (c->len == 0 && c->guest_fin && !c->shut_wr) {
-		shutdown(c->fd, SHUT_WR);
-		c->shut_wr = true;
-	}
-	maybe_done(e, id);
+	chan_after(e, id, stream_write(&e->ch[id]->st, &e->wr, id));
 }
 
 static void sock_read(struct eg *e, uint16_t id)
 {
-	static uint8_t buf[PROTO_NET_DATA_MAX];
-	struct hchan *c = e->ch[id];
-	size_t want = c->credit < sizeof(buf) ? c->credit : sizeof(buf);
-	if (want == 0)
-		return;
-	ssize_t n = read(c->fd, buf, want);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n < 0) {
-		chan_abort(e, id);
-		return;
-	}
-	if (n == 0) {
-		uint8_t k = PROTO_NET_FIN;
-		put(e, PROTO_NET_CLOSE, id, &k, 1);
-		c->sent_fin = true;
-		maybe_done(e, id);
-		return;
-	}
-	put(e, PROTO_NET_DATA, id, buf, (size_t)n);
-	c->credit -= (uint32_t)n;
+	chan_after(e, id, stream_read(&e->ch[id]->st, &e->wr, id));
 }
 
 static void net_data(struct eg *e, const struct proto_msg *m)
@@ -293,18 +237,10 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 	struct hchan *c = e->ch[m->chan];
 	if (!c || m->len == 0)
 		return; /* a stream that ended meanwhile */
-	if (c->guest_fin ||
-	    m->len > PROTO_NET_WINDOW_INIT - (c->len - c->off)) {
+	if (!stream_take(&c->st, m->data, m->len)) {
 		chan_abort(e, m->chan); /* more than the window */
 		return;
 	}
-	if (c->len + m->len > PROTO_NET_WINDOW_INIT) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	memcpy(c->buf + c->len, m->data, m->len);
-	c->len += m->len;
 	if (!c->connecting)
 		sock_write(e, m->chan);
 }
@@ -312,10 +248,8 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 static void net_window(struct eg *e, const struct proto_msg *m)
 {
 	struct hchan *c = e->ch[m->chan];
-	if (!c || m->len != 4)
-		return;
-	uint64_t v = (uint64_t)c->credit + proto_get_u32(m->data);
-	c->credit = v > (1u << 30) ? (1u << 30) : (uint32_t)v;
+	if (c)
+		stream_credit(&c->st, m->data, m->len);
 }
 
 static void net_close(struct eg *e, const struct proto_msg *m)
@@ -327,7 +261,7 @@ static void net_close(struct eg *e, const struct proto_msg *m)
 		chan_free(e, m->chan, true);
 		return;
 	}
-	c->guest_fin = true;
+	c->st.peer_fin = true;
 	if (!c->connecting)
 		sock_write(e, m->chan);
 }
@@ -546,15 +480,13 @@ static int loop(struct eg *e)
 				if (next < 0 || c->deadline < next)
 					next = c->deadline;
 			} else {
-				if (!full && c->credit && !c->sent_fin)
-					ev |= POLLIN;
-				if (c->off < c->len)
-					ev |= POLLOUT;
+				ev = stream_events(&c->st, full);
 			}
 			if (!ev)
 				continue;
 			ids[np] = (uint16_t)id;
-			pf[np++] = (struct pollfd){.fd = c->fd, .events = ev};
+			pf[np++] =
+			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
 		int timeout = next < 0 ? -1 : (int)(next - now + 1);
 		int n = poll(pf, (nfds_t)np, timeout);
@@ -565,15 +497,16 @@ static int loop(struct eg *e)
 		for (int i = 2; i < np; i++) {
 			struct hchan *c = e->ch[ids[i]];
 			short re = pf[i].revents;
-			if (!c || !re || c->fd != pf[i].fd)
+			if (!c || !re || c->st.fd != pf[i].fd)
 				continue;
 			if (c->connecting) {
 				int err = 0;
 				socklen_t sl = sizeof(err);
-				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err,
+				getsockopt(c->st.fd, SOL_SOCKET, SO_ERROR, &err,
 					   &sl);
 				connect_done(e, ids[i], err);
-				if (!err && e->ch[ids[i]] && e->ch[ids[i]]->len)
+				if (!err && e->ch[ids[i]] &&
+				    e->ch[ids[i]]->st.len)
 					sock_write(e, ids[i]);
 				continue;
 			}

@@ -1,0 +1,132 @@
+#define _GNU_SOURCE
+#include "stream.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Credit back in steps of at least this, or when the buffer drains. */
+#define WINDOW_ACK (64 * 1024)
+
+int stream_init(struct stream *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->credit = PROTO_NET_WINDOW_INIT;
+	s->buf = malloc(PROTO_NET_WINDOW_INIT);
+	return s->buf ? 0 : -ENOMEM;
+}
+
+void stream_close(struct stream *s, bool reset)
+{
+	if (s->fd >= 0) {
+		if (reset) {
+			struct linger l = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+		}
+		close(s->fd);
+		s->fd = -1;
+	}
+	free(s->buf);
+	s->buf = NULL;
+}
+
+bool stream_take(struct stream *s, const uint8_t *data, size_t len)
+{
+	if (s->peer_fin || len > PROTO_NET_WINDOW_INIT - (s->len - s->off))
+		return false;
+	if (s->len + len > PROTO_NET_WINDOW_INIT) {
+		memmove(s->buf, s->buf + s->off, s->len - s->off);
+		s->len -= s->off;
+		s->off = 0;
+	}
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	return true;
+}
+
+void stream_credit(struct stream *s, const uint8_t *data, size_t len)
+{
+	if (len != 4)
+		return;
+	uint64_t v = (uint64_t)s->credit + proto_get_u32(data);
+	s->credit = v > (1u << 30) ? (1u << 30) : (uint32_t)v;
+}
+
+static enum stream_state put(struct proto_writer *w, uint8_t type, uint16_t id,
+			     const void *p, size_t n)
+{
+	return proto_writer_put(w, type, id, p, n) < 0 ? STREAM_NO_QUEUE
+						       : STREAM_OPEN;
+}
+
+bool stream_done(const struct stream *s)
+{
+	return s->peer_fin && s->sent_fin && s->off == s->len;
+}
+
+enum stream_state stream_write(struct stream *s, struct proto_writer *w,
+			       uint16_t id)
+{
+	while (s->off < s->len) {
+		ssize_t n = write(s->fd, s->buf + s->off, s->len - s->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return STREAM_BROKEN;
+		s->off += (size_t)n;
+		s->consumed += (size_t)n;
+	}
+	if (s->off == s->len)
+		s->off = s->len = 0;
+	if (s->consumed >= WINDOW_ACK || (s->len == 0 && s->consumed)) {
+		uint8_t c[4];
+		proto_put_u32(c, (uint32_t)s->consumed);
+		s->consumed = 0;
+		if (put(w, PROTO_NET_WINDOW, id, c, sizeof(c)) != STREAM_OPEN)
+			return STREAM_NO_QUEUE;
+	}
+	if (s->len == 0 && s->peer_fin && !s->shut_wr) {
+		shutdown(s->fd, SHUT_WR);
+		s->shut_wr = true;
+	}
+	return stream_done(s) ? STREAM_DONE : STREAM_OPEN;
+}
+
+enum stream_state stream_read(struct stream *s, struct proto_writer *w,
+			      uint16_t id)
+{
+	static uint8_t buf[PROTO_NET_DATA_MAX];
+	size_t want = s->credit < sizeof(buf) ? s->credit : sizeof(buf);
+	if (want == 0)
+		return STREAM_OPEN;
+	ssize_t n = read(s->fd, buf, want);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return STREAM_OPEN;
+	if (n < 0)
+		return STREAM_BROKEN;
+	if (n == 0) {
+		uint8_t f = PROTO_NET_FIN;
+		s->sent_fin = true;
+		if (put(w, PROTO_NET_CLOSE, id, &f, 1) != STREAM_OPEN)
+			return STREAM_NO_QUEUE;
+		return stream_done(s) ? STREAM_DONE : STREAM_OPEN;
+	}
+	s->credit -= (uint32_t)n;
+	return put(w, PROTO_NET_DATA, id, buf, (size_t)n);
+}
+
+short stream_events(const struct stream *s, bool writer_full)
+{
+	short ev = 0;
+	if (!writer_full && s->credit && !s->sent_fin)
+		ev |= POLLIN;
+	if (s->off < s->len)
+		ev |= POLLOUT;
+	return ev;
+}

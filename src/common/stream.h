@@ -1,0 +1,58 @@
+#pragma once
+/*
+ * One relayed TCP stream of the ccvm.net port (docs/protocol.md), the same
+ * on both of its ends: the guest's forwarder (src/guest/net.c) and the
+ * host's egress process (src/host/egress.c).
+ *
+ * Data from the peer (NET_DATA) waits in buf until the socket takes it;
+ * what the socket took is credited back with NET_WINDOW.  Data from the
+ * socket goes to the peer as NET_DATA within the credit the peer gave.
+ * End of file either way is a NET_CLOSE FIN and a half-close.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct stream {
+	int fd;		 /* the local socket, -1 before it exists */
+	uint32_t credit; /* bytes we may still send to the peer */
+	uint8_t *buf;	 /* peer -> socket, PROTO_NET_WINDOW_INIT bytes */
+	size_t off, len;
+	size_t consumed; /* written to the socket, not yet credited back */
+	bool peer_fin;	 /* the peer sent FIN */
+	bool sent_fin;	 /* we sent FIN (the socket hit end of file) */
+	bool shut_wr;	 /* we half-closed the socket */
+};
+
+enum stream_state {
+	STREAM_OPEN = 0,
+	STREAM_DONE,	 /* both directions finished: free it */
+	STREAM_BROKEN,	 /* the socket failed: abort the stream */
+	STREAM_NO_QUEUE, /* a frame could not be queued */
+};
+
+/* Allocates the buffer and sets the initial credit; fd is taken. */
+int stream_init(struct stream *s, int fd);
+/* Closes the socket (with a reset when asked) and frees the buffer. */
+void stream_close(struct stream *s, bool reset);
+
+/* NET_DATA from the peer.  false: it overruns the window or follows the
+ * peer's FIN, so the stream must be aborted. */
+bool stream_take(struct stream *s, const uint8_t *data, size_t len);
+/* NET_WINDOW from the peer (a u32 credit, capped at 1 GiB). */
+void stream_credit(struct stream *s, const uint8_t *data, size_t len);
+
+/* Writes what buf holds to the socket; credits it back; half-closes after
+ * the peer's FIN. */
+enum stream_state stream_write(struct stream *s, struct proto_writer *w,
+			       uint16_t id);
+/* Reads the socket within the credit into NET_DATA, or sends FIN. */
+enum stream_state stream_read(struct stream *s, struct proto_writer *w,
+			      uint16_t id);
+
+/* Both directions finished and nothing left to write. */
+bool stream_done(const struct stream *s);
+/* poll(2) events the stream wants; none for reading while full. */
+short stream_events(const struct stream *s, bool writer_full);

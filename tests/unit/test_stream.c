@@ -1,0 +1,106 @@
+/* The relayed stream both ends of ccvm.net share (src/common/stream.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stream.h"
+
+/* Frames queued in w, decoded one by one. */
+static size_t next_frame(struct proto_writer *w, size_t *off,
+			 struct proto_msg *m)
+{
+	ssize_t n = proto_decode(w->buf + *off, w->len - *off, m);
+	if (n <= 0)
+		return 0;
+	*off += (size_t)n;
+	return (size_t)n;
+}
+
+static void test_relay_both_ways(void **state)
+{
+	(void)state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct stream s;
+	assert_int_equal(stream_init(&s, sv[0]), 0);
+	struct proto_writer w;
+	assert_int_equal(proto_writer_init(&w), 0);
+
+	/* Peer -> socket, credited back once written. */
+	assert_true(stream_take(&s, (const uint8_t *)"hello", 5));
+	assert_int_equal(stream_write(&s, &w, 7), STREAM_OPEN);
+	char got[16] = {0};
+	assert_int_equal(read(sv[1], got, sizeof(got)), 5);
+	assert_string_equal(got, "hello");
+	size_t off = 0;
+	struct proto_msg m;
+	assert_true(next_frame(&w, &off, &m) > 0);
+	assert_int_equal(m.type, PROTO_NET_WINDOW);
+	assert_int_equal(m.chan, 7);
+	assert_int_equal(proto_get_u32(m.data), 5);
+
+	/* Socket -> peer as NET_DATA within the credit. */
+	assert_int_equal(write(sv[1], "abc", 3), 3);
+	assert_int_equal(stream_read(&s, &w, 7), STREAM_OPEN);
+	assert_true(next_frame(&w, &off, &m) > 0);
+	assert_int_equal(m.type, PROTO_NET_DATA);
+	assert_memory_equal(m.data, "abc", 3);
+	assert_int_equal(s.credit, PROTO_NET_WINDOW_INIT - 3);
+
+	/* No credit: nothing read, nothing polled for. */
+	uint32_t saved = s.credit;
+	s.credit = 0;
+	assert_int_equal(stream_events(&s, false) & POLLIN, 0);
+	assert_int_equal(stream_read(&s, &w, 7), STREAM_OPEN);
+	s.credit = saved;
+	uint8_t c4[4];
+	proto_put_u32(c4, 100);
+	stream_credit(&s, c4, 4);
+	assert_int_equal(s.credit, saved + 100);
+
+	/* Both FINs and an empty buffer: done. */
+	s.peer_fin = true;
+	assert_int_equal(stream_write(&s, &w, 7), STREAM_OPEN); /* half-close */
+	assert_true(s.shut_wr);
+	close(sv[1]);
+	assert_int_equal(stream_read(&s, &w, 7), STREAM_DONE);
+	assert_true(next_frame(&w, &off, &m) > 0);
+	assert_int_equal(m.type, PROTO_NET_CLOSE);
+	assert_int_equal(m.data[0], PROTO_NET_FIN);
+	stream_close(&s, false);
+	proto_writer_free(&w);
+}
+
+static void test_window_overrun_and_after_fin(void **state)
+{
+	(void)state;
+	struct stream s;
+	assert_int_equal(stream_init(&s, -1), 0);
+	static uint8_t big[PROTO_NET_WINDOW_INIT + 1];
+	assert_false(stream_take(&s, big, sizeof(big)));
+	assert_true(stream_take(&s, big, PROTO_NET_WINDOW_INIT));
+	assert_false(stream_take(&s, big, 1)); /* window full */
+	s.off = s.len = 0;
+	s.peer_fin = true;
+	assert_false(stream_take(&s, big, 1)); /* data after FIN */
+	stream_credit(&s, big, 3);	       /* malformed: ignored */
+	assert_int_equal(s.credit, PROTO_NET_WINDOW_INIT);
+	stream_close(&s, false);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relay_both_ways),
+		cmocka_unit_test(test_window_overrun_and_after_fin),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
