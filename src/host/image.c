@@ -498,12 +498,14 @@ out:
 	return r;
 }
 
-static int current_key(const struct ccvm_config *cfg, char key[65])
+/* The key of cfg's image (err may be NULL). */
+static int current_key(const struct ccvm_config *cfg, char key[65],
+		       struct ccvm_err *err)
 {
 	struct scripts s;
-	struct ccvm_err e = {0};
-	if (scripts_read(cfg, &s, &e) < 0)
-		return -1;
+	int r = scripts_read(cfg, &s, err);
+	if (r < 0)
+		return r;
 	image_key(cfg, s.b, s.n, key);
 	scripts_free(&s);
 	return 0;
@@ -515,7 +517,7 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 	int r = image_cache_dir(images, err);
 	if (r < 0)
 		return r;
-	current_key(cfg, key);
+	current_key(cfg, key, NULL);
 	DIR *d = opendir(images);
 	if (!d) {
 		if (errno == ENOENT) {
@@ -565,7 +567,7 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 	int r = image_cache_dir(images, err);
 	if (r < 0)
 		return r;
-	if (current_key(cfg, key) < 0)
+	if (current_key(cfg, key, NULL) < 0)
 		return ccvm_err_set(err, EINVAL,
 				    "cannot tell the current image (an "
 				    "extraGuestModules script is unreadable); "
@@ -638,14 +640,8 @@ int image_lookup(const struct ccvm_config *cfg, char dir[PATH_MAX],
 {
 	char images[PATH_MAX], key[65];
 	int r = image_cache_dir(images, err);
-	if (r < 0)
+	if (r < 0 || (r = current_key(cfg, key, err)) < 0)
 		return r;
-	struct scripts s;
-	r = scripts_read(cfg, &s, err);
-	if (r < 0)
-		return r;
-	image_key(cfg, s.b, s.n, key);
-	scripts_free(&s);
 	r = set_path(dir, images, key, err);
 	if (r == 0)
 		*complete = image_complete(dir);
