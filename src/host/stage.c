@@ -142,9 +142,9 @@ static const char *base_name(const char *p)
 }
 
 /* Reads a regular file from fd (already fstat'ed into st), bounded by the
- * per-file limit, and stages it as rel. */
-static int stage_fd(struct ctx *c, int fd, const struct stat *st,
-		    const char *rel, const char *host)
+ * per-file limit, into a NUL-terminated buffer. */
+static int read_bounded(struct ctx *c, int fd, const struct stat *st,
+			const char *host, char **data, size_t *len)
 {
 	if ((unsigned long long)st->st_size > c->max_file)
 		return ccvm_err_set(c->err, EFBIG,
@@ -152,16 +152,32 @@ static int stage_fd(struct ctx *c, int fd, const struct stat *st,
 				    "of %zu bytes",
 				    host, (long long)st->st_size, c->max_file);
 	size_t size = (size_t)st->st_size;
-	char *buf = malloc(size ? size : 1);
+	char *buf = malloc(size + 1);
 	if (!buf)
 		return ccvm_err_sys(c->err, ENOMEM, "%s", host);
 	ssize_t n = util_read_all(fd, buf, size);
 	if (n < 0) {
-		wipe_free(buf, size);
+		wipe_free(buf, size + 1);
 		return ccvm_err_sys(c->err, (int)-n, "%s", host);
 	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Reads a regular file from fd (already fstat'ed into st), bounded by the
+ * per-file limit, and stages it as rel. */
+static int stage_fd(struct ctx *c, int fd, const struct stat *st,
+		    const char *rel, const char *host)
+{
+	char *buf;
+	size_t len;
+	int r = read_bounded(c, fd, st, host, &buf, &len);
+	if (r < 0)
+		return r;
 	uint32_t mode = (st->st_mode & 0111) ? 0700 : 0600;
-	return add_file(c, rel, mode, buf, (size_t)n, host);
+	return add_file(c, rel, mode, buf, len, host);
 }
 
 static int open_resolved(const char *path)
@@ -428,24 +444,7 @@ static int read_item(struct ctx *c, const char *host, char **data, size_t *len,
 		      host);
 		return 1;
 	}
-	if ((unsigned long long)st->st_size > c->max_file)
-		return ccvm_err_set(c->err, EFBIG,
-				    "%s: %lld bytes, over the per-file limit "
-				    "of %zu bytes",
-				    host, (long long)st->st_size, c->max_file);
-	size_t size = (size_t)st->st_size;
-	char *buf = malloc(size + 1);
-	if (!buf)
-		return ccvm_err_sys(c->err, ENOMEM, "%s", host);
-	ssize_t n = util_read_all(afd, buf, size);
-	if (n < 0) {
-		wipe_free(buf, size + 1);
-		return ccvm_err_sys(c->err, (int)-n, "%s", host);
-	}
-	buf[n] = '\0';
-	*data = buf;
-	*len = (size_t)n;
-	return 0;
+	return read_bounded(c, afd, st, host, data, len);
 }
 
 static int stage_file_item(struct ctx *c, const char *name)
