@@ -36,6 +36,11 @@ struct hchan {
 	bool connecting;
 	long long deadline;
 	uint16_t port;
+	/* host.ccvm.internal: the host's other loopback address, tried when
+	 * the first refuses (a service may listen on 127.0.0.1 or ::1 only,
+	 * whichever address family the guest happened to pick). */
+	bool has_alt;
+	struct dns_addr alt;
 	char dst[64]; /* "1.2.3.4:80" for messages */
 };
 
@@ -105,6 +110,43 @@ static void open_fail(struct eg *e, uint16_t id, uint8_t kind, const char *why)
 	put_u8_text(e, PROTO_NET_OPEN_FAIL, id, kind, why);
 }
 
+/* A non-blocking connect of c's socket (a new one; an old one is closed)
+ * to target:c->port; 0, -EINPROGRESS or -errno. */
+static int chan_connect(struct hchan *c, const struct dns_addr *target)
+{
+	union {
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} sa;
+	socklen_t sl;
+	char ts[48];
+	egress_addr_str(target, ts, sizeof(ts));
+	snprintf(c->dst, sizeof(c->dst),
+		 target->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ts,
+		 (unsigned)c->port);
+	memset(&sa, 0, sizeof(sa));
+	if (target->family == AF_INET) {
+		sa.in.sin_family = AF_INET;
+		sa.in.sin_port = htons(c->port);
+		memcpy(&sa.in.sin_addr, target->bytes, 4);
+		sl = sizeof(sa.in);
+	} else {
+		sa.in6.sin6_family = AF_INET6;
+		sa.in6.sin6_port = htons(c->port);
+		memcpy(&sa.in6.sin6_addr, target->bytes, 16);
+		sl = sizeof(sa.in6);
+	}
+	if (c->st.fd >= 0)
+		close(c->st.fd);
+	c->st.fd = socket(target->family,
+			  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->st.fd < 0)
+		return -errno;
+	if (connect(c->st.fd, (struct sockaddr *)&sa, sl) < 0)
+		return -errno;
+	return 0;
+}
+
 static void net_open(struct eg *e, const struct proto_msg *m)
 {
 	uint16_t id = m->chan;
@@ -146,36 +188,21 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		return;
 	}
 	c->port = o.port;
-	char ts[48];
-	egress_addr_str(&d.target, ts, sizeof(ts));
-	snprintf(c->dst, sizeof(c->dst),
-		 d.target.family == AF_INET6 ? "[%s]:%u" : "%s:%u", ts,
-		 (unsigned)o.port);
-
-	union {
-		struct sockaddr_in in;
-		struct sockaddr_in6 in6;
-	} sa;
-	socklen_t sl;
-	memset(&sa, 0, sizeof(sa));
-	if (d.target.family == AF_INET) {
-		sa.in.sin_family = AF_INET;
-		sa.in.sin_port = htons(o.port);
-		memcpy(&sa.in.sin_addr, d.target.bytes, 4);
-		sl = sizeof(sa.in);
-	} else {
-		sa.in6.sin6_family = AF_INET6;
-		sa.in6.sin6_port = htons(o.port);
-		memcpy(&sa.in6.sin6_addr, d.target.bytes, 16);
-		sl = sizeof(sa.in6);
+	if (strcmp(d.dest, EGRESS_HOST_NAME) == 0) {
+		c->has_alt = true;
+		c->alt.family = d.target.family == AF_INET ? AF_INET6 : AF_INET;
+		if (c->alt.family == AF_INET)
+			inet_pton(AF_INET, "127.0.0.1", c->alt.bytes);
+		else
+			c->alt.bytes[15] = 1; /* ::1 */
 	}
-	c->st.fd = socket(d.target.family,
-			  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int rc = c->st.fd < 0 ? -errno : 0;
-	if (!rc && connect(c->st.fd, (struct sockaddr *)&sa, sl) < 0)
-		rc = -errno;
 	e->ch[id] = c;
 	e->nch++;
+	int rc = chan_connect(c, &d.target);
+	if (rc == -ECONNREFUSED && c->has_alt) {
+		c->has_alt = false;
+		rc = chan_connect(c, &c->alt);
+	}
 	if (rc == -EINPROGRESS) {
 		c->connecting = true;
 		c->deadline = util_now_ms() + EGRESS_CONNECT_TIMEOUT_MS;
@@ -195,6 +222,13 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 static void connect_done(struct eg *e, uint16_t id, int error)
 {
 	struct hchan *c = e->ch[id];
+	if (error == ECONNREFUSED && c->has_alt) {
+		c->has_alt = false;
+		int rc = chan_connect(c, &c->alt);
+		if (rc == -EINPROGRESS)
+			return; /* still connecting, same deadline */
+		error = -rc;
+	}
 	if (error) {
 		char why[256];
 		snprintf(why, sizeof(why), "failed: connect to %s: %s", c->dst,

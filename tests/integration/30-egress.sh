@@ -25,7 +25,7 @@ ip link set lo up
 unshare -n sleep 3600 &
 INNER=$!
 sleep 0.3
-trap 'kill $SRV $LB $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
+trap 'kill $SRV $LB $LB6 $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
 ip link add v0 type veth peer name v1
 ip link set v1 netns "$INNER"
 ip addr add 10.77.0.1/24 dev v0
@@ -48,6 +48,10 @@ SRV=$!
 # A service on the host's own loopback.
 $PY -m http.server --bind 127.0.0.1 8099 --directory "$T_TMP" >/dev/null 2>&1 &
 LB=$!
+# And one on ::1 only: host.ccvm.internal reaches either, whichever address
+# family the guest picked.
+$PY -m http.server --bind ::1 8098 --directory "$T_TMP" >/dev/null 2>&1 &
+LB6=$!
 
 cat >"$T_TMP/hosts" <<'H'
 127.0.0.1 localhost
@@ -103,12 +107,16 @@ check "egress.log explains the host-loopback denial" grep -q 'LOG: .*192.0.2.2.*
 check "exit summary names host.ccvm.internal:8099" grep -q 'egress blocked:.*host.ccvm.internal:8099' "$T_TMP/err"
 
 # --- host.ccvm.internal listed ----------------------------------------------
-run_guest '{"egressAllowlist": ["host.ccvm.internal"], "egressPorts": [8099]}' "$G_LIB"'
+run_guest '{"egressAllowlist": ["host.ccvm.internal"], "egressPorts": [8099, 8098]}' "$G_LIB"'
 R lb C -4 -o /dev/null -w "%{http_code}" http://host.ccvm.internal:8099/
+R lb_6to4 C -6 -o /dev/null -w "%{http_code}" http://host.ccvm.internal:8099/
+R lb_4to6 C -4 -o /dev/null -w "%{http_code}" http://host.ccvm.internal:8098/
 R still C http://web.test:8080/
 '
 diag "alias: $(tr '\n' ' ' <"$T_TMP/out")"
 check "host.ccvm.internal listed: the host's 127.0.0.1 service answers" [ "$(field lb | cut -d'|' -f1)" = 200 ]
+check "host.ccvm.internal over IPv6 reaches a service on the host's 127.0.0.1 only" [ "$(field lb_6to4 | cut -d'|' -f1)" = 200 ]
+check "host.ccvm.internal over IPv4 reaches a service on the host's ::1 only" [ "$(field lb_4to6 | cut -d'|' -f1)" = 200 ]
 check "host.ccvm.internal listed: still open mode for the rest" [ "$(field still | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
 
 # --- allowlist ------------------------------------------------------------
