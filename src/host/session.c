@@ -766,9 +766,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (now >= s->boot_deadline) {
 				set_error(s,
 					  "the guest did not answer within "
-					  "%lld s (boot timed out)",
+					  "%lld s (boot timed out; last step: "
+					  "%s)",
 					  (s->boot_deadline - s->boot_start) /
-					      1000);
+					      1000,
+					  s->status);
 				qemu_kill(s);
 				continue;
 			}
