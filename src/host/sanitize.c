@@ -149,6 +149,104 @@ int sanitize_claude_json(const char *text, size_t len, char **out,
 	return 0;
 }
 
+/* ---- ~/.claude/settings.json -------------------------------------------- */
+
+static bool has_url_password(const char *s, size_t n);
+
+/* An environment variable name whose value is a credential: one of its
+ * '_'-separated words is KEY, APIKEY, TOKEN, SECRET, PASSWORD, PASSWD,
+ * PAT, CREDENTIAL(S), COOKIE, AUTHORIZATION or HEADER(S) (case
+ * insensitive).  Plural TOKENS is a count (MAX_THINKING_TOKENS), kept. */
+static bool secret_env_name(const char *name)
+{
+	static const char *const words[] = {
+	    "key",	     "apikey", "token",	     "secret",	    "password",
+	    "passwd",	     "pat",    "credential", "credentials", "cookie",
+	    "authorization", "header", "headers"};
+	const char *p = name;
+	while (*p) {
+		size_t n = strcspn(p, "_");
+		for (size_t i = 0; i < ARRAY_LEN(words); i++)
+			if (n == strlen(words[i]) &&
+			    strncasecmp(p, words[i], n) == 0)
+				return true;
+		p += n;
+		if (*p == '_')
+			p++;
+	}
+	return false;
+}
+
+static bool secret_env_value(const char *v)
+{
+	return strncmp(v, "sk-ant-", 7) == 0 || has_url_password(v, strlen(v));
+}
+
+int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
+			   size_t *out_len, struct ccvm_err *err)
+{
+	/* Host commands that print credentials: in the guest they would run
+	 * against nothing (or against the project), and ccvm hands over the
+	 * key itself. */
+	static const char *const helpers[] = {"apiKeyHelper", "awsAuthRefresh",
+					      "awsCredentialExport",
+					      "otelHeadersHelper"};
+	json_error_t jerr;
+	json_t *root = json_loadb(
+	    text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!root)
+		return ccvm_err_set(err, EINVAL, "line %d column %d: %s",
+				    jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return ccvm_err_set(err, EINVAL, "not a JSON object");
+	}
+	for (size_t i = 0; i < ARRAY_LEN(helpers); i++) {
+		if (json_object_get(root, helpers[i]) &&
+		    json_object_del(root, helpers[i]) == 0 && warn)
+			fprintf(warn,
+				"ccvm: warning: settings.json: %s not staged "
+				"(a host credential helper)\n",
+				helpers[i]);
+	}
+	json_t *env = json_object_get(root, "env");
+	if (json_is_object(env)) {
+		const char *key;
+		json_t *val;
+		void *tmp;
+		json_object_foreach_safe(env, tmp, key, val)
+		{
+			const char *v = json_string_value(val);
+			if (!secret_env_name(key) &&
+			    !(v && secret_env_value(v)))
+				continue;
+			if (warn)
+				fprintf(warn,
+					"ccvm: warning: settings.json: env.%s "
+					"not staged (looks like a credential)"
+					"\n",
+					key);
+			json_object_del(env, key);
+		}
+	}
+	char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!s)
+		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
+	size_t n = strlen(s);
+	char *r = realloc(s, n + 2);
+	if (!r) {
+		explicit_bzero(s, n);
+		free(s);
+		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
+	}
+	r[n] = '\n';
+	r[n + 1] = '\0';
+	*out = r;
+	*out_len = n + 1;
+	return 0;
+}
+
 /* ---- git config --------------------------------------------------------- */
 
 struct git_entry {

@@ -34,6 +34,22 @@ int sanitize_claude_json(const char *text, size_t len, char **out,
 			 size_t *out_len, struct ccvm_err *err);
 
 /*
+ * ~/.claude/settings.json: parses text as above and removes what carries or
+ * fetches credentials:
+ *   - apiKeyHelper, awsAuthRefresh, awsCredentialExport, otelHeadersHelper
+ *     (host commands; ccvm hands the agent its key itself);
+ *   - env members whose name has a word (split at '_') KEY, APIKEY, TOKEN,
+ *     SECRET, PASSWORD, PASSWD, PAT, CREDENTIAL(S), COOKIE, AUTHORIZATION
+ *     or HEADER(S), or whose value starts with "sk-ant-" or holds a URL
+ *     with a password.  Counts such as MAX_THINKING_TOKENS are kept.
+ * Each removal is one warning line on warn (when non-NULL) naming the key,
+ * never the value.  Everything else is kept as in sanitize_claude_json;
+ * -EINVAL when the text is not a JSON object (the caller does not stage).
+ */
+int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
+			   size_t *out_len, struct ccvm_err *err);
+
+/*
  * Git config: list is the output of `git config --global --null --list
  * --includes` (entries "key\nvalue\0", or "key\0" for a key without a
  * value).  Keeps identity, aliases and everything else except:

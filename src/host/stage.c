@@ -664,6 +664,35 @@ static int stage_claude_json(struct ctx *c)
 	return add_file(c, ".claude.json", 0600, clean, clean_len, host);
 }
 
+/* ---- ~/.claude/settings.json -------------------------------------------- */
+
+static int stage_settings(struct ctx *c)
+{
+	autofree char *host = util_path_join(c->claude_dir, "settings.json");
+	if (!host)
+		return ccvm_err_sys(c->err, ENOMEM, "settings.json");
+	char *raw = NULL;
+	size_t raw_len = 0;
+	struct stat st = {0};
+	int r = read_item(c, host, &raw, &raw_len, &st);
+	if (r)
+		return r > 0 ? 0 : r;
+	char *clean;
+	size_t clean_len;
+	struct ccvm_err jerr = {0};
+	r = sanitize_settings_json(raw, raw_len, c->warn, &clean, &clean_len,
+				   &jerr);
+	wipe_free(raw, raw_len + 1);
+	if (r == -EINVAL) {
+		warnf(c, "%s: %s; not staged", host, jerr.msg);
+		return 0;
+	}
+	if (r)
+		return ccvm_err_set(c->err, -r, "%s: %s", host, jerr.msg);
+	return add_file(c, ".claude/settings.json", 0600, clean, clean_len,
+			host);
+}
+
 /* ---- git ---------------------------------------------------------------- */
 
 char *stage_find_git(const char *path_var)
@@ -979,7 +1008,6 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 		const char *name;
 		bool on, dir;
 	} items[] = {
-	    {"settings.json", cfg->share.settings, false},
 	    {"keybindings.json", cfg->share.keybindings, false},
 	    {"commands", cfg->share.commands, true},
 	    {"agents", cfg->share.agents, true},
@@ -991,6 +1019,8 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	int r = 0;
 	if (cfg->share.settings)
 		r = stage_claude_json(&c);
+	if (cfg->share.settings && !r)
+		r = stage_settings(&c);
 	for (size_t i = 0; i < ARRAY_LEN(items) && !r; i++) {
 		if (!items[i].on)
 			continue;

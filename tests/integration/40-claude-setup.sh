@@ -40,11 +40,12 @@ C_SIGNKEY=ccvmCanarySigningKey$U
 C_SSH=ccvmCanarySshKey$U
 C_ENV=ccvmCanaryEnvToken$U
 C_HIST=ccvmCanaryHistory$U
+C_SETTINGS=ccvmCanarySettingsEnv$U
 KEY=sk-ant-ccvmCanaryApiKey$U
 CANARIES=("$C_CRED_TOP" "$C_CRED_NESTED" "$C_CRED_LINKED" "$C_CRED_PLUGIN"
 	"$C_OUTSIDE" "$C_PRIMARY" "$C_MCP_ENV" "$C_MCP_HDR" "$C_PROJ_ENV"
 	"$C_GIT_HELPER" "$C_GIT_URL" "$C_GIT_CREDS" "$C_SIGNKEY" "$C_SSH"
-	"$C_ENV" "$C_HIST")
+	"$C_ENV" "$C_HIST" "$C_SETTINGS")
 
 C=$H/.claude
 mkdir -p "$C"/{commands,agents,output-styles,plugins/p1,config,projects,todos,statsig} \
@@ -53,7 +54,9 @@ mkdir -p "$C"/{commands,agents,output-styles,plugins/p1,config,projects,todos,st
 printf '{"claudeAiOauth":{"accessToken":"%s","refreshToken":"%s"}}\n' \
 	"$C_CRED_TOP" "$C_CRED_TOP" >"$C/.credentials.json"
 chmod 600 "$C/.credentials.json"
-echo '{"theme": "dark", "hostSettingsMarker": true}' >"$C/settings.json"
+printf '{"theme": "dark", "hostSettingsMarker": true, "apiKeyHelper": "echo %s",
+ "env": {"GITHUB_TOKEN": "%s", "DISABLE_TELEMETRY": "1"}}\n' \
+	"$C_SETTINGS" "$C_SETTINGS" >"$C/settings.json"
 printf '# Host instructions\nhost-claude-md-marker\n' >"$C/CLAUDE.md"
 echo '{"bindings": "host-keybindings-marker"}' >"$C/keybindings.json"
 echo 'host-command-marker' >"$C/commands/hello.md"
@@ -321,6 +324,11 @@ check "1 MiB skills file arrives intact" cmp -s "$O/blob.bin" "$H/dotfiles/claud
 check "executable staged file keeps its x bit" grep -q 'run.sh 700 ' "$O/modes"
 check "plain staged file is 0600, owned by the agent" grep -q "hello.md 600 $(id -un)" "$O/modes"
 check "guest ~/.claude is writable by the agent" [ -s "$O/claude-writable" ]
+check "settings.json arrives without its credential env and helper, the rest kept" \
+	jq -e '.hostSettingsMarker == true and .env == {"DISABLE_TELEMETRY": "1"} and
+		(has("apiKeyHelper") | not)' "$O/.claude_settings.json"
+check "staging named the settings.json entries it dropped" \
+	grep -q 'settings.json: env.GITHUB_TOKEN not staged' "$T_TMP/s1.err"
 
 # CLAUDE.md: the host's, then the built-in note.
 md=$O/.claude_CLAUDE.md

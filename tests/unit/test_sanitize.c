@@ -174,6 +174,79 @@ static void test_claude_json_odd_shapes(void **state)
 	free(out);
 }
 
+/* ---- ~/.claude/settings.json -------------------------------------------- */
+
+static void test_settings_json(void **state)
+{
+	(void)state;
+	static const char in[] =
+	    "{\n"
+	    "  \"model\": \"opus\",\n"
+	    "  \"apiKeyHelper\": \"/home/u/bin/print-key CANARY_HELPER\",\n"
+	    "  \"awsAuthRefresh\": \"aws sso login CANARY_AWS\",\n"
+	    "  \"permissions\": {\"allow\": [\"Bash(npm test)\"]},\n"
+	    "  \"env\": {\n"
+	    "    \"ANTHROPIC_API_KEY\": \"CANARY_K1\",\n"
+	    "    \"ANTHROPIC_AUTH_TOKEN\": \"CANARY_K2\",\n"
+	    "    \"AWS_SECRET_ACCESS_KEY\": \"CANARY_K3\",\n"
+	    "    \"GITHUB_PAT\": \"CANARY_K4\",\n"
+	    "    \"ANTHROPIC_CUSTOM_HEADERS\": \"x-auth: CANARY_K5\",\n"
+	    "    \"db_password\": \"CANARY_K6\",\n"
+	    "    \"SOME_VAR\": \"sk-ant-api03-CANARY_K7\",\n"
+	    "    \"DATABASE_URL\": \"postgres://me:CANARY_K8@db/x\",\n"
+	    "    \"MAX_THINKING_TOKENS\": \"31999\",\n"
+	    "    \"CLAUDE_CODE_MAX_OUTPUT_TOKENS\": \"8000\",\n"
+	    "    \"KEYBOARD_LAYOUT\": \"us\",\n"
+	    "    \"DISABLE_TELEMETRY\": \"1\",\n"
+	    "    \"PLAIN_URL\": \"https://example.com/x\"\n"
+	    "  }\n"
+	    "}\n";
+	char *out = NULL, *warn = NULL;
+	size_t len = 0, wlen = 0;
+	struct ccvm_err err = {0};
+	FILE *w = open_memstream(&warn, &wlen);
+	assert_non_null(w);
+	assert_int_equal(
+	    sanitize_settings_json(in, strlen(in), w, &out, &len, &err), 0);
+	fclose(w);
+	assert_int_equal(strlen(out), len);
+	for (int i = 1; i <= 8; i++) {
+		char c[16];
+		snprintf(c, sizeof(c), "CANARY_K%d", i);
+		assert_null(strstr(out, c));
+		assert_null(strstr(warn, c)); /* names, never values */
+	}
+	assert_null(strstr(out, "CANARY_HELPER"));
+	assert_null(strstr(out, "CANARY_AWS"));
+	assert_non_null(strstr(warn, "env.ANTHROPIC_API_KEY not staged"));
+	assert_non_null(strstr(warn, "env.DATABASE_URL not staged"));
+	assert_non_null(strstr(warn, "apiKeyHelper not staged"));
+	json_error_t je;
+	json_t *got = json_loads(out, 0, &je);
+	assert_non_null(got);
+	json_t *env = json_object_get(got, "env");
+	static const char *const kept[] = {
+	    "MAX_THINKING_TOKENS", "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+	    "KEYBOARD_LAYOUT", "DISABLE_TELEMETRY", "PLAIN_URL"};
+	for (size_t i = 0; i < ARRAY_LEN(kept); i++)
+		assert_non_null(json_object_get(env, kept[i]));
+	assert_int_equal(json_object_size(env), ARRAY_LEN(kept));
+	assert_string_equal(json_string_value(json_object_get(got, "model")),
+			    "opus");
+	assert_non_null(json_object_get(got, "permissions"));
+	json_decref(got);
+	free(out);
+	free(warn);
+
+	/* Not an object, or not JSON: -EINVAL, the caller does not stage. */
+	assert_int_equal(
+	    sanitize_settings_json("[1]", 3, NULL, &out, &len, &err), -EINVAL);
+	assert_int_equal(
+	    sanitize_settings_json("{\"env\": {", 9, NULL, &out, &len, &err),
+	    -EINVAL);
+	assert_non_null(strstr(err.msg, "line 1"));
+}
+
 /* ---- git config --------------------------------------------------------- */
 
 static const char *git_bin(void)
@@ -456,6 +529,7 @@ int main(void)
 	    cmocka_unit_test(test_claude_json),
 	    cmocka_unit_test(test_claude_json_invalid),
 	    cmocka_unit_test(test_claude_json_odd_shapes),
+	    cmocka_unit_test(test_settings_json),
 	    cmocka_unit_test(test_git_sanitize_roundtrip),
 	    cmocka_unit_test(test_git_value_bytes),
 	    cmocka_unit_test(test_git_sanitize_edges),

@@ -19,11 +19,12 @@
 
 /* Every secret of the fixture; none may appear in any staged byte. */
 static const char *const canaries[] = {
-    "CANARY_CRED_TOP", "CANARY_CRED_NESTED", "CANARY_OUTSIDE",
-    "CANARY_PROJECT",  "CANARY_HISTORY",     "CANARY_SESSION",
-    "CANARY_TODO",     "CANARY_STATSIG",     "CANARY_SNAPSHOT",
-    "CANARY_APIKEY",   "CANARY_MCP_ENV",     "CANARY_MCP_HDR",
-    "CANARY_GIT_CRED", "CANARY_SSH",	     "CANARY_OUTSIDE_DIR",
+    "CANARY_CRED_TOP",	   "CANARY_CRED_NESTED", "CANARY_OUTSIDE",
+    "CANARY_PROJECT",	   "CANARY_HISTORY",	 "CANARY_SESSION",
+    "CANARY_TODO",	   "CANARY_STATSIG",	 "CANARY_SNAPSHOT",
+    "CANARY_APIKEY",	   "CANARY_MCP_ENV",	 "CANARY_MCP_HDR",
+    "CANARY_GIT_CRED",	   "CANARY_SSH",	 "CANARY_OUTSIDE_DIR",
+    "CANARY_SETTINGS_ENV",
 };
 
 struct fx {
@@ -86,7 +87,10 @@ static int fx_setup(void **state)
 	fput(f, "home/.claude/.credentials.json",
 	     "{\"claudeAiOauth\": {\"accessToken\": \"CANARY_CRED_TOP\"}}",
 	     0600);
-	fput(f, "home/.claude/settings.json", "{\"theme\": \"dark\"}\n", 0644);
+	fput(f, "home/.claude/settings.json",
+	     "{\"theme\": \"dark\", \"env\": {\"GH_TOKEN\": "
+	     "\"CANARY_SETTINGS_ENV\", \"DISABLE_TELEMETRY\": \"1\"}}\n",
+	     0644);
 	fput(f, "home/.claude/CLAUDE.md", "Host instructions.", 0644);
 	fput(f, "store/keybindings.json", "{\"bindings\": []}\n", 0444);
 	flink(f, "../../store/keybindings.json",
@@ -279,7 +283,11 @@ static void test_all_on(void **state)
 		assert_string_equal(r.list.v[i].path, want[i]);
 	assert_no_canary(&r);
 
-	assert_content(&r, ".claude/settings.json", "{\"theme\": \"dark\"}\n");
+	assert_content(&r, ".claude/settings.json",
+		       "{\n  \"theme\": \"dark\",\n  \"env\": {\n    "
+		       "\"DISABLE_TELEMETRY\": \"1\"\n  }\n}\n");
+	assert_non_null(
+	    strstr(r.warn, "settings.json: env.GH_TOKEN not staged"));
 	assert_content(&r, ".claude/keybindings.json", "{\"bindings\": []}\n");
 	assert_content(&r, ".claude/skills/agent-link.md", "review\n");
 	assert_content(&r, ".claude/output-styles/terse.md", "be terse\n");
