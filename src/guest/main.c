@@ -231,6 +231,8 @@ int main(void)
 	if (relay_init(&rl, port_fd, &reader, &writer, &err) < 0)
 		fatal(&err);
 	control_phase(&st, &rl, &err);
+	glog("set-up received at %lld ms (%lld ms since the kernel started)",
+	     util_now_ms() - boot_ms, util_now_ms());
 
 	net_wait_ready(NET_READY_MS);
 	struct agent ag;

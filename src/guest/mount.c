@@ -125,14 +125,16 @@ bool mnt_module_is_boot(const char *file)
 bool mnt_module_in(enum mnt_modset set, const char *file)
 {
 	static const char *const net[] = {
-	    "crc32c-intel.ko",	 "nfnetlink.ko",    "libcrc32c.ko",
-	    "nf_tables.ko",	 "dummy.ko",	    "nf_defrag_ipv6.ko",
-	    "nf_defrag_ipv4.ko", "nf_conntrack.ko", "nf_nat.ko",
-	    "nft_chain_nat.ko",	 "nft_redir.ko",
+	    "crc32c-intel.ko", "nfnetlink.ko",	    "libcrc32c.ko",
+	    "nf_tables.ko",    "nf_defrag_ipv6.ko", "nf_defrag_ipv4.ko",
+	    "nf_conntrack.ko", "nf_nat.ko",	    "nft_chain_nat.ko",
+	    "nft_redir.ko",
 	};
 	switch (set) {
 	case MNT_MODS_BOOT:
 		return mnt_module_is_boot(file);
+	case MNT_MODS_LINK:
+		return !strcmp(file, "dummy.ko");
 	case MNT_MODS_NET:
 		for (size_t i = 0; i < ARRAY_LEN(net); i++)
 			if (!strcmp(file, net[i]))
@@ -189,7 +191,7 @@ int mnt_load_modules(enum mnt_modset set, struct ccvm_err *err)
 			return ccvm_err_sys(err, errno, "loading module %s", w);
 		n++;
 	}
-	static const char *const names[] = {"boot", "network", "other"};
+	static const char *const names[] = {"boot", "link", "network", "other"};
 	glog("loaded %u %s modules in %lld ms", n, names[set],
 	     util_now_ms() - t0);
 	return 0;

@@ -30,7 +30,8 @@ bool mnt_cmdline_debug(void);
  */
 enum mnt_modset {
 	MNT_MODS_BOOT, /* booting: virtio, squashfs, overlay, 9p */
-	MNT_MODS_NET,  /* the guest network: nf_tables, NAT, dummy */
+	MNT_MODS_LINK, /* the guest network's interface: dummy */
+	MNT_MODS_NET,  /* the guest network's rules: nf_tables, NAT */
 	MNT_MODS_REST, /* everything not in the boot set */
 };
 int mnt_modules_open(struct ccvm_err *err);

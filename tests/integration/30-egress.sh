@@ -24,7 +24,12 @@ PY=/usr/bin/python3
 ip link set lo up
 unshare -n sleep 3600 &
 INNER=$!
-sleep 0.3
+# The second netns exists once that process has left ours (a fixed sleep
+# raced on a loaded machine: v1 then stayed here).
+for ((i = 0; i < 100; i++)); do
+	[ "$(readlink /proc/$INNER/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
+	sleep 0.05
+done
 trap 'kill $SRV $LB $LB6 $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
 ip link add v0 type veth peer name v1
 ip link set v1 netns "$INNER"
@@ -62,8 +67,12 @@ H
 echo 'nameserver 10.77.0.53' >"$T_TMP/resolv.conf"
 mount --bind "$T_TMP/hosts" /etc/hosts
 mount --bind "$T_TMP/resolv.conf" /etc/resolv.conf
-sleep 0.5
-if ! curl -s -m 5 http://web.test:8080/ | grep -q 'hello from 10.77.0.2:8080'; then
+up=no
+for ((i = 0; i < 40; i++)); do # the servers start in a second or so
+	curl -s -m 5 http://web.test:8080/ | grep -q 'hello from 10.77.0.2:8080' && up=yes && break
+	sleep 0.25
+done
+if [ $up != yes ]; then
 	not_ok "test servers reachable from the host namespace"
 	done_testing
 	exit 1

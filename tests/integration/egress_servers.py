@@ -4,9 +4,11 @@ namespace: an HTTP server answering its own address and port on several
 addresses, a TCP echo-less sink, and a DNS server that logs every question it
 gets and answers NXDOMAIN (so the test can see which lookups left the host).
 Usage: egress_servers.py DNS_ADDR DNS_LOG HTTP_ADDR:PORT..."""
+import errno
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -42,7 +44,16 @@ def http(addr):
     host, port = addr.rsplit(":", 1)
     host = host.strip("[]")
     cls = H6 if ":" in host else ThreadingHTTPServer
-    s = cls((host, int(port)), H)
+    # A just-added address can be briefly unusable on a loaded machine
+    # (EADDRNOTAVAIL seen for the IPv6 one): retry for a few seconds.
+    for attempt in range(50):
+        try:
+            s = cls((host, int(port)), H)
+            break
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL or attempt == 49:
+                raise
+            time.sleep(0.1)
     threading.Thread(target=s.serve_forever, daemon=True).start()
 
 

@@ -33,6 +33,10 @@ static void test_sets(void **state)
 	assert_true(mnt_module_in(MNT_MODS_NET, "nf_tables.ko"));
 	assert_true(mnt_module_in(MNT_MODS_NET, "nft_redir.ko"));
 	assert_false(mnt_module_in(MNT_MODS_NET, "ext4.ko"));
+	assert_false(mnt_module_in(MNT_MODS_NET, "dummy.ko"));
+	assert_true(mnt_module_in(MNT_MODS_LINK, "dummy.ko"));
+	assert_false(mnt_module_in(MNT_MODS_LINK, "nf_tables.ko"));
+	assert_true(mnt_module_in(MNT_MODS_REST, "dummy.ko"));
 	assert_false(mnt_module_in(MNT_MODS_NET, "virtio_pci.ko"));
 	assert_true(mnt_module_in(MNT_MODS_REST, "ext4.ko"));
 	assert_true(mnt_module_in(MNT_MODS_REST, "nf_tables.ko"));
@@ -43,8 +47,8 @@ static void test_sets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boot_set),
-		cmocka_unit_test(test_sets),
+	    cmocka_unit_test(test_boot_set),
+	    cmocka_unit_test(test_sets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
