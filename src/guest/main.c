@@ -22,6 +22,7 @@
 #include "mount.h"
 #include "port.h"
 #include "net.h"
+#include "nix.h"
 #include "proto.h"
 #include "relay.h"
 #include "scratchfs.h"
@@ -144,8 +145,9 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
 			fatal(err);
 	}
-	/* Encrypted /scratch; Nix's store overlay goes on it later. */
-	if (scratchfs_finish(s, err) < 0)
+	/* Encrypted /scratch, then Nix (its store may go on the scratch
+	 * disk); the daemon starts while the rest of the session arrives. */
+	if (scratchfs_finish(s, err) < 0 || nix_start(s, err) < 0)
 		fatal(err);
 }
 
@@ -235,6 +237,8 @@ int main(void)
 	     util_now_ms() - boot_ms, util_now_ms());
 
 	net_wait_ready(NET_READY_MS);
+	if (nix_wait_ready(NIX_READY_MS, &err) < 0)
+		fatal(&err);
 	struct agent ag;
 	int r = agent_spawn(&st, &ag, &err);
 	/* Secrets now live only in the child. */

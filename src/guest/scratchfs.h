@@ -10,10 +10,10 @@
  *
  * Layout: the ext4 file system is mounted root-only at SCRATCH_FS; the
  * agent's part, SCRATCH_FS/SCRATCH_USER_DIR, is bind-mounted at
- * SCRATCH_MOUNT (nosuid, nodev) and owned by the agent user.  The seam for
- * Nix (issue 7 part 2): with a scratch disk its writable store overlay
- * (upper and work dirs) belongs in a root-owned sibling under SCRATCH_FS,
- * out of the agent's reach, created after scratchfs_finish().
+ * SCRATCH_MOUNT (nosuid, nodev) and owned by the agent user.  Nix's store
+ * overlay (upper and work dirs) is in a root-owned sibling under
+ * SCRATCH_FS, out of the agent's reach (nix.h, NIX_SCRATCH_DIR), made by
+ * nix_start() after scratchfs_finish().
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -35,7 +35,8 @@ enum opt_check {
 	CK_EGRESS,
 	CK_DEB,
 	CK_ABS_PATH,
-	CK_TOKEN, /* non-empty, no whitespace or control characters */
+	CK_NIX, /* a nix.conf list item: non-empty, no whitespace, control
+		   characters or '#' */
 };
 
 enum env_style {
@@ -120,12 +121,12 @@ static const struct opt opts[] = {
     {.key = "nix.substituters",
      .kind = K_STRLIST,
      .off = OFF(nix_substituters),
-     .check = CK_TOKEN,
+     .check = CK_NIX,
      .build_time = true},
     {.key = "nix.trustedPublicKeys",
      .kind = K_STRLIST,
      .off = OFF(nix_trusted_keys),
-     .check = CK_TOKEN,
+     .check = CK_NIX,
      .build_time = true},
     {.key = "persistClaudeProjects",
      .kind = K_BOOL,
@@ -412,11 +413,14 @@ static const char *check_problem(enum opt_check ck, const char *s)
 		if (has_ctl(s))
 			return "contains control characters";
 		return NULL;
-	case CK_TOKEN:
+	case CK_NIX:
 		if (*s == '\0')
 			return "is empty";
 		if (has_space_or_ctl(s, false))
 			return "contains whitespace or control characters";
+		/* nix.conf drops everything from '#' on as a comment. */
+		if (strchr(s, '#'))
+			return "contains '#' (nix.conf reads it as a comment)";
 		return NULL;
 	}
 	return NULL;

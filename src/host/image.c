@@ -141,6 +141,12 @@ void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
 	h_str(&c, image_agent_sudo(cfg) ? "on" : "off");
 	h_str(&c, "nix.enable");
 	h_str(&c, cfg->nix_enable ? "on" : "off");
+	/* The Nix part of the recipe: only in a Nix image's key, so that the
+	 * default image's key stays as it was. */
+	if (cfg->nix_enable) {
+		h_str(&c, "nix.recipe");
+		h_str(&c, IMAGE_NIX_RECIPE);
+	}
 	h_list(&c, "nix.substituters", &cfg->nix_substituters);
 	h_list(&c, "nix.trustedPublicKeys", &cfg->nix_trusted_keys);
 	uint8_t d[SHA256_DIGEST_SIZE];

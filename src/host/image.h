@@ -15,6 +15,10 @@
  *    (the init writes one), no /boot or /lib/modules content.  With
  *    agentSudo on, group "ccvm-sudo" exists and may sudo without a
  *    password: the init adds the agent user to it when it exists.
+ *    With nix.enable: Debian's nix-bin, /etc/nix/nix.conf (image_nix_conf),
+ *    group nixbld (30000) with users nixbld1-8 (30001-30008) and an
+ *    initialised store; ccvm-init starts nix-daemon when it finds
+ *    /usr/bin/nix-daemon.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -43,6 +47,9 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 /* Bumped whenever the build recipe changes what an image contains. */
 #define IMAGE_RECIPE_VERSION 2
 #define IMAGE_SUITE	     "bookworm"
+/* Bumped whenever the Nix part of the recipe (nix.enable) changes; it
+ * enters the key of Nix images only. */
+#define IMAGE_NIX_RECIPE "1"
 
 /* The contents of one extraGuestModules script. */
 struct image_blob {
@@ -59,6 +66,17 @@ struct image_blob {
  */
 void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
 	       size_t n_scripts, char out[65]);
+
+/*
+ * /etc/nix/nix.conf of a Nix image (nix.enable), malloc'ed into *out:
+ * build-users-group = nixbld, trusted-users = root, require-sigs = true,
+ * and substituters / trusted-public-keys exactly as listed in the nix.*
+ * options (empty when none: no cache the user did not ask for).  Pure;
+ * -EINVAL for an item that nix.conf would misread (whitespace, control
+ * characters, '#').
+ */
+int image_nix_conf(const struct ccvm_config *cfg, char **out,
+		   struct ccvm_err *err);
 
 /* $XDG_CACHE_HOME/ccvm/images (default ~/.cache/ccvm/images). */
 int image_cache_dir(char out[PATH_MAX], struct ccvm_err *err);

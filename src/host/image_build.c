@@ -39,6 +39,7 @@
 #define MODULE_MAX     (64u << 20)
 #define LOG_TAIL_LINES 15
 #define KILL_GRACE_MS  60000
+#define NIX_PACKAGE    "nix-bin" /* bookworm: Nix 2.8 */
 #define GUEST_PATH                                                             \
 	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -882,6 +883,90 @@ static const char hook_kernel[] =
     "mkdir \"$1/lib/modules\" && "
     "rm -rf \"$1\"/boot/* \"$1\"/vmlinuz* \"$1\"/initrd.img*";
 
+/* Nix (nix.enable): build users as upstream's installer makes them (gid
+ * 30000, uids 30001-30008, out of the range a host user's uid usually
+ * has), the store initialised by root so that /nix/store is 1775
+ * root:nixbld, and `nix --version` checked.  /etc/nix/nix.conf is
+ * uploaded before this (written by image_nix_conf, never through a
+ * shell). */
+static const char hook_nix[] =
+    "echo 'ccvm-step: nix build users and store'; "
+    "chmod 0644 \"$1/etc/nix/nix.conf\" && "
+    "chroot \"$1\" /usr/sbin/groupadd --system --gid 30000 nixbld && "
+    "for i in 1 2 3 4 5 6 7 8; do "
+    "chroot \"$1\" /usr/sbin/useradd --system --uid $((30000 + i)) "
+    "--gid nixbld --groups nixbld --no-create-home "
+    "--home-dir /nonexistent --shell /usr/sbin/nologin "
+    "--comment \"Nix build user $i\" \"nixbld$i\" || exit 1; done && "
+    "chroot \"$1\" /usr/bin/env -i PATH=" GUEST_PATH " HOME=/root "
+    "/usr/bin/nix-store --init && "
+    "chroot \"$1\" /usr/bin/env -i PATH=" GUEST_PATH " HOME=/root "
+    "/usr/bin/nix --version";
+
+/* The value of a nix.conf list: items joined by one space.  Each item was
+ * checked by config.c (CK_NIX); checked again here because this text is
+ * a file another program parses. */
+static int nix_list(const struct cfg_strlist *l, const char *name, char **out,
+		    struct ccvm_err *err)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *v = l->v[i];
+		if (!v[0] || strchr(v, '#'))
+			return ccvm_err_set(err, EINVAL,
+					    "nix.%s[%zu]: empty "
+					    "or contains '#'",
+					    name, i);
+		for (const char *p = v; *p; p++)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return ccvm_err_set(err, EINVAL,
+						    "nix.%s[%zu]: contains "
+						    "whitespace or control "
+						    "characters",
+						    name, i);
+		len += strlen(v) + 1;
+	}
+	char *s = calloc(1, len);
+	if (!s)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
+	size_t used = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		size_t n = strlen(l->v[i]);
+		if (i)
+			s[used++] = ' ';
+		memcpy(s + used, l->v[i], n);
+		used += n;
+	}
+	*out = s;
+	return 0;
+}
+
+int image_nix_conf(const struct ccvm_config *cfg, char **out,
+		   struct ccvm_err *err)
+{
+	autofree char *subs = NULL, *keys = NULL;
+	int r = nix_list(&cfg->nix_substituters, "substituters", &subs, err);
+	if (r < 0)
+		return r;
+	r = nix_list(&cfg->nix_trusted_keys, "trustedPublicKeys", &keys, err);
+	if (r < 0)
+		return r;
+	char *text = util_asprintf(
+	    "# Written by ccvm at image build from the nix.* options.\n"
+	    "# Multi-user: nix-daemon (started by ccvm-init) builds as the\n"
+	    "# nixbld users; only root is trusted.\n"
+	    "build-users-group = nixbld\n"
+	    "trusted-users = root\n"
+	    "require-sigs = true\n"
+	    "substituters = %s\n"
+	    "trusted-public-keys = %s\n",
+	    subs, keys);
+	if (!text)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
+	*out = text;
+	return 0;
+}
+
 static int mmdebstrap_argv(struct build *b, struct argv_buf *out)
 {
 	struct argv_buf a = {0};
@@ -899,6 +984,8 @@ static int mmdebstrap_argv(struct build *b, struct argv_buf *out)
 	const struct cfg_strlist *x = &b->cfg->extra_packages;
 	for (size_t i = 0; i < x->n; i++)
 		len += strlen(x->v[i]) + 1;
+	if (b->cfg->nix_enable)
+		len += strlen(NIX_PACKAGE) + 1;
 	char *inc = malloc(len);
 	if (!inc) {
 		av_free(&a);
@@ -912,6 +999,8 @@ static int mmdebstrap_argv(struct build *b, struct argv_buf *out)
 		used += (size_t)snprintf(inc + used, len - used, "%s%s",
 					 i ? "," : "", name);
 	}
+	if (b->cfg->nix_enable)
+		snprintf(inc + used, len - used, ",%s", NIX_PACKAGE);
 	r = r ?: av_add(&a, inc);
 	for (size_t i = 0; i < ARRAY_LEN(dpkg_excludes); i++)
 		r = r ?: av_add(&a, strdup(dpkg_excludes[i]));
@@ -922,6 +1011,13 @@ static int mmdebstrap_argv(struct build *b, struct argv_buf *out)
 		r = r
 			?: av_add(&a, util_asprintf("--customize-hook=%s",
 						    hook_sudo));
+	if (b->cfg->nix_enable) {
+		r = r ?: HOOK("mkdir -p \"$1/etc/nix\"");
+		r = r ?: HOOK("upload nix.conf /etc/nix/nix.conf");
+		r = r
+			?: av_add(&a, util_asprintf("--customize-hook=%s",
+						    hook_nix));
+	}
 	for (size_t i = 0; i < b->n_scripts; i++) {
 		const struct image_blob *s = &b->scripts[i];
 		bool shebang = s->len >= 2 && !memcmp(s->data, "#!", 2);
@@ -984,6 +1080,16 @@ static int step_root(struct build *b, struct ccvm_err *err)
 		    util_write_all(fd, b->scripts[i].data, b->scripts[i].len);
 		if (r < 0)
 			return ccvm_err_sys(err, -r, "%s", p);
+	}
+	if (b->cfg->nix_enable) {
+		autofree char *conf = NULL;
+		autofree char *cp = util_path_join(b->dir, "nix.conf");
+		if (!cp)
+			return ccvm_err_set(err, ENAMETOOLONG, "path too long");
+		int r = image_nix_conf(b->cfg, &conf, err);
+		if (r < 0 || (r = write_text(cp, conf, 0644, err)) < 0)
+			return r;
+		dprintf(b->logfd, "/etc/nix/nix.conf:\n%s", conf);
 	}
 	autofree char *outdir = util_path_join(b->dir, "out");
 	autofree char *sqfs = util_path_join(b->dir, "root.sqfs");
@@ -1297,6 +1403,9 @@ static int step_finish(struct build *b, struct ccvm_err *err)
 				    b->images);
 	util_rm_rf(outdir);
 	unlink(claude);
+	autofree char *nixconf = util_path_join(b->dir, "nix.conf");
+	if (nixconf)
+		unlink(nixconf);
 	for (size_t i = 0; i < b->n_scripts; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "provision-%02zu", i);

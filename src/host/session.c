@@ -484,6 +484,11 @@ static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 					   "TERM_PROGRAM_VERSION"};
 	if ((r = queue(s, PROTO_ENV, "LANG=C.UTF-8", 12)) < 0)
 		return r;
+	/* Nix images run nix-daemon; the agent, not trusted, goes through
+	 * it (docs/options.md). */
+	if (s->cfg->nix_enable &&
+	    (r = queue(s, PROTO_ENV, "NIX_REMOTE=daemon", 17)) < 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_LEN(pass); i++) {
 		const char *v = getenv(pass[i]);
 		if (!v)

@@ -525,6 +525,8 @@ static const struct bad bad_files[] = {
     {"{\"nix\": {\"substituters\": [\"\"]}}", "nix.substituters[0]", "empty"},
     {"{\"nix\": {\"trustedPublicKeys\": [\"a b\"]}}",
      "nix.trustedPublicKeys[0]", "whitespace"},
+    {"{\"nix\": {\"substituters\": [\"https://c.example/#x\"]}}",
+     "nix.substituters[0]", "comment"},
     /* Syntax: jansson's message with line:column. */
     {"{\"memory\": 1,\n \"memory\": 2}", ":2:", "duplicate object key"},
     {"{\"share\": {\"plugins\": true, \"plugins\": false}}",

@@ -136,6 +136,71 @@ static void test_key_changes_with_build_inputs(void **state)
 	assert_changes(&c, k0);
 }
 
+static void test_nix_conf(void **state)
+{
+	(void)state;
+	struct ccvm_config c = base_cfg();
+	struct ccvm_err err = {0};
+	char *text = NULL;
+	/* No lists: empty values, so no cache the user did not ask for. */
+	assert_int_equal(image_nix_conf(&c, &text, &err), 0);
+	assert_non_null(strstr(text, "\nsubstituters = \n"));
+	assert_non_null(strstr(text, "\ntrusted-public-keys = \n"));
+	assert_non_null(strstr(text, "\ntrusted-users = root\n"));
+	assert_non_null(strstr(text, "\nrequire-sigs = true\n"));
+	assert_non_null(strstr(text, "\nbuild-users-group = nixbld\n"));
+	assert_null(strstr(text, "cache.nixos.org"));
+	free(text);
+
+	static char *two[] = {"https://a.example", "http://b.example:5000"};
+	c.nix_substituters.v = two;
+	c.nix_substituters.n = 2;
+	c.nix_trusted_keys.v = keys;
+	c.nix_trusted_keys.n = 1;
+	assert_int_equal(image_nix_conf(&c, &text, &err), 0);
+	assert_non_null(strstr(
+	    text,
+	    "\nsubstituters = https://a.example http://b.example:5000\n"));
+	assert_non_null(
+	    strstr(text, "\ntrusted-public-keys = cache.example.org-1:abc=\n"));
+	/* Every setting once: nothing appended by a list item. */
+	size_t lines = 0;
+	for (char *p = text; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 8);
+	free(text);
+
+	/* Items nix.conf would misread never reach the file. */
+	static char *bad[][1] = {{"a\nextra-sandbox-paths = /"},
+				 {"a b"},
+				 {"https://x#y"},
+				 {""},
+				 {"a\tb"}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.nix_trusted_keys.v = bad[i];
+		text = NULL;
+		assert_int_equal(image_nix_conf(&c, &text, &err), -EINVAL);
+		assert_null(text);
+		assert_non_null(strstr(err.msg, "nix.trustedPublicKeys[0]"));
+	}
+}
+
+static void test_key_nix_recipe_only_with_nix(void **state)
+{
+	(void)state;
+	/* The Nix recipe tag enters only a Nix image's key: the default
+	 * image's key does not depend on it.  Checked through the same
+	 * lists with and without nix.enable. */
+	struct ccvm_config c = base_cfg();
+	char off[65], on[65];
+	c.nix_substituters.v = subs;
+	c.nix_substituters.n = 1;
+	key_of(&c, NULL, 0, off);
+	c.nix_enable = true;
+	key_of(&c, NULL, 0, on);
+	assert_string_not_equal(off, on);
+}
+
 static void test_key_agent_sudo_null_is_on(void **state)
 {
 	(void)state;
@@ -601,6 +666,8 @@ int main(void)
 	    cmocka_unit_test(test_key_ignores_runtime_options),
 	    cmocka_unit_test(test_key_changes_with_build_inputs),
 	    cmocka_unit_test(test_key_agent_sudo_null_is_on),
+	    cmocka_unit_test(test_nix_conf),
+	    cmocka_unit_test(test_key_nix_recipe_only_with_nix),
 	    cmocka_unit_test(test_key_default_package),
 	    cmocka_unit_test(test_key_script_contents),
 	    cmocka_unit_test(test_key_list_boundaries),
