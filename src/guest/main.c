@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "clip.h"
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
@@ -205,12 +206,17 @@ static void control_phase(struct ctl_state *st, struct relay *rl,
 	}
 }
 
-int main(void)
+int main(int argc, char *argv[])
 {
 	struct ccvm_err err;
 	ccvm_err_clear(&err);
 	boot_ms = util_now_ms();
 	if (getpid() != 1) {
+		/* Also the agent's xclip and wl-paste (clip.h). */
+		int tool = clip_tool_of(argc > 0 ? argv[0] : NULL);
+		if (tool >= 0)
+			return clip_standin_main((enum clip_tool)tool, argc,
+						 argv);
 		fprintf(stderr, "ccvm-init: must run as PID 1 in the ccvm "
 				"guest\n");
 		return 1;
@@ -231,6 +237,18 @@ int main(void)
 	if (relay_init(&rl, port_fd, &reader, &writer, &err) < 0)
 		fatal(&err);
 	control_phase(&st, &rl, &err);
+
+	/* xclip and wl-paste for the program: image paste from the host. */
+	static struct clip_srv clip;
+	clip_srv_init(&clip);
+	long long t_clip = util_now_ms();
+	if (clip_install(st.setup.uid, st.setup.gid, &clip, &err) < 0) {
+		glog_always("image paste unavailable: %s", err.msg);
+		ccvm_err_clear(&err);
+	} else {
+		rl.clip = &clip;
+	}
+	glog("clipboard stand-ins ready in %lld ms", util_now_ms() - t_clip);
 
 	net_wait_ready(NET_READY_MS);
 	struct agent ag;
