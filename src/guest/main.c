@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "clip.h"
+#include "paste.h"
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
@@ -212,11 +212,11 @@ int main(int argc, char *argv[])
 	ccvm_err_clear(&err);
 	boot_ms = util_now_ms();
 	if (getpid() != 1) {
-		/* Also the agent's xclip and wl-paste (clip.h). */
-		int tool = clip_tool_of(argc > 0 ? argv[0] : NULL);
+		/* Also the agent's xclip and wl-paste (paste.h). */
+		int tool = paste_tool_of(argc > 0 ? argv[0] : NULL);
 		if (tool >= 0)
-			return clip_standin_main((enum clip_tool)tool, argc,
-						 argv);
+			return paste_standin_main((enum paste_tool)tool, argc,
+						  argv);
 		fprintf(stderr, "ccvm-init: must run as PID 1 in the ccvm "
 				"guest\n");
 		return 1;
@@ -239,10 +239,10 @@ int main(int argc, char *argv[])
 	control_phase(&st, &rl, &err);
 
 	/* xclip and wl-paste for the program: image paste from the host. */
-	static struct clip_srv clip;
-	clip_srv_init(&clip);
+	static struct paste_srv clip;
+	paste_srv_init(&clip);
 	long long t_clip = util_now_ms();
-	if (clip_install(st.setup.uid, st.setup.gid, &clip, &err) < 0) {
+	if (paste_install(st.setup.uid, st.setup.gid, &clip, &err) < 0) {
 		glog_always("image paste unavailable: %s", err.msg);
 		ccvm_err_clear(&err);
 	} else {

@@ -190,7 +190,7 @@ static int on_frame(struct relay *r, const struct proto_msg *m, bool running,
 	case PROTO_CLIP_DATA:
 	case PROTO_CLIP_END:
 		if (r->clip)
-			clip_srv_frame(r->clip, m, util_now_ms());
+			paste_srv_frame(r->clip, m, util_now_ms());
 		return 0;
 	case PROTO_CONT:
 		if (running) {
@@ -328,8 +328,8 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 			    (int)(left < DRAIN_IDLE_MS ? left : DRAIN_IDLE_MS);
 		} else if (r->clip) {
 			/* Image paste serves the program while it runs. */
-			clip_srv_poll(r->clip, &p[P_CL], &p[P_CC]);
-			timeout = clip_srv_timeout(r->clip, now);
+			paste_srv_poll(r->clip, &p[P_CL], &p[P_CC]);
+			timeout = paste_srv_timeout(r->clip, now);
 		}
 		int n = poll(p, P_N, timeout);
 		if (n < 0 && errno == EINTR)
@@ -362,8 +362,8 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 							 NULL, 0);
 				}
 		if (r->clip && !cs.done)
-			clip_srv_step(r->clip, p[P_CL].revents, p[P_CC].revents,
-				      util_now_ms(), r->wr);
+			paste_srv_step(r->clip, p[P_CL].revents,
+				       p[P_CC].revents, util_now_ms(), r->wr);
 		push_stdin(r);
 		int e = proto_writer_flush(r->wr, r->port);
 		if (e == -EPIPE || e == -EIO || e == -ECONNRESET)

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "agent.h"
-#include "clip.h"
+#include "paste.h"
 #include "err.h"
 #include "proto.h"
 
@@ -22,7 +22,7 @@ struct relay {
 	struct proto_reader *rd;
 	struct proto_writer *wr;
 	struct agent *ag;
-	struct clip_srv *clip; /* image paste for the program, or NULL */
+	struct paste_srv *clip; /* image paste for the program, or NULL */
 	bool pty;
 	/* bytes for the program's stdin */
 	uint8_t *in_buf;

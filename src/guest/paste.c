@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "clip.h"
+#include "paste.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,16 +21,16 @@
 
 /* --- the stand-ins ------------------------------------------------------ */
 
-int clip_tool_of(const char *argv0)
+int paste_tool_of(const char *argv0)
 {
 	if (!argv0)
 		return -1;
 	const char *base = strrchr(argv0, '/');
 	base = base ? base + 1 : argv0;
 	if (!strcmp(base, "xclip"))
-		return CLIP_XCLIP;
+		return PASTE_XCLIP;
 	if (!strcmp(base, "wl-paste"))
-		return CLIP_WL_PASTE;
+		return PASTE_WL_PASTE;
 	return -1;
 }
 
@@ -83,7 +83,7 @@ static const struct {
     {"-rmlastnl", 2, X_FLAG},
 };
 
-void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
+void paste_parse_xclip(int n, char *const args[], struct paste_args *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->primary = true; /* xclip's default selection */
@@ -101,7 +101,7 @@ void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
 		if (k < 0 && a[0] != '-')
 			continue; /* a file to copy in: -i decides */
 		if (k < 0) {
-			out->ask = CLIP_ASK_USAGE;
+			out->ask = PASTE_ASK_USAGE;
 			out->bad = a;
 			return;
 		}
@@ -109,7 +109,7 @@ void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
 		bool has_arg = kind == X_SEL || kind == X_TARGET ||
 			       kind == X_DISPLAY || kind == X_LOOPS;
 		if (has_arg && i + 1 >= n) {
-			out->ask = CLIP_ASK_USAGE;
+			out->ask = PASTE_ASK_USAGE;
 			out->bad = a;
 			return;
 		}
@@ -135,10 +135,10 @@ void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
 			noutf8 = true;
 			break;
 		case X_HELP:
-			out->ask = CLIP_ASK_HELP;
+			out->ask = PASTE_ASK_HELP;
 			return;
 		case X_VERSION:
-			out->ask = CLIP_ASK_VERSION;
+			out->ask = PASTE_ASK_VERSION;
 			return;
 		case X_DISPLAY:
 		case X_LOOPS:
@@ -147,7 +147,7 @@ void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
 		}
 	}
 	if (unsupported || !get) {
-		out->ask = CLIP_ASK_UNSUPPORTED;
+		out->ask = PASTE_ASK_UNSUPPORTED;
 		if (!out->bad)
 			out->bad = "copying in";
 		return;
@@ -155,9 +155,10 @@ void clip_parse_xclip(int n, char *const args[], struct clip_args *out)
 	if (!out->target)
 		out->target = noutf8 ? "STRING" : "UTF8_STRING";
 	if (!strcmp(out->target, "TARGETS"))
-		out->ask = CLIP_ASK_LIST;
+		out->ask = PASTE_ASK_LIST;
 	else
-		out->ask = askable(out->target) ? CLIP_ASK_GET : CLIP_ASK_TEXT;
+		out->ask =
+		    askable(out->target) ? PASTE_ASK_GET : PASTE_ASK_TEXT;
 }
 
 enum wkind {
@@ -207,7 +208,7 @@ static int wl_short(char c)
 	return -1;
 }
 
-void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
+void paste_parse_wl_paste(int n, char *const args[], struct paste_args *out)
 {
 	memset(out, 0, sizeof(*out));
 	bool list = false;
@@ -217,7 +218,7 @@ void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
 			/* wl-paste takes no operands */
 			if (!strcmp(a, "--") && i + 1 == n)
 				break;
-			out->ask = CLIP_ASK_USAGE;
+			out->ask = PASTE_ASK_USAGE;
 			out->bad = a;
 			return;
 		}
@@ -245,13 +246,13 @@ void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
 				}
 			}
 			if (k < 0) {
-				out->ask = CLIP_ASK_USAGE;
+				out->ask = PASTE_ASK_USAGE;
 				out->bad = a;
 				return;
 			}
 			if (wopts[k].arg && !val) {
 				if (i + 1 >= n) {
-					out->ask = CLIP_ASK_USAGE;
+					out->ask = PASTE_ASK_USAGE;
 					out->bad = a;
 					return;
 				}
@@ -259,10 +260,10 @@ void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
 			}
 			switch (wopts[k].kind) {
 			case W_HELP:
-				out->ask = CLIP_ASK_HELP;
+				out->ask = PASTE_ASK_HELP;
 				return;
 			case W_VERSION:
-				out->ask = CLIP_ASK_VERSION;
+				out->ask = PASTE_ASK_VERSION;
 				return;
 			case W_LIST:
 				list = true;
@@ -274,7 +275,7 @@ void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
 				out->primary = true;
 				break;
 			case W_WATCH:
-				out->ask = CLIP_ASK_UNSUPPORTED;
+				out->ask = PASTE_ASK_UNSUPPORTED;
 				out->bad = a;
 				return;
 			case W_NONL:
@@ -284,11 +285,11 @@ void clip_parse_wl_paste(int n, char *const args[], struct clip_args *out)
 		}
 	}
 	if (list)
-		out->ask = CLIP_ASK_LIST;
+		out->ask = PASTE_ASK_LIST;
 	else if (out->target && askable(out->target))
-		out->ask = CLIP_ASK_GET;
+		out->ask = PASTE_ASK_GET;
 	else
-		out->ask = CLIP_ASK_TEXT;
+		out->ask = PASTE_ASK_TEXT;
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -316,7 +317,7 @@ static int ask_host(const struct proto_clip_req *q)
 	if (s < 0)
 		return -errno;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	util_strlcpy(sa.sun_path, CLIP_SOCK, sizeof(sa.sun_path));
+	util_strlcpy(sa.sun_path, PASTE_SOCK, sizeof(sa.sun_path));
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return -errno;
 	struct timeval tv = {.tv_sec = CLIENT_WAIT};
@@ -349,7 +350,7 @@ static int ask_host(const struct proto_clip_req *q)
 	return PROTO_CLIP_OK;
 }
 
-static int usage(enum clip_tool tool, bool ok)
+static int usage(enum paste_tool tool, bool ok)
 {
 	static const char xu[] =
 	    "Usage: xclip -selection clipboard -o [-t TARGETS|image/TYPE]\n"
@@ -359,34 +360,34 @@ static int usage(enum clip_tool tool, bool ok)
 	    "Usage: wl-paste [--list-types | --type image/TYPE]\n"
 	    "ccvm's stand-in: pastes images (png, jpeg, gif, webp, bmp) from\n"
 	    "the host's clipboard, never text.\n";
-	const char *u = tool == CLIP_XCLIP ? xu : wu;
+	const char *u = tool == PASTE_XCLIP ? xu : wu;
 	(void)util_write_all(ok ? STDOUT_FILENO : STDERR_FILENO, u, strlen(u));
 	return ok ? 0 : 2;
 }
 
-int clip_standin_main(enum clip_tool tool, int argc, char *argv[])
+int paste_standin_main(enum paste_tool tool, int argc, char *argv[])
 {
-	struct clip_args a;
+	struct paste_args a;
 	int n = argc > 0 ? argc - 1 : 0;
 	char *const *args = argc > 0 ? argv + 1 : argv;
-	if (tool == CLIP_XCLIP)
-		clip_parse_xclip(n, args, &a);
+	if (tool == PASTE_XCLIP)
+		paste_parse_xclip(n, args, &a);
 	else
-		clip_parse_wl_paste(n, args, &a);
-	const char *me = tool == CLIP_XCLIP ? "xclip" : "wl-paste";
+		paste_parse_wl_paste(n, args, &a);
+	const char *me = tool == PASTE_XCLIP ? "xclip" : "wl-paste";
 	switch (a.ask) {
-	case CLIP_ASK_HELP:
+	case PASTE_ASK_HELP:
 		return usage(tool, true);
-	case CLIP_ASK_VERSION:
+	case PASTE_ASK_VERSION:
 		say("%s (ccvm stand-in %s: images from the host clipboard "
 		    "only)\n",
 		    me, CCVM_VERSION);
 		return 0;
-	case CLIP_ASK_USAGE:
+	case PASTE_ASK_USAGE:
 		say("%s: unknown or incomplete option %s\n", me,
 		    a.bad ? a.bad : "");
 		return usage(tool, false);
-	case CLIP_ASK_UNSUPPORTED:
+	case PASTE_ASK_UNSUPPORTED:
 		say("%s: %s is not supported: in ccvm this only pastes images "
 		    "from the host clipboard\n",
 		    me, a.bad ? a.bad : "this");
@@ -395,18 +396,18 @@ int clip_standin_main(enum clip_tool tool, int argc, char *argv[])
 		break;
 	}
 	int st = PROTO_CLIP_NONE;
-	if (!a.primary && a.ask != CLIP_ASK_TEXT) {
-		struct proto_clip_req q = {.op = a.ask == CLIP_ASK_LIST
+	if (!a.primary && a.ask != PASTE_ASK_TEXT) {
+		struct proto_clip_req q = {.op = a.ask == PASTE_ASK_LIST
 						     ? PROTO_CLIP_TARGETS
 						     : PROTO_CLIP_GET};
-		if (a.ask == CLIP_ASK_GET)
+		if (a.ask == PASTE_ASK_GET)
 			util_strlcpy(q.mime, a.target, sizeof(q.mime));
 		st = ask_host(&q);
 	}
 	if (st == PROTO_CLIP_OK)
 		return 0;
 	if (st < 0 || st == PROTO_CLIP_FAILED) {
-		if (tool == CLIP_XCLIP)
+		if (tool == PASTE_XCLIP)
 			say("Error: ccvm: cannot read the host clipboard "
 			    "(%s)\n",
 			    st < 0 ? strerror(-st) : "the host failed");
@@ -415,10 +416,10 @@ int clip_standin_main(enum clip_tool tool, int argc, char *argv[])
 			    st < 0 ? strerror(-st) : "the host failed");
 		return 1;
 	}
-	if (tool == CLIP_XCLIP)
+	if (tool == PASTE_XCLIP)
 		say("Error: target %s not available\n",
-		    a.ask == CLIP_ASK_LIST ? "TARGETS" : a.target);
-	else if (a.ask == CLIP_ASK_LIST)
+		    a.ask == PASTE_ASK_LIST ? "TARGETS" : a.target);
+	else if (a.ask == PASTE_ASK_LIST)
 		say("Nothing is copied\n");
 	else
 		say("No suitable type of content copied\n");
@@ -427,7 +428,7 @@ int clip_standin_main(enum clip_tool tool, int argc, char *argv[])
 
 /* --- the server in PID 1 -------------------------------------------------- */
 
-void clip_srv_init(struct clip_srv *c)
+void paste_srv_init(struct paste_srv *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->lfd = c->cfd = -1;
@@ -467,15 +468,15 @@ static int copy_self(const char *dst, struct ccvm_err *err)
 
 static int install_bin(struct ccvm_err *err)
 {
-	int r = util_mkdir_p(CLIP_BIN_DIR, 0755);
+	int r = util_mkdir_p(PASTE_BIN_DIR, 0755);
 	if (r < 0)
-		return ccvm_err_sys(err, -r, "%s", CLIP_BIN_DIR);
-	if ((r = copy_self(CLIP_BIN_DIR "/ccvm-clip", err)) < 0)
+		return ccvm_err_sys(err, -r, "%s", PASTE_BIN_DIR);
+	if ((r = copy_self(PASTE_BIN_DIR "/ccvm-clip", err)) < 0)
 		return r;
 	static const char *const names[] = {"xclip", "wl-paste"};
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		char link[64];
-		snprintf(link, sizeof(link), CLIP_BIN_DIR "/%s", names[i]);
+		snprintf(link, sizeof(link), PASTE_BIN_DIR "/%s", names[i]);
 		unlink(link);
 		if (symlink("ccvm-clip", link) < 0)
 			return ccvm_err_sys(err, errno, "%s", link);
@@ -485,30 +486,31 @@ static int install_bin(struct ccvm_err *err)
 
 static int open_socket(uid_t uid, gid_t gid, struct ccvm_err *err)
 {
-	if (mkdir(CLIP_SOCK_DIR, 0755) < 0 && errno != EEXIST)
-		return ccvm_err_sys(err, errno, "%s", CLIP_SOCK_DIR);
-	if (chown(CLIP_SOCK_DIR, 0, 0) < 0 || chmod(CLIP_SOCK_DIR, 0755) < 0)
-		return ccvm_err_sys(err, errno, "%s", CLIP_SOCK_DIR);
-	unlink(CLIP_SOCK);
+	if (mkdir(PASTE_SOCK_DIR, 0755) < 0 && errno != EEXIST)
+		return ccvm_err_sys(err, errno, "%s", PASTE_SOCK_DIR);
+	if (chown(PASTE_SOCK_DIR, 0, 0) < 0 || chmod(PASTE_SOCK_DIR, 0755) < 0)
+		return ccvm_err_sys(err, errno, "%s", PASTE_SOCK_DIR);
+	unlink(PASTE_SOCK);
 	autoclose int s =
 	    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
 		return ccvm_err_sys(err, errno, "socket");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	util_strlcpy(sa.sun_path, CLIP_SOCK, sizeof(sa.sun_path));
+	util_strlcpy(sa.sun_path, PASTE_SOCK, sizeof(sa.sun_path));
 	mode_t old = umask(0177);
 	int r = bind(s, (struct sockaddr *)&sa, sizeof(sa));
 	int e = errno;
 	umask(old);
 	if (r < 0)
-		return ccvm_err_sys(err, e, "%s", CLIP_SOCK);
-	if (chown(CLIP_SOCK, uid, gid) < 0 || chmod(CLIP_SOCK, 0600) < 0 ||
+		return ccvm_err_sys(err, e, "%s", PASTE_SOCK);
+	if (chown(PASTE_SOCK, uid, gid) < 0 || chmod(PASTE_SOCK, 0600) < 0 ||
 	    listen(s, 8) < 0)
-		return ccvm_err_sys(err, errno, "%s", CLIP_SOCK);
+		return ccvm_err_sys(err, errno, "%s", PASTE_SOCK);
 	return steal_fd(&s);
 }
 
-int clip_install(uid_t uid, gid_t gid, struct clip_srv *c, struct ccvm_err *err)
+int paste_install(uid_t uid, gid_t gid, struct paste_srv *c,
+		  struct ccvm_err *err)
 {
 	int r = install_bin(err);
 	if (r < 0)
@@ -520,7 +522,7 @@ int clip_install(uid_t uid, gid_t gid, struct clip_srv *c, struct ccvm_err *err)
 	return 0;
 }
 
-static void drop_answer(struct clip_srv *c)
+static void drop_answer(struct paste_srv *c)
 {
 	if (c->buf) {
 		explicit_bzero(c->buf, c->len);
@@ -531,7 +533,7 @@ static void drop_answer(struct clip_srv *c)
 	c->replying = c->overflow = false;
 }
 
-static void drop_client(struct clip_srv *c)
+static void drop_client(struct paste_srv *c)
 {
 	if (c->cfd >= 0)
 		close(c->cfd);
@@ -541,7 +543,7 @@ static void drop_client(struct clip_srv *c)
 		drop_answer(c);
 }
 
-void clip_srv_free(struct clip_srv *c)
+void paste_srv_free(struct paste_srv *c)
 {
 	c->waiting = false;
 	drop_client(c);
@@ -550,7 +552,7 @@ void clip_srv_free(struct clip_srv *c)
 	c->lfd = -1;
 }
 
-static bool reserve(struct clip_srv *c, size_t more)
+static bool reserve(struct paste_srv *c, size_t more)
 {
 	if (c->len + more <= c->cap)
 		return true;
@@ -575,7 +577,7 @@ static bool reserve(struct clip_srv *c, size_t more)
 }
 
 /* The answer for the client: status, length, data (OK only). */
-static void reply(struct clip_srv *c, uint8_t status, long long now)
+static void reply(struct paste_srv *c, uint8_t status, long long now)
 {
 	c->waiting = false;
 	if (c->overflow)
@@ -594,13 +596,13 @@ static void reply(struct clip_srv *c, uint8_t status, long long now)
 	proto_put_u32(c->buf + 1, (uint32_t)(c->len - REPLY_HDR));
 	c->off = 0;
 	c->replying = true;
-	c->deadline = now + CLIP_IDLE_MS;
+	c->deadline = now + PASTE_IDLE_MS;
 	if (c->cfd < 0)
 		drop_answer(c);
 }
 
-void clip_srv_poll(const struct clip_srv *c, struct pollfd *listen,
-		   struct pollfd *client)
+void paste_srv_poll(const struct paste_srv *c, struct pollfd *listen,
+		    struct pollfd *client)
 {
 	*listen = (struct pollfd){.fd = -1};
 	*client = (struct pollfd){.fd = -1};
@@ -613,14 +615,14 @@ void clip_srv_poll(const struct clip_srv *c, struct pollfd *listen,
 								 : POLLIN};
 }
 
-int clip_srv_timeout(const struct clip_srv *c, long long now)
+int paste_srv_timeout(const struct paste_srv *c, long long now)
 {
 	if (c->cfd < 0 && !c->waiting)
 		return -1;
 	return c->deadline > now ? (int)(c->deadline - now) : 0;
 }
 
-static void read_request(struct clip_srv *c, long long now,
+static void read_request(struct paste_srv *c, long long now,
 			 struct proto_writer *w)
 {
 	for (;;) {
@@ -660,12 +662,12 @@ static void read_request(struct clip_srv *c, long long now,
 		}
 		c->len = REPLY_HDR;
 		c->waiting = true;
-		c->deadline = now + CLIP_IDLE_MS;
+		c->deadline = now + PASTE_IDLE_MS;
 		return;
 	}
 }
 
-static void write_reply(struct clip_srv *c, long long now)
+static void write_reply(struct paste_srv *c, long long now)
 {
 	while (c->off < c->len) {
 		ssize_t n = send(c->cfd, c->buf + c->off, c->len - c->off,
@@ -677,13 +679,13 @@ static void write_reply(struct clip_srv *c, long long now)
 		if (n <= 0)
 			break;
 		c->off += (size_t)n;
-		c->deadline = now + CLIP_IDLE_MS;
+		c->deadline = now + PASTE_IDLE_MS;
 	}
 	drop_client(c); /* all sent, or the client went away */
 }
 
-void clip_srv_step(struct clip_srv *c, short listen_rev, short client_rev,
-		   long long now, struct proto_writer *w)
+void paste_srv_step(struct paste_srv *c, short listen_rev, short client_rev,
+		    long long now, struct proto_writer *w)
 {
 	if (c->cfd >= 0 && client_rev) {
 		if (c->replying)
@@ -700,7 +702,7 @@ void clip_srv_step(struct clip_srv *c, short listen_rev, short client_rev,
 		if (fd >= 0) {
 			c->cfd = fd;
 			c->req_len = 0;
-			c->deadline = now + CLIP_IDLE_MS;
+			c->deadline = now + PASTE_IDLE_MS;
 		}
 	}
 	if ((c->cfd >= 0 || c->waiting) && now >= c->deadline) {
@@ -713,12 +715,12 @@ void clip_srv_step(struct clip_srv *c, short listen_rev, short client_rev,
 	}
 }
 
-void clip_srv_frame(struct clip_srv *c, const struct proto_msg *m,
-		    long long now)
+void paste_srv_frame(struct paste_srv *c, const struct proto_msg *m,
+		     long long now)
 {
 	if (!c->waiting || m->chan != c->chan)
 		return; /* stale: for a request given up on */
-	c->deadline = now + CLIP_IDLE_MS;
+	c->deadline = now + PASTE_IDLE_MS;
 	if (m->type == PROTO_CLIP_DATA) {
 		if (c->overflow || m->len == 0)
 			return;
