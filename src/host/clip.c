@@ -366,19 +366,19 @@ static void decide(struct clip *c)
 		return;
 	}
 	bool ok = WIFEXITED(c->wstatus) && WEXITSTATUS(c->wstatus) == 0;
-	if (ok && c->req.op == PROTO_CLIP_TARGETS) {
+	if (!c->buf) {
+		ok = false; /* the tool wrote nothing */
+	} else if (ok && c->req.op == PROTO_CLIP_TARGETS) {
 		/* Filtered in place: the output only shrinks. */
 		static char out[64 * 16];
 		size_t n = clip_filter_targets((const char *)c->buf, c->len,
 					       out, sizeof(out));
-		if (c->buf) {
-			explicit_bzero(c->buf, c->len);
-			memcpy(c->buf, out, n);
-		}
-		c->len = c->buf ? n : 0;
-		ok = c->len > 0;
+		explicit_bzero(c->buf, c->len);
+		memcpy(c->buf, out, n);
+		c->len = n;
+		ok = n > 0;
 	} else if (ok) {
-		ok = c->buf && clip_magic_ok(c->req.mime, c->buf, c->len);
+		ok = clip_magic_ok(c->req.mime, c->buf, c->len);
 	}
 	c->status = ok ? PROTO_CLIP_OK : PROTO_CLIP_NONE;
 	if (!ok && c->buf)
