@@ -34,6 +34,9 @@ static const char *const type_names[PROTO_TYPE_MAX] = {
     [PROTO_NET_CLOSE] = "net-close",
     [PROTO_DNS_QUERY] = "dns-query",
     [PROTO_DNS_ANSWER] = "dns-answer",
+    [PROTO_CLIP_REQ] = "clip-req",
+    [PROTO_CLIP_DATA] = "clip-data",
+    [PROTO_CLIP_END] = "clip-end",
 };
 
 const char *proto_type_name(unsigned type)
@@ -304,5 +307,64 @@ int proto_net_open_decode(const uint8_t *p, size_t len,
 	o->family = family;
 	o->port = proto_get_u16(p);
 	memcpy(o->addr, p + 4, alen);
+	return 0;
+}
+
+static bool clip_mime_ok(const uint8_t *p, size_t len)
+{
+	if (len == 0 || len > PROTO_CLIP_MIME_MAX)
+		return false;
+	size_t slashes = 0;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = p[i];
+		if (c == '/')
+			slashes++;
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			   c == '.' || c == '+' || c == '-' || c == '_'))
+			return false;
+	}
+	return slashes == 1 && p[0] != '/' && p[len - 1] != '/';
+}
+
+size_t proto_clip_req_encode(const struct proto_clip_req *q,
+			     uint8_t out[PROTO_CLIP_REQ_MAX])
+{
+	out[0] = q->op;
+	out[1] = 0;
+	if (q->op == PROTO_CLIP_TARGETS)
+		return 2;
+	size_t ml = strnlen(q->mime, sizeof(q->mime));
+	if (q->op != PROTO_CLIP_GET ||
+	    !clip_mime_ok((const uint8_t *)q->mime, ml))
+		return 0;
+	memcpy(out + 2, q->mime, ml);
+	return 2 + ml;
+}
+
+int proto_clip_req_decode(const uint8_t *p, size_t len,
+			  struct proto_clip_req *q)
+{
+	if (len < 2 || p[1] != 0)
+		return -EPROTO;
+	if (p[0] == PROTO_CLIP_TARGETS) {
+		if (len != 2)
+			return -EPROTO;
+	} else if (p[0] == PROTO_CLIP_GET) {
+		if (!clip_mime_ok(p + 2, len - 2))
+			return -EPROTO;
+	} else {
+		return -EPROTO;
+	}
+	memset(q, 0, sizeof(*q));
+	q->op = p[0];
+	memcpy(q->mime, p + 2, len - 2);
+	return 0;
+}
+
+int proto_clip_end_decode(const uint8_t *p, size_t len, uint8_t *status)
+{
+	if (len != 1 || p[0] > PROTO_CLIP_STATUS_MAX)
+		return -EPROTO;
+	*status = p[0];
 	return 0;
 }

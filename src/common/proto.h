@@ -56,6 +56,10 @@ enum proto_type {
 	PROTO_NET_CLOSE,     /* both: chan; u8 enum proto_net_close */
 	PROTO_DNS_QUERY,     /* g->h: chan = id; u8 transport, DNS message */
 	PROTO_DNS_ANSWER,    /* h->g: chan = id; u8 flags, DNS message */
+	/* Clipboard image paste on ccvm.ctl (docs/protocol.md). */
+	PROTO_CLIP_REQ,	 /* g->h: chan = id; struct proto_clip_req */
+	PROTO_CLIP_DATA, /* h->g: chan = id; 1..PROTO_CLIP_CHUNK image bytes */
+	PROTO_CLIP_END,	 /* h->g: chan = id; u8 enum proto_clip_status */
 	PROTO_TYPE_MAX
 };
 
@@ -97,6 +101,45 @@ size_t proto_net_open_encode(const struct proto_net_open *o,
 /* 0, or -EPROTO for a malformed payload (o is set on success only). */
 int proto_net_open_decode(const uint8_t *p, size_t len,
 			  struct proto_net_open *o);
+
+/*
+ * Clipboard image paste: the guest asks (CLIP_REQ), the host answers with
+ * CLIP_DATA frames and one CLIP_END for the same chan.  Only image types
+ * ever cross; the host decides, whatever the guest asks.
+ */
+#define PROTO_CLIP_CHUNK    (64 * 1024)
+#define PROTO_CLIP_MAX	    (32 * 1024 * 1024) /* one answer, in all */
+#define PROTO_CLIP_MIME_MAX 63
+
+enum proto_clip_op {
+	PROTO_CLIP_TARGETS =
+	    0,		    /* the image types on the clipboard, one a line */
+	PROTO_CLIP_GET = 1, /* the clipboard's content as one type */
+};
+
+enum proto_clip_status {
+	PROTO_CLIP_OK = 0,     /* the data sent is the whole answer */
+	PROTO_CLIP_NONE = 1,   /* no image (of that type), or paste is off */
+	PROTO_CLIP_FAILED = 2, /* no tool, timed out, too large, busy */
+	PROTO_CLIP_STATUS_MAX = PROTO_CLIP_FAILED,
+};
+
+struct proto_clip_req {
+	uint8_t op;			    /* enum proto_clip_op */
+	char mime[PROTO_CLIP_MIME_MAX + 1]; /* GET only; "" for TARGETS */
+};
+
+/* CLIP_REQ payload: u8 op, u8 0, then (GET only) the MIME type: 1 to 63
+ * bytes of [a-z0-9] and "/.+-_", exactly one '/', no NUL. */
+#define PROTO_CLIP_REQ_MAX (2 + PROTO_CLIP_MIME_MAX)
+/* The encoded length, or 0 for a request that would not decode. */
+size_t proto_clip_req_encode(const struct proto_clip_req *q,
+			     uint8_t out[PROTO_CLIP_REQ_MAX]);
+/* 0, or -EPROTO for a malformed payload (q is set on success only). */
+int proto_clip_req_decode(const uint8_t *p, size_t len,
+			  struct proto_clip_req *q);
+/* CLIP_END payload: exactly one status byte; 0 or -EPROTO. */
+int proto_clip_end_decode(const uint8_t *p, size_t len, uint8_t *status);
 
 enum proto_exit_kind { PROTO_EXIT_CODE = 0, PROTO_EXIT_SIGNAL = 1 };
 

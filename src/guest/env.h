@@ -9,8 +9,10 @@
 
 #include "setup.h"
 
+/* First: xclip and wl-paste that paste images from the host (clip.h). */
 #define ENV_DEFAULT_PATH                                                       \
-	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	"/usr/lib/ccvm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:" \
+	"/sbin:/bin"
 
 struct env_block {
 	char **envp; /* NULL-terminated */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "paste.h"
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
@@ -207,12 +208,17 @@ static void control_phase(struct ctl_state *st, struct relay *rl,
 	}
 }
 
-int main(void)
+int main(int argc, char *argv[])
 {
 	struct ccvm_err err;
 	ccvm_err_clear(&err);
 	boot_ms = util_now_ms();
 	if (getpid() != 1) {
+		/* Also the agent's xclip and wl-paste (paste.h). */
+		int tool = paste_tool_of(argc > 0 ? argv[0] : NULL);
+		if (tool >= 0)
+			return paste_standin_main((enum paste_tool)tool, argc,
+						  argv);
 		fprintf(stderr, "ccvm-init: must run as PID 1 in the ccvm "
 				"guest\n");
 		return 1;
@@ -235,6 +241,18 @@ int main(void)
 	control_phase(&st, &rl, &err);
 	glog("set-up received at %lld ms (%lld ms since the kernel started)",
 	     util_now_ms() - boot_ms, util_now_ms());
+
+	/* xclip and wl-paste for the program: image paste from the host. */
+	static struct paste_srv clip;
+	paste_srv_init(&clip);
+	long long t_clip = util_now_ms();
+	if (paste_install(st.setup.uid, st.setup.gid, &clip, &err) < 0) {
+		glog_always("image paste unavailable: %s", err.msg);
+		ccvm_err_clear(&err);
+	} else {
+		rl.clip = &clip;
+	}
+	glog("clipboard stand-ins ready in %lld ms", util_now_ms() - t_clip);
 
 	net_wait_ready(NET_READY_MS);
 	if (nix_wait_ready(NIX_READY_MS, &err) < 0)

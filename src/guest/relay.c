@@ -187,6 +187,11 @@ static int on_frame(struct relay *r, const struct proto_msg *m, bool running,
 			kill(-r->ag->pgid, (int)sig);
 		return 0;
 	}
+	case PROTO_CLIP_DATA:
+	case PROTO_CLIP_END:
+		if (r->clip)
+			paste_srv_frame(r->clip, m, util_now_ms());
+		return 0;
 	case PROTO_CONT:
 		if (running) {
 			kill(-r->ag->pgid, SIGCONT);
@@ -297,7 +302,7 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 		long long now = util_now_ms();
 		if (cs.done && now >= drain_end)
 			break;
-		enum { P_PORT, P_SIG, P_OUT0, P_OUT1, P_IN, P_N };
+		enum { P_PORT, P_SIG, P_OUT0, P_OUT1, P_IN, P_CL, P_CC, P_N };
 		struct pollfd p[P_N];
 		for (int i = 0; i < P_N; i++)
 			p[i] = (struct pollfd){.fd = -1};
@@ -321,6 +326,10 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 			long long left = drain_end - now;
 			timeout =
 			    (int)(left < DRAIN_IDLE_MS ? left : DRAIN_IDLE_MS);
+		} else if (r->clip) {
+			/* Image paste serves the program while it runs. */
+			paste_srv_poll(r->clip, &p[P_CL], &p[P_CC]);
+			timeout = paste_srv_timeout(r->clip, now);
 		}
 		int n = poll(p, P_N, timeout);
 		if (n < 0 && errno == EINTR)
@@ -352,6 +361,9 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 					proto_writer_put(r->wr, out_type[i], 0,
 							 NULL, 0);
 				}
+		if (r->clip && !cs.done)
+			paste_srv_step(r->clip, p[P_CL].revents,
+				       p[P_CC].revents, util_now_ms(), r->wr);
 		push_stdin(r);
 		int e = proto_writer_flush(r->wr, r->port);
 		if (e == -EPIPE || e == -EIO || e == -ECONNRESET)

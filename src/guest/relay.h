@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "agent.h"
+#include "paste.h"
 #include "err.h"
 #include "proto.h"
 
@@ -21,6 +22,7 @@ struct relay {
 	struct proto_reader *rd;
 	struct proto_writer *wr;
 	struct agent *ag;
+	struct paste_srv *clip; /* image paste for the program, or NULL */
 	bool pty;
 	/* bytes for the program's stdin */
 	uint8_t *in_buf;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "clip.h"
 #include "egress.h"
 #include "image.h"
 #include "proto.h"
@@ -141,6 +142,7 @@ struct session {
 	int egress_summary;
 	char *api_url;
 	struct tail console, qemu_err;
+	struct clip clip; /* clipboard image paste (clip.h) */
 };
 
 static void set_error(struct session *s, const char *fmt, ...)
@@ -597,6 +599,11 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
 			  (const char *)m->data);
 		break;
+	case PROTO_CLIP_REQ:
+		if (s->phase == PH_RUN)
+			clip_request(&s->clip, m->chan, m->data, m->len,
+				     &s->wr);
+		break;
 	case PROTO_LOG:
 		if (s->args->debug) {
 			fprintf(stderr, "ccvm: guest: %.*s\r\n",
@@ -684,6 +691,7 @@ static int handle_signal(struct session *s, int sig)
 	switch (sig) {
 	case SIGCHLD:
 		qemu_reap(s, false);
+		clip_on_sigchld(&s->clip);
 		return 0;
 	case SIGWINCH:
 		if (s->phase == PH_RUN)
@@ -737,8 +745,9 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			proto_writer_wipe(&s->wr);
 			s->secrets_queued = false;
 		}
-		struct pollfd p[5];
+		struct pollfd p[6];
 		int np = 0, i_ctl = -1, i_con = -1, i_err = -1, i_in = -1;
+		int i_clip = -1;
 		p[np++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
 		if (s->ctl >= 0) {
 			i_ctl = np;
@@ -762,6 +771,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 		    !proto_writer_full(&s->wr)) {
 			i_in = np;
 			p[np++] = (struct pollfd){.fd = STDIN_FILENO,
+						  .events = POLLIN};
+		}
+		if (clip_fd(&s->clip) >= 0) {
+			i_clip = np;
+			p[np++] = (struct pollfd){.fd = clip_fd(&s->clip),
 						  .events = POLLIN};
 		}
 
@@ -792,14 +806,19 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		int cl = clip_timeout_ms(&s->clip, now);
+		if (cl >= 0 && (timeout < 0 || cl < timeout))
+			timeout = cl;
 
 		int n = poll(p, (nfds_t)np, timeout);
 		if (n < 0 && errno != EINTR)
 			return ccvm_err_sys(err, errno, "poll");
 		if (s->phase == PH_BOOT)
 			spinner_draw(s);
-		if (n <= 0)
+		if (n <= 0) {
+			clip_pump(&s->clip, util_now_ms(), &s->wr);
 			continue;
+		}
 
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -826,6 +845,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 		if (i_in >= 0 &&
 		    (p[i_in].revents & (POLLIN | POLLHUP | POLLERR)))
 			read_stdin(s);
+		if (i_clip >= 0 &&
+		    (p[i_clip].revents & (POLLIN | POLLHUP | POLLERR)))
+			clip_on_readable(&s->clip);
+		if (s->ctl >= 0)
+			clip_pump(&s->clip, util_now_ms(), &s->wr);
 		if (s->ctl >= 0 && proto_writer_pending(&s->wr))
 			proto_writer_flush(&s->wr, s->ctl);
 	}
@@ -927,6 +951,8 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->egress_summary = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
+	clip_init(&s->clip, cfg->clipboard_images, getenv("WAYLAND_DISPLAY"),
+		  getenv("DISPLAY"));
 	int code = CCVM_EXIT_FAILURE;
 	sigset_t oldmask;
 	bool blocked = false;
@@ -1121,6 +1147,7 @@ out:
 	if (s->qemu > 0) {
 		qemu_kill(s);
 	}
+	clip_free(&s->clip);
 	spinner_clear(s);
 	term_restore(&s->term);
 	if (s->egress_pid > 0) /* QEMU is gone: the relay sees the port close */

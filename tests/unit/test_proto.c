@@ -179,6 +179,101 @@ static void test_net_open(void **state)
 	assert_string_equal(proto_type_name(PROTO_DNS_ANSWER), "dns-answer");
 }
 
+static void test_clip_req(void **state)
+{
+	(void)state;
+	struct proto_clip_req q = {.op = PROTO_CLIP_GET}, d;
+	uint8_t buf[PROTO_CLIP_REQ_MAX];
+	strcpy(q.mime, "image/png");
+	size_t n = proto_clip_req_encode(&q, buf);
+	assert_int_equal(n, 2 + 9);
+	assert_int_equal(proto_clip_req_decode(buf, n, &d), 0);
+	assert_int_equal(d.op, PROTO_CLIP_GET);
+	assert_string_equal(d.mime, "image/png");
+	q.op = PROTO_CLIP_TARGETS;
+	n = proto_clip_req_encode(&q, buf);
+	assert_int_equal(n, 2);
+	assert_int_equal(proto_clip_req_decode(buf, n, &d), 0);
+	assert_int_equal(d.op, PROTO_CLIP_TARGETS);
+	assert_string_equal(d.mime, "");
+
+	/* Types that do not encode: no slash, two, upper case, control
+	 * bytes, empty, too long. */
+	static const char *const bad[] = {
+	    "UTF8_STRING",
+	    "TARGETS",
+	    "image/png/x",
+	    "Image/png",
+	    "image/png\n",
+	    "/png",
+	    "image/",
+	    "",
+	    "text/plain;charset=utf-8",
+	};
+	q.op = PROTO_CLIP_GET;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(q.mime, bad[i]);
+		assert_int_equal(proto_clip_req_encode(&q, buf), 0);
+	}
+	memset(q.mime, 'a', PROTO_CLIP_MIME_MAX);
+	q.mime[5] = '/';
+	q.mime[PROTO_CLIP_MIME_MAX] = '\0';
+	assert_int_equal(proto_clip_req_encode(&q, buf),
+			 2 + PROTO_CLIP_MIME_MAX);
+
+	/* Decoding: unknown op, reserved byte, TARGETS with a type, GET
+	 * without one, a NUL or a second slash in the type, too long. */
+	static const struct {
+		const char *p;
+		size_t len;
+	} rej[] = {
+	    {"\x02\0", 2},
+	    {"\x00\x01", 2},
+	    {"\x00\0image/png", 11},
+	    {"\x01\0", 2},
+	    {"\x01\0image\0png", 11},
+	    {"\x01\0ima/ge/png", 13},
+	    {"\x01", 1},
+	    {"", 0},
+	};
+	for (size_t i = 0; i < sizeof(rej) / sizeof(rej[0]); i++)
+		assert_int_equal(proto_clip_req_decode(
+				     (const uint8_t *)rej[i].p, rej[i].len, &d),
+				 -EPROTO);
+	uint8_t longer[2 + PROTO_CLIP_MIME_MAX + 1];
+	memset(longer, 'a', sizeof(longer));
+	longer[0] = PROTO_CLIP_GET;
+	longer[1] = 0;
+	longer[4] = '/';
+	assert_int_equal(proto_clip_req_decode(longer, sizeof(longer), &d),
+			 -EPROTO);
+	assert_int_equal(proto_clip_req_decode(longer, sizeof(longer) - 1, &d),
+			 0);
+
+	uint8_t st = 9;
+	assert_int_equal(proto_clip_end_decode((const uint8_t *)"\x00", 1, &st),
+			 0);
+	assert_int_equal(st, PROTO_CLIP_OK);
+	assert_int_equal(proto_clip_end_decode((const uint8_t *)"\x02", 1, &st),
+			 0);
+	assert_int_equal(st, PROTO_CLIP_FAILED);
+	assert_int_equal(proto_clip_end_decode((const uint8_t *)"\x03", 1, &st),
+			 -EPROTO);
+	assert_int_equal(
+	    proto_clip_end_decode((const uint8_t *)"\x00\x00", 2, &st),
+	    -EPROTO);
+	assert_int_equal(proto_clip_end_decode((const uint8_t *)"", 0, &st),
+			 -EPROTO);
+	assert_string_equal(proto_type_name(PROTO_CLIP_END), "clip-end");
+	/* The new types decode as frames. */
+	uint8_t fr[PROTO_HDR_LEN + 1];
+	proto_encode_hdr(fr, PROTO_CLIP_END, 3, 1);
+	fr[PROTO_HDR_LEN] = 1;
+	struct proto_msg m;
+	assert_int_equal(proto_decode(fr, sizeof(fr), &m), sizeof(fr));
+	assert_int_equal(m.chan, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +284,7 @@ int main(void)
 	    cmocka_unit_test(test_reader_pipe),
 	    cmocka_unit_test(test_writer_grows_and_flags_full),
 	    cmocka_unit_test(test_net_open),
+	    cmocka_unit_test(test_clip_req),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
