@@ -456,10 +456,10 @@ static void handle(struct net *n, const struct proto_msg *m)
 	case PROTO_NET_DATA:
 		if (!c || !m->len)
 			break;
-		if (!stream_take(&c->st, m->data, m->len))
-			chan_abort(n, m->chan); /* more than the window */
-		else
-			client_write(n, m->chan);
+		/* Broken also for more than the window: aborted. */
+		chan_after(
+		    n, m->chan,
+		    stream_deliver(&c->st, &n->wr, m->chan, m->data, m->len));
 		break;
 	case PROTO_NET_WINDOW:
 		if (c)

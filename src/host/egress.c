@@ -323,12 +323,16 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 	struct hchan *c = e->ch[m->chan];
 	if (!c || m->len == 0)
 		return; /* a stream that ended meanwhile */
-	if (!stream_take(&c->st, m->data, m->len)) {
-		chan_abort(e, m->chan); /* more than the window */
+	if (!c->connecting) {
+		/* Broken also for more than the window: aborted. */
+		chan_after(
+		    e, m->chan,
+		    stream_deliver(&c->st, &e->wr, m->chan, m->data, m->len));
 		return;
 	}
-	if (!c->connecting)
-		sock_write(e, m->chan);
+	/* Sent with the open (optimistic): kept until connected. */
+	if (!stream_take(&c->st, m->data, m->len))
+		chan_abort(e, m->chan); /* more than the window */
 }
 
 static void net_window(struct eg *e, const struct proto_msg *m)
