@@ -8,8 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Credit back in steps of at least this, or when the buffer drains. */
-#define WINDOW_ACK (64 * 1024)
 /* Reads of the socket per stream_read (fairness between streams). */
 #define STREAM_READS 4
 
@@ -86,7 +84,11 @@ enum stream_state stream_write(struct stream *s, struct proto_writer *w,
 	}
 	if (s->off == s->len)
 		s->off = s->len = 0;
-	if (s->consumed >= WINDOW_ACK || (s->len == 0 && s->consumed)) {
+	/* Only in steps: the peer has credit left until WINDOW_INIT are
+	 * unacknowledged, so a step below that never stalls it, and a small
+	 * credit for every request written would be a frame of its own
+	 * (under TCG a guest wakeup) per connection. */
+	if (s->consumed >= STREAM_WINDOW_ACK) {
 		uint8_t c[4];
 		proto_put_u32(c, (uint32_t)s->consumed);
 		s->consumed = 0;

@@ -15,6 +15,9 @@
 
 #include "proto.h"
 
+/* Credit back in steps of this (less than PROTO_NET_WINDOW_INIT). */
+#define STREAM_WINDOW_ACK (64 * 1024)
+
 struct stream {
 	int fd;		 /* the local socket, -1 before it exists */
 	uint32_t credit; /* bytes we may still send to the peer */

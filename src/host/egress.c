@@ -36,6 +36,7 @@
 struct hchan {
 	struct stream st; /* the socket <-> the guest */
 	bool connecting;
+	bool ok_pending; /* connected, NET_OPEN_OK not sent yet */
 	long long deadline;
 	uint16_t port;
 	/* host.ccvm.internal: the host's other loopback address, tried when
@@ -268,7 +269,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		chan_free(e, id, false);
 		return;
 	}
-	put(e, PROTO_NET_OPEN_OK, id, d.why, strlen(d.why));
+	c->ok_pending = true;
 }
 
 static void connect_done(struct eg *e, uint16_t id, int error)
@@ -290,6 +291,25 @@ static void connect_done(struct eg *e, uint16_t id, int error)
 		return;
 	}
 	c->connecting = false;
+	c->ok_pending = true;
+}
+
+/*
+ * NET_OPEN_OK travels with the stream's first other frame to the guest,
+ * not alone: the guest has sent its data already (optimistic open) and
+ * needs nothing from it, and a lone frame costs it a wakeup (under TCG
+ * about a millisecond) per connection.  reading: a read of the socket
+ * follows (a frame will); else a write, which queues a frame only when it
+ * completes a credit step (more: bytes about to be added).
+ */
+static void ok_before(struct eg *e, uint16_t id, bool reading, size_t more)
+{
+	struct hchan *c = e->ch[id];
+	if (!c->ok_pending ||
+	    (!reading && c->st.consumed + (c->st.len - c->st.off) + more <
+			     STREAM_WINDOW_ACK))
+		return;
+	c->ok_pending = false;
 	char why[128];
 	snprintf(why, sizeof(why), "connected: %s", c->dst);
 	put(e, PROTO_NET_OPEN_OK, id, why, strlen(why));
@@ -310,11 +330,13 @@ static void chan_after(struct eg *e, uint16_t id, enum stream_state st)
 
 static void sock_write(struct eg *e, uint16_t id)
 {
+	ok_before(e, id, false, 0);
 	chan_after(e, id, stream_write(&e->ch[id]->st, &e->wr, id));
 }
 
 static void sock_read(struct eg *e, uint16_t id)
 {
+	ok_before(e, id, true, 0);
 	chan_after(e, id, stream_read(&e->ch[id]->st, &e->wr, id));
 }
 
@@ -324,6 +346,7 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 	if (!c || m->len == 0)
 		return; /* a stream that ended meanwhile */
 	if (!c->connecting) {
+		ok_before(e, m->chan, false, m->len);
 		/* Broken also for more than the window: aborted. */
 		chan_after(
 		    e, m->chan,
