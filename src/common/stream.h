@@ -15,6 +15,9 @@
 
 #include "proto.h"
 
+/* Credit back in steps of this (less than PROTO_NET_WINDOW_INIT). */
+#define STREAM_WINDOW_ACK (64 * 1024)
+
 struct stream {
 	int fd;		 /* the local socket, -1 before it exists */
 	uint32_t credit; /* bytes we may still send to the peer */
@@ -44,11 +47,18 @@ bool stream_take(struct stream *s, const uint8_t *data, size_t len);
 /* NET_WINDOW from the peer (a u32 credit, capped at 1 GiB). */
 void stream_credit(struct stream *s, const uint8_t *data, size_t len);
 
+/* NET_DATA from the peer for a stream whose socket is connected: written
+ * to the socket at once when nothing waits before it, the rest kept in
+ * buf; then as stream_write.  STREAM_BROKEN also when it overruns the
+ * window or follows the peer's FIN. */
+enum stream_state stream_deliver(struct stream *s, struct proto_writer *w,
+				 uint16_t id, const uint8_t *data, size_t len);
 /* Writes what buf holds to the socket; credits it back; half-closes after
  * the peer's FIN. */
 enum stream_state stream_write(struct stream *s, struct proto_writer *w,
 			       uint16_t id);
-/* Reads the socket within the credit into NET_DATA, or sends FIN. */
+/* Reads the socket (a few times, until it would block) within the credit
+ * into NET_DATA frames, or sends FIN at its end of file. */
 enum stream_state stream_read(struct stream *s, struct proto_writer *w,
 			      uint16_t id);
 

@@ -159,7 +159,7 @@ static void setup_rules_async(void)
 
 struct gchan {
 	struct stream st; /* the client's socket <-> the host */
-	bool opened;
+	size_t slot;	  /* index in net.act */
 	char dst[64];
 };
 
@@ -187,6 +187,9 @@ struct net {
 	struct proto_writer wr;
 	struct gchan **ch;
 	size_t nch;
+	/* The live stream ids, densely: the loop walks these, not all of ch
+	 * (65536 slots cost ~0.2 ms per wakeup under TCG). */
+	uint16_t act[MAX_STREAMS];
 	uint16_t next_id;
 	int fwd4, fwd6, udp53, tcp53;
 	struct dns_pending dns[DNS_SLOTS];
@@ -236,9 +239,11 @@ static void chan_free(struct net *n, uint16_t id, bool reset)
 	if (!c)
 		return;
 	stream_close(&c->st, reset);
+	uint16_t last = n->act[--n->nch];
+	n->act[c->slot] = last;
+	n->ch[last]->slot = c->slot;
 	free(c);
 	n->ch[id] = NULL;
-	n->nch--;
 }
 
 static void chan_abort(struct net *n, uint16_t id)
@@ -258,6 +263,16 @@ static void chan_after(struct net *n, uint16_t id, enum stream_state st)
 }
 
 /* --- the forwarder --------------------------------------------------- */
+
+static void client_write(struct net *n, uint16_t id)
+{
+	chan_after(n, id, stream_write(&n->ch[id]->st, &n->wr, id));
+}
+
+static void client_read(struct net *n, uint16_t id)
+{
+	chan_after(n, id, stream_read(&n->ch[id]->st, &n->wr, id));
+}
 
 static void fwd_accept(struct net *n, int lfd, bool v6)
 {
@@ -303,25 +318,21 @@ static void fwd_accept(struct net *n, int lfd, bool v6)
 	snprintf(c->dst, sizeof(c->dst), v6 ? "[%s]:%u" : "%s:%u", as,
 		 (unsigned)o.port);
 	n->ch[id] = c;
-	n->nch++;
+	c->slot = n->nch;
+	n->act[n->nch++] = id;
 	uint8_t p[PROTO_NET_OPEN_MAX];
 	put(n, PROTO_NET_OPEN, id, p, proto_net_open_encode(&o, p));
+	/* The client usually wrote its first bytes already: send them with
+	 * the open, in the same write to the port, instead of one loop turn
+	 * later.  The host holds them until it connected, or drops them
+	 * with the stream when the policy refuses. */
+	client_read(n, id);
 	return;
 drop : {
 	struct linger l = {.l_onoff = 1, .l_linger = 0};
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 	close(fd);
 }
-}
-
-static void client_write(struct net *n, uint16_t id)
-{
-	chan_after(n, id, stream_write(&n->ch[id]->st, &n->wr, id));
-}
-
-static void client_read(struct net *n, uint16_t id)
-{
-	chan_after(n, id, stream_read(&n->ch[id]->st, &n->wr, id));
 }
 
 /* --- DNS stub ---------------------------------------------------------- */
@@ -456,9 +467,7 @@ static void handle(struct net *n, const struct proto_msg *m)
 	struct gchan *c = n->ch[m->chan];
 	switch (m->type) {
 	case PROTO_NET_OPEN_OK:
-		if (c)
-			c->opened = true;
-		break;
+		break; /* data already flows within the window */
 	case PROTO_NET_OPEN_FAIL:
 		if (!c)
 			break;
@@ -471,10 +480,10 @@ static void handle(struct net *n, const struct proto_msg *m)
 	case PROTO_NET_DATA:
 		if (!c || !m->len)
 			break;
-		if (!stream_take(&c->st, m->data, m->len))
-			chan_abort(n, m->chan); /* more than the window */
-		else
-			client_write(n, m->chan);
+		/* Broken also for more than the window: aborted. */
+		chan_after(
+		    n, m->chan,
+		    stream_deliver(&c->st, &n->wr, m->chan, m->data, m->len));
 		break;
 	case PROTO_NET_WINDOW:
 		if (c)
@@ -551,14 +560,13 @@ static void loop(struct net *n)
 			pf[np++] =
 			    (struct pollfd){.fd = n->tcpc[i].fd, .events = lev};
 		int base_ch = np;
-		for (size_t id = 0; id < NCHAN; id++) {
+		for (size_t k = 0; k < n->nch; k++) {
+			uint16_t id = n->act[k];
 			struct gchan *c = n->ch[id];
-			if (!c)
-				continue;
 			short ev = stream_events(&c->st, full);
 			if (!ev)
 				continue;
-			ids[np] = (uint16_t)id;
+			ids[np] = id;
 			pf[np++] =
 			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}

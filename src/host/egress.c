@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -34,6 +36,7 @@
 struct hchan {
 	struct stream st; /* the socket <-> the guest */
 	bool connecting;
+	bool ok_pending; /* connected, NET_OPEN_OK not sent yet */
 	long long deadline;
 	uint16_t port;
 	/* host.ccvm.internal: the host's other loopback address, tried when
@@ -41,6 +44,7 @@ struct hchan {
 	 * whichever address family the guest happened to pick). */
 	bool has_alt;
 	struct dns_addr alt;
+	size_t slot;  /* index in eg.act */
 	char dst[64]; /* "1.2.3.4:80" for messages */
 };
 
@@ -61,7 +65,10 @@ struct eg {
 	struct proto_writer wr;
 	struct hchan **ch; /* NCHAN slots */
 	size_t nch;
-	int jobs[2]; /* finished dns_job pointers */
+	uint16_t act[EGRESS_MAX_STREAMS]; /* the live ids, densely */
+	int jobs[2];			  /* finished dns_job pointers */
+	int nl; /* rtnetlink, address changes; -1: reload every time */
+	bool addrs_stale;
 	unsigned dns_busy;
 	bool failed;
 };
@@ -91,9 +98,11 @@ static void chan_free(struct eg *e, uint16_t id, bool reset)
 	if (!c)
 		return;
 	stream_close(&c->st, reset);
+	uint16_t last = e->act[--e->nch];
+	e->act[c->slot] = last;
+	e->ch[last]->slot = c->slot;
 	free(c);
 	e->ch[id] = NULL;
-	e->nch--;
 }
 
 static void chan_abort(struct eg *e, uint16_t id)
@@ -101,6 +110,49 @@ static void chan_abort(struct eg *e, uint16_t id)
 	uint8_t k = PROTO_NET_ABORT;
 	put(e, PROTO_NET_CLOSE, id, &k, 1);
 	chan_free(e, id, true);
+}
+
+/* --- the host's addresses ---------------------------------------------- */
+
+/* Subscribes to address changes before the first load, so none is missed
+ * between the two. */
+static void host_addrs_watch(struct eg *e)
+{
+	e->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       NETLINK_ROUTE);
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+				 .nl_groups =
+				     RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+	if (e->nl >= 0 && bind(e->nl, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(e->nl);
+		e->nl = -1;
+	}
+	e->addrs_stale = true;
+}
+
+/*
+ * The policy's list of this host's addresses, current before a decision.
+ * getifaddrs costs a netlink dump per call; the kernel queues an address
+ * notification before the change it reports returns, so reloading only
+ * after one (or after the queue overran) is as current as reloading every
+ * time.
+ */
+static void host_addrs_fresh(struct eg *e)
+{
+	static uint8_t buf[8192];
+	if (e->nl < 0) {
+		egress_load_host_addrs(e->p, NULL);
+		return;
+	}
+	for (;;) {
+		ssize_t k = recv(e->nl, buf, sizeof(buf), MSG_DONTWAIT);
+		if (k > 0 || (k < 0 && errno == ENOBUFS))
+			e->addrs_stale = true; /* a change, or lost ones */
+		else if (!(k < 0 && errno == EINTR))
+			break;
+	}
+	if (e->addrs_stale)
+		e->addrs_stale = egress_load_host_addrs(e->p, NULL) < 0;
 }
 
 /* --- opening ----------------------------------------------------------- */
@@ -161,7 +213,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 			  "blocked: malformed open request");
 		return;
 	}
-	egress_load_host_addrs(e->p, NULL);
+	host_addrs_fresh(e);
 	struct egress_decision d;
 	memset(&d, 0, sizeof(d));
 	egress_connect_check(e->p, o.family, o.addr, o.port, &d);
@@ -197,7 +249,8 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 			c->alt.bytes[15] = 1; /* ::1 */
 	}
 	e->ch[id] = c;
-	e->nch++;
+	c->slot = e->nch;
+	e->act[e->nch++] = id;
 	int rc = chan_connect(c, &d.target);
 	if (rc == -ECONNREFUSED && c->has_alt) {
 		c->has_alt = false;
@@ -216,7 +269,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		chan_free(e, id, false);
 		return;
 	}
-	put(e, PROTO_NET_OPEN_OK, id, d.why, strlen(d.why));
+	c->ok_pending = true;
 }
 
 static void connect_done(struct eg *e, uint16_t id, int error)
@@ -238,6 +291,25 @@ static void connect_done(struct eg *e, uint16_t id, int error)
 		return;
 	}
 	c->connecting = false;
+	c->ok_pending = true;
+}
+
+/*
+ * NET_OPEN_OK travels with the stream's first other frame to the guest,
+ * not alone: the guest has sent its data already (optimistic open) and
+ * needs nothing from it, and a lone frame costs it a wakeup (under TCG
+ * about a millisecond) per connection.  reading: a read of the socket
+ * follows (a frame will); else a write, which queues a frame only when it
+ * completes a credit step (more: bytes about to be added).
+ */
+static void ok_before(struct eg *e, uint16_t id, bool reading, size_t more)
+{
+	struct hchan *c = e->ch[id];
+	if (!c->ok_pending ||
+	    (!reading && c->st.consumed + (c->st.len - c->st.off) + more <
+			     STREAM_WINDOW_ACK))
+		return;
+	c->ok_pending = false;
 	char why[128];
 	snprintf(why, sizeof(why), "connected: %s", c->dst);
 	put(e, PROTO_NET_OPEN_OK, id, why, strlen(why));
@@ -258,11 +330,13 @@ static void chan_after(struct eg *e, uint16_t id, enum stream_state st)
 
 static void sock_write(struct eg *e, uint16_t id)
 {
+	ok_before(e, id, false, 0);
 	chan_after(e, id, stream_write(&e->ch[id]->st, &e->wr, id));
 }
 
 static void sock_read(struct eg *e, uint16_t id)
 {
+	ok_before(e, id, true, 0);
 	chan_after(e, id, stream_read(&e->ch[id]->st, &e->wr, id));
 }
 
@@ -271,12 +345,17 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 	struct hchan *c = e->ch[m->chan];
 	if (!c || m->len == 0)
 		return; /* a stream that ended meanwhile */
-	if (!stream_take(&c->st, m->data, m->len)) {
-		chan_abort(e, m->chan); /* more than the window */
+	if (!c->connecting) {
+		ok_before(e, m->chan, false, m->len);
+		/* Broken also for more than the window: aborted. */
+		chan_after(
+		    e, m->chan,
+		    stream_deliver(&c->st, &e->wr, m->chan, m->data, m->len));
 		return;
 	}
-	if (!c->connecting)
-		sock_write(e, m->chan);
+	/* Sent with the open (optimistic): kept until connected. */
+	if (!stream_take(&c->st, m->data, m->len))
+		chan_abort(e, m->chan); /* more than the window */
 }
 
 static void net_window(struct eg *e, const struct proto_msg *m)
@@ -500,12 +579,14 @@ static int loop(struct eg *e)
 			POLLIN | (proto_writer_pending(&e->wr) ? POLLOUT : 0)};
 		pf[np++] = (struct pollfd){.fd = e->jobs[0], .events = POLLIN};
 		long long now = util_now_ms(), next = -1;
-		for (size_t id = 0; id < NCHAN; id++) {
+		for (size_t k = 0; k < e->nch; k++) {
+			uint16_t id = e->act[k];
 			struct hchan *c = e->ch[id];
-			if (!c)
-				continue;
 			if (c->connecting && now >= c->deadline) {
-				connect_done(e, (uint16_t)id, ETIMEDOUT);
+				size_t before = e->nch;
+				connect_done(e, id, ETIMEDOUT);
+				if (e->nch < before)
+					k--; /* act[k] is another stream now */
 				continue;
 			}
 			short ev = 0;
@@ -518,7 +599,7 @@ static int loop(struct eg *e)
 			}
 			if (!ev)
 				continue;
-			ids[np] = (uint16_t)id;
+			ids[np] = id;
 			pf[np++] =
 			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
@@ -539,8 +620,11 @@ static int loop(struct eg *e)
 				getsockopt(c->st.fd, SOL_SOCKET, SO_ERROR, &err,
 					   &sl);
 				connect_done(e, ids[i], err);
-				if (!err && e->ch[ids[i]] &&
-				    e->ch[ids[i]]->st.len)
+				c = e->ch[ids[i]];
+				/* What the guest sent meanwhile (optimistic
+				 * open), and its FIN. */
+				if (c && !c->connecting &&
+				    (c->st.len || c->st.peer_fin))
 					sock_write(e, ids[i]);
 				continue;
 			}
@@ -564,7 +648,7 @@ static int loop(struct eg *e)
 
 int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
 {
-	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}};
+	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}, .nl = -1};
 	int r = -ENOMEM;
 	e.rd = malloc(sizeof(*e.rd));
 	e.ch = calloc(NCHAN, sizeof(*e.ch));
@@ -577,7 +661,8 @@ int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
 	}
 	util_set_nonblock(e.jobs[0], true);
 	util_set_nonblock(net_fd, true);
-	egress_load_host_addrs(p, NULL);
+	host_addrs_watch(&e);
+	host_addrs_fresh(&e);
 	r = loop(&e);
 out:
 	if (summary_fd >= 0) {
@@ -588,8 +673,10 @@ out:
 		}
 	}
 	if (e.ch)
-		for (size_t id = 0; id < NCHAN; id++)
-			chan_free(&e, (uint16_t)id, true);
+		while (e.nch)
+			chan_free(&e, e.act[0], true);
+	if (e.nl >= 0)
+		close(e.nl);
 	free(e.ch);
 	free(e.rd);
 	proto_writer_free(&e.wr);

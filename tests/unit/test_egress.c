@@ -1,4 +1,6 @@
-/* The pure part of the egress relay: ANTHROPIC_BASE_URL handling. */
+/* The egress relay: ANTHROPIC_BASE_URL handling, and egress_run over a
+ * socketpair with a server on the loopback. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +11,15 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "egress.h"
+#include "proto.h"
 
 static void want(const char *url, const char *host, unsigned port,
 		 const char *guest)
@@ -63,10 +73,133 @@ static void test_base_url(void **state)
 	bad("http://a b/");
 }
 
+/* The next frame from the relay, waiting up to 5 s. */
+static void next_msg(struct proto_reader *r, int fd, struct proto_msg *m)
+{
+	for (;;) {
+		if (proto_reader_next(r, m) > 0)
+			return;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		assert_int_equal(poll(&p, 1, 5000), 1);
+		assert_true(proto_reader_fill(r, fd) > 0);
+	}
+}
+
+static size_t frame(uint8_t *out, uint8_t type, uint16_t chan, const void *d,
+		    size_t n)
+{
+	proto_encode_hdr(out, type, chan, (uint32_t)n);
+	memcpy(out + PROTO_HDR_LEN, d, n);
+	return PROTO_HDR_LEN + n;
+}
+
+/*
+ * Optimistic open: the guest sends NET_OPEN, the first data and its FIN in
+ * one write.  Allowed: the data reaches the server once connected, the
+ * reply comes back.  Refused: OPEN_FAIL, and the data that came with the
+ * open goes nowhere (no connection is made at all).
+ */
+static void test_relay_optimistic_open(void **state)
+{
+	(void)state;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in la = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t ll = sizeof(la);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&la, sizeof(la)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&la, &ll), 0);
+	uint16_t port = ntohs(la.sin_port);
+
+	char *allow[] = {"host.ccvm.internal"};
+	struct cfg_strlist l = {.v = allow, .n = 1};
+	struct egress_policy *p = NULL;
+	struct ccvm_err e = {0};
+	assert_int_equal(egress_policy_new(&l, &port, 1, &p, &e), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(egress_run(sv[1], p, -1) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+
+	static uint8_t out[512];
+	size_t n = 0;
+	uint8_t op[PROTO_NET_OPEN_MAX], fin = PROTO_NET_FIN;
+	struct proto_net_open o = {.family = AF_INET, .port = port};
+	inet_pton(AF_INET, "192.0.2.2", o.addr); /* host.ccvm.internal */
+	n += frame(out + n, PROTO_NET_OPEN, 5, op,
+		   proto_net_open_encode(&o, op));
+	n += frame(out + n, PROTO_NET_DATA, 5, "ping", 4);
+	n += frame(out + n, PROTO_NET_CLOSE, 5, &fin, 1);
+	inet_pton(AF_INET, "127.0.0.1", o.addr); /* host loopback: refused */
+	n += frame(out + n, PROTO_NET_OPEN, 6, op,
+		   proto_net_open_encode(&o, op));
+	n += frame(out + n, PROTO_NET_DATA, 6, "secret", 6);
+	assert_int_equal(write(sv[0], out, n), (ssize_t)n);
+
+	/* The allowed stream's data and FIN reach the server. */
+	struct pollfd pl = {.fd = lfd, .events = POLLIN};
+	assert_int_equal(poll(&pl, 1, 5000), 1);
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(c >= 0);
+	char got[16];
+	size_t gl = 0;
+	ssize_t k;
+	while ((k = read(c, got + gl, sizeof(got) - gl)) > 0)
+		gl += (size_t)k;
+	assert_int_equal(gl, 4);
+	assert_memory_equal(got, "ping", 4);
+	assert_int_equal(write(c, "pong", 4), 4);
+	close(c);
+
+	static struct proto_reader r;
+	proto_reader_init(&r);
+	bool ok5 = false, fail6 = false, fin5 = false;
+	char reply[8] = {0};
+	while (!(fail6 && fin5)) {
+		struct proto_msg m;
+		next_msg(&r, sv[0], &m);
+		if (m.type == PROTO_NET_OPEN_FAIL) {
+			assert_int_equal(m.chan, 6);
+			assert_int_equal(m.data[0], PROTO_NET_FAIL_POLICY);
+			fail6 = true;
+		} else if (m.type == PROTO_NET_OPEN_OK) {
+			assert_int_equal(m.chan, 5);
+			ok5 = true;
+		} else if (m.type == PROTO_NET_DATA) {
+			assert_int_equal(m.chan, 5);
+			assert_true(ok5);
+			assert_int_equal(m.len, 4);
+			memcpy(reply, m.data, 4);
+		} else if (m.type == PROTO_NET_CLOSE) {
+			assert_int_equal(m.chan, 5);
+			assert_int_equal(m.data[0], PROTO_NET_FIN);
+			fin5 = true;
+		}
+	}
+	assert_string_equal(reply, "pong");
+	/* The refused open made no connection. */
+	assert_int_equal(poll(&pl, 1, 200), 0);
+
+	close(sv[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(lfd);
+	egress_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_base_url),
+	    cmocka_unit_test(test_relay_optimistic_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
