@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "glog.h"
 #include "util.h"
 
 #define EXE_MAX	    (64 * 1024 * 1024)
@@ -471,8 +472,14 @@ static int install_bin(struct ccvm_err *err)
 	int r = util_mkdir_p(PASTE_BIN_DIR, 0755);
 	if (r < 0)
 		return ccvm_err_sys(err, -r, "%s", PASTE_BIN_DIR);
-	if ((r = copy_self(PASTE_BIN_DIR "/ccvm-clip", err)) < 0)
+	/* Copied under a temporary name and renamed: the program may look
+	 * for xclip while this runs, and must never exec half a file. */
+	if ((r = copy_self(PASTE_BIN_DIR "/.ccvm-clip.new", err)) < 0)
 		return r;
+	if (rename(PASTE_BIN_DIR "/.ccvm-clip.new",
+		   PASTE_BIN_DIR "/ccvm-clip") < 0)
+		return ccvm_err_sys(err, errno, "%s",
+				    PASTE_BIN_DIR "/ccvm-clip");
 	static const char *const names[] = {"xclip", "wl-paste"};
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		char link[64];
@@ -509,13 +516,29 @@ static int open_socket(uid_t uid, gid_t gid, struct ccvm_err *err)
 	return steal_fd(&s);
 }
 
+void paste_install_bin_async(void)
+{
+	pid_t pid = fork();
+	if (pid != 0) {
+		if (pid < 0)
+			glog_always("image paste: fork: %s", strerror(errno));
+		return; /* PID 1's relay reaps the child */
+	}
+	struct ccvm_err err;
+	ccvm_err_clear(&err);
+	long long t0 = util_now_ms();
+	if (install_bin(&err) < 0) {
+		glog_always("image paste unavailable: %s", err.msg);
+		_exit(1);
+	}
+	glog("clipboard stand-ins installed in %lld ms", util_now_ms() - t0);
+	_exit(0);
+}
+
 int paste_install(uid_t uid, gid_t gid, struct paste_srv *c,
 		  struct ccvm_err *err)
 {
-	int r = install_bin(err);
-	if (r < 0)
-		return r;
-	r = open_socket(uid, gid, err);
+	int r = open_socket(uid, gid, err);
 	if (r < 0)
 		return r;
 	c->lfd = r;

@@ -59,8 +59,10 @@ check "a missing command gives 127 (got $rc)" [ $rc -eq 127 ]
 got=$(printf 'a\nb\n' | "$CCVM" --shell -- wc -l 2>/dev/null)
 check "stdin pipe and EOF: wc -l counts 2 (got '$got')" [ "$got" = 2 ]
 head -c 300000 /dev/urandom > "$T_TMP/blob"
-got=$("$CCVM" --shell -- sha256sum < "$T_TMP/blob" 2>/dev/null | cut -d' ' -f1)
-check "300 KB of binary stdin arrives intact" [ "$got" = "$(sha256sum < "$T_TMP/blob" | cut -d' ' -f1)" ]
+got=$("$CCVM" --shell -- sha256sum < "$T_TMP/blob" 2>"$T_TMP/blob.err" | cut -d' ' -f1)
+want=$(sha256sum < "$T_TMP/blob" | cut -d' ' -f1)
+check "300 KB of binary stdin arrives intact" [ "$got" = "$want" ]
+[ "$got" = "$want" ] || diag "got '$got'; stderr: $(tr '\n' ' ' <"$T_TMP/blob.err" | head -c 1500)"
 "$CCVM" --shell -- sh -c 'echo out; echo err >&2' >"$T_TMP/o" 2>"$T_TMP/e"
 sep=no; [ "$(cat "$T_TMP/o")" = out ] && [ "$(cat "$T_TMP/e")" = err ] && sep=yes
 check "stdout and stderr stay separate" [ $sep = yes ]
