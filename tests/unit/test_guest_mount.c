@@ -18,6 +18,8 @@ static void test_boot_set(void **state)
 	assert_true(mnt_module_is_boot("overlay.ko"));
 	assert_true(mnt_module_is_boot("9p.ko"));
 	assert_true(mnt_module_is_boot("9pnet_virtio.ko"));
+	assert_true(mnt_module_is_boot("fuse.ko"));
+	assert_true(mnt_module_is_boot("virtiofs.ko"));
 	/* Later: scratch disk, firewall, unused devices. */
 	assert_false(mnt_module_is_boot("ext4.ko"));
 	assert_false(mnt_module_is_boot("dm-crypt.ko"));
@@ -43,8 +45,8 @@ static void test_sets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boot_set),
-		cmocka_unit_test(test_sets),
+	    cmocka_unit_test(test_boot_set),
+	    cmocka_unit_test(test_sets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
