@@ -261,8 +261,17 @@ poll_host() { # poll_host CCVM_PID
 	echo "$n $envs" >"$T_TMP/ps.polls"
 }
 
-# QEMU processes of a session in project $1 (others may share this user).
-my_qemu() { pgrep -u "$(id -u)" -f "qemu-system.*$1" || true; }
+# QEMU and virtiofsd processes of a session in project $1 (others may
+# share this user): their argv or working directory names it.
+my_qemu() {
+	local pid
+	for pid in $(pgrep -u "$(id -u)" -f 'qemu-system|virtiofsd'); do
+		if [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$1"* ||
+			$(readlink "/proc/$pid/cwd" 2>/dev/null) == "$1"* ]]; then
+			echo "$pid"
+		fi
+	done
+}
 
 # --- session 1: defaults, key, persisted projects, the full scan -----------
 P1=$(new_project)
@@ -299,7 +308,7 @@ read -r polls envs <"$T_TMP/ps.polls" || polls=0 envs=0
 clean=no; [ ! -s "$T_TMP/ps.hits" ] && [ "$polls" -gt 10 ] && [ "$envs" -gt 2 ] && clean=yes
 check "host ps, QEMU's and ccvm's environments never show the key ($polls polls, $envs environments)" [ $clean = yes ]
 [ -s "$T_TMP/ps.hits" ] && diag "$(sort -u "$T_TMP/ps.hits")"
-check "no QEMU left after session 1" [ -z "$(my_qemu "$P1")" ]
+check "no QEMU or virtiofsd left after session 1" [ -z "$(my_qemu "$P1")" ]
 
 # What was staged (defaults: all but plugins and config).
 L=$O/home.list
@@ -478,5 +487,5 @@ check "ccvm --version reaches claude in the VM, exit 0 (rc=$rc)" [ $rc -eq 0 ]
 check "claude in the VM is the pinned version (got '$out')" [ "$out" = "2.1.332 (Claude Code)" ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$P5.err" | tail -20
 
-check "no QEMU left after the sessions" [ -z "$(my_qemu "$T_TMP")" ]
+check "no QEMU or virtiofsd left after the sessions" [ -z "$(my_qemu "$T_TMP")" ]
 done_testing
