@@ -46,6 +46,7 @@ static void test_argv(void **state)
 	assert_true(has(v, "cache=auto"));
 	assert_true(has(v, "timeout=0"));
 	assert_true(has(v, "--rlimit-nofile=0"));
+	assert_true(has(v, "--thread-pool-size=0"));
 	assert_true(has(v, "log_level=err"));
 	/* Never a socket path: the socket is inherited. */
 	for (size_t i = 0; i < argc_of(v); i++)
