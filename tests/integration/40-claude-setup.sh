@@ -144,7 +144,7 @@ P=$1 hexpats=$2 hexkey=$3 hexcontrol=$4
 out=$P/out
 mkdir -p "$out"
 : >"$out/started"
-awk "\$3 == \"9p\" {print \$1, \$2}" /proc/mounts >"$out/9p"
+awk "\$3 == \"9p\" || \$3 == \"virtiofs\" {print \$1, \$2}" /proc/mounts | sort >"$out/9p"
 cd ~ || exit 1
 find . -path ./.claude/projects -prune -o -print | sort >"$out/home.list"
 for f in .claude.json .claude/CLAUDE.md .claude/settings.json .gitconfig \
@@ -342,8 +342,8 @@ check "CLAUDE.md note: the project path, writable, projects persist" \
 	bash -c 'grep -qF "$2" "$1" && grep -qi "writable" "$1" && grep -q "claude/projects persists" "$1"' _ "$md" "$P1"
 # Promise 1: the only host paths in the guest are the project and, when
 # persisting, ~/.claude/projects.
-want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects")
-check "the only 9p mounts are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
+want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects" | sort)
+check "the only host shares (9p, virtiofs) are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
 [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ] || diag "$(cat "$O/9p" 2>/dev/null)"
 
 # Sanitized .claude.json.
