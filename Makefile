@@ -123,6 +123,7 @@ format:
 
 bench: all
 	bench/run
+	bench/fs
 	bench/egress
 
 deps:

@@ -113,6 +113,8 @@ bool mnt_module_is_boot(const char *file)
 	    "netfs.ko",
 	    "fscache.ko",
 	    "9p.ko",
+	    "fuse.ko",
+	    "virtiofs.ko",
 	    "overlay.ko",
 	    "squashfs.ko",
 	};
@@ -387,19 +389,38 @@ int mnt_9p(const char *tag, const char *path, bool readonly,
 	return ccvm_err_sys(err, last, "mounting 9p share %s on %s", tag, path);
 }
 
+int mnt_virtiofs(const char *tag, const char *path, bool readonly,
+		 struct ccvm_err *err)
+{
+	unsigned long flags = MS_NOSUID | MS_NODEV | (readonly ? MS_RDONLY : 0);
+	if (mount(tag, path, "virtiofs", flags, NULL) < 0)
+		return ccvm_err_sys(
+		    err, errno, "mounting virtiofs share %s on %s", tag, path);
+	glog("virtiofs %s on %s", tag, path);
+	return 0;
+}
+
+static int mnt_share(const struct guest_setup *s, const char *path,
+		     bool readonly, struct ccvm_err *err)
+{
+	if (s->virtiofs)
+		return mnt_virtiofs(MNT_9P_CWD, path, readonly, err);
+	return mnt_9p(MNT_9P_CWD, path, readonly, err);
+}
+
 int mnt_cwd(const struct guest_setup *s, struct ccvm_err *err)
 {
 	int r = user_mkdir_owned(s->cwd, s->home, 0755, s->uid, s->gid, err);
 	if (r < 0)
 		return r;
 	if (s->writable)
-		return mnt_9p(MNT_9P_CWD, s->cwd, false, err);
+		return mnt_share(s, s->cwd, false, err);
 
 	const char *lower = "/run/ccvm/cwd-lower", *rw = "/run/ccvm/cwd-rw";
 	if ((r = mkdir_if(lower, 0755, err)) < 0 ||
 	    (r = mkdir_if(rw, 0755, err)) < 0)
 		return r;
-	if ((r = mnt_9p(MNT_9P_CWD, lower, true, err)) < 0)
+	if ((r = mnt_share(s, lower, true, err)) < 0)
 		return r;
 	if ((r = do_mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV,
 			  "mode=0755", err)) < 0)

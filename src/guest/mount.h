@@ -23,8 +23,8 @@ bool mnt_cmdline_debug(void);
 /*
  * Kernel modules (MNT_MODULE_DIR/load.list, in dependency order) come in
  * two sets: what booting needs (virtio, the root's squashfs and overlay,
- * 9p) and the rest (ext4, dm-crypt, nf_tables, ...), loaded later so they
- * do not delay the program.  mnt_modules_open reads the list and keeps the
+ * 9p, virtiofs) and the rest (ext4, dm-crypt, nf_tables, ...), loaded later so
+ * they do not delay the program.  mnt_modules_open reads the list and keeps the
  * directory open across the switch into the root; without a list every
  * module is built in.  Loading is idempotent (EEXIST is fine).
  */
@@ -56,6 +56,11 @@ int mnt_system(struct ccvm_err *err);
 int mnt_9p(const char *tag, const char *path, bool readonly,
 	   struct ccvm_err *err);
 
-/* The launch directory at s->cwd: 9p read-write, or read-only under a
- * tmpfs-upper overlay.  The mount point is created first. */
+/* Mounts the virtiofs share tag at path, nosuid,nodev.  Coherence with
+ * the host is virtiofsd's (vfs.h): no attribute or name is cached. */
+int mnt_virtiofs(const char *tag, const char *path, bool readonly,
+		 struct ccvm_err *err);
+
+/* The launch directory at s->cwd (virtiofs or 9p): read-write, or read-only
+ * under a tmpfs-upper overlay.  The mount point is created first. */
 int mnt_cwd(const struct guest_setup *s, struct ccvm_err *err);

@@ -154,6 +154,15 @@ static int apply_key(struct guest_setup *s, const char *key, const char *val,
 			return ccvm_err_set(err, E2BIG, "SETUP term: too long");
 	} else if (!strcmp(key, "writable")) {
 		return parse_bool(key, val, &s->writable, err);
+	} else if (!strcmp(key, "share")) {
+		if (!strcmp(val, "virtiofs"))
+			s->virtiofs = true;
+		else if (!strcmp(val, "9p"))
+			s->virtiofs = false;
+		else
+			return ccvm_err_set(err, EINVAL,
+					    "SETUP share: expected virtiofs "
+					    "or 9p");
 	} else if (!strcmp(key, "pty")) {
 		return parse_bool(key, val, &s->pty, err);
 	} else if (!strcmp(key, "projects")) {

@@ -17,7 +17,8 @@
 struct guest_setup {
 	char mode[16];	    /* "agent" or "shell" */
 	char cwd[PATH_MAX]; /* absolute */
-	bool writable;	    /* 9p read-write, else overlay */
+	bool writable;	    /* read-write, else under an overlay */
+	bool virtiofs;	    /* cwd over virtiofs, else 9p */
 	char user[SETUP_NAME_MAX + 1];
 	uid_t uid;
 	gid_t gid;

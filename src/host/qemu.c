@@ -202,6 +202,10 @@ static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad scratch disk fd %d",
 				    s->scratch_fd);
+	if (s->vfs_fd < 0 || s->vfs_fd == 1 || s->vfs_fd == 2)
+		return ccvm_err_set(err, EBADF,
+				    "QEMU argv: bad virtiofs socket fd %d",
+				    s->vfs_fd);
 	if (s->ctl_fd < 0 || s->console_fd < -1)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad control fd %d or console "
@@ -229,6 +233,14 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	add2(&b, "-cpu", kvm ? "host" : "max");
 	add_owned(&b, strdup("-m"));
 	add_owned(&b, util_asprintf("%ldM", s->memory_mib));
+	if (s->vfs_fd > 0) {
+		/* vhost-user devices need guest RAM virtiofsd can map. */
+		add_owned(&b, strdup("-object"));
+		add_owned(&b, util_asprintf("memory-backend-memfd,id=mem,"
+					    "size=%ldM,share=on",
+					    s->memory_mib));
+		add2(&b, "-numa", "node,memdev=mem");
+	}
 	add_owned(&b, strdup("-smp"));
 	add_owned(&b, util_asprintf("%ld", s->cores));
 	if (s->bios)
@@ -296,14 +308,25 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 		add2(&b, "-device", "virtserialport,chardev=net,name=ccvm.net");
 	}
 
-	/* Shares.  multidevs=remap keeps inode numbers unique when the
-	 * tree spans several host file systems. */
-	add_fmt(&b, "-fsdev", esc(&b, "launch directory", s->cwd),
-		"local,id=cwd,path=%s,security_model=none,multidevs=remap%s",
-		e_, s->writable ? "" : ",readonly=on");
-	add2(&b, "-device",
-	     "virtio-9p-pci,fsdev=cwd,mount_tag=ccvm.cwd,"
-	     "romfile=");
+	/* Shares.  virtiofsd serves the launch directory when it runs
+	 * (read-only mode is enforced there); else 9p, where
+	 * multidevs=remap keeps inode numbers unique when the tree spans
+	 * several host file systems. */
+	if (s->vfs_fd > 0) {
+		add(&b, "-chardev");
+		add_owned(&b, util_asprintf("socket,id=vfs,fd=%d", s->vfs_fd));
+		add2(&b, "-device",
+		     "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd,"
+		     "queue-size=1024,romfile=");
+	} else {
+		add_fmt(&b, "-fsdev", esc(&b, "launch directory", s->cwd),
+			"local,id=cwd,path=%s,security_model=none,"
+			"multidevs=remap%s",
+			e_, s->writable ? "" : ",readonly=on");
+		add2(&b, "-device",
+		     "virtio-9p-pci,fsdev=cwd,mount_tag=ccvm.cwd,"
+		     "romfile=");
+	}
 	if (s->projects) {
 		add_fmt(&b, "-fsdev",
 			esc(&b, "projects directory", s->projects),

@@ -17,7 +17,7 @@ struct qemu_spec {
 	const char *kernel; /* vmlinux */
 	const char *initrd;
 	const char *rootfs; /* squashfs, read-only virtio-blk (vda) */
-	const char *cwd;    /* launch directory, shared as 9p "ccvm.cwd" */
+	const char *cwd;    /* launch directory, shared as "ccvm.cwd" */
 	bool writable;	    /* false: the 9p export is read-only */
 	const char
 	    *projects; /* NULL, or host ~/.claude/projects as "ccvm.projects" */
@@ -36,9 +36,15 @@ struct qemu_spec {
 	 * one end of a connected SOCK_STREAM socketpair, and the caller must
 	 * clear FD_CLOEXEC on them in the child before exec.
 	 */
-	int ctl_fd;	  /* connected socket for the ccvm.ctl port */
-	int console_fd;	  /* guest serial console goes here (-1: none) */
-	int net_fd;	  /* > 0: connected socket for the ccvm.net port */
+	int ctl_fd;	/* connected socket for the ccvm.ctl port */
+	int console_fd; /* guest serial console goes here (-1: none) */
+	int net_fd;	/* > 0: connected socket for the ccvm.net port */
+	/*
+	 * > 0: the launch directory over virtiofs instead of 9p: a connected
+	 * vhost-user socket to virtiofsd (vfs.h).  Guest RAM then comes from
+	 * a shared memfd, which virtiofsd maps.
+	 */
+	int vfs_fd;
 	bool debug;	  /* verbose kernel console */
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
 	long tsc_khz;	  /* > 0: tsc_early_khz= on the kernel cmdline */

@@ -37,11 +37,13 @@
 #include "stage.h"
 #include "term.h"
 #include "util.h"
+#include "vfs.h"
 
 #define CHILD_CTL_FD	       3
 #define CHILD_CON_FD	       4
 #define CHILD_NET_FD	       5     /* ccvm.net (egress.h) */
 #define CHILD_SCRATCH_FD       6     /* the scratch disk, when vmDiskSize > 0 */
+#define CHILD_VFS_FD	       7     /* virtiofsd's socket (vfs.h) */
 #define EXIT_GRACE_MS	       10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	       5000 /* SIGTERM/SIGHUP forwarded; then kill */
 #define DEFAULT_BOOT_TIMEOUT_S 90
@@ -114,7 +116,8 @@ struct session {
 	enum accel_kind accel;
 
 	int sigfd, ctl, con, qerr;
-	int scratch; /* nameless disk file for QEMU, or -1 */
+	int scratch;	       /* nameless disk file for QEMU, or -1 */
+	struct vfs_daemon vfs; /* virtiofsd, when it serves the directory */
 	pid_t qemu;
 	bool qemu_reaped;
 	int qemu_status;
@@ -240,9 +243,13 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		int hi_scr = s->scratch >= 0
 				 ? fcntl(s->scratch, F_DUPFD_CLOEXEC, 10)
 				 : -1;
+		int hi_vfs = s->vfs.qemu_fd >= 0
+				 ? fcntl(s->vfs.qemu_fd, F_DUPFD_CLOEXEC, 10)
+				 : -1;
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || hi_net < 0 ||
-		    devnull < 0 || (s->scratch >= 0 && hi_scr < 0))
+		    devnull < 0 || (s->scratch >= 0 && hi_scr < 0) ||
+		    (s->vfs.qemu_fd >= 0 && hi_vfs < 0))
 			_exit(127);
 		if (child_place_fd(devnull, 0) < 0 ||
 		    child_place_fd(hi_err, 1) < 0 ||
@@ -251,10 +258,16 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		    child_place_fd(hi_con, CHILD_CON_FD) < 0 ||
 		    child_place_fd(hi_net, CHILD_NET_FD) < 0 ||
 		    (hi_scr >= 0 &&
-		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0))
+		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0) ||
+		    (hi_vfs >= 0 && child_place_fd(hi_vfs, CHILD_VFS_FD) < 0))
 			_exit(127);
-		/* Fds 3-5 always, 6 with a scratch disk; nothing else. */
-		close_range(CHILD_SCRATCH_FD + (hi_scr >= 0), ~0U, 0);
+		/* Fds 3-5 always, 6 with a scratch disk, 7 with virtiofs;
+		 * nothing else. */
+		if (hi_scr < 0)
+			close(CHILD_SCRATCH_FD);
+		if (hi_vfs < 0)
+			close(CHILD_VFS_FD);
+		close_range(CHILD_VFS_FD + 1, ~0U, 0);
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
 		execve(argv[0], argv, envp);
@@ -436,6 +449,7 @@ static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 	kv_add(&kv, "mode", s->args->mode == CLI_RUN_SHELL ? "shell" : "agent");
 	kv_add(&kv, "cwd", cwd);
 	kv_add(&kv, "writable", s->cfg->writable_cwd ? "1" : "0");
+	kv_add(&kv, "share", s->vfs.pid > 0 ? "virtiofs" : "9p");
 	kv_add(&kv, "user", w.name);
 	kv_addl(&kv, "uid", (long)w.uid);
 	kv_addl(&kv, "gid", (long)w.gid);
@@ -948,6 +962,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->cfg = cfg;
 	s->args = args;
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = -1;
+	s->vfs.qemu_fd = -1;
 	s->egress_summary = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
@@ -1038,6 +1053,22 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		goto out;
 	}
 
+	/* The directory over virtiofs where virtiofsd runs, else 9p. */
+	const char *why = NULL;
+	const char *vfs_bin = vfs_find(&why);
+	if (vfs_bin) {
+		struct ccvm_err verr = {0};
+		if (vfs_start(vfs_bin, cwd, cfg->writable_cwd,
+			      args->debug ? STDERR_FILENO : -1, &s->vfs,
+			      &verr) < 0) {
+			if (args->debug)
+				fprintf(stderr, "ccvm: %s; sharing over 9p\n",
+					verr.msg);
+		}
+	} else if (args->debug) {
+		fprintf(stderr, "ccvm: %s; sharing over 9p\n", why);
+	}
+
 	struct qemu_spec spec = {
 	    .qemu = qemu_bin,
 	    .kernel = img.kernel,
@@ -1054,6 +1085,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	    .ctl_fd = CHILD_CTL_FD,
 	    .console_fd = CHILD_CON_FD,
 	    .net_fd = CHILD_NET_FD,
+	    .vfs_fd = s->vfs.qemu_fd >= 0 ? CHILD_VFS_FD : 0,
 	    .debug = args->debug,
 	    .bios = qemu_find_bios(),
 	    .tsc_khz = qemu_host_tsc_khz(),
@@ -1099,6 +1131,10 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	close(conp[1]);
 	close(errp[1]);
 	ctlp[1] = conp[1] = errp[1] = -1;
+	if (s->vfs.qemu_fd >= 0) { /* QEMU's now: it closes with QEMU */
+		close(s->vfs.qemu_fd);
+		s->vfs.qemu_fd = -1;
+	}
 	if (s->scratch >= 0) {
 		/* QEMU holds the disk now; its last holder frees it. */
 		close(s->scratch);
@@ -1150,6 +1186,7 @@ out:
 	clip_free(&s->clip);
 	spinner_clear(s);
 	term_restore(&s->term);
+	vfs_stop(&s->vfs);     /* after QEMU, its only client */
 	if (s->egress_pid > 0) /* QEMU is gone: the relay sees the port close */
 		egress_finish(s->egress_pid, s->egress_summary, 2000);
 	else if (s->egress_summary >= 0)

@@ -22,7 +22,7 @@ clean_after() {
 	check "$what: no temp files left" [ -z "$(strays)" ]
 	leftovers | sed 's/^/# left: /'
 	strays | sed 's/^/# stray: /'
-	pkill -KILL -u "$(id -u)" -f "qemu-system.*$T_TMP" 2>/dev/null
+	for pid in $(leftovers | awk '{print $1}'); do kill -KILL "$pid" 2>/dev/null; done
 }
 
 # A session that is up and running its program (which made a file).
@@ -73,7 +73,7 @@ clean_after "SIGINT during boot"
 
 # QEMU killed under ccvm: a clear error and status 125.
 if start_session; then
-	pkill -KILL -u "$(id -u)" -f "qemu-system.*$T_TMP"
+	kill_session_qemu
 	wait $PID; rc=$?
 	check "QEMU killed: ccvm exits 125 (rc=$rc)" [ $rc -eq 125 ]
 	check "QEMU killed: ccvm says so" grep -qi 'qemu' "$T_TMP/err"

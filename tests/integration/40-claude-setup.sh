@@ -147,7 +147,7 @@ P=$1 hexpats=$2 hexkey=$3 hexcontrol=$4
 out=$P/out
 mkdir -p "$out"
 : >"$out/started"
-awk "\$3 == \"9p\" {print \$1, \$2}" /proc/mounts >"$out/9p"
+awk "\$3 == \"9p\" || \$3 == \"virtiofs\" {print \$1, \$2}" /proc/mounts | sort >"$out/9p"
 cd ~ || exit 1
 find . -path ./.claude/projects -prune -o -print | sort >"$out/home.list"
 for f in .claude.json .claude/CLAUDE.md .claude/settings.json .gitconfig \
@@ -264,8 +264,17 @@ poll_host() { # poll_host CCVM_PID
 	echo "$n $envs" >"$T_TMP/ps.polls"
 }
 
-# QEMU processes of a session in project $1 (others may share this user).
-my_qemu() { pgrep -u "$(id -u)" -f "qemu-system.*$1" || true; }
+# QEMU and virtiofsd processes of a session in project $1 (others may
+# share this user): their argv or working directory names it.
+my_qemu() {
+	local pid
+	for pid in $(pgrep -u "$(id -u)" -f 'qemu-system|virtiofsd'); do
+		if [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"$1"* ||
+			$(readlink "/proc/$pid/cwd" 2>/dev/null) == "$1"* ]]; then
+			echo "$pid"
+		fi
+	done
+}
 
 # --- session 1: defaults, key, persisted projects, the full scan -----------
 P1=$(new_project)
@@ -302,7 +311,7 @@ read -r polls envs <"$T_TMP/ps.polls" || polls=0 envs=0
 clean=no; [ ! -s "$T_TMP/ps.hits" ] && [ "$polls" -gt 10 ] && [ "$envs" -gt 2 ] && clean=yes
 check "host ps, QEMU's and ccvm's environments never show the key ($polls polls, $envs environments)" [ $clean = yes ]
 [ -s "$T_TMP/ps.hits" ] && diag "$(sort -u "$T_TMP/ps.hits")"
-check "no QEMU left after session 1" [ -z "$(my_qemu "$P1")" ]
+check "no QEMU or virtiofsd left after session 1" [ -z "$(my_qemu "$P1")" ]
 
 # What was staged (defaults: all but plugins and config).
 L=$O/home.list
@@ -341,8 +350,8 @@ check "CLAUDE.md note: the project path, writable, projects persist" \
 	bash -c 'grep -qF "$2" "$1" && grep -qi "writable" "$1" && grep -q "claude/projects persists" "$1"' _ "$md" "$P1"
 # Promise 1: the only host paths in the guest are the project and, when
 # persisting, ~/.claude/projects.
-want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects")
-check "the only 9p mounts are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
+want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects" | sort)
+check "the only host shares (9p, virtiofs) are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
 [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ] || diag "$(cat "$O/9p" 2>/dev/null)"
 
 # Sanitized .claude.json.
@@ -486,5 +495,5 @@ check "ccvm --version reaches claude in the VM, exit 0 (rc=$rc)" [ $rc -eq 0 ]
 check "claude in the VM is the pinned version (got '$out')" [ "$out" = "2.1.332 (Claude Code)" ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$P5.err" | tail -20
 
-check "no QEMU left after the sessions" [ -z "$(my_qemu "$T_TMP")" ]
+check "no QEMU or virtiofsd left after the sessions" [ -z "$(my_qemu "$T_TMP")" ]
 done_testing

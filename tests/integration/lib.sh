@@ -38,10 +38,26 @@ new_project() {
 	echo "$d"
 }
 
-# QEMU processes of this script's sessions (their argv names a project
-# under $T_TMP), so tests running side by side do not see each other's.
+# QEMU and virtiofsd processes of this script's sessions (their argv or
+# working directory names a project under $T_TMP), so tests running side by
+# side do not see each other's: "PID ARGV" lines.
 leftovers() {
-	pgrep -u "$(id -u)" -a -f "qemu-system.*$T_TMP" || true
+	local pid cmd
+	for pid in $(pgrep -u "$(id -u)" -f 'qemu-system|virtiofsd'); do
+		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+		if [[ $cmd == *"$T_TMP"* ||
+			$(readlink "/proc/$pid/cwd" 2>/dev/null) == "$T_TMP"* ]]; then
+			echo "$pid $cmd"
+		fi
+	done
+}
+
+# Kills this script's QEMU processes (see leftovers).
+kill_session_qemu() {
+	local pid
+	for pid in $(leftovers | awk '$2 ~ /qemu-system/ {print $1}'); do
+		kill -KILL "$pid" 2>/dev/null
+	done
 }
 
 # Waits up to $2 seconds for a tmux pane to show text matching $3.

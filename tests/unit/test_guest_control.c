@@ -19,7 +19,8 @@
 static const char good_setup[] = "mode=agent\0cwd=/home/a/proj\0writable=0\0"
 				 "user=alice\0uid=1000\0gid=100\0"
 				 "home=/home/a\0pty=1\0rows=30\0cols=100\0"
-				 "term=xterm\0projects=1\0debug=1\0";
+				 "term=xterm\0projects=1\0debug=1\0"
+				 "share=virtiofs\0";
 
 static void test_setup_ok(void **state)
 {
@@ -40,6 +41,7 @@ static void test_setup_ok(void **state)
 	assert_true(s.projects);
 	assert_false(s.scratch);
 	assert_true(s.debug);
+	assert_true(s.virtiofs);
 }
 
 static void test_setup_defaults(void **state)
@@ -50,6 +52,7 @@ static void test_setup_defaults(void **state)
 	static const char min[] = "cwd=/p\0user=u\0uid=5\0gid=6\0home=/h\0";
 	assert_int_equal(setup_parse(KV(min), &s, &err), 0);
 	assert_true(s.writable);
+	assert_false(s.virtiofs); /* 9p unless told */
 	assert_true(s.pty);
 	assert_int_equal(s.rows, 24);
 	assert_int_equal(s.cols, 80);
@@ -89,6 +92,8 @@ static void test_setup_errors(void **state)
 	expect_setup_error(KV(unk), "unknown key 'bogus'");
 	static const char b[] = "writable=yes\0";
 	expect_setup_error(KV(b), "writable=yes");
+	static const char share[] = "share=nfs\0";
+	expect_setup_error(KV(share), "share");
 	static const char noeq[] = "cwd\0";
 	expect_setup_error(KV(noeq), "malformed");
 	static const char unterminated[] = "cwd=/p";

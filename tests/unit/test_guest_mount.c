@@ -18,6 +18,8 @@ static void test_boot_set(void **state)
 	assert_true(mnt_module_is_boot("overlay.ko"));
 	assert_true(mnt_module_is_boot("9p.ko"));
 	assert_true(mnt_module_is_boot("9pnet_virtio.ko"));
+	assert_true(mnt_module_is_boot("fuse.ko"));
+	assert_true(mnt_module_is_boot("virtiofs.ko"));
 	/* Later: scratch disk, firewall, unused devices. */
 	assert_false(mnt_module_is_boot("ext4.ko"));
 	assert_false(mnt_module_is_boot("dm-crypt.ko"));

@@ -219,6 +219,41 @@ static void test_writable_flag(void **state)
 	qemu_argv_free(&a);
 }
 
+static void test_virtiofs(void **state)
+{
+	(void)state;
+	struct qemu_spec s = base_spec();
+	s.vfs_fd = 8;
+	struct qemu_argv a = build_ok(&s);
+	/* No 9p export of the directory at all, a vhost-user device. */
+	assert_false(has_opt_with(&a, "-fsdev", "id=cwd"));
+	assert_false(any_contains(&a, "/home/u/proj"));
+	assert_true(has_opt_with(&a, "-chardev", "socket,id=vfs,fd=8"));
+	assert_true(has_opt_with(&a, "-device",
+				 "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd"));
+	/* Guest RAM virtiofsd can map, as large as -m. */
+	assert_string_equal(opt_value(&a, "-m"), "2048M");
+	assert_true(has_opt_with(&a, "-object",
+				 "memory-backend-memfd,id=mem,size=2048M,"
+				 "share=on"));
+	assert_string_equal(opt_value(&a, "-numa"), "node,memdev=mem");
+	/* The sandbox stays on. */
+	assert_true(has_opt_with(&a, "-sandbox", "on,"));
+	qemu_argv_free(&a);
+
+	/* Without it: 9p, ordinary RAM. */
+	s.vfs_fd = 0;
+	a = build_ok(&s);
+	assert_int_equal(find_arg(&a, "-object", 0), -1);
+	assert_int_equal(find_arg(&a, "-numa", 0), -1);
+	assert_false(any_contains(&a, "vhost-user"));
+	qemu_argv_free(&a);
+
+	struct ccvm_err e = {0};
+	s.vfs_fd = 2;
+	assert_int_equal(qemu_argv_build(&s, &a, &e), -EBADF);
+}
+
 static void test_kvm(void **state)
 {
 	(void)state;
@@ -539,6 +574,7 @@ int main(void)
 	    cmocka_unit_test(test_no_console),
 	    cmocka_unit_test(test_writable_flag),
 	    cmocka_unit_test(test_net_port),
+	    cmocka_unit_test(test_virtiofs),
 	    cmocka_unit_test(test_kvm),
 	    cmocka_unit_test(test_mem_lock_and_bios),
 	    cmocka_unit_test(test_projects_and_scratch),
