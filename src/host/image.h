@@ -88,5 +88,9 @@ int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
 int image_lookup(const struct ccvm_config *cfg, char dir[PATH_MAX],
 		 bool *complete, struct ccvm_err *err);
 int image_check_tools(struct ccvm_err *err);
+/* For --ccvm-doctor: 0 when a new image would get ccvm's own kernel (the
+ * kernel source and its build tools are there), else -ENOENT saying why
+ * it would get Debian's stock kernel. */
+int image_kernel_check(struct ccvm_err *err);
 int image_check_subids(struct ccvm_err *err);
 int image_find_tool(const char *name, char out[PATH_MAX]);

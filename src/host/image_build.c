@@ -1317,6 +1317,21 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 	return 0;
 }
 
+int image_kernel_check(struct ccvm_err *err)
+{
+	if (image_stock_kernel())
+		return ccvm_err_set(err, ENOENT, "CCVM_STOCK_KERNEL is set");
+	struct stat st;
+	if (stat(KSRC_TAR, &st) < 0)
+		return ccvm_err_set(err, ENOENT,
+				    "%s is not installed (install it and "
+				    "make gcc bc bison flex libelf-dev "
+				    "libssl-dev)",
+				    KSRC_PKG);
+	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX];
+	return kernel_tools(make, tar, nice, err);
+}
+
 static int custom_kernel(struct build *b, struct ccvm_err *err)
 {
 	struct stat st;
