@@ -1256,6 +1256,10 @@ static int kernel_compile(struct build *b, const char *tmp, const char *make,
 	snprintf(release, relsz, "%s", rel);
 	if (rename(built, out) < 0)
 		return ccvm_err_sys(err, errno, "%s", out);
+	/* The resolved config stays next to the kernel, for reference. */
+	autofree char *keep = util_path_join(tmp, "config");
+	if (keep)
+		rename(dotconfig, keep);
 	autofree char *img = NULL;
 	size_t len = 0;
 	if ((r = util_read_file(out, KERNEL_MAX, &img, &len, err)) < 0)
@@ -1282,6 +1286,14 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 	char release[128] = "";
 	r = kernel_compile(b, tmp, make, tar, nice, release, sizeof(release),
 			   err);
+	if (r < 0 && !image_interrupted) {
+		char msg[CCVM_ERR_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		ccvm_err_set(err, -r,
+			     "building it failed (%s; the image's build.log "
+			     "has the details)",
+			     msg);
+	}
 	autofree char *src = util_path_join(tmp, KSRC_DIR);
 	if (src)
 		util_rm_rf(src);
