@@ -44,7 +44,7 @@ check "kernel, initrd and rootfs paths are in one image dir" \
 	test "$(dirname "$kernel")" = "$dir" -a "$(dirname "$initrd")" = "$dir"
 check "image files exist and are non-empty" \
 	test -s "$kernel" -a -s "$initrd" -a -s "$rootfs" -a -s "$dir/manifest.json" \
-	-a -s "$dir/modules/load.list"
+	-a -f "$dir/modules/load.list"
 check "image dir is named by a 64-hex key" \
 	grep -qE '^[0-9a-f]{64}$' <<<"$key"
 check "no temp dir left in the cache" \
