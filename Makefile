@@ -67,9 +67,11 @@ $(BUILD)/ccvm-init: $(GUEST_OBJS) $(BUILD)/gobj/guest/main.o
 
 # The guest init travels inside the host binary (kvmtool's way), so a
 # single file is all an install needs.
-$(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init | $(BUILD)/.dirs
-	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
-		"$(BUILD)/ccvm-init" | $(CC) -c -x assembler -o $@ -
+# So does the guest kernel's config fragment (src/host/guest-kernel.config).
+KCONFIG_FRAGMENT := src/host/guest-kernel.config
+$(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init $(KCONFIG_FRAGMENT) | $(BUILD)/.dirs
+	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.global ccvm_kconfig_blob\nccvm_kconfig_blob:\n.incbin "%s"\n.global ccvm_kconfig_blob_end\nccvm_kconfig_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
+		"$(BUILD)/ccvm-init" "$(KCONFIG_FRAGMENT)" | $(CC) -c -x assembler -o $@ -
 
 $(BUILD)/libccvm.a: $(HOST_OBJS) $(COMMON_OBJS) $(BUILD)/obj/host/embed.o
 	rm -f $@

@@ -289,6 +289,20 @@ static void check_build(struct doctor *d, bool cached)
 		       "(unprivileged builds)");
 }
 
+static void check_kernel(struct doctor *d)
+{
+	struct ccvm_err e = {0};
+	if (image_kernel_check(&e) < 0)
+		report(d, V_WARN, "kernel",
+		       "new images get Debian's stock kernel and modules "
+		       "(about a second slower to boot under TCG): %s",
+		       e.msg);
+	else
+		report(d, V_OK, "kernel",
+		       "new images get ccvm's own kernel, built once from "
+		       "linux-source-6.1");
+}
+
 static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
 		       const char *images, bool cached)
 {
@@ -387,6 +401,7 @@ int doctor_run(const struct ccvm_config *cfg, FILE *out, bool *ready,
 	char images[PATH_MAX];
 	bool cached = check_image(&d, cfg, images);
 	check_build(&d, cached);
+	check_kernel(&d);
 	check_disk(&d, cfg, images, cached);
 	check_clipboard(&d, cfg);
 

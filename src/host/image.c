@@ -51,6 +51,7 @@
 #include "util.h"
 
 extern const unsigned char ccvm_init_blob[], ccvm_init_blob_end[];
+extern const char ccvm_kconfig_blob[], ccvm_kconfig_blob_end[];
 
 #define SCRIPT_MAX	(16u << 20)
 #define MODULE_MAX	(64u << 20)
@@ -64,6 +65,19 @@ static const void *init_blob(size_t *len)
 	*len =
 	    (size_t)((uintptr_t)ccvm_init_blob_end - (uintptr_t)ccvm_init_blob);
 	return ccvm_init_blob;
+}
+
+const char *image_kernel_config(size_t *len)
+{
+	*len = (size_t)((uintptr_t)ccvm_kconfig_blob_end -
+			(uintptr_t)ccvm_kconfig_blob);
+	return ccvm_kconfig_blob;
+}
+
+bool image_stock_kernel(void)
+{
+	const char *v = getenv("CCVM_STOCK_KERNEL");
+	return v && v[0] && strcmp(v, "0") != 0;
 }
 
 static void on_signal(int sig)
@@ -119,7 +133,7 @@ bool image_agent_sudo(const struct ccvm_config *cfg)
 }
 
 void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
-	       size_t n_scripts, char out[65])
+	       size_t n_scripts, const struct image_blob *kconfig, char out[65])
 {
 	struct sha256_ctx c;
 	sha256_init(&c);
@@ -149,6 +163,11 @@ void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
 	}
 	h_list(&c, "nix.substituters", &cfg->nix_substituters);
 	h_list(&c, "nix.trustedPublicKeys", &cfg->nix_trusted_keys);
+	h_str(&c, "kernel");
+	if (kconfig)
+		h_bytes(&c, kconfig->data, kconfig->len);
+	else
+		h_str(&c, "stock");
 	uint8_t d[SHA256_DIGEST_SIZE];
 	sha256_digest(&c, sizeof(d), d);
 	hex(d, sizeof(d), out);
@@ -162,6 +181,28 @@ void image_sha256_hex(const void *p, size_t n, char out[65])
 	sha256_update(&c, n, p);
 	sha256_digest(&c, sizeof(d), d);
 	hex(d, sizeof(d), out);
+}
+
+/* The key with the kernel this ccvm would put in the image: its own,
+ * built from the installed kernel source (whose size and time stand for
+ * its version: a stat, not a dpkg-query, on every start), or the stock
+ * one when the source is missing or CCVM_STOCK_KERNEL says so. */
+static void image_key_current(const struct ccvm_config *cfg,
+			      const struct image_blob *scripts,
+			      size_t n_scripts, char out[65])
+{
+	struct stat st;
+	if (image_stock_kernel() || stat(IMAGE_KERNEL_SOURCE, &st) < 0) {
+		image_key(cfg, scripts, n_scripts, NULL, out);
+		return;
+	}
+	size_t flen;
+	const char *frag = image_kernel_config(&flen);
+	autofree char *k = util_asprintf(
+	    "%.*s\nsource %s %lld %lld\n", (int)flen, frag, IMAGE_KERNEL_SOURCE,
+	    (long long)st.st_size, (long long)st.st_mtime);
+	struct image_blob b = {k ? k : "", k ? strlen(k) : 0};
+	image_key(cfg, scripts, n_scripts, &b, out);
 }
 
 struct scripts {
@@ -459,7 +500,7 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 	r = scripts_read(cfg, &s, err);
 	if (r < 0)
 		return r;
-	image_key(cfg, s.b, s.n, key);
+	image_key_current(cfg, s.b, s.n, key);
 	struct image_paths p = {0};
 	snprintf(p.key, sizeof(p.key), "%s", key);
 	r = set_path(p.dir, images, key, err);
@@ -512,7 +553,7 @@ static int current_key(const struct ccvm_config *cfg, char key[65],
 	int r = scripts_read(cfg, &s, err);
 	if (r < 0)
 		return r;
-	image_key(cfg, s.b, s.n, key);
+	image_key_current(cfg, s.b, s.n, key);
 	scripts_free(&s);
 	return 0;
 }
@@ -565,6 +606,35 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 		fprintf(out, "(* = the image for the current options; in %s)\n",
 			images);
 	return 0;
+}
+
+/* Removes the built kernels (and the markers of failed builds) that the
+ * image kept, images/<key>, does not use (caller holds the lock). */
+static void prune_kernels(const char *images, const char *key, FILE *out)
+{
+	char kernels[PATH_MAX];
+	if (image_kernels_dir(images, kernels) < 0)
+		return;
+	image_remove_stale(kernels, out);
+	autofree char *mp = util_asprintf("%s/%s/manifest.json", images, key);
+	json_error_t je;
+	json_t *m = mp ? json_load_file(mp, 0, &je) : NULL;
+	const char *keep = "";
+	if (m)
+		json_unpack(m, "{s?s}", "kernelKey", &keep);
+	DIR *d = opendir(kernels);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    (keep[0] && !strcmp(de->d_name, keep)))
+			continue;
+		autofree char *p = util_path_join(kernels, de->d_name);
+		if (p && util_rm_rf(p) == 0)
+			fprintf(out, "removed %s\n", p);
+	}
+	if (d)
+		closedir(d);
+	json_decref(m);
 }
 
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
@@ -635,6 +705,8 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 		removed++;
 	}
 	closedir(d);
+	if (r == 0)
+		prune_kernels(images, key, out);
 	close(lock);
 	if (r == 0 && removed == 0)
 		fprintf(out, "no old guest images to prune in %s\n", images);

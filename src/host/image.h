@@ -5,10 +5,14 @@
  * compressed read-only root.  Cached under $XDG_CACHE_HOME/ccvm/images/.
  *
  * What the guest sees:
+ *  - the kernel: built by ccvm from Debian's linux-source-6.1 with
+ *    everything the guest uses built in (src/host/guest-kernel.config), or,
+ *    when that cannot be built, Debian's stock kernel.
  *  - initramfs (newc cpio, uncompressed): /init = ccvm-init; the kernel
  *    modules as /lib/modules/ccvm/NAME.ko and /lib/modules/ccvm/load.list,
  *    one file name per line, each after every module it depends on (load
- *    them in that order with finit_module; built-in ones are not listed);
+ *    them in that order with finit_module; built-in ones are not listed,
+ *    so with ccvm's own kernel the list is empty);
  *    empty /dev (with dev/console), /proc, /sys, /run, /tmp.
  *  - root.sqfs (squashfs, zstd): Debian bookworm minbase plus the agent
  *    tools, /usr/local/bin/claude, hostname "ccvm", no /etc/resolv.conf
@@ -45,7 +49,7 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 
 /* Bumped whenever the build recipe changes what an image contains. */
-#define IMAGE_RECIPE_VERSION 2
+#define IMAGE_RECIPE_VERSION 3
 #define IMAGE_SUITE	     "bookworm"
 /* Bumped whenever the Nix part of the recipe (nix.enable) changes; it
  * enters the key of Nix images only. */
@@ -61,11 +65,15 @@ struct image_blob {
  * The cache key: SHA-256 (hex) over every build-time input -- recipe
  * version, Debian suite, package spec, extraPackages, the contents of the
  * extraGuestModules scripts (given in scripts[], in order), agentSudo
- * (null resolved as on) and the nix settings.  Pure: runtime options
+ * (null resolved as on), the nix settings, and the guest kernel: the
+ * config fragment it is built with (kconfig), or NULL for Debian's stock
+ * kernel.  The kernel source package's version is not in it: that is in
+ * the kernel cache's own key (image_build.c).  Pure: runtime options
  * never enter it.
  */
 void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,
-	       size_t n_scripts, char out[65]);
+	       size_t n_scripts, const struct image_blob *kconfig,
+	       char out[65]);
 
 /*
  * /etc/nix/nix.conf of a Nix image (nix.enable), malloc'ed into *out:
@@ -98,5 +106,9 @@ int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
 int image_lookup(const struct ccvm_config *cfg, char dir[PATH_MAX],
 		 bool *complete, struct ccvm_err *err);
 int image_check_tools(struct ccvm_err *err);
+/* For --ccvm-doctor: 0 when a new image would get ccvm's own kernel (the
+ * kernel source and its build tools are there), else -ENOENT saying why
+ * it would get Debian's stock kernel. */
+int image_kernel_check(struct ccvm_err *err);
 int image_check_subids(struct ccvm_err *err);
 int image_find_tool(const char *name, char out[PATH_MAX]);

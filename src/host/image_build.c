@@ -35,6 +35,7 @@
 #include "util.h"
 
 #define KERNEL_MAX     (128u << 20)
+#define KSRC_PKG       IMAGE_KERNEL_PKG
 #define TEXT_MAX       (32u << 20)
 #define MODULE_MAX     (64u << 20)
 #define LOG_TAIL_LINES 15
@@ -186,8 +187,12 @@ struct build {
 	/* Tools, as absolute paths. */
 	char mmdebstrap[PATH_MAX], npm[PATH_MAX], mksquashfs[PATH_MAX];
 	char unshare[PATH_MAX];
-	bool skip_subids; /* image_check_tools: the tools only */
+	bool skip_subids;  /* image_check_tools: the tools only */
+	bool stock_kernel; /* CCVM_STOCK_KERNEL: no custom kernel */
 	/* Results. */
+	char custom_vmlinux[PATH_MAX]; /* the built kernel, or "" */
+	char kernel_key[65];	       /* its key in kernels/, or "" */
+	double kernel_build_s;	       /* 0 when it came from the cache */
 	char agent_version[64];
 	char claude_version[256];
 	char kver[128];
@@ -1166,8 +1171,372 @@ static int find_vmlinuz(const char *outdir, char *kver, size_t ksz,
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* The guest kernel built from Debian's kernel source                 */
+
+/*
+ * Built once per (source package version, config fragment) into
+ * <cache>/ccvm/kernels/<key>/vmlinux, shared by every image; when the
+ * source package is missing or the build fails, the image gets Debian's
+ * stock kernel and modules instead (one line says why).  A failed build
+ * leaves kernels/<key>.failed so that later images do not try again;
+ * removing it (or --ccvm-prune) retries.
+ */
+#define KSRC_TAR	   IMAGE_KERNEL_SOURCE
+#define KSRC_DIR	   KSRC_PKG
+#define KERNEL_RECIPE	   "1"
+#define KERNEL_NICE	   "10"
+#define KERNEL_VERSION_MAX 256
+
+static void build_note(struct build *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void build_note(struct build *b, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%sccvm: %s\n", b->tty ? "\r\033[K" : "", msg);
+	dprintf(b->logfd, "ccvm: %s\n", msg);
+	b->last_draw_ms = 0;
+}
+
+int image_kernels_dir(const char *images, char out[PATH_MAX])
+{
+	const char *slash = strrchr(images, '/');
+	if (!slash || slash == images)
+		return -EINVAL;
+	int n = snprintf(out, PATH_MAX, "%.*s/kernels", (int)(slash - images),
+			 images);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The installed source package's version (dpkg-query), or "". */
+static void ksrc_version(struct build *b, const char *tmpdir, char *out,
+			 size_t outsz)
+{
+	out[0] = '\0';
+	char dq[PATH_MAX];
+	if (find_tool("dpkg-query", dq) < 0)
+		return;
+	autofree char *p = util_path_join(tmpdir, "ksrc-version");
+	if (!p)
+		return;
+	autoclose int fd =
+	    open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	const char *argv[] = {dq, "-W", "-f=${Version}", KSRC_PKG, NULL};
+	struct cmd c = {.argv = argv, .cwd = tmpdir, .in_fd = -1, .out_fd = fd};
+	struct ccvm_err e = {0};
+	if (run_cmds(b, &c, 1, &e) == 0) {
+		ssize_t n = pread(fd, out, outsz - 1, 0);
+		out[n > 0 ? n : 0] = '\0';
+		out[strcspn(out, "\r\n")] = '\0';
+	}
+	unlink(p);
+}
+
+/* What the kernel build needs besides the source: tool, Debian package. */
+static int kernel_tools(char make[PATH_MAX], char tar[PATH_MAX],
+			char nice[PATH_MAX], struct ccvm_err *err)
+{
+	char dummy[PATH_MAX];
+	struct tool_req req[] = {
+	    {"make", "make", make},	  {"tar", "tar", tar},
+	    {"nice", "coreutils", nice},  {"xz", "xz-utils", dummy},
+	    {"gcc", "gcc", dummy},	  {"bc", "bc", dummy},
+	    {"bison", "bison", dummy},	  {"flex", "flex", dummy},
+	    {"perl", "perl-base", dummy},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(req); i++)
+		if (find_tool(req[i].tool, req[i].dst) < 0)
+			return ccvm_err_set(err, ENOENT,
+					    "%s not found (install the Debian "
+					    "package %s)",
+					    req[i].tool, req[i].package);
+	static const struct {
+		const char *path, *package;
+	} hdr[] = {
+	    {"/usr/include/gelf.h", "libelf-dev"},
+	    {"/usr/include/openssl/opensslv.h", "libssl-dev"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(hdr); i++)
+		if (access(hdr[i].path, R_OK) < 0)
+			return ccvm_err_set(err, ENOENT,
+					    "%s not found (install the Debian "
+					    "package %s)",
+					    hdr[i].path, hdr[i].package);
+	return 0;
+}
+
+static void kernel_key(const char *version, const struct stat *tar,
+		       char out[65])
+{
+	size_t flen;
+	const void *frag = image_kernel_config(&flen);
+	struct sha256_ctx c;
+	sha256_init(&c);
+	char meta[128];
+	snprintf(meta, sizeof(meta), "ccvm-kernel %s %lld %lld", KERNEL_RECIPE,
+		 (long long)tar->st_size, (long long)tar->st_mtime);
+	sha256_update(&c, strlen(meta) + 1, (const uint8_t *)meta);
+	sha256_update(&c, strlen(version) + 1, (const uint8_t *)version);
+	sha256_update(&c, flen, frag);
+	uint8_t d[SHA256_DIGEST_SIZE];
+	sha256_digest(&c, sizeof(d), d);
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(d); i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* Extracts the source into tmp, configures it with the fragment, checks
+ * the result, builds vmlinux and moves it to tmp/vmlinux; release gets
+ * the kernel's release string. */
+static int kernel_compile(struct build *b, const char *tmp, const char *make,
+			  const char *tar, const char *nice, char *release,
+			  size_t relsz, struct ccvm_err *err)
+{
+	autofree char *src = util_path_join(tmp, KSRC_DIR);
+	autofree char *frag = util_path_join(tmp, "guest-kernel.config");
+	autofree char *allconfig = util_asprintf("KCONFIG_ALLCONFIG=%s", frag);
+	autofree char *dotconfig = util_path_join(src, ".config");
+	autofree char *relp = util_path_join(src, "include/config/"
+						  "kernel.release");
+	autofree char *built = util_path_join(src, "vmlinux");
+	autofree char *out = util_path_join(tmp, "vmlinux");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	autofree char *jobs = util_asprintf("-j%ld", cpus > 0 ? cpus : 1);
+	if (!src || !frag || !allconfig || !dotconfig || !relp || !built ||
+	    !out || !jobs)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    tmp);
+	size_t flen;
+	const char *ftext = image_kernel_config(&flen);
+	autofree char *fstr = strndup(ftext, flen);
+	if (!fstr)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
+	int r = write_text(frag, fstr, 0644, err);
+	if (r < 0)
+		return r;
+	snprintf(b->detail, sizeof(b->detail), "extracting the source");
+	const char *untar[] = {tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
+	struct cmd c = {.argv = untar, .cwd = tmp, .in_fd = -1, .out_fd = -1};
+	if ((r = run_cmds(b, &c, 1, err)) < 0)
+		return r;
+	snprintf(b->detail, sizeof(b->detail), "configuring");
+	const char *conf[] = {nice, "-n", KERNEL_NICE,	 make,	    "-C",
+			      src,  "-s", "allnoconfig", allconfig, NULL};
+	c.argv = conf;
+	if ((r = run_cmds(b, &c, 1, err)) < 0)
+		return r;
+	autofree char *dc = NULL;
+	if ((r = util_read_file(dotconfig, TEXT_MAX, &dc, NULL, err)) < 0 ||
+	    (r = kernel_config_check(fstr, dc, err)) < 0)
+		return r;
+	snprintf(b->detail, sizeof(b->detail), "compiling (%s, nice %s)", jobs,
+		 KERNEL_NICE);
+	const char *mk[] = {nice,
+			    "-n",
+			    KERNEL_NICE,
+			    make,
+			    "-C",
+			    src,
+			    "-s",
+			    jobs,
+			    "vmlinux",
+			    "KBUILD_BUILD_USER=ccvm",
+			    "KBUILD_BUILD_HOST=ccvm",
+			    NULL};
+	c.argv = mk;
+	if ((r = run_cmds(b, &c, 1, err)) < 0)
+		return r;
+	autofree char *rel = NULL;
+	if ((r = util_read_file(relp, 4096, &rel, NULL, err)) < 0)
+		return r;
+	rel[strcspn(rel, "\r\n")] = '\0';
+	snprintf(release, relsz, "%s", rel);
+	if (rename(built, out) < 0)
+		return ccvm_err_sys(err, errno, "%s", out);
+	/* The resolved config stays next to the kernel, for reference. */
+	autofree char *keep = util_path_join(tmp, "config");
+	if (keep)
+		rename(dotconfig, keep);
+	autofree char *img = NULL;
+	size_t len = 0;
+	if ((r = util_read_file(out, KERNEL_MAX, &img, &len, err)) < 0)
+		return r;
+	return kernel_check_pvh_elf((unsigned char *)img, len, err);
+}
+
+/* Builds the kernel for key into kdir (via kernels/.tmp-XXXXXX). */
+static int kernel_build(struct build *b, const char *kernels, const char *kdir,
+			const char *version, struct ccvm_err *err)
+{
+	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX];
+	int r = kernel_tools(make, tar, nice, err);
+	if (r < 0)
+		return r;
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", kernels) >=
+	    (int)sizeof(tmp))
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    kernels);
+	if (!mkdtemp(tmp))
+		return ccvm_err_sys(err, errno, "%s", tmp);
+	long long t0 = util_now_ms();
+	char release[128] = "";
+	r = kernel_compile(b, tmp, make, tar, nice, release, sizeof(release),
+			   err);
+	if (r < 0 && !image_interrupted) {
+		char msg[CCVM_ERR_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		ccvm_err_set(err, -r,
+			     "building it failed (%s; the image's build.log "
+			     "has the details)",
+			     msg);
+	}
+	autofree char *src = util_path_join(tmp, KSRC_DIR);
+	if (src)
+		util_rm_rf(src);
+	double secs = (double)(util_now_ms() - t0) / 1000.0;
+	if (r == 0) {
+		size_t flen;
+		const void *frag = image_kernel_config(&flen);
+		char fh[65];
+		image_sha256_hex(frag, flen, fh);
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:f}", "release",
+				      release, "sourcePackage", KSRC_PKG,
+				      "sourceVersion", version, "configSha256",
+				      fh, "buildSeconds", secs);
+		autofree char *jp = util_path_join(tmp, "kernel.json");
+		if (!j || !jp ||
+		    json_dump_file(j, jp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
+			r = ccvm_err_set(err, EIO,
+					 "cannot write %s/kernel.json", tmp);
+		json_decref(j);
+	}
+	if (r == 0 && rename(tmp, kdir) < 0)
+		r = ccvm_err_sys(err, errno, "%s", kdir);
+	if (r < 0) {
+		util_rm_rf(tmp);
+		return r;
+	}
+	b->kernel_build_s = secs;
+	build_note(b,
+		   "guest kernel %s built from %s %s in %.0f s (%s, nice %s)",
+		   release, KSRC_PKG, version, secs,
+		   sysconf(_SC_NPROCESSORS_ONLN) > 1 ? "all cores" : "1 core",
+		   KERNEL_NICE);
+	return 0;
+}
+
+int image_kernel_check(struct ccvm_err *err)
+{
+	if (image_stock_kernel())
+		return ccvm_err_set(err, ENOENT, "CCVM_STOCK_KERNEL is set");
+	struct stat st;
+	if (stat(KSRC_TAR, &st) < 0)
+		return ccvm_err_set(err, ENOENT,
+				    "%s is not installed (install it and "
+				    "make gcc bc bison flex libelf-dev "
+				    "libssl-dev)",
+				    KSRC_PKG);
+	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX];
+	return kernel_tools(make, tar, nice, err);
+}
+
+static int custom_kernel(struct build *b, struct ccvm_err *err)
+{
+	struct stat st;
+	if (stat(KSRC_TAR, &st) < 0 || !S_ISREG(st.st_mode))
+		return ccvm_err_set(err, ENOENT, "%s is not installed (no %s)",
+				    KSRC_PKG, KSRC_TAR);
+	char kernels[PATH_MAX];
+	int r = image_kernels_dir(b->images, kernels);
+	if (r < 0)
+		return ccvm_err_set(err, -r, "%s: bad cache path", b->images);
+	if ((r = util_mkdir_p(kernels, 0700)) < 0)
+		return ccvm_err_sys(err, -r, "%s", kernels);
+	image_remove_stale(kernels, NULL); /* we hold the images lock */
+	char version[KERNEL_VERSION_MAX];
+	ksrc_version(b, kernels, version, sizeof(version));
+	if (image_interrupted)
+		return ccvm_err_set(err, EINTR, "interrupted by signal %d",
+				    (int)image_interrupted);
+	char key[65];
+	kernel_key(version, &st, key);
+	autofree char *kdir = util_path_join(kernels, key);
+	autofree char *failed = util_asprintf("%s/%s.failed", kernels, key);
+	autofree char *vml = util_path_join(kdir ? kdir : "", "vmlinux");
+	if (!kdir || !failed || !vml)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    kernels);
+	dprintf(b->logfd, "guest kernel: %s %s, key %s\n", KSRC_PKG, version,
+		key);
+	if (access(failed, F_OK) == 0)
+		return ccvm_err_set(err, EIO,
+				    "an earlier build of this kernel failed "
+				    "(remove %s to try again)",
+				    failed);
+	if (access(vml, R_OK) != 0) {
+		util_rm_rf(kdir); /* an incomplete leftover */
+		r = kernel_build(b, kernels, kdir, version, err);
+		if (r < 0) {
+			if (!image_interrupted)
+				write_text(failed, err->msg, 0644,
+					   &(struct ccvm_err){0});
+			return r;
+		}
+	} else {
+		build_note(b, "guest kernel from the cache: %s", kdir);
+	}
+	snprintf(b->custom_vmlinux, sizeof(b->custom_vmlinux), "%s", vml);
+	snprintf(b->kernel_key, sizeof(b->kernel_key), "%s", key);
+	autofree char *jp = util_path_join(kdir, "kernel.json");
+	json_error_t je;
+	json_t *j = jp ? json_load_file(jp, 0, &je) : NULL;
+	const char *rel = NULL;
+	if (j && json_unpack(j, "{s:s}", "release", &rel) == 0)
+		snprintf(b->kver, sizeof(b->kver), "%s", rel);
+	json_decref(j);
+	return 0;
+}
+
+static int step_custom_kernel(struct build *b, struct ccvm_err *err)
+{
+	if (b->stock_kernel) {
+		build_note(b, "guest kernel: CCVM_STOCK_KERNEL is set: using "
+			      "Debian's stock kernel and modules");
+		return 0;
+	}
+	struct ccvm_err e = {0};
+	int r = custom_kernel(b, &e);
+	if (r < 0 && image_interrupted)
+		return ccvm_err_set(err, -r, "%s", e.msg);
+	if (r < 0)
+		build_note(b,
+			   "guest kernel: %s; using Debian's stock kernel "
+			   "and modules instead (slower boot)",
+			   e.msg);
+	return 0;
+}
+
 static int step_kernel(struct build *b, struct ccvm_err *err)
 {
+	if (b->custom_vmlinux[0]) {
+		/* Shared with the kernel cache: a hard link when it can. */
+		autofree char *dst = util_path_join(b->dir, "vmlinux");
+		if (!dst)
+			return ccvm_err_set(err, ENAMETOOLONG, "path too long");
+		if (link(b->custom_vmlinux, dst) == 0)
+			return 0;
+		return copy_file(b->custom_vmlinux, dst, 0644, err);
+	}
 	autofree char *outdir = util_path_join(b->dir, "out");
 	autofree char *payload = util_path_join(b->dir, "kernel-payload");
 	autofree char *vmlinux = util_path_join(b->dir, "vmlinux");
@@ -1252,6 +1621,17 @@ static int step_kernel(struct build *b, struct ccvm_err *err)
 
 static int step_modules(struct build *b, struct ccvm_err *err)
 {
+	if (b->custom_vmlinux[0]) {
+		/* Everything is built in: nothing for ccvm-init to load. */
+		autofree char *moddir = util_path_join(b->dir, "modules");
+		autofree char *listp = util_path_join(b->dir, "modules/"
+							      "load.list");
+		if (!moddir || !listp)
+			return ccvm_err_set(err, ENOMEM, "out of memory");
+		if (mkdir(moddir, 0755) < 0)
+			return ccvm_err_sys(err, errno, "%s", moddir);
+		return write_text(listp, "", 0644, err);
+	}
 	autofree char *kdir =
 	    util_asprintf("%s/out/modules/%s", b->dir, b->kver);
 	autofree char *depp = util_asprintf("%s/modules.dep", kdir);
@@ -1347,17 +1727,19 @@ static int write_manifest(struct build *b, double seconds, struct ccvm_err *err)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
 	json_t *j = json_pack(
 	    "{s:i, s:s, s:{s:s, s:s, s:o, s:o, s:b, s:{s:b, s:o, s:o}}, "
-	    "s:s, s:s, s:s, s:s, s:I, s:f, s:{s:I, s:I, s:I}}",
+	    "s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:I, s:f, s:{s:I, s:I, s:I}}",
 	    "recipe", IMAGE_RECIPE_VERSION, "key", b->key, "inputs", "suite",
 	    IMAGE_SUITE, "package", image_agent_package(b->cfg),
 	    "extraPackages", pk, "extraGuestModules", mods, "agentSudo",
 	    image_agent_sudo(b->cfg), "nix", "enable", b->cfg->nix_enable,
 	    "substituters", nixs, "trustedPublicKeys", nixk, "agentVersion",
 	    b->agent_version, "claudeVersionOutput", b->claude_version,
-	    "kernelVersion", b->kver, "built", when, "builtEpoch",
-	    (json_int_t)now, "buildSeconds", seconds, "sizes", "vmlinux",
-	    (json_int_t)file_size(b->dir, "vmlinux"), "rootfs",
-	    (json_int_t)file_size(b->dir, "root.sqfs"), "modules",
+	    "kernelVersion", b->kver, "kernel",
+	    b->custom_vmlinux[0] ? "custom" : "stock", "kernelKey",
+	    b->kernel_key, "kernelBuildSeconds", b->kernel_build_s, "built",
+	    when, "builtEpoch", (json_int_t)now, "buildSeconds", seconds,
+	    "sizes", "vmlinux", (json_int_t)file_size(b->dir, "vmlinux"),
+	    "rootfs", (json_int_t)file_size(b->dir, "root.sqfs"), "modules",
 	    (json_int_t)modules_size);
 	if (!j)
 		return ccvm_err_set(err, ENOMEM, "cannot build the manifest");
@@ -1432,6 +1814,7 @@ static int run_steps(struct build *b, struct ccvm_err *err)
 	    {"checking tools", step_tools},
 	    {"installing the agent (npm)", step_npm},
 	    {"Debian root and squashfs (mmdebstrap)", step_root},
+	    {"guest kernel (" KSRC_PKG ")", step_custom_kernel},
 	    {"kernel (vmlinux)", step_kernel},
 	    {"kernel modules", step_modules},
 	    {"finishing", step_finish},
@@ -1462,6 +1845,7 @@ int image_build(const struct ccvm_config *cfg, const char *images,
 	    .log_bol = true,
 	    .tty = isatty(STDERR_FILENO),
 	    .t0 = util_now_ms(),
+	    .stock_kernel = image_stock_kernel(),
 	};
 	snprintf(b.key, sizeof(b.key), "%s", key);
 	snprintf(b.images, sizeof(b.images), "%s", images);

@@ -25,3 +25,16 @@ bool image_agent_sudo(const struct ccvm_config *cfg); /* null -> on */
 void image_sha256_hex(const void *p, size_t n, char out[65]);
 /* Bytes in regular files under dir, descending depth levels. */
 long long image_dir_size(const char *dir, int depth);
+
+/* The kernel source ccvm builds the guest kernel from. */
+#define IMAGE_KERNEL_PKG    "linux-source-6.1"
+#define IMAGE_KERNEL_SOURCE "/usr/src/" IMAGE_KERNEL_PKG ".tar.xz"
+
+/* The guest kernel's config fragment (src/host/guest-kernel.config),
+ * embedded in the binary. */
+const char *image_kernel_config(size_t *len);
+/* CCVM_STOCK_KERNEL is set (not "" or "0"): images get Debian's stock
+ * kernel and modules, no kernel is built (a developer knob). */
+bool image_stock_kernel(void);
+/* <cache>/ccvm/kernels, next to the images directory; 0 or -errno. */
+int image_kernels_dir(const char *images, char out[PATH_MAX]);

@@ -374,3 +374,60 @@ out:
 	dep_table_free(&t);
 	return r;
 }
+
+/* Does text have a line that is exactly line[0..len)? */
+static bool has_line(const char *text, const char *line, size_t len)
+{
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n == len && !memcmp(p, line, len))
+			return true;
+		p = nl ? nl + 1 : NULL;
+	}
+	return false;
+}
+
+int kernel_config_check(const char *fragment, const char *dotconfig,
+			struct ccvm_err *err)
+{
+	for (const char *p = fragment; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		const char *line = p;
+		p = nl ? nl + 1 : NULL;
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\r'))
+			n--;
+		if (n == 0 || line[0] == '#')
+			continue;
+		const char *eq = memchr(line, '=', n);
+		if (n < 8 || memcmp(line, "CONFIG_", 7) != 0 || !eq ||
+		    eq == line + 7)
+			return ccvm_err_set(err, EINVAL,
+					    "kernel config fragment: '%.*s' is "
+					    "not a CONFIG_X=value line",
+					    (int)(n > 80 ? 80 : n), line);
+		int nlen = (int)(eq - line);
+		if (n == (size_t)nlen + 2 && eq[1] == 'n') {
+			/* Absent or "# CONFIG_X is not set": no line starts
+			 * with "CONFIG_X=". */
+			for (const char *q = dotconfig; q && *q;) {
+				if (!strncmp(q, line, (size_t)nlen + 1))
+					return ccvm_err_set(
+					    err, ENOENT,
+					    "kernel config: %.*s is set, the "
+					    "fragment says n",
+					    nlen, line);
+				q = strchr(q, '\n');
+				q = q ? q + 1 : NULL;
+			}
+			continue;
+		}
+		if (!has_line(dotconfig, line, n))
+			return ccvm_err_set(err, ENOENT,
+					    "kernel config: %.*s did not take "
+					    "(an unmet dependency?)",
+					    (int)(n > 120 ? 120 : n), line);
+	}
+	return 0;
+}

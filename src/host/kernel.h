@@ -66,3 +66,15 @@ void kernel_modlist_free(struct kernel_modlist *l);
 int kernel_modules_order(const char *dep_text, const char *builtin_text,
 			 const char *const *wanted, size_t n_wanted,
 			 struct kernel_modlist *out, struct ccvm_err *err);
+
+/*
+ * Checks that a kernel .config (dotconfig) has every option the config
+ * fragment sets: a "CONFIG_X=v" line of the fragment needs the same line
+ * in dotconfig ("CONFIG_X=n" needs it absent or "# CONFIG_X is not set").
+ * Kconfig drops an option whose dependencies are unmet without a word;
+ * this catches it.  Fragment lines that are empty or start with '#' are
+ * skipped.  -ENOENT naming the first option that did not take, -EINVAL
+ * for a fragment line that is not an assignment.
+ */
+int kernel_config_check(const char *fragment, const char *dotconfig,
+			struct ccvm_err *err);

@@ -177,12 +177,14 @@ char *qemu_cmdline(const struct qemu_spec *s)
 	/* loglevel=1 keeps the console quiet but for emergencies, so a guest
 	 * panic still reaches ccvm's failure report.  cryptomgr.notests and the
 	 * blacklist save ~0.5 s under TCG; the i8042 options skip probing a
-	 * keyboard controller we do not use. */
+	 * keyboard controller we do not use.  dummy.numdummies=0: a built-in
+	 * dummy driver (ccvm's own kernel) would make a dummy0 nobody uses;
+	 * ccvm-init makes its own interface. */
 	return util_asprintf(
 	    "console=ttyS0 panic=-1 %s cryptomgr.notests no_timer_check "
 	    "tsc=reliable%s initcall_blacklist=load_system_certificate_list,"
 	    "init_kprobe_trace random.trust_cpu=on i8042.noaux i8042.nokbd "
-	    "i8042.nopnp nokaslr%s",
+	    "i8042.nopnp nokaslr dummy.numdummies=0%s",
 	    s->debug ? "loglevel=7" : "quiet loglevel=1", tsc,
 	    s->debug ? " ccvm.debug" : "");
 }

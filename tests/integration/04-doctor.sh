@@ -31,8 +31,8 @@ consistent() { # exit status matches the FAIL lines
 doctor CCVM_ACCEL=tcg
 check "doctor runs in under 2 s (${MS} ms)" test "$MS" -lt 2000
 check "doctor writes nothing to stderr ($ERR)" test -z "$ERR"
-names=(user config qemu firmware kvm memlock image "build tools" subids disk
-	scratch clipboard)
+names=(user config qemu firmware kvm memlock image "build tools" subids kernel
+	disk scratch clipboard)
 bad=()
 for n in "${names[@]}"; do
 	[ "$(line "$n" | wc -l)" -eq 1 ] || bad+=("$n")
@@ -46,6 +46,13 @@ check "kvm is not probed with acceleration tcg" test "$(verdict kvm)" = skip
 check "an empty cache: image not built, with what to do" \
 	test "$(verdict image)" = warn -a -n "$(line image | grep -e '--ccvm-build')"
 check "the cache's disk space is reported" test "$(verdict disk)" = ok
+if [ -f /usr/src/linux-source-6.1.tar.xz ] && command -v make gcc bc bison flex >/dev/null &&
+	[ -f /usr/include/gelf.h ] && [ -f /usr/include/openssl/opensslv.h ]; then
+	check "kernel: with the source and tools, ccvm's own kernel" test "$(verdict kernel)" = ok
+fi
+doctor CCVM_ACCEL=tcg CCVM_STOCK_KERNEL=1
+check "kernel: CCVM_STOCK_KERNEL=1 means the stock kernel, said as a warning" \
+	test "$(verdict kernel)" = warn -a -n "$(line kernel | grep CCVM_STOCK_KERNEL)"
 
 # The QEMU line comes from running the binary.
 printf '#!/bin/sh\necho "QEMU emulator version 9.8.7 (fake)"\n' >"$FAKE/qemu-system-x86_64"

@@ -44,7 +44,7 @@ check "kernel, initrd and rootfs paths are in one image dir" \
 	test "$(dirname "$kernel")" = "$dir" -a "$(dirname "$initrd")" = "$dir"
 check "image files exist and are non-empty" \
 	test -s "$kernel" -a -s "$initrd" -a -s "$rootfs" -a -s "$dir/manifest.json" \
-	-a -s "$dir/modules/load.list"
+	-a -f "$dir/modules/load.list"
 check "image dir is named by a 64-hex key" \
 	grep -qE '^[0-9a-f]{64}$' <<<"$key"
 check "no temp dir left in the cache" \
@@ -96,19 +96,63 @@ hn=$(unsquashfs -cat "$rootfs" etc/hostname 2>/dev/null)
 check "hostname is ccvm" test "$hn" = ccvm
 
 # The initramfs: /init plus the listed modules, in a newc cpio.
-cpio -it <"$initrd" >"$T_TMP/cpio" 2>/dev/null
-check "initramfs holds /init" grep -qx init "$T_TMP/cpio"
-nmods=$(wc -l <"$dir/modules/load.list")
-have=0
-while read -r m; do
-	grep -qx "lib/modules/ccvm/$m" "$T_TMP/cpio" && have=$((have + 1))
-done <"$dir/modules/load.list"
-check "initramfs holds all $nmods listed modules" test "$have" -eq "$nmods" -a "$nmods" -gt 20
-check "virtio_ring loads before virtio_pci, jbd2 before ext4" \
-	bash -c "grep -n . '$dir/modules/load.list' | awk -F: '
-		/:virtio_ring.ko\$/ {r=\$1} /:virtio_pci.ko\$/ {p=\$1}
-		/:jbd2.ko\$/ {j=\$1} /:ext4.ko\$/ {e=\$1}
-		END {exit !(r && p && r < p && j && e && j < e)}'"
+# check_modules IMAGE-DIR INITRD: Debian's stock kernel and its modules.
+check_modules() {
+	cpio -it <"$2" >"$T_TMP/cpio" 2>/dev/null
+	check "initramfs holds /init" grep -qx init "$T_TMP/cpio"
+	nmods=$(wc -l <"$1/modules/load.list")
+	have=0
+	while read -r m; do
+		grep -qx "lib/modules/ccvm/$m" "$T_TMP/cpio" && have=$((have + 1))
+	done <"$1/modules/load.list"
+	check "stock kernel: initramfs holds all $nmods listed modules" \
+		test "$have" -eq "$nmods" -a "$nmods" -gt 20
+	check "stock kernel: virtio_ring loads before virtio_pci, jbd2 before ext4" \
+		bash -c "grep -n . '$1/modules/load.list' | awk -F: '
+			/:virtio_ring.ko\$/ {r=\$1} /:virtio_pci.ko\$/ {p=\$1}
+			/:jbd2.ko\$/ {j=\$1} /:ext4.ko\$/ {e=\$1}
+			END {exit !(r && p && r < p && j && e && j < e)}'"
+}
+kind=$(jq -r '.kernel // "stock"' "$dir/manifest.json" 2>/dev/null)
+diag "kernel: $kind $(jq -r .kernelVersion "$dir/manifest.json" 2>/dev/null)"
+if [ -f /usr/src/linux-source-6.1.tar.xz ]; then
+	check "with linux-source-6.1 installed the image has ccvm's own kernel" \
+		test "$kind" = custom
+fi
+if [ "$kind" = custom ]; then
+	kkey=$(jq -r .kernelKey "$dir/manifest.json")
+	kdir=$(dirname "$(dirname "$dir")")/kernels/$kkey
+	diag "kernel build: $(jq -r .buildSeconds "$kdir/kernel.json" 2>/dev/null) s"
+	check "the built kernel is cached in kernels/ and is the image's vmlinux" \
+		cmp -s "$kdir/vmlinux" "$kernel"
+	check "its release is a -ccvm one" \
+		grep -q -- '-ccvm$' <<<"$(jq -r .kernelVersion "$dir/manifest.json")"
+	check "ccvm's kernel has nothing to load: load.list is empty" \
+		test ! -s "$dir/modules/load.list"
+	cpio -it <"$initrd" >"$T_TMP/cpio" 2>/dev/null
+	check "initramfs holds /init and no module" \
+		bash -c "grep -qx init '$T_TMP/cpio' && ! grep -q '\.ko\$' '$T_TMP/cpio'"
+	# The stock kernel stays available (CCVM_STOCK_KERNEL, a separate
+	# image): built here once, later runs reuse it.
+	CCVM_STOCK_KERNEL=1 "$CCVM" --ccvm-build >"$T_TMP/stock.out" 2>"$T_TMP/stock.err"
+	rc=$?
+	srootfs=$(sed -n 's/^rootfs //p' "$T_TMP/stock.out")
+	sdir=$(dirname "$srootfs")
+	check "CCVM_STOCK_KERNEL=1 --ccvm-build exits 0 (rc=$rc)" test $rc -eq 0
+	check "the stock-kernel image is another image" \
+		test -n "$srootfs" -a "$sdir" != "$dir"
+	check "it says it uses the stock kernel" \
+		bash -c "grep -q CCVM_STOCK_KERNEL '$T_TMP/stock.err' || ! grep -q building '$T_TMP/stock.err'"
+	check "its manifest says stock" \
+		test "$(jq -r .kernel "$sdir/manifest.json" 2>/dev/null)" = stock
+	check_modules "$sdir" "$(sed -n 's/^initrd //p' "$T_TMP/stock.out")"
+	(cd "$T_TMP" && CCVM_STOCK_KERNEL=1 "$CCVM" --shell -- sh -c 'grep -q "^virtio_blk " /proc/modules && echo stock-ok') \
+		>"$T_TMP/stock.run" 2>&1
+	check "a session boots with the stock kernel and its modules" \
+		grep -q stock-ok "$T_TMP/stock.run"
+else
+	check_modules "$dir" "$initrd"
+fi
 
 # The kernel boots through its PVH entry and runs our /init.
 if command -v qemu-system-x86_64 >/dev/null; then
@@ -156,7 +200,7 @@ ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.before"
 "$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/int.err" &
 bpid=$!
 for _ in $(seq 1 240); do
-	grep -q '\[3/6\]' "$T_TMP/int.err" 2>/dev/null && break
+	grep -q '\[3/7\]' "$T_TMP/int.err" 2>/dev/null && break
 	kill -0 $bpid 2>/dev/null || break
 	sleep 0.5
 done
@@ -177,7 +221,10 @@ check "an interrupted build leaves no mmdebstrap temp dir" \
 
 # A stale temp dir from a killed build is removed by the next build
 # (checked through prune, which takes the same lock and cleans the same).
-mkdir -p "$images/.tmp-stale1/out" "$images/deadbeef0000" "$images/$key"
+kernels="$XDG_CACHE_HOME/ccvm/kernels"
+mkdir -p "$images/.tmp-stale1/out" "$images/deadbeef0000" "$images/$key" \
+	"$kernels/.tmp-stale2/linux-source-6.1" "$kernels/feedface0000"
+echo failed >"$kernels/feedface0001.failed"
 echo '{"built": "2020-01-01T00:00:00Z"}' >"$images/deadbeef0000/manifest.json"
 echo '{"built": "2026-01-01T00:00:00Z"}' >"$images/$key/manifest.json"
 "$CCVM" --ccvm-images >"$T_TMP/list" 2>&1
@@ -187,5 +234,7 @@ check "--ccvm-images lists the old image" grep -qE '^  deadbeef0000 ' "$T_TMP/li
 "$CCVM" --ccvm-prune >"$T_TMP/prune" 2>&1
 check "--ccvm-prune removes old images and stale temp dirs, keeps the current" \
 	test ! -e "$images/deadbeef0000" -a ! -e "$images/.tmp-stale1" -a -d "$images/$key"
+check "--ccvm-prune removes kernels the current image does not use, failure marks, stale kernel builds" \
+	test ! -e "$kernels/feedface0000" -a ! -e "$kernels/feedface0001.failed" -a ! -e "$kernels/.tmp-stale2"
 
 done_testing

@@ -44,7 +44,7 @@ static struct ccvm_config base_cfg(void)
 static void key_of(const struct ccvm_config *c, const struct image_blob *s,
 		   size_t n, char out[65])
 {
-	image_key(c, s, n, out);
+	image_key(c, s, n, NULL, out);
 	assert_int_equal(strlen(out), 64);
 }
 
@@ -269,6 +269,57 @@ static void test_key_list_boundaries(void **state)
 	c.extra_packages.n = 2;
 	key_of(&c, NULL, 0, k2);
 	assert_string_not_equal(k1, k2);
+}
+
+static void test_key_kernel(void **state)
+{
+	(void)state;
+	struct ccvm_config c = base_cfg();
+	struct image_blob k1 = {"CONFIG_A=y\n", 11}, k2 = {"CONFIG_A=n\n", 11};
+	char ks[65], ka[65], ka2[65], kb[65];
+	image_key(&c, NULL, 0, NULL, ks);
+	image_key(&c, NULL, 0, &k1, ka);
+	image_key(&c, NULL, 0, &k1, ka2);
+	image_key(&c, NULL, 0, &k2, kb);
+	/* Stock vs built kernel, and each fragment: different images. */
+	assert_string_not_equal(ks, ka);
+	assert_string_not_equal(ka, kb);
+	assert_string_equal(ka, ka2);
+}
+
+/* ---- the guest kernel's config check ---- */
+
+static void test_kernel_config_check(void **state)
+{
+	(void)state;
+	struct ccvm_err err = {0};
+	const char *frag = "# comment\n\nCONFIG_A=y\nCONFIG_S=\"x y\"\n"
+			   "CONFIG_N=n\nCONFIG_M=n\n";
+	const char *ok = "CONFIG_A=y\nCONFIG_S=\"x y\"\n"
+			 "# CONFIG_N is not set\nCONFIG_AB=y\n";
+	assert_int_equal(kernel_config_check(frag, ok, &err), 0);
+	/* A dropped option (unmet dependency) is named. */
+	const char *dropped = "CONFIG_S=\"x y\"\n# CONFIG_A is not set\n";
+	assert_int_equal(kernel_config_check(frag, dropped, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "CONFIG_A=y"));
+	/* A prefix is not a match. */
+	assert_int_equal(kernel_config_check("CONFIG_A=y\n",
+					     "CONFIG_A=yy\n"
+					     "CONFIG_AA=y\n",
+					     &err),
+			 -ENOENT);
+	/* =n: set is an error, absent or "is not set" is fine. */
+	assert_int_equal(kernel_config_check(frag,
+					     "CONFIG_A=y\nCONFIG_S=\"x y\"\n"
+					     "CONFIG_M=y\n",
+					     &err),
+			 -ENOENT);
+	assert_non_null(strstr(err.msg, "CONFIG_M"));
+	assert_int_equal(
+	    kernel_config_check("CONFIG_M=n", "CONFIG_MM=y\n", &err), 0);
+	/* Not an assignment. */
+	assert_int_equal(kernel_config_check("FOO=y\n", "", &err), -EINVAL);
+	assert_int_equal(kernel_config_check("CONFIG_A\n", "", &err), -EINVAL);
 }
 
 /* ---- bzImage setup header ---- */
@@ -671,6 +722,8 @@ int main(void)
 	    cmocka_unit_test(test_key_default_package),
 	    cmocka_unit_test(test_key_script_contents),
 	    cmocka_unit_test(test_key_list_boundaries),
+	    cmocka_unit_test(test_key_kernel),
+	    cmocka_unit_test(test_kernel_config_check),
 	    cmocka_unit_test(test_bzimage_parse),
 	    cmocka_unit_test(test_bzimage_rejects),
 	    cmocka_unit_test(test_detect_comp),
