@@ -80,6 +80,7 @@ if start_session; then
 	clean_after "QEMU killed"
 else
 	not_ok "session for QEMU kill started"
+	diag "stderr: $(tail -c 1500 "$T_TMP/err" | tr '\n' ' ')"
 fi
 
 # Guest kernel panic (needs root in the guest: agentSudo is on by default).
