@@ -102,35 +102,29 @@ static void clean_mcp_servers(json_t *servers)
 	}
 }
 
-int sanitize_claude_json(const char *text, size_t len, char **out,
-			 size_t *out_len, struct ccvm_err *err)
+/* The two JSON files share their framing: a strict parse of one object
+ * (duplicate keys rejected), and the sanitized result re-encoded with a
+ * 2-space indent, member order kept and a trailing newline. */
+static int load_object(const char *text, size_t len, json_t **root,
+		       struct ccvm_err *err)
 {
 	json_error_t jerr;
-	json_t *root = json_loadb(
-	    text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!root)
+	*root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			   &jerr);
+	if (!*root)
 		return ccvm_err_set(err, EINVAL, "line %d column %d: %s",
 				    jerr.line, jerr.column, jerr.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	if (!json_is_object(*root)) {
+		json_decref(*root);
 		return ccvm_err_set(err, EINVAL, "not a JSON object");
 	}
-	json_object_del(root, "primaryApiKey");
-	drop_secret_members(root);
-	drop_secret_members(json_object_get(root, "oauthAccount"));
-	clean_mcp_servers(json_object_get(root, "mcpServers"));
-	json_t *projects = json_object_get(root, "projects");
-	if (json_is_object(projects)) {
-		const char *path;
-		json_t *proj;
-		json_object_foreach(projects, path, proj)
-		{
-			if (!json_is_object(proj))
-				continue;
-			drop_secret_members(proj);
-			clean_mcp_servers(json_object_get(proj, "mcpServers"));
-		}
-	}
+	return 0;
+}
+
+/* Encodes root into *out and drops the reference. */
+static int dump_object(json_t *root, char **out, size_t *out_len,
+		       struct ccvm_err *err)
+{
 	char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (!s)
@@ -147,6 +141,32 @@ int sanitize_claude_json(const char *text, size_t len, char **out,
 	*out = r;
 	*out_len = n + 1;
 	return 0;
+}
+
+int sanitize_claude_json(const char *text, size_t len, char **out,
+			 size_t *out_len, struct ccvm_err *err)
+{
+	json_t *root;
+	int r = load_object(text, len, &root, err);
+	if (r < 0)
+		return r;
+	json_object_del(root, "primaryApiKey");
+	drop_secret_members(root);
+	drop_secret_members(json_object_get(root, "oauthAccount"));
+	clean_mcp_servers(json_object_get(root, "mcpServers"));
+	json_t *projects = json_object_get(root, "projects");
+	if (json_is_object(projects)) {
+		const char *path;
+		json_t *proj;
+		json_object_foreach(projects, path, proj)
+		{
+			if (!json_is_object(proj))
+				continue;
+			drop_secret_members(proj);
+			clean_mcp_servers(json_object_get(proj, "mcpServers"));
+		}
+	}
+	return dump_object(root, out, out_len, err);
 }
 
 /* ---- ~/.claude/settings.json -------------------------------------------- */
@@ -191,16 +211,10 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 	static const char *const helpers[] = {"apiKeyHelper", "awsAuthRefresh",
 					      "awsCredentialExport",
 					      "otelHeadersHelper"};
-	json_error_t jerr;
-	json_t *root = json_loadb(
-	    text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!root)
-		return ccvm_err_set(err, EINVAL, "line %d column %d: %s",
-				    jerr.line, jerr.column, jerr.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return ccvm_err_set(err, EINVAL, "not a JSON object");
-	}
+	json_t *root;
+	int r = load_object(text, len, &root, err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_LEN(helpers); i++) {
 		if (json_object_get(root, helpers[i]) &&
 		    json_object_del(root, helpers[i]) == 0 && warn)
@@ -229,22 +243,7 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 			json_object_del(env, key);
 		}
 	}
-	char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (!s)
-		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
-	size_t n = strlen(s);
-	char *r = realloc(s, n + 2);
-	if (!r) {
-		explicit_bzero(s, n);
-		free(s);
-		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
-	}
-	r[n] = '\n';
-	r[n + 1] = '\0';
-	*out = r;
-	*out_len = n + 1;
-	return 0;
+	return dump_object(root, out, out_len, err);
 }
 
 /* ---- git config --------------------------------------------------------- */

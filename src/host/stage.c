@@ -637,13 +637,19 @@ static int stage_md(struct ctx *c)
 	return add_file(c, ".claude/CLAUDE.md", 0600, md, len, host);
 }
 
-/* ---- ~/.claude.json ----------------------------------------------------- */
+/* ---- ~/.claude.json and ~/.claude/settings.json ---------------------- */
 
-static int stage_claude_json(struct ctx *c)
+typedef int json_sanitizer(const char *text, size_t len, FILE *warn, char **out,
+			   size_t *out_len, struct ccvm_err *err);
+
+/* Reads a host JSON file in dir, stages it sanitized at rel (0600); a
+ * file the sanitizer cannot parse is not staged, with a warning. */
+static int stage_json(struct ctx *c, const char *dir, const char *name,
+		      const char *rel, json_sanitizer *sanitize)
 {
-	autofree char *host = util_path_join(c->home, ".claude.json");
+	autofree char *host = util_path_join(dir, name);
 	if (!host)
-		return ccvm_err_sys(c->err, ENOMEM, ".claude.json");
+		return ccvm_err_sys(c->err, ENOMEM, "%s", name);
 	char *raw = NULL;
 	size_t raw_len = 0;
 	struct stat st = {0};
@@ -653,7 +659,7 @@ static int stage_claude_json(struct ctx *c)
 	char *clean;
 	size_t clean_len;
 	struct ccvm_err jerr = {0};
-	r = sanitize_claude_json(raw, raw_len, &clean, &clean_len, &jerr);
+	r = sanitize(raw, raw_len, c->warn, &clean, &clean_len, &jerr);
 	wipe_free(raw, raw_len + 1);
 	if (r == -EINVAL) {
 		warnf(c, "%s: %s; not staged", host, jerr.msg);
@@ -661,36 +667,16 @@ static int stage_claude_json(struct ctx *c)
 	}
 	if (r)
 		return ccvm_err_set(c->err, -r, "%s: %s", host, jerr.msg);
-	return add_file(c, ".claude.json", 0600, clean, clean_len, host);
+	return add_file(c, rel, 0600, clean, clean_len, host);
 }
 
-/* ---- ~/.claude/settings.json -------------------------------------------- */
-
-static int stage_settings(struct ctx *c)
+/* ~/.claude.json's sanitizer warns about nothing. */
+static int sanitize_claude_json_quiet(const char *text, size_t len, FILE *warn,
+				      char **out, size_t *out_len,
+				      struct ccvm_err *err)
 {
-	autofree char *host = util_path_join(c->claude_dir, "settings.json");
-	if (!host)
-		return ccvm_err_sys(c->err, ENOMEM, "settings.json");
-	char *raw = NULL;
-	size_t raw_len = 0;
-	struct stat st = {0};
-	int r = read_item(c, host, &raw, &raw_len, &st);
-	if (r)
-		return r > 0 ? 0 : r;
-	char *clean;
-	size_t clean_len;
-	struct ccvm_err jerr = {0};
-	r = sanitize_settings_json(raw, raw_len, c->warn, &clean, &clean_len,
-				   &jerr);
-	wipe_free(raw, raw_len + 1);
-	if (r == -EINVAL) {
-		warnf(c, "%s: %s; not staged", host, jerr.msg);
-		return 0;
-	}
-	if (r)
-		return ccvm_err_set(c->err, -r, "%s: %s", host, jerr.msg);
-	return add_file(c, ".claude/settings.json", 0600, clean, clean_len,
-			host);
+	(void)warn;
+	return sanitize_claude_json(text, len, out, out_len, err);
 }
 
 /* ---- git ---------------------------------------------------------------- */
@@ -1018,9 +1004,11 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	};
 	int r = 0;
 	if (cfg->share.settings)
-		r = stage_claude_json(&c);
+		r = stage_json(&c, home, ".claude.json", ".claude.json",
+			       sanitize_claude_json_quiet);
 	if (cfg->share.settings && !r)
-		r = stage_settings(&c);
+		r = stage_json(&c, c.claude_dir, "settings.json",
+			       ".claude/settings.json", sanitize_settings_json);
 	for (size_t i = 0; i < ARRAY_LEN(items) && !r; i++) {
 		if (!items[i].on)
 			continue;
