@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "util.h"
+
 static const char *const type_names[PROTO_TYPE_MAX] = {
     [PROTO_HELLO] = "hello",
     [PROTO_SETUP] = "setup",
@@ -191,13 +193,10 @@ int proto_writer_put(struct proto_writer *w, uint8_t type, uint16_t chan,
 		size_t cap = w->cap;
 		while (w->len + need > cap)
 			cap *= 2;
-		uint8_t *nb = malloc(cap);
+		/* Not realloc: old bytes (secrets) are wiped. */
+		uint8_t *nb = util_regrow(w->buf, w->len, w->cap, cap);
 		if (!nb)
 			return -ENOMEM;
-		/* Copy rather than realloc so old bytes (secrets) are wiped. */
-		memcpy(nb, w->buf, w->len);
-		explicit_bzero(w->buf, w->cap);
-		free(w->buf);
 		w->buf = nb;
 		w->cap = cap;
 	}

@@ -252,6 +252,19 @@ int util_set_cloexec(int fd, bool on)
 	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
 }
 
+void *util_regrow(void *old, size_t keep, size_t wipe, size_t cap)
+{
+	void *nb = malloc(cap);
+	if (!nb)
+		return NULL;
+	if (old) {
+		memcpy(nb, old, keep);
+		explicit_bzero(old, wipe);
+		free(old);
+	}
+	return nb;
+}
+
 long long util_now_ms(void)
 {
 	struct timespec ts;

@@ -74,6 +74,11 @@ int util_set_cloexec(int fd, bool on);
 /* Monotonic clock in milliseconds. */
 long long util_now_ms(void);
 
+/* realloc for buffers that held secrets: a new cap-byte buffer holding the
+ * first keep bytes of old (which may be NULL); old's first wipe bytes are
+ * zeroed and old freed.  NULL when out of memory, old then untouched. */
+void *util_regrow(void *old, size_t keep, size_t wipe, size_t cap);
+
 /*
  * Writes s into buf (n >= 32) for a one-line message: printable ASCII
  * kept, \n \t \\ escaped, other bytes as \xNN, cut with "..." when

@@ -586,14 +586,9 @@ static bool reserve(struct paste_srv *c, size_t more)
 		cap *= 2;
 	if (cap > REPLY_HDR + (size_t)PROTO_CLIP_MAX)
 		cap = REPLY_HDR + (size_t)PROTO_CLIP_MAX;
-	uint8_t *nb = malloc(cap);
+	uint8_t *nb = util_regrow(c->buf, c->len, c->len, cap);
 	if (!nb)
 		return false;
-	if (c->buf) {
-		memcpy(nb, c->buf, c->len);
-		explicit_bzero(c->buf, c->len);
-		free(c->buf);
-	}
 	c->buf = nb;
 	c->cap = cap;
 	return true;

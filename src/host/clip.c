@@ -306,15 +306,10 @@ void clip_on_readable(struct clip *c)
 				c->overflow = true;
 				break;
 			}
-			uint8_t *nb = malloc(cap);
+			uint8_t *nb = util_regrow(c->buf, c->len, c->len, cap);
 			if (!nb) {
 				c->overflow = true;
 				break;
-			}
-			if (c->buf) {
-				memcpy(nb, c->buf, c->len);
-				explicit_bzero(c->buf, c->len);
-				free(c->buf);
 			}
 			c->buf = nb;
 			c->cap = cap;

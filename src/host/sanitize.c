@@ -21,14 +21,9 @@ int sanitize_buf_add(struct sanitize_buf *b, const char *s, size_t n)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		char *p = malloc(cap);
+		char *p = util_regrow(b->p, b->len, b->cap, cap);
 		if (!p)
 			return -ENOMEM;
-		if (b->p) {
-			memcpy(p, b->p, b->len);
-			explicit_bzero(b->p, b->cap);
-			free(b->p);
-		}
 		b->p = p;
 		b->cap = cap;
 	}
