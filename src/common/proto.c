@@ -39,6 +39,8 @@ static const char *const type_names[PROTO_TYPE_MAX] = {
     [PROTO_CLIP_REQ] = "clip-req",
     [PROTO_CLIP_DATA] = "clip-data",
     [PROTO_CLIP_END] = "clip-end",
+    [PROTO_SHARE_INVAL] = "share-inval",
+    [PROTO_SHARE_SYNCED] = "share-synced",
 };
 
 const char *proto_type_name(unsigned type)
@@ -60,6 +62,12 @@ void proto_put_u32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+void proto_put_u64(uint8_t *p, uint64_t v)
+{
+	proto_put_u32(p, (uint32_t)v);
+	proto_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
 uint16_t proto_get_u16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | (p[1] << 8));
@@ -69,6 +77,49 @@ uint32_t proto_get_u32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 	       (uint32_t)p[3] << 24;
+}
+
+uint64_t proto_get_u64(const uint8_t *p)
+{
+	return proto_get_u32(p) | (uint64_t)proto_get_u32(p + 4) << 32;
+}
+
+void proto_share_attr_put(uint8_t *p, const struct proto_share_attr *a)
+{
+	memset(p, 0, PROTO_SHARE_ATTR_LEN);
+	if (!a->exists)
+		return;
+	p[0] = 1;
+	proto_put_u32(p + 1, a->mode);
+	proto_put_u64(p + 5, a->ino);
+	proto_put_u64(p + 13, a->size);
+	proto_put_u64(p + 21, (uint64_t)a->mtime_s);
+	proto_put_u32(p + 29, a->mtime_ns);
+	proto_put_u64(p + 33, (uint64_t)a->ctime_s);
+	proto_put_u32(p + 41, a->ctime_ns);
+}
+
+void proto_share_attr_get(const uint8_t *p, struct proto_share_attr *a)
+{
+	*a = (struct proto_share_attr){.exists = p[0] == 1};
+	if (!a->exists)
+		return;
+	a->mode = proto_get_u32(p + 1);
+	a->ino = proto_get_u64(p + 5);
+	a->size = proto_get_u64(p + 13);
+	a->mtime_s = (int64_t)proto_get_u64(p + 21);
+	a->mtime_ns = proto_get_u32(p + 29);
+	a->ctime_s = (int64_t)proto_get_u64(p + 33);
+	a->ctime_ns = proto_get_u32(p + 41);
+}
+
+bool proto_share_attr_same(const struct proto_share_attr *a,
+			   const struct proto_share_attr *b)
+{
+	return a->exists && b->exists && a->mode == b->mode &&
+	       a->ino == b->ino && a->size == b->size &&
+	       a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
 }
 
 ssize_t proto_decode(const uint8_t *buf, size_t len, struct proto_msg *msg)

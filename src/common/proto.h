@@ -60,8 +60,41 @@ enum proto_type {
 	PROTO_CLIP_REQ,	 /* g->h: chan = id; struct proto_clip_req */
 	PROTO_CLIP_DATA, /* h->g: chan = id; 1..PROTO_CLIP_CHUNK image bytes */
 	PROTO_CLIP_END,	 /* h->g: chan = id; u8 enum proto_clip_status */
+	/* Host changes to the shared directory (docs/share.md). */
+	PROTO_SHARE_INVAL,  /* h->g: u64 seq, u8 flags, NUL-ended paths */
+	PROTO_SHARE_SYNCED, /* g->h: u64 seq, u8 status (0 ok, 1 gave up) */
 	PROTO_TYPE_MAX
 };
+
+/*
+ * SHARE_INVAL: the guest forgets what it caches of each path (relative to
+ * the share, "." for its root; PROTO_SHARE_ALL: of everything), then
+ * answers SHARE_SYNCED with the same seq.  The host sends one batch at a
+ * time, of at most PROTO_SHARE_BATCH bytes: the 9-byte header, then
+ * entries of a PROTO_SHARE_ATTR_LEN record (the path as the host saw it
+ * when sending: the guest keeps what it caches when that matches) and
+ * the NUL-terminated path.
+ */
+#define PROTO_SHARE_ALL 0x01
+/* ... and let go of what it caches but does not use (virtiofsd holds a
+ * file for each inode the guest keeps; the host's limit is near). */
+#define PROTO_SHARE_TRIM     0x02
+#define PROTO_SHARE_BATCH    (60 * 1024)
+#define PROTO_SHARE_HDR	     9
+#define PROTO_SHARE_ATTR_LEN 45
+
+struct proto_share_attr {
+	bool exists; /* false: gone, or not a thing the host would stat */
+	uint32_t mode;
+	uint64_t ino, size;
+	int64_t mtime_s, ctime_s;
+	uint32_t mtime_ns, ctime_ns;
+};
+void proto_share_attr_put(uint8_t *p, const struct proto_share_attr *a);
+void proto_share_attr_get(const uint8_t *p, struct proto_share_attr *a);
+/* Equal as far as a cache could tell (a gone one equals nothing). */
+bool proto_share_attr_same(const struct proto_share_attr *a,
+			   const struct proto_share_attr *b);
 
 /* In a FILE frame's mode: append to the file the previous frame began. */
 #define PROTO_FILE_APPEND 0x80000000u
@@ -167,8 +200,10 @@ void proto_encode_hdr(uint8_t out[PROTO_HDR_LEN], uint8_t type, uint16_t chan,
 /* Little-endian integer helpers for payloads. */
 void proto_put_u16(uint8_t *p, uint16_t v);
 void proto_put_u32(uint8_t *p, uint32_t v);
+void proto_put_u64(uint8_t *p, uint64_t v);
 uint16_t proto_get_u16(const uint8_t *p);
 uint32_t proto_get_u32(const uint8_t *p);
+uint64_t proto_get_u64(const uint8_t *p);
 
 /*
  * Iterates a NUL-separated list of "key=value" strings (SETUP payloads).

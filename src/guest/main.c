@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "relay.h"
 #include "scratchfs.h"
+#include "sharesync.h"
 #include "user.h"
 #include "util.h"
 
@@ -265,6 +266,14 @@ int main(int argc, char *argv[])
 		fatal(&err);
 	glog("started %s (pid %d) at %lld ms", st.args.data, (int)ag.pid,
 	     util_now_ms() - boot_ms);
+	if (st.setup.share_sync) {
+		/* Forked now that no secret is left in this process. */
+		pid_t sp;
+		r = sharesync_start(st.setup.cwd, &sp, &err);
+		if (r < 0)
+			fatal(&err);
+		rl.share_fd = r;
+	}
 	load_other_modules_async();
 
 	uint32_t kind = 0, code = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ int relay_init(struct relay *r, int port, struct proto_reader *rd,
 {
 	memset(r, 0, sizeof(*r));
 	r->port = port;
+	r->share_fd = -1;
 	r->rd = rd;
 	r->wr = wr;
 	sigset_t set;
@@ -148,6 +150,58 @@ static void push_stdin(struct relay *r)
 		close_stdin(r);
 }
 
+static void share_synced(struct relay *r, const uint8_t *seq, uint8_t status)
+{
+	uint8_t a[PROTO_SHARE_HDR];
+	memcpy(a, seq, 8);
+	a[8] = status;
+	proto_writer_put(r->wr, PROTO_SHARE_SYNCED, 0, a, sizeof(a));
+}
+
+/* The worker is gone: the host is told, and stops waiting on us. */
+static void share_lost(struct relay *r)
+{
+	glog_always("share sync worker gone: host changes may be seen late");
+	close(r->share_fd);
+	r->share_fd = -1;
+	if (r->share_busy)
+		share_synced(r, r->share_seq, 1);
+	r->share_busy = false;
+}
+
+static void share_inval(struct relay *r, const struct proto_msg *m)
+{
+	static const uint8_t zero[8];
+	const uint8_t *seq = m->len >= 8 ? m->data : zero;
+	if (r->share_fd < 0 || r->share_busy || m->len < PROTO_SHARE_HDR ||
+	    m->len > PROTO_SHARE_HDR + PROTO_SHARE_BATCH) {
+		share_synced(r, seq, 1); /* one at a time, well formed */
+		return;
+	}
+	if (send(r->share_fd, m->data, m->len, MSG_NOSIGNAL | MSG_DONTWAIT) <
+	    0) {
+		share_lost(r);
+		share_synced(r, seq, 1);
+		return;
+	}
+	memcpy(r->share_seq, seq, 8);
+	r->share_busy = true;
+}
+
+static void share_answer(struct relay *r)
+{
+	uint8_t a[PROTO_SHARE_HDR];
+	ssize_t n = recv(r->share_fd, a, sizeof(a), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != (ssize_t)sizeof(a)) {
+		share_lost(r);
+		return;
+	}
+	r->share_busy = false;
+	share_synced(r, a, a[8]);
+}
+
 static int on_frame(struct relay *r, const struct proto_msg *m, bool running,
 		    struct ccvm_err *err)
 {
@@ -187,6 +241,9 @@ static int on_frame(struct relay *r, const struct proto_msg *m, bool running,
 			kill(-r->ag->pgid, (int)sig);
 		return 0;
 	}
+	case PROTO_SHARE_INVAL:
+		share_inval(r, m);
+		return 0;
 	case PROTO_CLIP_DATA:
 	case PROTO_CLIP_END:
 		if (r->clip)
@@ -302,7 +359,17 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 		long long now = util_now_ms();
 		if (cs.done && now >= drain_end)
 			break;
-		enum { P_PORT, P_SIG, P_OUT0, P_OUT1, P_IN, P_CL, P_CC, P_N };
+		enum {
+			P_PORT,
+			P_SIG,
+			P_OUT0,
+			P_OUT1,
+			P_IN,
+			P_CL,
+			P_CC,
+			P_SHARE,
+			P_N
+		};
 		struct pollfd p[P_N];
 		for (int i = 0; i < P_N; i++)
 			p[i] = (struct pollfd){.fd = -1};
@@ -321,6 +388,9 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 		if (r->in_len && !r->in_closed)
 			p[P_IN] = (struct pollfd){.fd = stdin_fd(r),
 						  .events = POLLOUT};
+		if (r->share_fd >= 0)
+			p[P_SHARE] = (struct pollfd){.fd = r->share_fd,
+						     .events = POLLIN};
 		int timeout = -1;
 		if (cs.done) {
 			long long left = drain_end - now;
@@ -361,6 +431,8 @@ int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 					proto_writer_put(r->wr, out_type[i], 0,
 							 NULL, 0);
 				}
+		if (p[P_SHARE].revents & (POLLIN | POLLHUP | POLLERR))
+			share_answer(r);
 		if (r->clip && !cs.done)
 			paste_srv_step(r->clip, p[P_CL].revents,
 				       p[P_CC].revents, util_now_ms(), r->wr);

@@ -29,6 +29,10 @@ struct relay {
 	size_t in_len;
 	bool in_eof;	/* host sent EOF: close after draining */
 	bool in_closed; /* no more stdin possible */
+	/* The share-sync worker's socket (sharesync.h), or -1. */
+	int share_fd;
+	bool share_busy;      /* a batch is with the worker */
+	uint8_t share_seq[8]; /* ... and its seq */
 };
 
 /* Sets up r (the SIGCHLD signalfd among it); SIGCHLD must be blocked. */

@@ -163,6 +163,8 @@ static int apply_key(struct guest_setup *s, const char *key, const char *val,
 			return ccvm_err_set(err, EINVAL,
 					    "SETUP share: expected virtiofs "
 					    "or 9p");
+	} else if (!strcmp(key, "share_sync")) {
+		return parse_bool(key, val, &s->share_sync, err);
 	} else if (!strcmp(key, "pty")) {
 		return parse_bool(key, val, &s->pty, err);
 	} else if (!strcmp(key, "projects")) {

@@ -19,6 +19,7 @@ struct guest_setup {
 	char cwd[PATH_MAX]; /* absolute */
 	bool writable;	    /* read-write, else under an overlay */
 	bool virtiofs;	    /* cwd over virtiofs, else 9p */
+	bool share_sync;    /* the host reports its changes (sharesync.h) */
 	char user[SETUP_NAME_MAX + 1];
 	uid_t uid;
 	gid_t gid;

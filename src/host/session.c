@@ -38,14 +38,21 @@
 #include "term.h"
 #include "util.h"
 #include "vfs.h"
+#include "watch.h"
 
-#define CHILD_CTL_FD	       3
-#define CHILD_CON_FD	       4
-#define CHILD_NET_FD	       5     /* ccvm.net (egress.h) */
-#define CHILD_SCRATCH_FD       6     /* the scratch disk, when vmDiskSize > 0 */
-#define CHILD_VFS_FD	       7     /* virtiofsd's socket (vfs.h) */
-#define EXIT_GRACE_MS	       10000 /* guest reported exit; QEMU should follow */
-#define SIGNAL_GRACE_MS	       5000 /* SIGTERM/SIGHUP forwarded; then kill */
+#define CHILD_CTL_FD	 3
+#define CHILD_CON_FD	 4
+#define CHILD_NET_FD	 5     /* ccvm.net (egress.h) */
+#define CHILD_SCRATCH_FD 6     /* the scratch disk, when vmDiskSize > 0 */
+#define CHILD_VFS_FD	 7     /* virtiofsd's socket (vfs.h) */
+#define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
+#define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
+/* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
+ * virtiofsd's open files counted every SHARE_FILES_CHECK_MS; at most one
+ * trim per SHARE_TRIM_GAP_MS. */
+#define SHARE_BATCH_GAP_MS     50
+#define SHARE_FILES_CHECK_MS   1000
+#define SHARE_TRIM_GAP_MS      5000
 #define DEFAULT_BOOT_TIMEOUT_S 90
 
 /* The last bytes of a stream (console, QEMU's stderr) for diagnostics. */
@@ -146,6 +153,17 @@ struct session {
 	char *api_url;
 	struct tail console, qemu_err;
 	struct clip clip; /* clipboard image paste (clip.h) */
+
+	/* Host changes to the share, for the guest's caches (watch.h). */
+	struct watch *watch;
+	bool share_busy;	/* a SHARE_INVAL awaits its SHARE_SYNCED */
+	uint64_t share_acked;	/* events the guest has applied */
+	uint64_t stdin_barrier; /* input waits until this is applied */
+	bool watch_warned;
+	bool share_trim;	  /* ask the guest to drop unused inodes */
+	long long files_check_ms; /* next look at virtiofsd's open files */
+	long long trim_ok_ms;	  /* no second trim before this */
+	long long share_next_ms;  /* no batch before this, unless urgent */
 };
 
 static void set_error(struct session *s, const char *fmt, ...)
@@ -450,6 +468,7 @@ static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 	kv_add(&kv, "cwd", cwd);
 	kv_add(&kv, "writable", s->cfg->writable_cwd ? "1" : "0");
 	kv_add(&kv, "share", s->vfs.pid > 0 ? "virtiofs" : "9p");
+	kv_add(&kv, "share_sync", s->watch ? "1" : "0");
 	kv_add(&kv, "user", w.name);
 	kv_addl(&kv, "uid", (long)w.uid);
 	kv_addl(&kv, "gid", (long)w.gid);
@@ -559,6 +578,121 @@ static void stop_like_the_agent(struct session *s)
 
 /* --- the relay ----------------------------------------------------------- */
 
+/* Stops reporting host changes, saying why, once. */
+static void share_stop(struct session *s, const char *why)
+{
+	fprintf(stderr,
+		"ccvm: %s: files changed on the host from now on may not be "
+		"seen in the VM\r\n",
+		why);
+	watch_free(s->watch);
+	s->watch = NULL;
+	s->share_busy = false;
+}
+
+/* Every event read so far that the guest has applied (or that changed
+ * nothing it could hold). */
+static uint64_t share_done(const struct session *s)
+{
+	if (!s->share_busy && !watch_pending(s->watch))
+		return watch_seq(s->watch);
+	return s->share_acked;
+}
+
+/*
+ * Sends the next batch of host changes: one at a time, and while changes
+ * keep coming (the guest's own, mostly) at most one per
+ * SHARE_BATCH_GAP_MS, unless input waits for them.
+ */
+static void share_pump(struct session *s)
+{
+	if (!s->watch || s->share_busy || s->phase != PH_RUN || s->ctl < 0 ||
+	    !(watch_pending(s->watch) || s->share_trim) ||
+	    proto_writer_full(&s->wr))
+		return;
+	long long now = util_now_ms();
+	bool urgent = s->stdin_barrier || s->share_trim;
+	if (!urgent && now < s->share_next_ms)
+		return;
+	s->share_next_ms = now + SHARE_BATCH_GAP_MS;
+	static uint8_t buf[PROTO_SHARE_HDR + PROTO_SHARE_BATCH];
+	size_t n = watch_take(s->watch, buf, sizeof(buf));
+	if (s->share_trim)
+		buf[8] |= PROTO_SHARE_TRIM;
+	s->share_trim = false;
+	queue(s, PROTO_SHARE_INVAL, buf, n);
+	s->share_busy = true;
+}
+
+/*
+ * virtiofsd keeps a file open for every inode the guest caches; past 3/4
+ * of its limit, the guest is asked to let go of those it does not use (at
+ * most every few seconds).  Checked every SHARE_FILES_CHECK_MS.
+ */
+static void share_check_files(struct session *s, long long now)
+{
+	if (now < s->files_check_ms)
+		return;
+	s->files_check_ms = now + SHARE_FILES_CHECK_MS;
+	long open = vfs_open_files(&s->vfs);
+	if (open < 0 || open <= vfs_files_max() / 4 * 3 || now < s->trim_ok_ms)
+		return;
+	if (s->args->debug)
+		fprintf(stderr,
+			"ccvm: virtiofsd holds %ld files (limit %ld): asking "
+			"the guest to drop unused inodes\r\n",
+			open, vfs_files_max());
+	s->share_trim = true;
+	s->trim_ok_ms = now + SHARE_TRIM_GAP_MS;
+	share_pump(s);
+}
+
+static void share_read(struct session *s)
+{
+	int r = watch_read(s->watch);
+	if (r < 0) {
+		share_stop(s, "watching the shared directory failed");
+		return;
+	}
+	if (watch_incomplete(s->watch) && !s->watch_warned) {
+		s->watch_warned = true;
+		fprintf(stderr,
+			"ccvm: cannot watch more directories (half of "
+			"fs.inotify.max_user_watches): files changed on the "
+			"host in new directories may not be seen in the "
+			"VM\r\n");
+	}
+	share_pump(s);
+}
+
+/*
+ * Input the user typed after editing a file on the host must not reach
+ * the guest before the edit's invalidation: read stdin only once every
+ * change read until now is applied in the guest.  True when it may be
+ * read now.
+ */
+static bool stdin_may_read(struct session *s)
+{
+	if (!s->watch)
+		return true;
+	if (s->stdin_barrier) {
+		/* Waited for the changes before this input already. */
+		s->stdin_barrier = 0;
+		return true;
+	}
+	share_read(s);
+	if (!s->watch || share_done(s) >= watch_seq(s->watch))
+		return true;
+	s->stdin_barrier = watch_seq(s->watch);
+	share_pump(s); /* now urgent */
+	return false;
+}
+
+static bool stdin_held(const struct session *s)
+{
+	return s->watch && s->stdin_barrier && share_done(s) < s->stdin_barrier;
+}
+
 static void handle_msg(struct session *s, const struct proto_msg *m,
 		       const char *cwd, struct ccvm_err *err)
 {
@@ -612,6 +746,18 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->guest_failed = true;
 		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
 			  (const char *)m->data);
+		break;
+	case PROTO_SHARE_SYNCED:
+		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
+			break;
+		s->share_busy = false;
+		if (proto_get_u64(m->data) > s->share_acked)
+			s->share_acked = proto_get_u64(m->data);
+		if (m->data[8] != 0)
+			share_stop(s,
+				   "the guest stopped following host changes");
+		else
+			share_pump(s);
 		break;
 	case PROTO_CLIP_REQ:
 		if (s->phase == PH_RUN)
@@ -759,9 +905,9 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			proto_writer_wipe(&s->wr);
 			s->secrets_queued = false;
 		}
-		struct pollfd p[6];
+		struct pollfd p[7];
 		int np = 0, i_ctl = -1, i_con = -1, i_err = -1, i_in = -1;
-		int i_clip = -1;
+		int i_clip = -1, i_watch = -1;
 		p[np++] = (struct pollfd){.fd = s->sigfd, .events = POLLIN};
 		if (s->ctl >= 0) {
 			i_ctl = np;
@@ -782,9 +928,14 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			    (struct pollfd){.fd = s->qerr, .events = POLLIN};
 		}
 		if (s->phase == PH_RUN && s->stdin_open && s->ctl >= 0 &&
-		    !proto_writer_full(&s->wr)) {
+		    !proto_writer_full(&s->wr) && !stdin_held(s)) {
 			i_in = np;
 			p[np++] = (struct pollfd){.fd = STDIN_FILENO,
+						  .events = POLLIN};
+		}
+		if (s->watch) {
+			i_watch = np;
+			p[np++] = (struct pollfd){.fd = watch_fd(s->watch),
 						  .events = POLLIN};
 		}
 		if (clip_fd(&s->clip) >= 0) {
@@ -820,6 +971,15 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (s->watch && s->phase == PH_RUN) {
+			long long due = s->files_check_ms;
+			if (watch_pending(s->watch) && !s->share_busy &&
+			    s->share_next_ms < due)
+				due = s->share_next_ms;
+			int left = due > now ? (int)(due - now) : 0;
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
 		int cl = clip_timeout_ms(&s->clip, now);
 		if (cl >= 0 && (timeout < 0 || cl < timeout))
 			timeout = cl;
@@ -829,6 +989,10 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			return ccvm_err_sys(err, errno, "poll");
 		if (s->phase == PH_BOOT)
 			spinner_draw(s);
+		if (s->watch && s->phase == PH_RUN) {
+			share_check_files(s, util_now_ms());
+			share_pump(s);
+		}
 		if (n <= 0) {
 			clip_pump(&s->clip, util_now_ms(), &s->wr);
 			continue;
@@ -856,8 +1020,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			read_stream(&s->con, &s->console, s->args->debug);
 		if (i_err >= 0 && (p[i_err].revents & (POLLIN | POLLHUP)))
 			read_stream(&s->qerr, &s->qemu_err, s->args->debug);
+		if (i_watch >= 0 && s->watch && (p[i_watch].revents & POLLIN))
+			share_read(s);
 		if (i_in >= 0 &&
-		    (p[i_in].revents & (POLLIN | POLLHUP | POLLERR)))
+		    (p[i_in].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    stdin_may_read(s))
 			read_stdin(s);
 		if (i_clip >= 0 &&
 		    (p[i_clip].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1057,13 +1224,45 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	const char *why = NULL;
 	const char *vfs_bin = vfs_find(&why);
 	if (vfs_bin) {
+		/* Read-write: the guest caches what the host reports
+		 * changes of (watch.h).  Read-only, an overlay sits on the
+		 * share and cannot be told: nothing is cached. */
 		struct ccvm_err verr = {0};
-		if (vfs_start(vfs_bin, cwd, cfg->writable_cwd,
+		const char *cache = getenv(VFS_ENV_CACHE);
+		if (cache && strcmp(cache, "0") == 0) {
+			if (args->debug)
+				fprintf(stderr,
+					"ccvm: %s=0: the guest caches "
+					"no name or attribute\n",
+					VFS_ENV_CACHE);
+		} else if (cfg->writable_cwd &&
+			   vfs_files_max() < VFS_CACHE_MIN_FILES) {
+			fprintf(
+			    stderr,
+			    "ccvm: the open-file limit (ulimit -Hn %ld) is "
+			    "under %d: every file access in the VM asks the "
+			    "host (slower)\n",
+			    vfs_files_max(), VFS_CACHE_MIN_FILES);
+		} else if (cfg->writable_cwd &&
+			   watch_open(cwd, &s->watch, &verr) < 0) {
+			fprintf(stderr,
+				"ccvm: %s: every file access in the VM asks "
+				"the host (slower)\n",
+				verr.msg);
+			ccvm_err_clear(&verr);
+		}
+		if (vfs_start(vfs_bin, cwd, cfg->writable_cwd, s->watch != NULL,
 			      args->debug ? STDERR_FILENO : -1, &s->vfs,
 			      &verr) < 0) {
 			if (args->debug)
 				fprintf(stderr, "ccvm: %s; sharing over 9p\n",
 					verr.msg);
+			watch_free(s->watch);
+			s->watch = NULL;
+		} else if (args->debug && s->watch) {
+			fprintf(stderr,
+				"ccvm: watching %zu directories of the share\n",
+				watch_dirs(s->watch));
 		}
 	} else if (args->debug) {
 		fprintf(stderr, "ccvm: %s; sharing over 9p\n", why);
@@ -1184,6 +1383,7 @@ out:
 		qemu_kill(s);
 	}
 	clip_free(&s->clip);
+	watch_free(s->watch);
 	spinner_clear(s);
 	term_restore(&s->term);
 	vfs_stop(&s->vfs);     /* after QEMU, its only client */

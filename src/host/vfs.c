@@ -24,8 +24,10 @@
 #define _GNU_SOURCE
 #include "vfs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -39,6 +41,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -111,8 +114,8 @@ void vfs_argv_free(char **v)
 	free(v);
 }
 
-int vfs_argv(const char *bin, const char *dir, bool debug, char ***out,
-	     struct ccvm_err *err)
+int vfs_argv(const char *bin, const char *dir, bool debug, bool cached,
+	     char ***out, struct ccvm_err *err)
 {
 	for (const unsigned char *p = (const unsigned char *)dir; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
@@ -120,10 +123,12 @@ int vfs_argv(const char *bin, const char *dir, bool debug, char ***out,
 					    "virtiofs: the directory's path "
 					    "has a control character");
 	/*
-	 * cache=auto with timeout=0: the page cache is kept while a file is
-	 * open and dropped on every open (close-to-open), and no name or
-	 * attribute is cached, so an edit on the host is seen at once.
-	 * bench/README.md has the measurements behind this choice.
+	 * cache=auto: the page cache is kept while a file is open and
+	 * dropped on every open (close-to-open).  Names and attributes are
+	 * cached for VFS_CACHED_TIMEOUT when the host reports its changes to
+	 * the guest (cached: watch.h, docs/share.md), else not at all
+	 * (timeout=0): every lookup and stat asks us, and an edit on the
+	 * host is seen at once.  bench/README.md has the measurements.
 	 * --rlimit-nofile=0: raising the limit needs a privilege we lack.
 	 * --thread-pool-size=0: requests are served on the queue's thread,
 	 * without a hand-off to a pool; with nothing cached, latency per
@@ -133,7 +138,7 @@ int vfs_argv(const char *bin, const char *dir, bool debug, char ***out,
 	    "-o",
 	    "cache=auto",
 	    "-o",
-	    "timeout=0",
+	    cached ? "timeout=" VFS_CACHED_TIMEOUT : "timeout=0",
 	    "-o",
 	    "announce_submounts",
 	    "--rlimit-nofile=0",
@@ -284,6 +289,13 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *p)
 		child_fail(p, "making mounts private");
 	if (!p->writable && bind_read_only(p->dir) < 0)
 		child_fail(p, "read-only bind of the directory");
+	/* virtiofsd holds a file for every inode the guest knows, and the
+	 * guest keeps what it caches: as many as the user may have. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (raise_ambient_caps() < 0)
 		child_fail(p, "ambient capabilities");
 	if (id_calls_succeed() < 0)
@@ -361,11 +373,11 @@ out:
 	return r;
 }
 
-int vfs_start(const char *bin, const char *dir, bool writable, int errfd,
-	      struct vfs_daemon *d, struct ccvm_err *err)
+int vfs_start(const char *bin, const char *dir, bool writable, bool cached,
+	      int errfd, struct vfs_daemon *d, struct ccvm_err *err)
 {
 	char **argv = NULL;
-	int r = vfs_argv(bin, dir, errfd >= 0, &argv, err);
+	int r = vfs_argv(bin, dir, errfd >= 0, cached, &argv, err);
 	if (r < 0)
 		return r;
 	int lfd = -1, cfd = -1, st[2] = {-1, -1};
@@ -432,6 +444,55 @@ out:
 			close(st[i]);
 	vfs_argv_free(argv);
 	return r;
+}
+
+long vfs_files_max(void)
+{
+	struct rlimit r;
+	if (getrlimit(RLIMIT_NOFILE, &r) < 0)
+		return 0;
+	return r.rlim_max == RLIM_INFINITY ? LONG_MAX : (long)r.rlim_max;
+}
+
+/* Entries of /proc/<pid>/fd, or -errno. */
+static long count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	long n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+long vfs_open_files(const struct vfs_daemon *d)
+{
+	if (d->pid <= 0)
+		return -ESRCH;
+	/* virtiofsd serves from a child in its own pid namespace. */
+	char path[80], buf[64] = "";
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)d->pid,
+		 (int)d->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+	}
+	long child;
+	char *end = buf;
+	child = strtol(buf, &end, 10);
+	long a = count_fds(d->pid);
+	if (end == buf || child <= 0)
+		return a;
+	long b = count_fds((pid_t)child);
+	return b < 0 ? a : (a < 0 ? b : a + b);
 }
 
 void vfs_stop(struct vfs_daemon *d)

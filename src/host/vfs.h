@@ -18,6 +18,8 @@
 #define VFS_DAEMON_PATH "/usr/lib/qemu/virtiofsd"
 /* A virtiofsd binary, or "none" to keep the share on 9p. */
 #define VFS_ENV_DAEMON "CCVM_VIRTIOFSD"
+/* "0": no name or attribute cache in the guest, no watch (comparisons). */
+#define VFS_ENV_CACHE "CCVM_SHARE_CACHE"
 /* The fd the daemon gets its listening socket on (--fd=). */
 #define VFS_CHILD_LISTEN_FD 3
 
@@ -33,12 +35,18 @@ struct vfs_daemon {
  */
 const char *vfs_find(const char **why);
 
+/* How long the guest may keep names and attributes (seconds) when the
+ * host reports its changes: the session, in practice. */
+#define VFS_CACHED_TIMEOUT "31536000"
+
 /*
  * virtiofsd's argv for dir (malloc'ed vector of malloc'ed strings, freed
- * with vfs_argv_free).  Pure.  -EINVAL for control characters in dir.
+ * with vfs_argv_free).  cached: names and attributes may be kept for
+ * VFS_CACHED_TIMEOUT (the host reports its changes), else never.  Pure.
+ * -EINVAL for control characters in dir.
  */
-int vfs_argv(const char *bin, const char *dir, bool debug, char ***out,
-	     struct ccvm_err *err);
+int vfs_argv(const char *bin, const char *dir, bool debug, bool cached,
+	     char ***out, struct ccvm_err *err);
 void vfs_argv_free(char **v);
 
 /*
@@ -47,8 +55,15 @@ void vfs_argv_free(char **v);
  * goes to errfd (debug) or /dev/null (errfd < 0).  The caller passes
  * d->qemu_fd to QEMU and ends the daemon with vfs_stop.
  */
-int vfs_start(const char *bin, const char *dir, bool writable, int errfd,
-	      struct vfs_daemon *d, struct ccvm_err *err);
+int vfs_start(const char *bin, const char *dir, bool writable, bool cached,
+	      int errfd, struct vfs_daemon *d, struct ccvm_err *err);
+
+/* The most files virtiofsd may hold open (the user's hard RLIMIT_NOFILE,
+ * which it is started with), and how many it holds now (-errno when that
+ * cannot be read).  A guest that caches keeps one open per inode. */
+#define VFS_CACHE_MIN_FILES 4096
+long vfs_files_max(void);
+long vfs_open_files(const struct vfs_daemon *d);
 
 /* Kills and reaps the daemon, closes the socket; idempotent. */
 void vfs_stop(struct vfs_daemon *d);

@@ -15,47 +15,66 @@ P=$(new_project)
 cd "$P" || exit 1
 wait_file() { local i; for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
-# --- coherence: host edits while the guest keeps reading -------------------
+# --- coherence: host edits, then input -------------------------------------
+# The guest caches names and attributes (read-write share); the host tells
+# it what changed.  The user's order: edit on the host, then type.  Each
+# step's line reaches the guest only after the edits made before it are
+# applied there, so each read below must see them at once.
 printf 'aaaa\n' >f
 echo bye >gone
-# The guest rereads f in a loop (so whatever it caches is fresh) until the
-# host's next step file appears, then reads f once more at once.
+mkdir sub && echo inside >sub/h
+echo x >late
 cat >g.sh <<'EOF'
-step() {
-	local i=0
-	while [ ! -e "$1" ]; do
-		cat f >/dev/null
-		i=$((i + 1)); [ $i -gt 3000 ] && exit 9
-	done
-}
-mount | grep " $PWD " >mounts
-cat f >seen0; touch ready1
-step step1; cat f >seen1; touch ready2
-step step2; cat f >seen2
+grep " $PWD " /proc/mounts >mounts
+cat f >seen0; cat sub/h late >/dev/null; ls -lR >/dev/null; touch ready1
+read -r l; cat f >seen1; touch ready2
+read -r l; cat f >seen2
 if [ -e gone ]; then echo present; else echo absent; fi >gone-seen
-cat new >seen-new 2>&1; ls >listing; touch ready3
-step step3; cat f >seen3
+cat new >seen-new 2>&1; ls >listing
+{ cat sub/h; cat sub2/h; } >seen-moved 2>&1; touch ready3
+read -r l; cat f >seen3; echo guest-wrote >mine; touch ready4
+read -r l; cat mine >seen-mine; touch ready5
+# No input this time: a host edit still arrives, just not ordered.
+s0=$(date +%s%N)
+until [ "$(stat -c %s late 2>/dev/null)" = 9 ]; do
+	[ $((($(date +%s%N) - s0) / 1000000)) -gt 20000 ] && break
+done
+echo $((($(date +%s%N) - s0) / 1000000)) >late-ms
+cat late >seen-late 2>&1
 echo guest >by-user; sudo -n sh -c 'echo root > by-root'
 EOF
-"$CCVM" --shell -- bash g.sh >"$T_TMP/out" 2>&1 &
+mkfifo "$T_TMP/in.fifo"
+"$CCVM" --shell -- bash g.sh <"$T_TMP/in.fifo" >"$T_TMP/out" 2>&1 &
 PID=$!
+exec 7>"$T_TMP/in.fifo"
 if wait_file ready1 120; then
+	vfsd=$(pgrep -u "$(id -u)" -f 'virtiofsd.*source=' | head -1)
+	ps -o args= -p "$vfsd" >"$T_TMP/vfsd-args" 2>/dev/null
 	printf 'bbbb\n' >f.tmp && cat f.tmp >f && rm f.tmp # same size, in place
-	touch step1
+	echo step1 >&7
 	wait_file ready2 60
 	printf 'a longer line than before\n' >>f # grown
 	rm gone
 	echo hello >new
-	touch step2
+	mv sub sub2 # a directory the guest has looked into
+	echo step2 >&7
 	wait_file ready3 60
 	printf 'c\n' >f # shrunk
-	touch step3
+	echo step3 >&7
+	wait_file ready4 60
+	echo host-wrote >mine # over the guest's own write
+	echo step4 >&7
+	wait_file ready5 60
+	echo 12345678 >late
 fi
+exec 7>&-
 wait $PID
 rc=$?
 check "session exits 0 (rc=$rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$T_TMP/out" | tail -20
 check "the share is virtiofs ($(cat mounts 2>/dev/null))" grep -q ' virtiofs ' mounts
+check "virtiofsd lets the guest cache names and attributes" \
+	grep -q 'timeout=31536000' "$T_TMP/vfsd-args"
 check "guest read the first content" [ "$(cat seen0 2>/dev/null)" = aaaa ]
 check "same-size edit on the host seen at once ($(cat seen1 2>/dev/null))" \
 	[ "$(cat seen1 2>/dev/null)" = bbbb ]
@@ -65,12 +84,26 @@ check "file deleted on the host is gone in the guest" [ "$(cat gone-seen 2>/dev/
 check "file created on the host shows up in the guest" [ "$(cat seen-new 2>/dev/null)" = hello ]
 check "listing has the new file, not the deleted one" \
 	bash -c 'grep -qx new listing && ! grep -qx gone listing'
+check "directory renamed on the host: old path gone, new one there ($(tr '\n' '|' <seen-moved 2>/dev/null))" \
+	bash -c 'grep -q "sub/h: No such file" seen-moved && grep -qx inside seen-moved'
 check "shrunk file seen at once ($(cat seen3 2>/dev/null))" [ "$(cat seen3 2>/dev/null)" = c ]
+check "host write over a guest write seen ($(cat seen-mine 2>/dev/null))" \
+	[ "$(cat seen-mine 2>/dev/null)" = host-wrote ]
+check "a host edit with no input after it still arrives ($(cat late-ms 2>/dev/null) ms)" \
+	[ "$(cat seen-late 2>/dev/null)" = 12345678 ]
+diag "a host edit, no input after it, seen $(cat late-ms 2>/dev/null) ms after the guest began to look (the host polls every 0.1 s)"
 check "a file the guest user made is the host user's" \
 	[ "$(stat -c %u:%g by-user 2>/dev/null)" = "$(id -u):$(id -g)" ]
 check "a file root in the guest made is the host user's" \
 	[ "$(stat -c %u:%g by-root 2>/dev/null)" = "$(id -u):$(id -g)" ]
 check "no QEMU or virtiofsd left" [ -z "$(leftovers)" ]
+
+# Read-only mode puts an overlay over the share, which cannot be told
+# about host changes: nothing is cached there, and nothing is watched.
+n=$("$CCVM" --ccvm-debug --read-only-cwd --shell -- true 2>&1 | grep -c 'watching .* directories of the share')
+check "read-only: the host does not watch, the guest does not cache ($n)" [ "$n" -eq 0 ]
+n=$("$CCVM" --ccvm-debug --shell -- true 2>&1 | grep -c 'watching .* directories of the share')
+check "read-write: the host watches the share ($n)" [ "$n" -eq 1 ]
 
 # --- read-only: root in the guest mounting the share again, read-write -----
 R=$(new_project)

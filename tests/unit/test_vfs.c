@@ -36,9 +36,9 @@ static void test_argv(void **state)
 	(void)state;
 	char **v = NULL;
 	struct ccvm_err e = {0};
-	assert_int_equal(
-	    vfs_argv("/usr/lib/qemu/virtiofsd", "/home/u/proj", false, &v, &e),
-	    0);
+	assert_int_equal(vfs_argv("/usr/lib/qemu/virtiofsd", "/home/u/proj",
+				  false, false, &v, &e),
+			 0);
 	assert_string_equal(v[0], "/usr/lib/qemu/virtiofsd");
 	assert_true(has(v, "--fd=3"));
 	assert_true(has(v, "source=/home/u/proj"));
@@ -53,8 +53,16 @@ static void test_argv(void **state)
 		assert_null(strstr(v[i], "--socket-path"));
 	vfs_argv_free(v);
 
-	assert_int_equal(vfs_argv("/x", "/p", true, &v, &e), 0);
+	assert_int_equal(vfs_argv("/x", "/p", true, false, &v, &e), 0);
 	assert_true(has(v, "log_level=info"));
+	vfs_argv_free(v);
+
+	/* With the host reporting its changes: a long cache, nothing else
+	 * different. */
+	assert_int_equal(vfs_argv("/x", "/p", false, true, &v, &e), 0);
+	assert_true(has(v, "cache=auto"));
+	assert_true(has(v, "timeout=" VFS_CACHED_TIMEOUT));
+	assert_false(has(v, "timeout=0"));
 	vfs_argv_free(v);
 }
 
@@ -64,13 +72,14 @@ static void test_source_escaped(void **state)
 	char **v = NULL;
 	struct ccvm_err e = {0};
 	/* ',' would end the -o value and '\\' escapes: both escaped. */
-	assert_int_equal(vfs_argv("/x", "/a,b\\c,cache=none", false, &v, &e),
-			 0);
+	assert_int_equal(
+	    vfs_argv("/x", "/a,b\\c,cache=none", false, false, &v, &e), 0);
 	assert_true(has(v, "source=/a\\,b\\\\c\\,cache=none"));
 	assert_false(has(v, "cache=none"));
 	vfs_argv_free(v);
 
-	assert_int_equal(vfs_argv("/x", "/a\nb", false, &v, &e), -EINVAL);
+	assert_int_equal(vfs_argv("/x", "/a\nb", false, false, &v, &e),
+			 -EINVAL);
 	assert_non_null(strstr(e.msg, "control character"));
 }
 
