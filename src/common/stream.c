@@ -63,6 +63,25 @@ static enum stream_state put(struct proto_writer *w, uint8_t type, uint16_t id,
 						       : STREAM_OPEN;
 }
 
+/* Writes p to the socket until it is all written or the socket would
+ * block; what it took counts as consumed.  -1: the socket failed. */
+static ssize_t write_some(struct stream *s, const uint8_t *p, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(s->fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+		s->consumed += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
 bool stream_done(const struct stream *s)
 {
 	return s->peer_fin && s->sent_fin && s->off == s->len;
@@ -71,17 +90,10 @@ bool stream_done(const struct stream *s)
 enum stream_state stream_write(struct stream *s, struct proto_writer *w,
 			       uint16_t id)
 {
-	while (s->off < s->len) {
-		ssize_t n = write(s->fd, s->buf + s->off, s->len - s->off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0)
-			return STREAM_BROKEN;
-		s->off += (size_t)n;
-		s->consumed += (size_t)n;
-	}
+	ssize_t n = write_some(s, s->buf + s->off, s->len - s->off);
+	if (n < 0)
+		return STREAM_BROKEN;
+	s->off += (size_t)n;
 	if (s->off == s->len)
 		s->off = s->len = 0;
 	/* Only in steps: the peer has credit left until WINDOW_INIT are
@@ -109,17 +121,12 @@ enum stream_state stream_deliver(struct stream *s, struct proto_writer *w,
 		return STREAM_BROKEN;
 	/* Nothing waiting: straight from the frame to the socket, and only
 	 * what the socket does not take into buf (one copy fewer). */
-	while (s->off == s->len && len > 0) {
-		ssize_t n = write(s->fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0)
+	if (s->off == s->len) {
+		ssize_t n = write_some(s, data, len);
+		if (n < 0)
 			return STREAM_BROKEN;
 		data += n;
 		len -= (size_t)n;
-		s->consumed += (size_t)n;
 	}
 	if (len > 0)
 		stream_take(s, data, len); /* fits: checked above */
@@ -163,4 +170,94 @@ short stream_events(const struct stream *s, bool writer_full)
 	if (s->off < s->len)
 		ev |= POLLOUT;
 	return ev;
+}
+
+/* --- the table of streams ---------------------------------------------- */
+
+int stream_table_init(struct stream_table *t, size_t max)
+{
+	memset(t, 0, sizeof(*t));
+	if (max == 0 || max > STREAM_TABLE_CHANS)
+		return -EINVAL;
+	t->max = max;
+	t->entry = calloc(STREAM_TABLE_CHANS, sizeof(*t->entry));
+	t->pos = calloc(STREAM_TABLE_CHANS, sizeof(*t->pos));
+	t->live = calloc(max, sizeof(*t->live));
+	if (!t->entry || !t->pos || !t->live) {
+		stream_table_fini(t);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void stream_table_fini(struct stream_table *t)
+{
+	free(t->entry);
+	free(t->pos);
+	free(t->live);
+	memset(t, 0, sizeof(*t));
+}
+
+bool stream_table_full(const struct stream_table *t)
+{
+	return t->n >= t->max;
+}
+
+void *stream_table_get(const struct stream_table *t, uint16_t chan)
+{
+	return t->entry[chan];
+}
+
+int stream_table_add(struct stream_table *t, uint16_t chan, void *entry)
+{
+	if (!entry)
+		return -EINVAL;
+	if (t->entry[chan])
+		return -EEXIST;
+	if (stream_table_full(t))
+		return -ENOSPC;
+	t->entry[chan] = entry;
+	t->pos[chan] = (uint16_t)t->n;
+	t->live[t->n++] = chan;
+	return 0;
+}
+
+int stream_table_alloc(struct stream_table *t, void *entry, uint16_t *chan)
+{
+	if (stream_table_full(t))
+		return -ENOSPC;
+	uint16_t c = t->next;
+	while (t->entry[c]) /* ends: fewer than 65536 are live */
+		c++;
+	int r = stream_table_add(t, c, entry);
+	if (r < 0)
+		return r;
+	t->next = (uint16_t)(c + 1);
+	*chan = c;
+	return 0;
+}
+
+void *stream_table_remove(struct stream_table *t, uint16_t chan)
+{
+	void *e = t->entry[chan];
+	if (!e)
+		return NULL;
+	uint16_t last = t->live[--t->n];
+	t->live[t->pos[chan]] = last;
+	t->pos[last] = t->pos[chan];
+	t->entry[chan] = NULL;
+	return e;
+}
+
+void *stream_table_next(const struct stream_table *t, struct stream_iter *it)
+{
+	/* Removing the current entry moves the last one into its place:
+	 * that one comes next, at the same index. */
+	if (it->started && it->k < t->n && t->live[it->k] == it->chan)
+		it->k++;
+	if (it->k >= t->n)
+		return NULL;
+	it->started = true;
+	it->chan = t->live[it->k];
+	return t->entry[it->chan];
 }

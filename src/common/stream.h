@@ -66,3 +66,46 @@ enum stream_state stream_read(struct stream *s, struct proto_writer *w,
 bool stream_done(const struct stream *s);
 /* poll(2) events the stream wants; none for reading while full. */
 short stream_events(const struct stream *s, bool writer_full);
+
+/*
+ * The streams of one end, by channel number, each an entry of the caller's
+ * (the table only holds the pointer).  The live channels are also kept in
+ * a dense list, so a loop walks what is live rather than all 65536 slots;
+ * adding, removing and looking up are O(1).
+ */
+#define STREAM_TABLE_CHANS 65536
+
+struct stream_table {
+	void **entry;	/* by chan, NULL when free */
+	uint16_t *pos;	/* by chan: its index in live */
+	uint16_t *live; /* the live chans, densely: live[0..n) */
+	size_t n, max;
+	uint16_t next; /* where stream_table_alloc looks first */
+};
+
+/* An empty table for at most max (<= STREAM_TABLE_CHANS) entries. */
+int stream_table_init(struct stream_table *t, size_t max);
+/* Frees the table, not the entries. */
+void stream_table_fini(struct stream_table *t);
+bool stream_table_full(const struct stream_table *t);
+/* The entry on chan, or NULL. */
+void *stream_table_get(const struct stream_table *t, uint16_t chan);
+/* Puts entry (not NULL) on chan: -EEXIST when chan is taken, -ENOSPC when
+ * the table is full. */
+int stream_table_add(struct stream_table *t, uint16_t chan, void *entry);
+/* Puts entry on the next free chan after the last one allocated (round
+ * robin, so a number is not soon reused) and sets *chan; -ENOSPC. */
+int stream_table_alloc(struct stream_table *t, void *entry, uint16_t *chan);
+/* Takes chan's entry out of the table and returns it (NULL: none). */
+void *stream_table_remove(struct stream_table *t, uint16_t chan);
+
+/* A walk of the live entries:
+ *	struct stream_iter it = {0};
+ *	while ((e = stream_table_next(t, &it)))  ... it.chan ...
+ * The body may remove the current entry (it.chan), no other. */
+struct stream_iter {
+	size_t k;      /* index in live of the current entry */
+	uint16_t chan; /* the current entry's */
+	bool started;
+};
+void *stream_table_next(const struct stream_table *t, struct stream_iter *it);

@@ -39,7 +39,6 @@
 #define PORT_WAIT_MS 10000
 #define LOG_MAX	     (4 * 1024 * 1024)
 #define MAX_STREAMS  1024
-#define NCHAN	     65536
 #define DNS_SLOTS    256
 #define DNS_TCP_MAXC 16
 
@@ -159,7 +158,6 @@ static void setup_rules_async(void)
 
 struct gchan {
 	struct stream st; /* the client's socket <-> the host */
-	size_t slot;	  /* index in net.act */
 	char dst[64];
 };
 
@@ -185,12 +183,9 @@ struct net {
 	int port;
 	struct proto_reader *rd;
 	struct proto_writer wr;
-	struct gchan **ch;
-	size_t nch;
-	/* The live stream ids, densely: the loop walks these, not all of ch
+	/* struct gchan by stream id; the loop walks only the live ones
 	 * (65536 slots cost ~0.2 ms per wakeup under TCG). */
-	uint16_t act[MAX_STREAMS];
-	uint16_t next_id;
+	struct stream_table ch;
 	int fwd4, fwd6, udp53, tcp53;
 	struct dns_pending dns[DNS_SLOTS];
 	unsigned dns_next;
@@ -235,15 +230,11 @@ static void put(struct net *n, uint8_t type, uint16_t chan, const void *d,
 
 static void chan_free(struct net *n, uint16_t id, bool reset)
 {
-	struct gchan *c = n->ch[id];
+	struct gchan *c = stream_table_remove(&n->ch, id);
 	if (!c)
 		return;
 	stream_close(&c->st, reset);
-	uint16_t last = n->act[--n->nch];
-	n->act[c->slot] = last;
-	n->ch[last]->slot = c->slot;
 	free(c);
-	n->ch[id] = NULL;
 }
 
 static void chan_abort(struct net *n, uint16_t id)
@@ -266,12 +257,14 @@ static void chan_after(struct net *n, uint16_t id, enum stream_state st)
 
 static void client_write(struct net *n, uint16_t id)
 {
-	chan_after(n, id, stream_write(&n->ch[id]->st, &n->wr, id));
+	struct gchan *c = stream_table_get(&n->ch, id);
+	chan_after(n, id, stream_write(&c->st, &n->wr, id));
 }
 
 static void client_read(struct net *n, uint16_t id)
 {
-	chan_after(n, id, stream_read(&n->ch[id]->st, &n->wr, id));
+	struct gchan *c = stream_table_get(&n->ch, id);
+	chan_after(n, id, stream_read(&c->st, &n->wr, id));
 }
 
 static void fwd_accept(struct net *n, int lfd, bool v6)
@@ -298,14 +291,10 @@ static void fwd_accept(struct net *n, int lfd, bool v6)
 		o.port = ntohs(d.sin_port);
 		memcpy(o.addr, &d.sin_addr, 4);
 	}
-	if (n->nch >= MAX_STREAMS) {
+	if (stream_table_full(&n->ch)) {
 		log_line(n, "failed: too many open connections");
 		goto drop;
 	}
-	uint16_t id = n->next_id;
-	while (n->ch[id])
-		id++;
-	n->next_id = (uint16_t)(id + 1);
 	struct gchan *c = calloc(1, sizeof(*c));
 	if (!c)
 		goto drop;
@@ -317,9 +306,8 @@ static void fwd_accept(struct net *n, int lfd, bool v6)
 	inet_ntop(o.family, o.addr, as, sizeof(as));
 	snprintf(c->dst, sizeof(c->dst), v6 ? "[%s]:%u" : "%s:%u", as,
 		 (unsigned)o.port);
-	n->ch[id] = c;
-	c->slot = n->nch;
-	n->act[n->nch++] = id;
+	uint16_t id;
+	stream_table_alloc(&n->ch, c, &id); /* not full: checked above */
 	uint8_t p[PROTO_NET_OPEN_MAX];
 	put(n, PROTO_NET_OPEN, id, p, proto_net_open_encode(&o, p));
 	/* The client usually wrote its first bytes already: send them with
@@ -464,7 +452,7 @@ static void dns_answer(struct net *n, const struct proto_msg *m)
 
 static void handle(struct net *n, const struct proto_msg *m)
 {
-	struct gchan *c = n->ch[m->chan];
+	struct gchan *c = stream_table_get(&n->ch, m->chan);
 	switch (m->type) {
 	case PROTO_NET_OPEN_OK:
 		break; /* data already flows within the window */
@@ -560,26 +548,26 @@ static void loop(struct net *n)
 			pf[np++] =
 			    (struct pollfd){.fd = n->tcpc[i].fd, .events = lev};
 		int base_ch = np;
-		for (size_t k = 0; k < n->nch; k++) {
-			uint16_t id = n->act[k];
-			struct gchan *c = n->ch[id];
+		struct stream_iter it = {0};
+		struct gchan *c;
+		while ((c = stream_table_next(&n->ch, &it))) {
 			short ev = stream_events(&c->st, full);
 			if (!ev)
 				continue;
-			ids[np] = id;
+			ids[np] = it.chan;
 			pf[np++] =
 			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
 		if (poll(pf, (nfds_t)np, -1) <= 0)
 			continue;
 		for (int i = base_ch; i < np; i++) {
-			struct gchan *c = n->ch[ids[i]];
+			c = stream_table_get(&n->ch, ids[i]);
 			short re = pf[i].revents;
 			if (!c || !re || c->st.fd != pf[i].fd)
 				continue;
 			if (re & POLLOUT)
 				client_write(n, ids[i]);
-			if (n->ch[ids[i]] &&
+			if (stream_table_get(&n->ch, ids[i]) &&
 			    (re & (POLLIN | POLLHUP | POLLERR)))
 				client_read(n, ids[i]);
 		}
@@ -650,9 +638,9 @@ static void __attribute__((noreturn)) child(int ready)
 	n.tcp53 = listen_on(AF_INET, SOCK_STREAM, 53);
 	n.port = open(dev, O_RDWR | O_CLOEXEC | O_NOCTTY);
 	n.rd = malloc(sizeof(*n.rd));
-	n.ch = calloc(NCHAN, sizeof(*n.ch));
 	if (r < 0 || n.fwd4 < 0 || n.fwd6 < 0 || n.udp53 < 0 || n.tcp53 < 0 ||
-	    n.port < 0 || !n.rd || !n.ch || proto_writer_init(&n.wr) < 0) {
+	    n.port < 0 || !n.rd || stream_table_init(&n.ch, MAX_STREAMS) < 0 ||
+	    proto_writer_init(&n.wr) < 0) {
 		glog_always("net: set-up failed: the guest has no network");
 		_exit(1);
 	}

@@ -31,8 +31,6 @@
 #include "stream.h"
 #include "util.h"
 
-#define NCHAN 65536
-
 struct hchan {
 	struct stream st; /* the socket <-> the guest */
 	bool connecting;
@@ -44,7 +42,6 @@ struct hchan {
 	 * whichever address family the guest happened to pick). */
 	bool has_alt;
 	struct dns_addr alt;
-	size_t slot;  /* index in eg.act */
 	char dst[64]; /* "1.2.3.4:80" for messages */
 };
 
@@ -63,10 +60,8 @@ struct eg {
 	struct egress_policy *p;
 	struct proto_reader *rd;
 	struct proto_writer wr;
-	struct hchan **ch; /* NCHAN slots */
-	size_t nch;
-	uint16_t act[EGRESS_MAX_STREAMS]; /* the live ids, densely */
-	int jobs[2];			  /* finished dns_job pointers */
+	struct stream_table ch; /* struct hchan by stream id */
+	int jobs[2];		/* finished dns_job pointers */
 	int nl; /* rtnetlink, address changes; -1: reload every time */
 	bool addrs_stale;
 	unsigned dns_busy;
@@ -94,15 +89,11 @@ static void put_u8_text(struct eg *e, uint8_t type, uint16_t chan, uint8_t b,
 
 static void chan_free(struct eg *e, uint16_t id, bool reset)
 {
-	struct hchan *c = e->ch[id];
+	struct hchan *c = stream_table_remove(&e->ch, id);
 	if (!c)
 		return;
 	stream_close(&c->st, reset);
-	uint16_t last = e->act[--e->nch];
-	e->act[c->slot] = last;
-	e->ch[last]->slot = c->slot;
 	free(c);
-	e->ch[id] = NULL;
 }
 
 static void chan_abort(struct eg *e, uint16_t id)
@@ -202,7 +193,7 @@ static int chan_connect(struct hchan *c, const struct dns_addr *target)
 static void net_open(struct eg *e, const struct proto_msg *m)
 {
 	uint16_t id = m->chan;
-	if (e->ch[id]) {
+	if (stream_table_get(&e->ch, id)) {
 		/* A second open on a live stream: the guest is confused. */
 		chan_abort(e, id);
 		return;
@@ -226,7 +217,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		open_fail(e, id, PROTO_NET_FAIL_POLICY, d.why);
 		return;
 	}
-	if (e->nch >= EGRESS_MAX_STREAMS) {
+	if (stream_table_full(&e->ch)) {
 		open_fail(e, id, PROTO_NET_FAIL_CONNECT,
 			  "failed: too many open connections");
 		return;
@@ -248,9 +239,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		else
 			c->alt.bytes[15] = 1; /* ::1 */
 	}
-	e->ch[id] = c;
-	c->slot = e->nch;
-	e->act[e->nch++] = id;
+	stream_table_add(&e->ch, id, c); /* free and not full: checked */
 	int rc = chan_connect(c, &d.target);
 	if (rc == -ECONNREFUSED && c->has_alt) {
 		c->has_alt = false;
@@ -274,7 +263,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 
 static void connect_done(struct eg *e, uint16_t id, int error)
 {
-	struct hchan *c = e->ch[id];
+	struct hchan *c = stream_table_get(&e->ch, id);
 	if (error == ECONNREFUSED && c->has_alt) {
 		c->has_alt = false;
 		int rc = chan_connect(c, &c->alt);
@@ -304,7 +293,7 @@ static void connect_done(struct eg *e, uint16_t id, int error)
  */
 static void ok_before(struct eg *e, uint16_t id, bool reading, size_t more)
 {
-	struct hchan *c = e->ch[id];
+	struct hchan *c = stream_table_get(&e->ch, id);
 	if (!c->ok_pending ||
 	    (!reading && c->st.consumed + (c->st.len - c->st.off) + more <
 			     STREAM_WINDOW_ACK))
@@ -330,19 +319,21 @@ static void chan_after(struct eg *e, uint16_t id, enum stream_state st)
 
 static void sock_write(struct eg *e, uint16_t id)
 {
+	struct hchan *c = stream_table_get(&e->ch, id);
 	ok_before(e, id, false, 0);
-	chan_after(e, id, stream_write(&e->ch[id]->st, &e->wr, id));
+	chan_after(e, id, stream_write(&c->st, &e->wr, id));
 }
 
 static void sock_read(struct eg *e, uint16_t id)
 {
+	struct hchan *c = stream_table_get(&e->ch, id);
 	ok_before(e, id, true, 0);
-	chan_after(e, id, stream_read(&e->ch[id]->st, &e->wr, id));
+	chan_after(e, id, stream_read(&c->st, &e->wr, id));
 }
 
 static void net_data(struct eg *e, const struct proto_msg *m)
 {
-	struct hchan *c = e->ch[m->chan];
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
 	if (!c || m->len == 0)
 		return; /* a stream that ended meanwhile */
 	if (!c->connecting) {
@@ -360,14 +351,14 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 
 static void net_window(struct eg *e, const struct proto_msg *m)
 {
-	struct hchan *c = e->ch[m->chan];
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
 	if (c)
 		stream_credit(&c->st, m->data, m->len);
 }
 
 static void net_close(struct eg *e, const struct proto_msg *m)
 {
-	struct hchan *c = e->ch[m->chan];
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
 	if (!c)
 		return;
 	if (m->len != 1 || m->data[0] != PROTO_NET_FIN) {
@@ -579,14 +570,12 @@ static int loop(struct eg *e)
 			POLLIN | (proto_writer_pending(&e->wr) ? POLLOUT : 0)};
 		pf[np++] = (struct pollfd){.fd = e->jobs[0], .events = POLLIN};
 		long long now = util_now_ms(), next = -1;
-		for (size_t k = 0; k < e->nch; k++) {
-			uint16_t id = e->act[k];
-			struct hchan *c = e->ch[id];
+		struct stream_iter it = {0};
+		struct hchan *c;
+		while ((c = stream_table_next(&e->ch, &it))) {
 			if (c->connecting && now >= c->deadline) {
-				size_t before = e->nch;
-				connect_done(e, id, ETIMEDOUT);
-				if (e->nch < before)
-					k--; /* act[k] is another stream now */
+				/* May free c: the walk goes on all the same. */
+				connect_done(e, it.chan, ETIMEDOUT);
 				continue;
 			}
 			short ev = 0;
@@ -599,7 +588,7 @@ static int loop(struct eg *e)
 			}
 			if (!ev)
 				continue;
-			ids[np] = id;
+			ids[np] = it.chan;
 			pf[np++] =
 			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
@@ -610,7 +599,7 @@ static int loop(struct eg *e)
 		if (n <= 0)
 			continue;
 		for (int i = 2; i < np; i++) {
-			struct hchan *c = e->ch[ids[i]];
+			c = stream_table_get(&e->ch, ids[i]);
 			short re = pf[i].revents;
 			if (!c || !re || c->st.fd != pf[i].fd)
 				continue;
@@ -620,7 +609,7 @@ static int loop(struct eg *e)
 				getsockopt(c->st.fd, SOL_SOCKET, SO_ERROR, &err,
 					   &sl);
 				connect_done(e, ids[i], err);
-				c = e->ch[ids[i]];
+				c = stream_table_get(&e->ch, ids[i]);
 				/* What the guest sent meanwhile (optimistic
 				 * open), and its FIN. */
 				if (c && !c->connecting &&
@@ -630,7 +619,7 @@ static int loop(struct eg *e)
 			}
 			if (re & POLLOUT)
 				sock_write(e, ids[i]);
-			if (e->ch[ids[i]] &&
+			if (stream_table_get(&e->ch, ids[i]) &&
 			    (re & (POLLIN | POLLHUP | POLLERR)))
 				sock_read(e, ids[i]);
 		}
@@ -651,8 +640,8 @@ int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
 	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}, .nl = -1};
 	int r = -ENOMEM;
 	e.rd = malloc(sizeof(*e.rd));
-	e.ch = calloc(NCHAN, sizeof(*e.ch));
-	if (!e.rd || !e.ch || proto_writer_init(&e.wr) < 0)
+	if (!e.rd || stream_table_init(&e.ch, EGRESS_MAX_STREAMS) < 0 ||
+	    proto_writer_init(&e.wr) < 0)
 		goto out;
 	proto_reader_init(e.rd);
 	if (pipe2(e.jobs, O_CLOEXEC) < 0) {
@@ -672,12 +661,12 @@ out:
 			fclose(f);
 		}
 	}
-	if (e.ch)
-		while (e.nch)
-			chan_free(&e, e.act[0], true);
+	struct stream_iter it = {0};
+	while (stream_table_next(&e.ch, &it))
+		chan_free(&e, it.chan, true);
+	stream_table_fini(&e.ch);
 	if (e.nl >= 0)
 		close(e.nl);
-	free(e.ch);
 	free(e.rd);
 	proto_writer_free(&e.wr);
 	/* Resolver threads may still run: leave their pipe to exit(). */

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -229,6 +230,149 @@ static void test_read_reply_and_eof_at_once(void **state)
 	proto_writer_free(&w);
 }
 
+/* --- the table of streams ----------------------------------------------- */
+
+/* Walks t and checks it holds exactly want[0..n) (chans), each once, each
+ * with the entry get returns. */
+static void check_live(const struct stream_table *t, const uint16_t *want,
+		       size_t n)
+{
+	static unsigned char seen[STREAM_TABLE_CHANS];
+	memset(seen, 0, sizeof(seen));
+	struct stream_iter it = {0};
+	void *e;
+	size_t count = 0;
+	while ((e = stream_table_next(t, &it))) {
+		assert_ptr_equal(e, stream_table_get(t, it.chan));
+		assert_int_equal(seen[it.chan], 0);
+		seen[it.chan] = 1;
+		count++;
+	}
+	assert_int_equal(count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(seen[want[i]], 1);
+}
+
+static void test_table_alloc_free_reuse(void **state)
+{
+	(void)state;
+	struct stream_table t;
+	assert_int_equal(stream_table_init(&t, 0), -EINVAL);
+	assert_int_equal(stream_table_init(&t, STREAM_TABLE_CHANS + 1),
+			 -EINVAL);
+	assert_int_equal(stream_table_init(&t, 8), 0);
+	int v[16];
+	uint16_t chan;
+
+	/* Alloc until full: chans in turn, then no more. */
+	for (int i = 0; i < 8; i++) {
+		assert_false(stream_table_full(&t));
+		assert_int_equal(stream_table_alloc(&t, &v[i], &chan), 0);
+		assert_int_equal(chan, i);
+		assert_ptr_equal(stream_table_get(&t, chan), &v[i]);
+	}
+	assert_true(stream_table_full(&t));
+	chan = 999;
+	assert_int_equal(stream_table_alloc(&t, &v[8], &chan), -ENOSPC);
+	assert_int_equal(chan, 999); /* untouched on failure */
+	assert_int_equal(stream_table_add(&t, 100, &v[8]), -ENOSPC);
+	assert_null(stream_table_get(&t, 100));
+	check_live(&t, (const uint16_t[]){0, 1, 2, 3, 4, 5, 6, 7}, 8);
+
+	/* Free in the middle: gone from lookups and from the walk. */
+	assert_ptr_equal(stream_table_remove(&t, 3), &v[3]);
+	assert_null(stream_table_get(&t, 3));
+	assert_null(stream_table_remove(&t, 3));
+	assert_null(stream_table_remove(&t, 500)); /* never used */
+	assert_false(stream_table_full(&t));
+	check_live(&t, (const uint16_t[]){0, 1, 2, 4, 5, 6, 7}, 7);
+
+	/* Taken chans and NULL entries are refused. */
+	assert_int_equal(stream_table_add(&t, 5, &v[9]), -EEXIST);
+	assert_ptr_equal(stream_table_get(&t, 5), &v[5]);
+	assert_int_equal(stream_table_add(&t, 3, NULL), -EINVAL);
+
+	/* Round robin: the freed chan comes back only after all others,
+	 * and live ones are skipped on the way round. */
+	assert_int_equal(stream_table_alloc(&t, &v[10], &chan), 0);
+	assert_int_equal(chan, 8);
+	assert_ptr_equal(stream_table_remove(&t, 8), &v[10]);
+	unsigned turns = 0;
+	do {
+		assert_int_equal(stream_table_alloc(&t, &v[11], &chan), 0);
+		assert_true(chan == 3 || chan > 8);
+		turns++;
+		if (chan != 3)
+			assert_ptr_equal(stream_table_remove(&t, chan), &v[11]);
+	} while (chan != 3);
+	assert_int_equal(turns, STREAM_TABLE_CHANS - 9 + 1);
+	assert_ptr_equal(stream_table_get(&t, 3), &v[11]);
+	check_live(&t, (const uint16_t[]){0, 1, 2, 3, 4, 5, 6, 7}, 8);
+
+	/* A chan given by the peer (the host's way) after a free. */
+	assert_ptr_equal(stream_table_remove(&t, 0), &v[0]);
+	assert_int_equal(stream_table_add(&t, 65535, &v[12]), 0);
+	assert_ptr_equal(stream_table_get(&t, 65535), &v[12]);
+	check_live(&t, (const uint16_t[]){65535, 1, 2, 3, 4, 5, 6, 7}, 8);
+	stream_table_fini(&t);
+	assert_null(t.entry);
+	stream_table_fini(&t); /* twice: harmless */
+}
+
+/* Many chans, scattered: removing the current entry during a walk neither
+ * skips nor repeats one. */
+static void test_table_remove_while_walking(void **state)
+{
+	(void)state;
+	enum { MAX = 1024 };
+	struct stream_table t;
+	assert_int_equal(stream_table_init(&t, MAX), 0);
+	static int v[MAX];
+	static uint16_t chans[MAX], keep[MAX];
+	for (size_t i = 0; i < MAX; i++) {
+		chans[i] = (uint16_t)(i * 4099 + 7);
+		assert_int_equal(stream_table_add(&t, chans[i], &v[i]), 0);
+	}
+	assert_true(stream_table_full(&t));
+	check_live(&t, chans, MAX);
+
+	/* Remove every entry whose value index is odd, and every third
+	 * one, while walking. */
+	static unsigned char visited[STREAM_TABLE_CHANS];
+	struct stream_iter it = {0};
+	int *e;
+	size_t walked = 0, nkeep = 0;
+	while ((e = stream_table_next(&t, &it))) {
+		assert_int_equal(visited[it.chan], 0);
+		visited[it.chan] = 1;
+		walked++;
+		size_t i = (size_t)(e - v);
+		assert_int_equal(chans[i], it.chan);
+		if (i % 2 == 1 || i % 3 == 0)
+			assert_ptr_equal(stream_table_remove(&t, it.chan), e);
+	}
+	assert_int_equal(walked, MAX);
+	for (size_t i = 0; i < MAX; i++)
+		if (!(i % 2 == 1 || i % 3 == 0))
+			keep[nkeep++] = chans[i];
+	check_live(&t, keep, nkeep);
+	for (size_t i = 0; i < MAX; i++)
+		assert_true((stream_table_get(&t, chans[i]) != NULL) ==
+			    !(i % 2 == 1 || i % 3 == 0));
+
+	/* Remove all while walking (how a relay shuts down). */
+	it = (struct stream_iter){0};
+	walked = 0;
+	while ((e = stream_table_next(&t, &it))) {
+		stream_table_remove(&t, it.chan);
+		walked++;
+	}
+	assert_int_equal(walked, nkeep);
+	check_live(&t, NULL, 0);
+	assert_null(stream_table_next(&t, &it));
+	stream_table_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +380,8 @@ int main(void)
 	    cmocka_unit_test(test_window_overrun_and_after_fin),
 	    cmocka_unit_test(test_deliver_writes_through),
 	    cmocka_unit_test(test_read_reply_and_eof_at_once),
+	    cmocka_unit_test(test_table_alloc_free_reuse),
+	    cmocka_unit_test(test_table_remove_while_walking),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
