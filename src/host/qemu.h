@@ -12,6 +12,9 @@
 /* The -add-fd set holding the scratch disk's fd (/dev/fdset/N). */
 #define QEMU_SCRATCH_FDSET 1
 
+/* The guest kernel's CONFIG_HZ (ccvm's and Debian's), for lpj=. */
+#define QEMU_GUEST_HZ 250
+
 struct qemu_spec {
 	const char *qemu;   /* binary, e.g. /usr/bin/qemu-system-x86_64 */
 	const char *kernel; /* vmlinux */
@@ -47,7 +50,7 @@ struct qemu_spec {
 	int vfs_fd;
 	bool debug;	  /* verbose kernel console */
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
-	long tsc_khz;	  /* > 0: tsc_early_khz= on the kernel cmdline */
+	long tsc_khz;	  /* > 0: tsc_early_khz= and lpj= on the cmdline */
 };
 
 struct qemu_argv {

@@ -332,6 +332,8 @@ static void test_cmdline(void **state)
 	    "no_timer_check",
 	    "tsc=reliable",
 	    " tsc_early_khz=2596136 ",
+	    " lpj=10384544 ",
+	    " swiotlb=noforce",
 	    "initcall_blacklist=load_system_certificate_list,init_kprobe_trace",
 	    "random.trust_cpu=on",
 	    "i8042.noaux",
@@ -354,6 +356,8 @@ static void test_cmdline(void **state)
 	assert_null(strstr(c, "quiet"));
 	assert_null(strstr(c, "loglevel=1"));
 	assert_null(strstr(c, "tsc_early_khz"));
+	assert_null(strstr(c, "lpj="));
+	assert_non_null(strstr(c, "swiotlb=noforce"));
 	assert_non_null(strstr(c, "console=ttyS0"));
 	qemu_argv_free(&a);
 }
