@@ -63,7 +63,7 @@ $(BUILD)/.dirs:
 	touch $@
 
 $(BUILD)/ccvm-init: $(GUEST_OBJS) $(BUILD)/gobj/guest/main.o
-	$(CC) -static-pie -Wl,-z,relro,-z,now -o $@ $^
+	$(CC) -static-pie -s -Wl,-z,relro,-z,now -o $@ $^
 
 # The guest init travels inside the host binary (kvmtool's way), so a
 # single file is all an install needs.

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <pwd.h>
 #include <signal.h>
@@ -156,6 +157,9 @@ struct session {
 
 	/* Host changes to the share, for the guest's caches (watch.h). */
 	struct watch *watch;
+	pthread_t filler; /* watch_fill while QEMU boots */
+	bool filling;
+	int fill_result;
 	bool share_busy;	/* a SHARE_INVAL awaits its SHARE_SYNCED */
 	uint64_t share_acked;	/* events the guest has applied */
 	uint64_t stdin_barrier; /* input waits until this is applied */
@@ -578,6 +582,43 @@ static void stop_like_the_agent(struct session *s)
 
 /* --- the relay ----------------------------------------------------------- */
 
+static void share_warn_incomplete(struct session *s)
+{
+	if (!watch_incomplete(s->watch) || s->watch_warned)
+		return;
+	s->watch_warned = true;
+	fprintf(stderr,
+		"ccvm: cannot watch every directory of the share (ccvm takes "
+		"at most half of fs.inotify.max_user_watches): files changed "
+		"on the host in the others may not be seen in the VM\r\n");
+}
+
+static void *fill_main(void *arg)
+{
+	struct session *s = arg;
+	s->fill_result = watch_fill(s->watch);
+	return NULL;
+}
+
+/* The tree is watched before the guest sees the share (SETUP). */
+static void share_join(struct session *s)
+{
+	if (!s->filling)
+		return;
+	pthread_join(s->filler, NULL);
+	s->filling = false;
+	if (s->fill_result < 0)
+		fprintf(stderr,
+			"ccvm: watching the shared directory: %s: files "
+			"changed on the host may not be seen in the VM\r\n",
+			strerror(-s->fill_result));
+	share_warn_incomplete(s);
+	if (s->args->debug)
+		fprintf(stderr,
+			"ccvm: watching %zu directories of the share\r\n",
+			watch_dirs(s->watch));
+}
+
 /* Stops reporting host changes, saying why, once. */
 static void share_stop(struct session *s, const char *why)
 {
@@ -654,14 +695,7 @@ static void share_read(struct session *s)
 		share_stop(s, "watching the shared directory failed");
 		return;
 	}
-	if (watch_incomplete(s->watch) && !s->watch_warned) {
-		s->watch_warned = true;
-		fprintf(stderr,
-			"ccvm: cannot watch more directories (half of "
-			"fs.inotify.max_user_watches): files changed on the "
-			"host in new directories may not be seen in the "
-			"VM\r\n");
-	}
+	share_warn_incomplete(s);
 	share_pump(s);
 }
 
@@ -700,6 +734,7 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 	case PROTO_HELLO:
 		if (s->phase != PH_BOOT)
 			break;
+		share_join(s);
 		if (m->len < 4 || proto_get_u32(m->data) != PROTO_VERSION) {
 			set_error(s,
 				  "guest speaks protocol version %u, ccvm "
@@ -933,7 +968,7 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			p[np++] = (struct pollfd){.fd = STDIN_FILENO,
 						  .events = POLLIN};
 		}
-		if (s->watch) {
+		if (s->watch && s->phase == PH_RUN) {
 			i_watch = np;
 			p[np++] = (struct pollfd){.fd = watch_fd(s->watch),
 						  .events = POLLIN};
@@ -1259,10 +1294,12 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 					verr.msg);
 			watch_free(s->watch);
 			s->watch = NULL;
-		} else if (args->debug && s->watch) {
-			fprintf(stderr,
-				"ccvm: watching %zu directories of the share\n",
-				watch_dirs(s->watch));
+		} else if (s->watch) {
+			/* The walk runs while QEMU boots. */
+			s->filling =
+			    pthread_create(&s->filler, NULL, fill_main, s) == 0;
+			if (!s->filling)
+				s->fill_result = watch_fill(s->watch);
 		}
 	} else if (args->debug) {
 		fprintf(stderr, "ccvm: %s; sharing over 9p\n", why);
@@ -1383,6 +1420,7 @@ out:
 		qemu_kill(s);
 	}
 	clip_free(&s->clip);
+	share_join(s);
 	watch_free(s->watch);
 	spinner_clear(s);
 	term_restore(&s->term);

@@ -123,20 +123,21 @@ int vfs_argv(const char *bin, const char *dir, bool debug, bool cached,
 					    "virtiofs: the directory's path "
 					    "has a control character");
 	/*
-	 * cache=auto: the page cache is kept while a file is open and
-	 * dropped on every open (close-to-open).  Names and attributes are
-	 * cached for VFS_CACHED_TIMEOUT when the host reports its changes to
-	 * the guest (cached: watch.h, docs/share.md), else not at all
-	 * (timeout=0): every lookup and stat asks us, and an edit on the
-	 * host is seen at once.  bench/README.md has the measurements.
+	 * When the host reports its changes to the guest (cached: watch.h,
+	 * docs/share.md): cache=always with timeout=VFS_CACHED_TIMEOUT, so
+	 * the guest keeps names, attributes, directory listings and file
+	 * pages, and drops them when told.  Otherwise cache=auto with
+	 * timeout=0: pages are dropped at every open (close-to-open), names
+	 * and attributes never kept: every lookup and stat asks us, and an
+	 * edit on the host is seen at once.  bench/README.md has the
+	 * measurements.
 	 * --rlimit-nofile=0: raising the limit needs a privilege we lack.
 	 * --thread-pool-size=0: requests are served on the queue's thread,
-	 * without a hand-off to a pool; with nothing cached, latency per
-	 * request is what counts.
+	 * without a hand-off to a pool.
 	 */
 	const char *fixed[] = {
 	    "-o",
-	    "cache=auto",
+	    cached ? "cache=always" : "cache=auto",
 	    "-o",
 	    cached ? "timeout=" VFS_CACHED_TIMEOUT : "timeout=0",
 	    "-o",

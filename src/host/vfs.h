@@ -41,8 +41,9 @@ const char *vfs_find(const char **why);
 
 /*
  * virtiofsd's argv for dir (malloc'ed vector of malloc'ed strings, freed
- * with vfs_argv_free).  cached: names and attributes may be kept for
- * VFS_CACHED_TIMEOUT (the host reports its changes), else never.  Pure.
+ * with vfs_argv_free).  cached: names, attributes, listings and pages may
+ * be kept for VFS_CACHED_TIMEOUT (the host reports its changes), else
+ * names and attributes never, pages until the next open.  Pure.
  * -EINVAL for control characters in dir.
  */
 int vfs_argv(const char *bin, const char *dir, bool debug, bool cached,

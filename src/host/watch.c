@@ -382,27 +382,25 @@ int watch_open(const char *root, struct watch **out, struct ccvm_err *err)
 		goto fail;
 	}
 	r = add_one(w, w->rootfd, 0, "");
-	if (r > 0) {
-		w->root_wd = r;
-		r = add_tree(w, r);
-	} else if (r == 0) {
-		r = -EEXIST;
-	}
-	if (r == -ENOSPC) {
-		r = ccvm_err_set(err, ENOSPC,
-				 "%s has more than %zu directories to watch "
-				 "(half of fs.inotify.max_user_watches)",
-				 root, w->max_dirs);
+	if (r <= 0) {
+		r = ccvm_err_sys(err, r ? -r : EEXIST, "watching %s", root);
 		goto fail;
 	}
-	if (r < 0) {
-		r = ccvm_err_sys(err, -r, "watching %s", root);
-		goto fail;
-	}
+	w->root_wd = r;
 	*out = w;
 	return 0;
 fail:
 	watch_free(w);
+	return r;
+}
+
+int watch_fill(struct watch *w)
+{
+	int r = add_tree(w, w->root_wd);
+	if (r == -ENOSPC) {
+		w->incomplete = true;
+		return 0;
+	}
 	return r;
 }
 

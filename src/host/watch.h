@@ -36,11 +36,18 @@
 struct watch;
 
 /*
- * Watches every directory under root (an absolute path).  -ENOSPC, with
- * err naming the count, when the tree has more directories than ccvm may
- * watch; other -errno for inotify or walk failures.
+ * Starts watching root (an absolute path): the inotify instance and the
+ * root's own watch; watch_fill adds the rest.  -errno with err filled.
  */
 int watch_open(const char *root, struct watch **out, struct ccvm_err *err);
+
+/*
+ * Watches every directory under the root (the slow part: a thread may run
+ * it while nothing else touches w; events meanwhile wait in the inotify
+ * queue).  Past the limit (half of fs.inotify.max_user_watches) the rest
+ * stays unwatched and watch_incomplete says so; 0, or -errno.
+ */
+int watch_fill(struct watch *w);
 void watch_free(struct watch *w);
 
 /* The inotify fd to poll for POLLIN. */
@@ -61,15 +68,15 @@ uint64_t watch_seq(const struct watch *w);
 /* True when changes wait to be sent. */
 bool watch_pending(const struct watch *w);
 
-/* True once a directory could not be watched (limit reached); sticky. */
+/* True once a directory could not be watched (the limit); sticky. */
 bool watch_incomplete(const struct watch *w);
 
 /*
  * Moves pending changes into buf as a SHARE_INVAL payload: u64 seq, u8
  * flags (PROTO_SHARE_ALL), then for each relative path ("." is the root)
  * its attributes as they are now (proto_share_attr) and the path,
- * NUL-terminated.  Takes as many as fit in cap; seq is watch_seq() when nothing is
- * left pending, else the seq of the last complete batch (so an
+ * NUL-terminated.  Takes as many as fit in cap; seq is watch_seq() when nothing
+ * is left pending, else the seq of the last complete batch (so an
  * acknowledgement never claims more than was sent).  Returns the payload
  * length.
  */

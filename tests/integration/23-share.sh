@@ -48,7 +48,7 @@ mkfifo "$T_TMP/in.fifo"
 PID=$!
 exec 7>"$T_TMP/in.fifo"
 if wait_file ready1 120; then
-	vfsd=$(pgrep -u "$(id -u)" -f 'virtiofsd.*source=' | head -1)
+	vfsd=$(pgrep -u "$(id -u)" -f "virtiofsd.*source=$P" | head -1)
 	ps -o args= -p "$vfsd" >"$T_TMP/vfsd-args" 2>/dev/null
 	printf 'bbbb\n' >f.tmp && cat f.tmp >f && rm f.tmp # same size, in place
 	echo step1 >&7

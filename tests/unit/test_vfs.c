@@ -57,10 +57,10 @@ static void test_argv(void **state)
 	assert_true(has(v, "log_level=info"));
 	vfs_argv_free(v);
 
-	/* With the host reporting its changes: a long cache, nothing else
-	 * different. */
+	/* With the host reporting its changes: everything cached, long. */
 	assert_int_equal(vfs_argv("/x", "/p", false, true, &v, &e), 0);
-	assert_true(has(v, "cache=auto"));
+	assert_true(has(v, "cache=always"));
+	assert_false(has(v, "cache=auto"));
 	assert_true(has(v, "timeout=" VFS_CACHED_TIMEOUT));
 	assert_false(has(v, "timeout=0"));
 	vfs_argv_free(v);

@@ -112,6 +112,7 @@ static void test_changes(void **state)
 	struct watch *w = NULL;
 	struct ccvm_err e = {0};
 	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
 	assert_int_equal(watch_dirs(w), 4); /* ., a, a/b, c */
 	assert_false(watch_pending(w));
 	assert_int_equal(watch_seq(w), 0);
@@ -152,6 +153,7 @@ static void test_new_and_moved_dirs(void **state)
 	struct watch *w = NULL;
 	struct ccvm_err e = {0};
 	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
 	size_t before = watch_dirs(w);
 
 	/* A tree made at once: watched as a whole before it is used. */
@@ -219,6 +221,7 @@ static void test_links_not_followed(void **state)
 	struct watch *w = NULL;
 	struct ccvm_err e = {0};
 	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
 	size_t n = watch_dirs(w);
 	/* A change behind the link is nobody's business here. */
 	char f[PATH_MAX];
@@ -251,6 +254,7 @@ static void test_partial_batches(void **state)
 	struct watch *w = NULL;
 	struct ccvm_err e = {0};
 	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
 	for (int i = 0; i < 40; i++) {
 		char n[32];
 		snprintf(n, sizeof(n), "c/file-%02d", i);
@@ -290,6 +294,7 @@ static void test_attrs(void **state)
 	struct watch *w = NULL;
 	struct ccvm_err e = {0};
 	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
 	put("c/file", "12345");
 	char p[PATH_MAX];
 	at(p, sizeof(p), "c/gone");
