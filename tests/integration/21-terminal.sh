@@ -40,7 +40,13 @@ fi
 tmux send-keys -t $S "clear; '$CCVM' --shell -- sh -c 'echo READY; read x; echo AFTER-FG=\$x'; echo EXIT=\$?" Enter
 if tmux_wait $S 60 '^READY'; then
 	tmux send-keys -t $S C-z
-	check "Ctrl-Z gives the shell back (job stopped)" tmux_wait $S 20 'Stopped'
+	if tmux_wait $S 20 'Stopped'; then
+		ok "Ctrl-Z gives the shell back (job stopped)"
+	else
+		not_ok "Ctrl-Z gives the shell back (job stopped)"
+		tmux capture-pane -p -t $S | sed 's/^/# /'
+		ps -o pid,stat,args -u "$(id -u)" | grep -E 'ccvm|qemu' | grep -v grep | sed 's/^/# /'
+	fi
 	tmux send-keys -t $S "fg" Enter
 	sleep 2
 	tmux send-keys -t $S "resumed" Enter
