@@ -288,6 +288,10 @@ int main(int argc, char *argv[])
 	proto_put_u32(ex, kind);
 	proto_put_u32(ex + 4, code);
 	glog("relay done, %zu bytes to send", writer.len - writer.off);
+	/* Whatever is still dirty here (a shared mapping some leftover
+	 * process holds on the share) reaches the host before EXIT: once
+	 * the host has EXIT it stops the VM at once. */
+	sync();
 	proto_writer_put(&writer, PROTO_EXIT, 0, ex, sizeof(ex));
 	r = relay_flush(port_fd, &writer, FINAL_FLUSH_MS);
 	if (r < 0)

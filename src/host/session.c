@@ -835,6 +835,12 @@ static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
 			 * off: only then is all it wrote known to be here. */
 			close(s->ctl);
 			s->ctl = -1;
+			/* After EXIT nothing of the guest's is left to
+			 * keep (it synced before sending it): stop the VM
+			 * rather than wait for its power-off and QEMU's
+			 * orderly device teardown. */
+			if (s->have_exit)
+				qemu_kill(s);
 			return;
 		}
 		if (n == -EAGAIN)

@@ -98,6 +98,35 @@ check "a file root in the guest made is the host user's" \
 	[ "$(stat -c %u:%g by-root 2>/dev/null)" = "$(id -u):$(id -g)" ]
 check "no QEMU or virtiofsd left" [ -z "$(leftovers)" ]
 
+# Pages a program leaves dirty through a shared mmap of a file on the
+# share, never synced by it: on the host once ccvm has exited.
+cat >"$T_TMP/mmapw.c" <<'EOF'
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void)
+{
+	int fd = open("mapped", O_RDWR | O_CREAT, 0644);
+	if (fd < 0 || ftruncate(fd, 4096) < 0)
+		return 1;
+	char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return 2;
+	memcpy(p, "MMAP-OK", 7);
+	return 0; /* no msync, no munmap, no close */
+}
+EOF
+if cc -static -O2 -o mmapw "$T_TMP/mmapw.c" 2>"$T_TMP/cc.err"; then
+	"$CCVM" --shell -- ./mmapw >"$T_TMP/out" 2>&1
+	rc=$?
+	check "a program writing through a shared mmap exits 0 (rc=$rc)" [ $rc -eq 0 ]
+	check "... and its pages are on the host after ccvm exits ($(head -c 7 mapped 2>/dev/null | tr -cd '[:print:]'))" \
+		[ "$(head -c 7 mapped 2>/dev/null)" = MMAP-OK ]
+else
+	skip "mmap write-back" "no static C compiler here ($(head -1 "$T_TMP/cc.err"))"
+fi
+
 # Read-only mode puts an overlay over the share, which cannot be told
 # about host changes: nothing is cached there, and nothing is watched.
 n=$("$CCVM" --ccvm-debug --read-only-cwd --shell -- true 2>&1 | grep -c 'watching .* directories of the share')
