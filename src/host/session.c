@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1269,6 +1270,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		 * changes of (watch.h).  Read-only, an overlay sits on the
 		 * share and cannot be told: nothing is cached. */
 		struct ccvm_err verr = {0};
+		struct statfs sfs;
 		const char *cache = getenv(VFS_ENV_CACHE);
 		if (cache && strcmp(cache, "0") == 0) {
 			if (args->debug)
@@ -1276,6 +1278,15 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 					"ccvm: %s=0: the guest caches "
 					"no name or attribute\n",
 					VFS_ENV_CACHE);
+		} else if (cfg->writable_cwd && statfs(cwd, &sfs) == 0 &&
+			   !watch_fs_complete((long)sfs.f_type)) {
+			/* Changes made elsewhere come without an event. */
+			if (args->debug)
+				fprintf(stderr,
+					"ccvm: %s is on a network or FUSE file "
+					"system: the guest caches no name or "
+					"attribute\n",
+					cwd);
 		} else if (cfg->writable_cwd &&
 			   vfs_files_max() < VFS_CACHE_MIN_FILES) {
 			fprintf(

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,8 +347,22 @@ static void watch_new_dir(struct watch *w, int wd, const char *name)
 		w->incomplete = true;
 }
 
-/* --- public ----------------------------------------------------------------
- */
+/* --- public ------------------------------------------------------------- */
+
+bool watch_fs_complete(long f_type)
+{
+	static const unsigned long remote[] = {
+	    NFS_SUPER_MAGIC,  SMB_SUPER_MAGIC,	 CIFS_SUPER_MAGIC,
+	    SMB2_SUPER_MAGIC, FUSE_SUPER_MAGIC,	 V9FS_MAGIC,
+	    CEPH_SUPER_MAGIC, AFS_SUPER_MAGIC,	 AFS_FS_MAGIC,
+	    CODA_SUPER_MAGIC, OCFS2_SUPER_MAGIC, 0x01161970, /* GFS2 */
+	    0x0bd00bd0,					     /* Lustre */
+	};
+	for (size_t i = 0; i < ARRAY_LEN(remote); i++)
+		if ((unsigned long)(unsigned int)f_type == remote[i])
+			return false;
+	return true;
+}
 
 static long watch_limit(void)
 {

@@ -36,6 +36,13 @@
 struct watch;
 
 /*
+ * True when inotify sees every change to a file system of this type
+ * (statfs f_type): not for network and FUSE file systems, where another
+ * machine or the FUSE server can change files without an event.
+ */
+bool watch_fs_complete(long f_type);
+
+/*
  * Starts watching root (an absolute path): the inotify instance and the
  * root's own watch; watch_fill adds the rest.  -errno with err filled.
  */

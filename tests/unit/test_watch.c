@@ -330,6 +330,24 @@ static void test_attrs(void **state)
 	watch_free(w);
 }
 
+/* Where another machine (or a FUSE server) may change files without an
+ * inotify event, nothing may be cached. */
+static void test_fs_complete(void **state)
+{
+	(void)state;
+	assert_true(watch_fs_complete(0xEF53));	     /* ext4 */
+	assert_true(watch_fs_complete(0x01021994));  /* tmpfs */
+	assert_true(watch_fs_complete(0x9123683E));  /* btrfs */
+	assert_true(watch_fs_complete(0x58465342));  /* xfs */
+	assert_false(watch_fs_complete(0x6969));     /* nfs */
+	assert_false(watch_fs_complete(0xFE534D42)); /* smb2 */
+	assert_false(watch_fs_complete(0xFF534D42)); /* cifs */
+	assert_false(watch_fs_complete(0x65735546)); /* fuse (sshfs, ...) */
+	assert_false(watch_fs_complete(0x01021997)); /* 9p */
+	/* f_type is signed in struct statfs: the same bits either way. */
+	assert_false(watch_fs_complete((long)(int)0xFF534D42));
+}
+
 static void test_open_errors(void **state)
 {
 	(void)state;
@@ -351,6 +369,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_partial_batches, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_attrs, setup, teardown),
+	    cmocka_unit_test(test_fs_complete),
 	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
