@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -82,6 +83,20 @@ uint32_t proto_get_u32(const uint8_t *p)
 uint64_t proto_get_u64(const uint8_t *p)
 {
 	return proto_get_u32(p) | (uint64_t)proto_get_u32(p + 4) << 32;
+}
+
+void proto_share_attr_of_stat(struct proto_share_attr *a, const struct stat *st)
+{
+	*a = (struct proto_share_attr){
+	    .exists = true,
+	    .mode = st->st_mode,
+	    .ino = st->st_ino,
+	    .size = (uint64_t)st->st_size,
+	    .mtime_s = st->st_mtim.tv_sec,
+	    .mtime_ns = (uint32_t)st->st_mtim.tv_nsec,
+	    .ctime_s = st->st_ctim.tv_sec,
+	    .ctime_ns = (uint32_t)st->st_ctim.tv_nsec,
+	};
 }
 
 void proto_share_attr_put(uint8_t *p, const struct proto_share_attr *a)

@@ -90,6 +90,10 @@ struct proto_share_attr {
 	int64_t mtime_s, ctime_s;
 	uint32_t mtime_ns, ctime_ns;
 };
+struct stat;
+/* The record for what a stat of the path gave. */
+void proto_share_attr_of_stat(struct proto_share_attr *a,
+			      const struct stat *st);
 void proto_share_attr_put(uint8_t *p, const struct proto_share_attr *a);
 void proto_share_attr_get(const uint8_t *p, struct proto_share_attr *a);
 /* Equal as far as a cache could tell (a gone one equals nothing). */

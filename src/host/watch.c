@@ -541,16 +541,7 @@ static void path_attr(const struct watch *w, const char *path,
 		return;
 	struct stat st;
 	if (fstat(fd, &st) == 0)
-		*a = (struct proto_share_attr){
-		    .exists = true,
-		    .mode = st.st_mode,
-		    .ino = st.st_ino,
-		    .size = (uint64_t)st.st_size,
-		    .mtime_s = st.st_mtim.tv_sec,
-		    .mtime_ns = (uint32_t)st.st_mtim.tv_nsec,
-		    .ctime_s = st.st_ctim.tv_sec,
-		    .ctime_ns = (uint32_t)st.st_ctim.tv_nsec,
-		};
+		proto_share_attr_of_stat(a, &st);
 	close(fd);
 }
 

@@ -129,16 +129,8 @@ static void test_harmless(void **state)
 	struct stat st;
 	snprintf(p, sizeof(p), "%s/sub/f", dir);
 	assert_int_equal(lstat(p, &st), 0);
-	struct proto_share_attr same = {
-	    .exists = true,
-	    .mode = st.st_mode,
-	    .ino = st.st_ino,
-	    .size = (uint64_t)st.st_size,
-	    .mtime_s = st.st_mtim.tv_sec,
-	    .mtime_ns = (uint32_t)st.st_mtim.tv_nsec,
-	    .ctime_s = st.st_ctim.tv_sec,
-	    .ctime_ns = (uint32_t)st.st_ctim.tv_nsec,
-	};
+	struct proto_share_attr same;
+	proto_share_attr_of_stat(&same, &st);
 	n = PROTO_SHARE_HDR;
 	buf[8] = 0;
 	proto_share_attr_put(buf + n, &same);

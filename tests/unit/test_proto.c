@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "proto.h"
 
@@ -274,6 +275,32 @@ static void test_clip_req(void **state)
 	assert_int_equal(m.chan, 3);
 }
 
+/* A SHARE_INVAL attribute record: what stat gave, through the wire and
+ * back; "same" only for an identical existing file. */
+static void test_share_attr(void **state)
+{
+	(void)state;
+	struct stat st;
+	assert_int_equal(stat("/", &st), 0);
+	struct proto_share_attr a, b;
+	proto_share_attr_of_stat(&a, &st);
+	assert_true(a.exists);
+	assert_int_equal(a.ino, st.st_ino);
+	assert_int_equal(a.mode, st.st_mode);
+	assert_int_equal(a.mtime_ns, st.st_mtim.tv_nsec);
+	uint8_t rec[PROTO_SHARE_ATTR_LEN];
+	proto_share_attr_put(rec, &a);
+	proto_share_attr_get(rec, &b);
+	assert_true(proto_share_attr_same(&a, &b));
+	b.ctime_ns ^= 1;
+	assert_false(proto_share_attr_same(&a, &b));
+	struct proto_share_attr gone = {0};
+	proto_share_attr_put(rec, &gone);
+	proto_share_attr_get(rec, &b);
+	assert_false(b.exists);
+	assert_false(proto_share_attr_same(&gone, &b));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +312,7 @@ int main(void)
 	    cmocka_unit_test(test_writer_grows_and_flags_full),
 	    cmocka_unit_test(test_net_open),
 	    cmocka_unit_test(test_clip_req),
+	    cmocka_unit_test(test_share_attr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
