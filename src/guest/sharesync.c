@@ -107,6 +107,9 @@ static int revalidate(int dirfd, const char *name,
 	return 1;
 }
 
+/* Revalidates path (see revalidate); host NULL: whatever is cached.
+ * *pfd and *pdir keep the last parent open between calls; the root
+ * ("." ) needs neither. */
 static int sync_path(int rootfd, char *path,
 		     const struct proto_share_attr *host, int *pfd, char **pdir)
 {
@@ -162,11 +165,10 @@ static void drop_unused(const struct sharesync_env *env)
 static size_t sync_all(int rootfd, const struct sharesync_env *env)
 {
 	drop_unused(env);
-	struct statx stx;
-	statx(rootfd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC,
-	      STATX_BASIC_STATS, &stx);
+	char dot[] = ".";
+	size_t asked = (size_t)sync_path(rootfd, dot, NULL, NULL, NULL);
 	const char *root = env->root;
-	size_t rl = strlen(root), asked = 1;
+	size_t rl = strlen(root);
 	DIR *procs = opendir(env->proc);
 	if (!procs)
 		return asked;

@@ -305,19 +305,26 @@ static bool under(const struct watch *w, int wd, int top)
 
 /* Stops watching the directory top and everything under it: all found
  * first, then dropped (a dropped node breaks its children's chain). */
+static void drop_one(struct watch *w, int wd)
+{
+	inotify_rm_watch(w->fd, wd);
+	node_drop(w, wd);
+}
+
 static void drop_tree(struct watch *w, int top)
 {
 	autofree bool *gone = calloc(w->cap, sizeof(*gone));
-	for (size_t k = 1; k < w->cap; k++)
-		if (w->nodes[k].name &&
-		    (gone ? under(w, (int)k, top) : (int)k == top))
-			gone[k] = true;
-	for (size_t k = 1; k < w->cap; k++) {
-		if (gone ? !gone[k] : (int)k != top)
-			continue;
-		inotify_rm_watch(w->fd, (int)k);
-		node_drop(w, (int)k);
+	if (!gone) {
+		/* Its children are cut off from the root: their paths
+		 * fail, which turns into "recheck everything". */
+		drop_one(w, top);
+		return;
 	}
+	for (size_t k = 1; k < w->cap; k++)
+		gone[k] = w->nodes[k].name && under(w, (int)k, top);
+	for (size_t k = 1; k < w->cap; k++)
+		if (gone[k])
+			drop_one(w, (int)k);
 }
 
 static int find_child(const struct watch *w, int parent, const char *name)
