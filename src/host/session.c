@@ -787,8 +787,9 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
 			break;
 		s->share_busy = false;
-		if (proto_get_u64(m->data) > s->share_acked)
-			s->share_acked = proto_get_u64(m->data);
+		uint64_t seq = proto_get_u64(m->data);
+		if (seq > s->share_acked)
+			s->share_acked = seq;
 		if (m->data[8] != 0)
 			share_stop(s,
 				   "the guest stopped following host changes");
@@ -1131,6 +1132,56 @@ static int block_signals(sigset_t *old, int *sigfd, struct ccvm_err *err)
 	return 0;
 }
 
+/*
+ * The watch that lets the guest cache the share (watch.h), or NULL when it
+ * may not: read-only mode (an overlay on the share cannot be told),
+ * CCVM_SHARE_CACHE=0, a network or FUSE file system (changes come without
+ * an event), too low an open-file limit for virtiofsd, or no inotify.
+ */
+static struct watch *share_watch_open(const struct ccvm_config *cfg,
+				      const struct cli_args *args,
+				      const char *cwd)
+{
+	if (!cfg->writable_cwd)
+		return NULL;
+	const char *cache = getenv(VFS_ENV_CACHE);
+	if (cache && strcmp(cache, "0") == 0) {
+		if (args->debug)
+			fprintf(stderr,
+				"ccvm: %s=0: the guest caches no name or "
+				"attribute\n",
+				VFS_ENV_CACHE);
+		return NULL;
+	}
+	struct statfs sfs;
+	if (statfs(cwd, &sfs) == 0 && !watch_fs_complete((long)sfs.f_type)) {
+		if (args->debug)
+			fprintf(stderr,
+				"ccvm: %s is on a network or FUSE file system: "
+				"the guest caches no name or attribute\n",
+				cwd);
+		return NULL;
+	}
+	if (vfs_files_max() < VFS_CACHE_MIN_FILES) {
+		fprintf(stderr,
+			"ccvm: the open-file limit (ulimit -Hn %ld) is under "
+			"%d: every file access in the VM asks the host "
+			"(slower)\n",
+			vfs_files_max(), VFS_CACHE_MIN_FILES);
+		return NULL;
+	}
+	struct watch *w = NULL;
+	struct ccvm_err err = {0};
+	if (watch_open(cwd, &w, &err) < 0) {
+		fprintf(stderr,
+			"ccvm: %s: every file access in the VM asks the host "
+			"(slower)\n",
+			err.msg);
+		return NULL;
+	}
+	return w;
+}
+
 /* The egress policy, and the API endpoint from ANTHROPIC_BASE_URL. */
 static int setup_egress(struct session *s, char *api_host, size_t n,
 			struct ccvm_err *err)
@@ -1266,43 +1317,10 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	const char *why = NULL;
 	const char *vfs_bin = vfs_find(&why);
 	if (vfs_bin) {
-		/* Read-write: the guest caches what the host reports
-		 * changes of (watch.h).  Read-only, an overlay sits on the
-		 * share and cannot be told: nothing is cached. */
+		/* With a watch, the guest caches what the host reports
+		 * changes of. */
+		s->watch = share_watch_open(cfg, args, cwd);
 		struct ccvm_err verr = {0};
-		struct statfs sfs;
-		const char *cache = getenv(VFS_ENV_CACHE);
-		if (cache && strcmp(cache, "0") == 0) {
-			if (args->debug)
-				fprintf(stderr,
-					"ccvm: %s=0: the guest caches "
-					"no name or attribute\n",
-					VFS_ENV_CACHE);
-		} else if (cfg->writable_cwd && statfs(cwd, &sfs) == 0 &&
-			   !watch_fs_complete((long)sfs.f_type)) {
-			/* Changes made elsewhere come without an event. */
-			if (args->debug)
-				fprintf(stderr,
-					"ccvm: %s is on a network or FUSE file "
-					"system: the guest caches no name or "
-					"attribute\n",
-					cwd);
-		} else if (cfg->writable_cwd &&
-			   vfs_files_max() < VFS_CACHE_MIN_FILES) {
-			fprintf(
-			    stderr,
-			    "ccvm: the open-file limit (ulimit -Hn %ld) is "
-			    "under %d: every file access in the VM asks the "
-			    "host (slower)\n",
-			    vfs_files_max(), VFS_CACHE_MIN_FILES);
-		} else if (cfg->writable_cwd &&
-			   watch_open(cwd, &s->watch, &verr) < 0) {
-			fprintf(stderr,
-				"ccvm: %s: every file access in the VM asks "
-				"the host (slower)\n",
-				verr.msg);
-			ccvm_err_clear(&verr);
-		}
 		if (vfs_start(vfs_bin, cwd, cfg->writable_cwd, s->watch != NULL,
 			      args->debug ? STDERR_FILENO : -1, &s->vfs,
 			      &verr) < 0) {
