@@ -25,16 +25,28 @@ static size_t next_frame(struct proto_writer *w, size_t *off,
 	return (size_t)n;
 }
 
+/* A stream on sv[0] (send buffer sndbuf when not 0), the peer's end in
+ * sv[1], and a writer for the frames it makes. */
+static void open_pair(int sv[2], struct stream *s, struct proto_writer *w,
+		      int sndbuf)
+{
+	assert_int_equal(
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	if (sndbuf)
+		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF,
+					    &sndbuf, sizeof(sndbuf)),
+				 0);
+	assert_int_equal(stream_init(s, sv[0]), 0);
+	assert_int_equal(proto_writer_init(w), 0);
+}
+
 static void test_relay_both_ways(void **state)
 {
 	(void)state;
 	int sv[2];
-	assert_int_equal(
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	struct stream s;
-	assert_int_equal(stream_init(&s, sv[0]), 0);
 	struct proto_writer w;
-	assert_int_equal(proto_writer_init(&w), 0);
+	open_pair(sv, &s, &w, 0);
 
 	/* Peer -> socket, credited back once written, in steps only. */
 	assert_true(stream_take(&s, (const uint8_t *)"hello", 5));
@@ -119,15 +131,9 @@ static void test_deliver_writes_through(void **state)
 {
 	(void)state;
 	int sv[2];
-	assert_int_equal(
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	int small = 4096;
-	assert_int_equal(
-	    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
 	struct stream s;
-	assert_int_equal(stream_init(&s, sv[0]), 0);
 	struct proto_writer w;
-	assert_int_equal(proto_writer_init(&w), 0);
+	open_pair(sv, &s, &w, 4096);
 
 	assert_int_equal(stream_deliver(&s, &w, 3, (const uint8_t *)"hi", 2),
 			 STREAM_OPEN);
@@ -190,12 +196,9 @@ static void test_read_reply_and_eof_at_once(void **state)
 {
 	(void)state;
 	int sv[2];
-	assert_int_equal(
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	struct stream s;
-	assert_int_equal(stream_init(&s, sv[0]), 0);
 	struct proto_writer w;
-	assert_int_equal(proto_writer_init(&w), 0);
+	open_pair(sv, &s, &w, 0);
 	assert_int_equal(write(sv[1], "reply", 5), 5);
 	shutdown(sv[1], SHUT_WR);
 	assert_int_equal(stream_read(&s, &w, 9), STREAM_OPEN);

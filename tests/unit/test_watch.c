@@ -70,6 +70,16 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A watch on the whole test tree. */
+static struct watch *watched(void)
+{
+	struct watch *w = NULL;
+	struct ccvm_err e = {0};
+	assert_int_equal(watch_open(root, &w, &e), 0);
+	assert_int_equal(watch_fill(w), 0);
+	return w;
+}
+
 /* Reads events and takes one batch; returns its paths as "p1|p2|...". */
 static char *batch(struct watch *w, uint64_t *seq, uint8_t *flags)
 {
@@ -109,10 +119,7 @@ static bool has(const char *list, const char *path)
 static void test_changes(void **state)
 {
 	(void)state;
-	struct watch *w = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(watch_open(root, &w, &e), 0);
-	assert_int_equal(watch_fill(w), 0);
+	struct watch *w = watched();
 	assert_int_equal(watch_dirs(w), 4); /* ., a, a/b, c */
 	assert_false(watch_pending(w));
 	assert_int_equal(watch_seq(w), 0);
@@ -150,10 +157,7 @@ static void test_changes(void **state)
 static void test_new_and_moved_dirs(void **state)
 {
 	(void)state;
-	struct watch *w = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(watch_open(root, &w, &e), 0);
-	assert_int_equal(watch_fill(w), 0);
+	struct watch *w = watched();
 	size_t before = watch_dirs(w);
 
 	/* A tree made at once: watched as a whole before it is used. */
@@ -218,10 +222,7 @@ static void test_links_not_followed(void **state)
 	at(link, sizeof(link), "ln");
 	assert_int_equal(symlink(outside, link), 0);
 
-	struct watch *w = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(watch_open(root, &w, &e), 0);
-	assert_int_equal(watch_fill(w), 0);
+	struct watch *w = watched();
 	size_t n = watch_dirs(w);
 	/* A change behind the link is nobody's business here. */
 	char f[PATH_MAX];
@@ -251,10 +252,7 @@ static void test_links_not_followed(void **state)
 static void test_partial_batches(void **state)
 {
 	(void)state;
-	struct watch *w = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(watch_open(root, &w, &e), 0);
-	assert_int_equal(watch_fill(w), 0);
+	struct watch *w = watched();
 	for (int i = 0; i < 40; i++) {
 		char n[32];
 		snprintf(n, sizeof(n), "c/file-%02d", i);
@@ -291,10 +289,7 @@ static void test_partial_batches(void **state)
 static void test_attrs(void **state)
 {
 	(void)state;
-	struct watch *w = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(watch_open(root, &w, &e), 0);
-	assert_int_equal(watch_fill(w), 0);
+	struct watch *w = watched();
 	put("c/file", "12345");
 	char p[PATH_MAX];
 	at(p, sizeof(p), "c/gone");
