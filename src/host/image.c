@@ -3,7 +3,7 @@
  *
  * An image directory ($XDG_CACHE_HOME/ccvm/images/<key>/) holds
  *   vmlinux            uncompressed kernel (PVH entry)
- *   root.sqfs          the root file system, squashfs zstd-3
+ *   root.sqfs          the root file system, squashfs lz4hc
  *   modules/NAME.ko    the kernel modules the guest loads, and
  *   modules/load.list  their file names in load order
  *   initrd-<h>.cpio    /init (ccvm-init, hash h) plus those modules

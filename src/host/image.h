@@ -49,7 +49,7 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err);
 
 /* Bumped whenever the build recipe changes what an image contains. */
-#define IMAGE_RECIPE_VERSION 3
+#define IMAGE_RECIPE_VERSION 4
 #define IMAGE_SUITE	     "bookworm"
 /* Bumped whenever the Nix part of the recipe (nix.enable) changes; it
  * enters the key of Nix images only. */
