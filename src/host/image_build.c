@@ -1113,13 +1113,20 @@ static int step_root(struct build *b, struct ccvm_err *err)
 	 * the root, and under TCG zstd made the agent's first start 1.5 s
 	 * slower for a 13% smaller image (bench/README.md, "The root's
 	 * compression"). */
-	const char *sq[] = {b->unshare, "--map-root-user",
-			    "--",	b->mksquashfs,
-			    "-",	sqfs,
-			    "-tar",	"-root-mode",
-			    "0755",	"-comp",
-			    "lz4",	"-Xhc",
-			    "-no-progress", "-quiet",
+	const char *sq[] = {b->unshare,
+			    "--map-root-user",
+			    "--",
+			    b->mksquashfs,
+			    "-",
+			    sqfs,
+			    "-tar",
+			    "-root-mode",
+			    "0755",
+			    "-comp",
+			    "lz4",
+			    "-Xhc",
+			    "-no-progress",
+			    "-quiet",
 			    NULL};
 	struct cmd cmds[2] = {
 	    {.argv = (const char *const *)a.v,
