@@ -86,9 +86,28 @@ static void cached_attr(int fd, struct proto_share_attr *a)
 }
 
 /*
+ * Drops the listing the kernel may keep of the directory at fd (an
+ * O_PATH or open descriptor).  FUSE checks a kept listing against the
+ * directory's mtime, which misses names changed within one timestamp
+ * tick of the listing, or under an mtime set back (tar, rsync -t, cp -p
+ * restore directory times).  The host reports a directory whenever names
+ * in it change: its listing goes, whatever the attributes say.  Costs an
+ * OPENDIR and a RELEASEDIR; fadvise itself asks nobody.
+ */
+static void drop_listing(int fd)
+{
+	int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d < 0)
+		return;
+	posix_fadvise(d, 0, 0, POSIX_FADV_DONTNEED);
+	close(d);
+}
+
+/*
  * Makes the kernel revalidate name in dirfd if it caches it and what it
- * caches differs from the host's view (host; NULL: revalidate anyway).
- * Returns 1 when it asked virtiofsd, else 0.
+ * caches differs from the host's view (host; NULL: revalidate anyway),
+ * and drops a cached directory's listing.  Returns 1 when it asked
+ * virtiofsd, else 0.
  */
 static int revalidate(int dirfd, const char *name,
 		      const struct proto_share_attr *host)
@@ -98,9 +117,12 @@ static int revalidate(int dirfd, const char *name,
 		return 0; /* gone: nothing held */
 	struct proto_share_attr mine;
 	cached_attr(fd, &mine);
+	bool dir = mine.exists && S_ISDIR(mine.mode);
+	if (dir)
+		drop_listing(fd);
 	close(fd);
 	if (host && proto_share_attr_same(host, &mine))
-		return 0; /* the guest's own change, or already seen */
+		return dir; /* the guest's own change, or already seen */
 	if (renameat2(dirfd, name, dirfd, name, RENAME_NOREPLACE) == 0)
 		glog_always("share sync: renaming %s to itself succeeded",
 			    name);
@@ -116,8 +138,9 @@ static int sync_path(int rootfd, char *path,
 	if (strcmp(path, ".") == 0) {
 		struct proto_share_attr mine;
 		cached_attr(rootfd, &mine);
+		drop_listing(rootfd);
 		if (host && proto_share_attr_same(host, &mine))
-			return 0;
+			return 1;
 		struct statx stx;
 		statx(rootfd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC,
 		      STATX_BASIC_STATS, &stx);

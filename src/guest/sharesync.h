@@ -12,6 +12,8 @@
  *     equals what the host saw when it sent the batch (type, inode,
  *     size, mtime, ctime): mostly the guest's own changes coming back;
  *   - the share's root: statx(AT_STATX_FORCE_SYNC), a fresh GETATTR;
+ *   - a cached directory, besides: its listing (posix_fadvise DONTNEED on
+ *     it), which FUSE would only check against the directory's mtime;
  *   - PROTO_SHARE_ALL: drop every unused dentry and inode (drop_caches),
  *     then the above for each path some process still holds (its working
  *     directory, its open files) under the share, from the top down;

@@ -23,6 +23,7 @@ wait_file() { local i; for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return
 printf 'aaaa\n' >f
 echo bye >gone
 mkdir sub && echo inside >sub/h
+mkdir lst && echo 1 >lst/one
 echo x >late
 cat >g.sh <<'EOF'
 grep " $PWD " /proc/mounts >mounts
@@ -30,7 +31,7 @@ cat f >seen0; cat sub/h late >/dev/null; ls -lR >/dev/null; touch ready1
 read -r l; cat f >seen1; touch ready2
 read -r l; cat f >seen2
 if [ -e gone ]; then echo present; else echo absent; fi >gone-seen
-cat new >seen-new 2>&1; ls >listing
+cat new >seen-new 2>&1; ls >listing; ls lst >listing-lst
 { cat sub/h; cat sub2/h; } >seen-moved 2>&1; touch ready3
 read -r l; cat f >seen3; echo guest-wrote >mine; touch ready4
 read -r l; cat mine >seen-mine; touch ready5
@@ -57,6 +58,11 @@ if wait_file ready1 120; then
 	rm gone
 	echo hello >new
 	mv sub sub2 # a directory the guest has looked into
+	# A name added under a directory time set back (as tar, rsync -t and
+	# cp -p do): the guest's listing of it must not survive on mtime.
+	m=$(stat -c %.9Y lst)
+	echo 2 >lst/two
+	touch -m -d "@$m" lst
 	echo step2 >&7
 	wait_file ready3 60
 	printf 'c\n' >f # shrunk
@@ -84,6 +90,8 @@ check "file deleted on the host is gone in the guest" [ "$(cat gone-seen 2>/dev/
 check "file created on the host shows up in the guest" [ "$(cat seen-new 2>/dev/null)" = hello ]
 check "listing has the new file, not the deleted one" \
 	bash -c 'grep -qx new listing && ! grep -qx gone listing'
+check "a name added under a directory whose mtime was set back is listed ($(tr '\n' ' ' <listing-lst 2>/dev/null))" \
+	bash -c 'grep -qx one listing-lst && grep -qx two listing-lst'
 check "directory renamed on the host: old path gone, new one there ($(tr '\n' '|' <seen-moved 2>/dev/null))" \
 	bash -c 'grep -q "sub/h: No such file" seen-moved && grep -qx inside seen-moved'
 check "shrunk file seen at once ($(cat seen3 2>/dev/null))" [ "$(cat seen3 2>/dev/null)" = c ]

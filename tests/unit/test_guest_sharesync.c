@@ -142,6 +142,18 @@ static void test_harmless(void **state)
 	proto_share_attr_put(buf + PROTO_SHARE_HDR, &same);
 	assert_int_equal(sharesync_apply(root, NULL, buf, n, &asked), 0);
 	assert_int_equal(asked, 1);
+	/* A directory is asked about even when its attributes are the
+	 * host's: its cached listing is dropped (FUSE would trust mtime). */
+	char q[256];
+	snprintf(q, sizeof(q), "%s/sub/deeper", dir);
+	assert_int_equal(lstat(q, &st), 0);
+	proto_share_attr_of_stat(&same, &st);
+	n = PROTO_SHARE_HDR;
+	proto_share_attr_put(buf + n, &same);
+	memcpy(buf + n + PROTO_SHARE_ATTR_LEN, "sub/deeper", 11);
+	n += PROTO_SHARE_ATTR_LEN + 11;
+	assert_int_equal(sharesync_apply(root, NULL, buf, n, &asked), 0);
+	assert_int_equal(asked, 1);
 	close(root);
 
 	struct stat after;
