@@ -67,11 +67,13 @@ $(BUILD)/ccvm-init: $(GUEST_OBJS) $(BUILD)/gobj/guest/main.o
 
 # The guest init travels inside the host binary (kvmtool's way), so a
 # single file is all an install needs.
-# So does the guest kernel's config fragment (src/host/guest-kernel.config).
+# So do the guest kernel's config fragment and its patch
+# (src/host/guest-kernel.config, src/host/guest-kernel.patch).
 KCONFIG_FRAGMENT := src/host/guest-kernel.config
-$(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init $(KCONFIG_FRAGMENT) | $(BUILD)/.dirs
-	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.global ccvm_kconfig_blob\nccvm_kconfig_blob:\n.incbin "%s"\n.global ccvm_kconfig_blob_end\nccvm_kconfig_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
-		"$(BUILD)/ccvm-init" "$(KCONFIG_FRAGMENT)" | $(CC) -c -x assembler -o $@ -
+KERNEL_PATCH := src/host/guest-kernel.patch
+$(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init $(KCONFIG_FRAGMENT) $(KERNEL_PATCH) | $(BUILD)/.dirs
+	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.global ccvm_kconfig_blob\nccvm_kconfig_blob:\n.incbin "%s"\n.global ccvm_kconfig_blob_end\nccvm_kconfig_blob_end:\n.global ccvm_kpatch_blob\nccvm_kpatch_blob:\n.incbin "%s"\n.global ccvm_kpatch_blob_end\nccvm_kpatch_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
+		"$(BUILD)/ccvm-init" "$(KCONFIG_FRAGMENT)" "$(KERNEL_PATCH)" | $(CC) -c -x assembler -o $@ -
 
 $(BUILD)/libccvm.a: $(HOST_OBJS) $(COMMON_OBJS) $(BUILD)/obj/host/embed.o
 	rm -f $@

@@ -52,6 +52,7 @@
 
 extern const unsigned char ccvm_init_blob[], ccvm_init_blob_end[];
 extern const char ccvm_kconfig_blob[], ccvm_kconfig_blob_end[];
+extern const char ccvm_kpatch_blob[], ccvm_kpatch_blob_end[];
 
 #define SCRIPT_MAX	(16u << 20)
 #define MODULE_MAX	(64u << 20)
@@ -72,6 +73,13 @@ const char *image_kernel_config(size_t *len)
 	*len = (size_t)((uintptr_t)ccvm_kconfig_blob_end -
 			(uintptr_t)ccvm_kconfig_blob);
 	return ccvm_kconfig_blob;
+}
+
+const char *image_kernel_patch(size_t *len)
+{
+	*len = (size_t)((uintptr_t)ccvm_kpatch_blob_end -
+			(uintptr_t)ccvm_kpatch_blob);
+	return ccvm_kpatch_blob;
 }
 
 bool image_stock_kernel(void)
@@ -196,11 +204,13 @@ static void image_key_current(const struct ccvm_config *cfg,
 		image_key(cfg, scripts, n_scripts, NULL, out);
 		return;
 	}
-	size_t flen;
+	size_t flen, plen;
 	const char *frag = image_kernel_config(&flen);
-	autofree char *k = util_asprintf(
-	    "%.*s\nsource %s %lld %lld\n", (int)flen, frag, IMAGE_KERNEL_SOURCE,
-	    (long long)st.st_size, (long long)st.st_mtime);
+	const char *patch = image_kernel_patch(&plen);
+	autofree char *k =
+	    util_asprintf("%.*s\n%.*s\nsource %s %lld %lld\n", (int)flen, frag,
+			  (int)plen, patch, IMAGE_KERNEL_SOURCE,
+			  (long long)st.st_size, (long long)st.st_mtime);
 	struct image_blob b = {k ? k : "", k ? strlen(k) : 0};
 	image_key(cfg, scripts, n_scripts, &b, out);
 }

@@ -1249,16 +1249,25 @@ static void ksrc_version(struct build *b, const char *tmpdir, char *out,
 	unlink(p);
 }
 
+/* The tools the kernel build runs, found on PATH. */
+struct ktools {
+	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX], patch[PATH_MAX];
+};
+
 /* What the kernel build needs besides the source: tool, Debian package. */
-static int kernel_tools(char make[PATH_MAX], char tar[PATH_MAX],
-			char nice[PATH_MAX], struct ccvm_err *err)
+static int kernel_tools(struct ktools *t, struct ccvm_err *err)
 {
 	char dummy[PATH_MAX];
 	struct tool_req req[] = {
-	    {"make", "make", make},	  {"tar", "tar", tar},
-	    {"nice", "coreutils", nice},  {"xz", "xz-utils", dummy},
-	    {"gcc", "gcc", dummy},	  {"bc", "bc", dummy},
-	    {"bison", "bison", dummy},	  {"flex", "flex", dummy},
+	    {"make", "make", t->make},
+	    {"tar", "tar", t->tar},
+	    {"nice", "coreutils", t->nice},
+	    {"patch", "patch", t->patch},
+	    {"xz", "xz-utils", dummy},
+	    {"gcc", "gcc", dummy},
+	    {"bc", "bc", dummy},
+	    {"bison", "bison", dummy},
+	    {"flex", "flex", dummy},
 	    {"perl", "perl-base", dummy},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(req); i++)
@@ -1285,8 +1294,9 @@ static int kernel_tools(char make[PATH_MAX], char tar[PATH_MAX],
 static void kernel_key(const char *version, const struct stat *tar,
 		       char out[65])
 {
-	size_t flen;
+	size_t flen, plen;
 	const void *frag = image_kernel_config(&flen);
+	const void *patch = image_kernel_patch(&plen);
 	struct sha256_ctx c;
 	sha256_init(&c);
 	char meta[128];
@@ -1295,6 +1305,7 @@ static void kernel_key(const char *version, const struct stat *tar,
 	sha256_update(&c, strlen(meta) + 1, (const uint8_t *)meta);
 	sha256_update(&c, strlen(version) + 1, (const uint8_t *)version);
 	sha256_update(&c, flen, frag);
+	sha256_update(&c, plen, patch);
 	uint8_t d[SHA256_DIGEST_SIZE];
 	sha256_digest(&c, sizeof(d), d);
 	static const char digits[] = "0123456789abcdef";
@@ -1308,12 +1319,13 @@ static void kernel_key(const char *version, const struct stat *tar,
 /* Extracts the source into tmp, configures it with the fragment, checks
  * the result, builds vmlinux and moves it to tmp/vmlinux; release gets
  * the kernel's release string. */
-static int kernel_compile(struct build *b, const char *tmp, const char *make,
-			  const char *tar, const char *nice, char *release,
-			  size_t relsz, struct ccvm_err *err)
+static int kernel_compile(struct build *b, const char *tmp,
+			  const struct ktools *t, char *release, size_t relsz,
+			  struct ccvm_err *err)
 {
 	autofree char *src = util_path_join(tmp, KSRC_DIR);
 	autofree char *frag = util_path_join(tmp, "guest-kernel.config");
+	autofree char *pfile = util_path_join(tmp, "guest-kernel.patch");
 	autofree char *allconfig = util_asprintf("KCONFIG_ALLCONFIG=%s", frag);
 	autofree char *dotconfig = util_path_join(src, ".config");
 	autofree char *relp = util_path_join(src, "include/config/"
@@ -1322,8 +1334,8 @@ static int kernel_compile(struct build *b, const char *tmp, const char *make,
 	autofree char *out = util_path_join(tmp, "vmlinux");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	autofree char *jobs = util_asprintf("-j%ld", cpus > 0 ? cpus : 1);
-	if (!src || !frag || !allconfig || !dotconfig || !relp || !built ||
-	    !out || !jobs)
+	if (!src || !frag || !pfile || !allconfig || !dotconfig || !relp ||
+	    !built || !out || !jobs)
 		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
 				    tmp);
 	size_t flen;
@@ -1331,17 +1343,38 @@ static int kernel_compile(struct build *b, const char *tmp, const char *make,
 	autofree char *fstr = strndup(ftext, flen);
 	if (!fstr)
 		return ccvm_err_set(err, ENOMEM, "out of memory");
+	size_t plen;
+	const char *ptext = image_kernel_patch(&plen);
+	autofree char *pstr = strndup(ptext, plen);
+	if (!pstr)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
 	int r = write_text(frag, fstr, 0644, err);
-	if (r < 0)
+	if (r < 0 || (r = write_text(pfile, pstr, 0644, err)) < 0)
 		return r;
 	snprintf(b->detail, sizeof(b->detail), "extracting the source");
-	const char *untar[] = {tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
+	const char *untar[] = {t->tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
 	struct cmd c = {.argv = untar, .cwd = tmp, .in_fd = -1, .out_fd = -1};
 	if ((r = run_cmds(b, &c, 1, err)) < 0)
 		return r;
+	/* A source it no longer applies to fails the build: the image gets
+	 * the stock kernel, and build.log says which hunk. */
+	snprintf(b->detail, sizeof(b->detail), "patching");
+	const char *pat[] = {t->patch,
+			     "-d",
+			     src,
+			     "-p1",
+			     "--batch",
+			     "--forward",
+			     "--no-backup-if-mismatch",
+			     "-i",
+			     pfile,
+			     NULL};
+	c.argv = pat;
+	if ((r = run_cmds(b, &c, 1, err)) < 0)
+		return r;
 	snprintf(b->detail, sizeof(b->detail), "configuring");
-	const char *conf[] = {nice, "-n", KERNEL_NICE,	 make,	    "-C",
-			      src,  "-s", "allnoconfig", allconfig, NULL};
+	const char *conf[] = {t->nice, "-n", KERNEL_NICE,   t->make,   "-C",
+			      src,     "-s", "allnoconfig", allconfig, NULL};
 	c.argv = conf;
 	if ((r = run_cmds(b, &c, 1, err)) < 0)
 		return r;
@@ -1351,10 +1384,10 @@ static int kernel_compile(struct build *b, const char *tmp, const char *make,
 		return r;
 	snprintf(b->detail, sizeof(b->detail), "compiling (%s, nice %s)", jobs,
 		 KERNEL_NICE);
-	const char *mk[] = {nice,
+	const char *mk[] = {t->nice,
 			    "-n",
 			    KERNEL_NICE,
-			    make,
+			    t->make,
 			    "-C",
 			    src,
 			    "-s",
@@ -1388,8 +1421,8 @@ static int kernel_compile(struct build *b, const char *tmp, const char *make,
 static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 			const char *version, struct ccvm_err *err)
 {
-	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX];
-	int r = kernel_tools(make, tar, nice, err);
+	struct ktools t;
+	int r = kernel_tools(&t, err);
 	if (r < 0)
 		return r;
 	char tmp[PATH_MAX];
@@ -1401,8 +1434,7 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 		return ccvm_err_sys(err, errno, "%s", tmp);
 	long long t0 = util_now_ms();
 	char release[128] = "";
-	r = kernel_compile(b, tmp, make, tar, nice, release, sizeof(release),
-			   err);
+	r = kernel_compile(b, tmp, &t, release, sizeof(release), err);
 	if (r < 0 && !image_interrupted) {
 		char msg[CCVM_ERR_MAX];
 		snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -1416,14 +1448,17 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 		util_rm_rf(src);
 	double secs = (double)(util_now_ms() - t0) / 1000.0;
 	if (r == 0) {
-		size_t flen;
+		size_t flen, plen;
 		const void *frag = image_kernel_config(&flen);
-		char fh[65];
+		const void *kpatch = image_kernel_patch(&plen);
+		char fh[65], ph[65];
 		image_sha256_hex(frag, flen, fh);
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:f}", "release",
-				      release, "sourcePackage", KSRC_PKG,
-				      "sourceVersion", version, "configSha256",
-				      fh, "buildSeconds", secs);
+		image_sha256_hex(kpatch, plen, ph);
+		json_t *j =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "release",
+			      release, "sourcePackage", KSRC_PKG,
+			      "sourceVersion", version, "configSha256", fh,
+			      "patchSha256", ph, "buildSeconds", secs);
 		autofree char *jp = util_path_join(tmp, "kernel.json");
 		if (!j || !jp ||
 		    json_dump_file(j, jp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
@@ -1454,11 +1489,11 @@ int image_kernel_check(struct ccvm_err *err)
 	if (stat(KSRC_TAR, &st) < 0)
 		return ccvm_err_set(err, ENOENT,
 				    "%s is not installed (install it and "
-				    "make gcc bc bison flex libelf-dev "
+				    "make gcc bc bison flex patch libelf-dev "
 				    "libssl-dev)",
 				    KSRC_PKG);
-	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX];
-	return kernel_tools(make, tar, nice, err);
+	struct ktools t;
+	return kernel_tools(&t, err);
 }
 
 static int custom_kernel(struct build *b, struct ccvm_err *err)

@@ -33,6 +33,8 @@ long long image_dir_size(const char *dir, int depth);
 /* The guest kernel's config fragment (src/host/guest-kernel.config),
  * embedded in the binary. */
 const char *image_kernel_config(size_t *len);
+/* The patch applied to the kernel source before building it. */
+const char *image_kernel_patch(size_t *len);
 /* CCVM_STOCK_KERNEL is set (not "" or "0"): images get Debian's stock
  * kernel and modules, no kernel is built (a developer knob). */
 bool image_stock_kernel(void);
