@@ -49,6 +49,8 @@ check "image dir is named by a 64-hex key" \
 	grep -qE '^[0-9a-f]{64}$' <<<"$key"
 check "no temp dir left in the cache" \
 	test -z "$(find "$(dirname "$dir")" -maxdepth 1 -name '.tmp-*')"
+check "the root is squashfs with lz4 (cheap to decompress under TCG)" \
+	bash -c "unsquashfs -s '$rootfs' 2>/dev/null | grep -qx 'Compression lz4'"
 mib() { echo "$(($(stat -c %s "$1") / 1048576)) MiB"; }
 diag "sizes: vmlinux $(mib "$kernel"), root.sqfs $(mib "$rootfs"), initrd $(mib "$initrd")"
 
@@ -125,6 +127,10 @@ if [ "$kind" = custom ]; then
 	diag "kernel build: $(jq -r .buildSeconds "$kdir/kernel.json" 2>/dev/null) s"
 	check "the built kernel is cached in kernels/ and is the image's vmlinux" \
 		cmp -s "$kdir/vmlinux" "$kernel"
+	patch=${CCVM_SRC:-.}/src/host/guest-kernel.patch
+	check "it was built with ccvm's kernel patch" \
+		test "$(jq -r .patchSha256 "$kdir/kernel.json")" = \
+		"$(sha256sum <"$patch" | cut -d' ' -f1)"
 	check "its release is a -ccvm one" \
 		grep -q -- '-ccvm$' <<<"$(jq -r .kernelVersion "$dir/manifest.json")"
 	check "ccvm's kernel has nothing to load: load.list is empty" \
