@@ -889,34 +889,12 @@ static void read_stdin(struct session *s)
 		queue(s, PROTO_STDIN, NULL, 0);
 }
 
-/* virtiofsd gone before the session ended: QEMU would wait for it at
- * boot until the boot timeout, and the guest's share hangs later. */
-static void vfs_on_sigchld(struct session *s)
-{
-	int st;
-	/* After QEMU it exits on its own: its client went away. */
-	if (!vfs_exited(&s->vfs, &st) || s->phase == PH_DONE || s->qemu_reaped)
-		return;
-	char how[32];
-	if (WIFSIGNALED(st))
-		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(st));
-	else
-		snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(st));
-	set_error(s,
-		  "virtiofsd (the shared directory's server) ended (%s) "
-		  "before the session did%s",
-		  how,
-		  s->args->debug ? "" : "; --ccvm-debug shows its messages");
-	qemu_kill(s);
-}
-
 static int handle_signal(struct session *s, int sig)
 {
 	switch (sig) {
 	case SIGCHLD:
 		qemu_reap(s, false);
 		clip_on_sigchld(&s->clip);
-		vfs_on_sigchld(s);
 		return 0;
 	case SIGWINCH:
 		if (s->phase == PH_RUN)

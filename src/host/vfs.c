@@ -496,14 +496,6 @@ long vfs_open_files(const struct vfs_daemon *d)
 	return b < 0 ? a : (a < 0 ? b : a + b);
 }
 
-bool vfs_exited(struct vfs_daemon *d, int *status)
-{
-	if (d->pid <= 0 || waitpid(d->pid, status, WNOHANG) != d->pid)
-		return false;
-	d->pid = 0; /* reaped: vfs_stop only closes the socket */
-	return true;
-}
-
 void vfs_stop(struct vfs_daemon *d)
 {
 	if (d->qemu_fd >= 0) {

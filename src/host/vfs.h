@@ -66,8 +66,6 @@ int vfs_start(const char *bin, const char *dir, bool writable, bool cached,
 long vfs_files_max(void);
 long vfs_open_files(const struct vfs_daemon *d);
 
-/* True (status filled) when the daemon has exited; it is reaped. */
-bool vfs_exited(struct vfs_daemon *d, int *status);
 /* Kills and reaps the daemon, closes the socket; idempotent. */
 void vfs_stop(struct vfs_daemon *d);
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -118,25 +117,6 @@ static void test_find(void **state)
 		assert_null(b);
 }
 
-/* A daemon that exits is noticed once, reaped, and vfs_stop then has
- * nothing to kill. */
-static void test_exited(void **state)
-{
-	(void)state;
-	struct vfs_daemon d = {.pid = fork(), .qemu_fd = -1};
-	if (d.pid == 0)
-		_exit(7);
-	assert_true(d.pid > 0);
-	int st = 0, tries = 0;
-	while (!vfs_exited(&d, &st) && tries++ < 500)
-		usleep(10000);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 7);
-	assert_int_equal(d.pid, 0);
-	assert_false(vfs_exited(&d, &st));
-	vfs_stop(&d);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,7 +124,6 @@ int main(void)
 	    cmocka_unit_test(test_source_escaped),
 	    cmocka_unit_test(test_id_map),
 	    cmocka_unit_test(test_find),
-	    cmocka_unit_test(test_exited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
