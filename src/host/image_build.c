@@ -120,17 +120,23 @@ static const char *const env_keep[] = {
 /* ------------------------------------------------------------------ */
 /* Small file helpers                                                 */
 
-static int write_text(const char *path, const char *text, mode_t mode,
-		      struct ccvm_err *err)
+static int write_bytes(const char *path, const void *data, size_t len,
+		       mode_t mode, struct ccvm_err *err)
 {
 	autoclose int fd =
 	    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return ccvm_err_sys(err, errno, "%s", path);
-	int r = util_write_all(fd, text, strlen(text));
+	int r = util_write_all(fd, data, len);
 	if (r < 0)
 		return ccvm_err_sys(err, -r, "%s", path);
 	return 0;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode,
+		      struct ccvm_err *err)
+{
+	return write_bytes(path, text, strlen(text), mode, err);
 }
 
 static int copy_file(const char *src, const char *dst, mode_t mode,
@@ -1345,11 +1351,8 @@ static int kernel_compile(struct build *b, const char *tmp,
 		return ccvm_err_set(err, ENOMEM, "out of memory");
 	size_t plen;
 	const char *ptext = image_kernel_patch(&plen);
-	autofree char *pstr = strndup(ptext, plen);
-	if (!pstr)
-		return ccvm_err_set(err, ENOMEM, "out of memory");
 	int r = write_text(frag, fstr, 0644, err);
-	if (r < 0 || (r = write_text(pfile, pstr, 0644, err)) < 0)
+	if (r < 0 || (r = write_bytes(pfile, ptext, plen, 0644, err)) < 0)
 		return r;
 	snprintf(b->detail, sizeof(b->detail), "extracting the source");
 	const char *untar[] = {t->tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
