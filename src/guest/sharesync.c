@@ -86,21 +86,17 @@ static void cached_attr(int fd, struct proto_share_attr *a)
 }
 
 /*
- * Drops the listing the kernel may keep of the directory at fd (an
- * O_PATH or open descriptor).  FUSE checks a kept listing against the
- * directory's mtime, which misses names changed within one timestamp
- * tick of the listing, or under an mtime set back (tar, rsync -t, cp -p
- * restore directory times).  The host reports a directory whenever names
- * in it change: its listing goes, whatever the attributes say.  Costs an
- * OPENDIR and a RELEASEDIR; fadvise itself asks nobody.
+ * Drops the listing the kernel may keep of the directory open at fd (not
+ * O_PATH: fadvise needs an open file; it asks nobody).  FUSE checks a
+ * kept listing against the directory's mtime, which misses names changed
+ * within one timestamp tick of the listing, or under an mtime set back
+ * (tar, rsync -t, cp -p restore directory times).  The host reports a
+ * directory whenever names in it change: its listing goes, whatever the
+ * attributes say.
  */
 static void drop_listing(int fd)
 {
-	int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d < 0)
-		return;
-	posix_fadvise(d, 0, 0, POSIX_FADV_DONTNEED);
-	close(d);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
 /*
@@ -118,8 +114,14 @@ static int revalidate(int dirfd, const char *name,
 	struct proto_share_attr mine;
 	cached_attr(fd, &mine);
 	bool dir = mine.exists && S_ISDIR(mine.mode);
-	if (dir)
-		drop_listing(fd);
+	if (dir) {
+		/* Opening it costs an OPENDIR and a RELEASEDIR. */
+		int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (d >= 0) {
+			drop_listing(d);
+			close(d);
+		}
+	}
 	close(fd);
 	if (host && proto_share_attr_same(host, &mine))
 		return dir; /* the guest's own change, or already seen */
@@ -138,9 +140,9 @@ static int sync_path(int rootfd, char *path,
 	if (strcmp(path, ".") == 0) {
 		struct proto_share_attr mine;
 		cached_attr(rootfd, &mine);
-		drop_listing(rootfd);
+		drop_listing(rootfd); /* held open: no request */
 		if (host && proto_share_attr_same(host, &mine))
-			return 1;
+			return 0;
 		struct statx stx;
 		statx(rootfd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC,
 		      STATX_BASIC_STATS, &stx);

@@ -43,7 +43,8 @@
 int sharesync_start(const char *root, pid_t *pid, struct ccvm_err *err);
 
 /*
- * Applies one SHARE_INVAL payload to the tree open at rootfd, mounted at
+ * Applies one SHARE_INVAL payload to the tree open at rootfd (a directory
+ * opened for reading, not O_PATH: its listing is dropped on it), mounted at
  * env->root (the worker's loop body, exposed for tests; env NULL: no TRIM
  * or ALL); *asked (may be NULL): how many
  * paths needed virtiofsd.  Returns 0, or -EPROTO for a malformed payload
