@@ -303,14 +303,15 @@ static bool under(const struct watch *w, int wd, int top)
 	return false;
 }
 
-/* Stops watching the directory top and everything under it: all found
- * first, then dropped (a dropped node breaks its children's chain). */
+/* Stops watching one directory. */
 static void drop_one(struct watch *w, int wd)
 {
 	inotify_rm_watch(w->fd, wd);
 	node_drop(w, wd);
 }
 
+/* Stops watching the directory top and everything under it: all found
+ * first, then dropped (a dropped node breaks its children's chain). */
 static void drop_tree(struct watch *w, int top)
 {
 	autofree bool *gone = calloc(w->cap, sizeof(*gone));
