@@ -106,6 +106,63 @@ check "a file root in the guest made is the host user's" \
 	[ "$(stat -c %u:%g by-root 2>/dev/null)" = "$(id -u):$(id -g)" ]
 check "no QEMU or virtiofsd left" [ -z "$(leftovers)" ]
 
+# --- a lookup miss fills the directory --------------------------------------
+# ccvm's kernel answers the first lookup that misses in a directory with one
+# READDIRPLUS of the whole directory (guest-kernel.patch), so a cold
+# `git status` costs a few round trips per directory, not one per file.
+# What it links must be what the host has; uncached, it stays off.
+imgdir=$("$CCVM" --ccvm-build 2>/dev/null | sed -n 's/^image //p')
+kind=$(jq -r '.kernel // "stock"' "$imgdir/manifest.json" 2>/dev/null)
+if [ "$kind" = custom ]; then
+	mkdir pf pf/sub && ln -s f7 pf/link && echo in >pf/sub/x
+	for ((i = 0; i < 300; i++)); do printf '%*s' $i '' >"pf/f$i"; done
+	chmod 600 pf/f3 && touch -m -d @1000000000 pf/f5
+	cat >pf.sh <<'EOF'
+cat /sys/module/fuse/parameters/lookup_prefetch
+ls . >/dev/null # the root's own entries are looked up: pf is linked
+stat --version >/dev/null # and stat's own files, on the root
+n0=$(awk '{print $1}' /proc/sys/fs/dentry-state)
+stat pf/f0 >/dev/null
+n1=$(awk '{print $1}' /proc/sys/fs/dentry-state)
+echo $((n1 - n0))
+(cd pf && stat -c '%n %s %Y %a %F %i' * | sort && readlink link && cat sub/x)
+# Six processes looking up the same cold directory's names at once, in two
+# orders, four times over: every one gets every name right, none hangs.
+fwd=$(seq 0 299 | sed 's|^|pf/f|') rev=$(seq 299 -1 0 | sed 's|^|pf/f|')
+for r in 1 2 3 4; do
+	sudo -n sh -c 'sync; echo 3 >/proc/sys/vm/drop_caches'
+	for w in 1 2 3 4 5 6; do
+		if [ $((w % 2)) = 0 ]; then set -- $fwd; else set -- $rev; fi
+		stat -c '%n %s' "$@" | sort >/tmp/pf-w$w &
+	done
+	wait
+	cat /tmp/pf-w* | sort | uniq -c | awk '{print $1, $2, $3}'
+done | sort | uniq -c | awk '{print $1, $2, $3, $4}' >/tmp/pf-sum
+wc -l </tmp/pf-sum; awk '$1 != 4 || $2 != 6 {bad++} END {print bad + 0}' /tmp/pf-sum
+EOF
+	host=$(cd pf && stat -c '%n %s %Y %a %F %i' * | sort && readlink link && cat sub/x)
+	"$CCVM" --shell -- bash pf.sh >"$T_TMP/pf" 2>&1
+	rc=$?
+	check "cached share: the guest kernel prefetches ($(head -1 "$T_TMP/pf"), rc=$rc)" \
+		[ "$(head -1 "$T_TMP/pf")" = Y ]
+	d=$(sed -n 2p "$T_TMP/pf")
+	check "a miss in a 300-file directory links its entries (dentries +$d)" \
+		[ "${d:-0}" -ge 300 ]
+	check "every prefetched name, size, time, mode, type and inode is the host's" \
+		[ "$(sed -n '3,$p' "$T_TMP/pf" | head -n -2)" = "$host" ]
+	check "six processes looking up one cold directory at once: all 300 names, each time ($(tail -2 "$T_TMP/pf" | tr '\n' ' '))" \
+		[ "$(tail -2 "$T_TMP/pf" | tr '\n' ' ')" = "300 0 " ]
+	CCVM_SHARE_CACHE=0 "$CCVM" --shell -- bash pf.sh >"$T_TMP/pf0" 2>&1
+	d=$(sed -n 2p "$T_TMP/pf0") off=no
+	[ "$(head -1 "$T_TMP/pf0")" = N ] && [ "${d:-999}" -lt 50 ] && off=yes
+	check "uncached share: no prefetch ($(head -1 "$T_TMP/pf0"), dentries +$d)" \
+		[ $off = yes ]
+	check "... and the same names and attributes" \
+		[ "$(sed -n '3,$p' "$T_TMP/pf0" | head -n -2)" = "$host" ]
+else
+	skip "lookup prefetch" "the image has Debian's stock kernel ($kind)"
+fi
+
 # Pages a program leaves dirty through a shared mmap of a file on the
 # share, never synced by it: on the host once ccvm has exited.
 cat >"$T_TMP/mmapw.c" <<'EOF'
