@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,6 +265,15 @@ void *util_regrow(void *old, size_t keep, size_t wipe, size_t cap)
 		free(old);
 	}
 	return nb;
+}
+
+bool util_child_dies_with(pid_t parent)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return getppid() == parent;
 }
 
 long long util_now_ms(void)

@@ -74,6 +74,11 @@ int util_set_cloexec(int fd, bool on);
 /* Monotonic clock in milliseconds. */
 long long util_now_ms(void);
 
+/* First thing in a child just forked by parent: every signal unblocked,
+ * and SIGKILL when the parent dies (PR_SET_PDEATHSIG).  false when the
+ * parent is already gone: the child should _exit. */
+bool util_child_dies_with(pid_t parent);
+
 /* realloc for buffers that held secrets: a new cap-byte buffer holding the
  * first keep bytes of old (which may be NULL); old's first wipe bytes are
  * zeroed and old freed.  NULL when out of memory, old then untouched. */

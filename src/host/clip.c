@@ -223,13 +223,9 @@ static int spawn_tool(struct clip *c, const char *tool)
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Only async-signal-safe calls from here on. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
+		if (!util_child_dies_with(parent))
 			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
 		setpgid(0, 0); /* out of the terminal's process group */
 		if (dup2(devnull, 0) < 0 || dup2(p[1], 1) < 0 ||
 		    dup2(devnull, 2) < 0)

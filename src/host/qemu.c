@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "ram.h"
 #include "util.h"
 
 static bool is_control(unsigned char c)
@@ -214,6 +215,9 @@ static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad scratch disk fd %d",
 				    s->scratch_fd);
+	if (s->ram_fd < 0 || s->ram_fd == 1 || s->ram_fd == 2)
+		return ccvm_err_set(
+		    err, EBADF, "QEMU argv: bad guest RAM fd %d", s->ram_fd);
 	if (s->vfs_fd < 0 || s->vfs_fd == 1 || s->vfs_fd == 2)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad virtiofs socket fd %d",
@@ -245,8 +249,16 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	add2(&b, "-cpu", kvm ? "host" : "max");
 	add_owned(&b, strdup("-m"));
 	add_owned(&b, util_asprintf("%ldM", s->memory_mib));
-	if (s->vfs_fd > 0) {
-		/* vhost-user devices need guest RAM virtiofsd can map. */
+	if (s->vfs_fd > 0 && s->ram_fd > 0) {
+		/* vhost-user devices need guest RAM virtiofsd can map: the
+		 * huge-page file (ram.h), mapped 2 MiB-aligned. */
+		add_owned(&b, strdup("-object"));
+		add_owned(&b, util_asprintf("memory-backend-file,id=mem,"
+					    "size=%ldM,share=on,align=2M,"
+					    "mem-path=" RAM_PATH_FMT,
+					    s->memory_mib, s->ram_fd));
+		add2(&b, "-numa", "node,memdev=mem");
+	} else if (s->vfs_fd > 0) {
 		add_owned(&b, strdup("-object"));
 		add_owned(&b, util_asprintf("memory-backend-memfd,id=mem,"
 					    "size=%ldM,share=on",

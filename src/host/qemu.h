@@ -44,10 +44,12 @@ struct qemu_spec {
 	int net_fd;	/* > 0: connected socket for the ccvm.net port */
 	/*
 	 * > 0: the launch directory over virtiofs instead of 9p: a connected
-	 * vhost-user socket to virtiofsd (vfs.h).  Guest RAM then comes from
-	 * a shared memfd, which virtiofsd maps.
+	 * vhost-user socket to virtiofsd (vfs.h).  Guest RAM is then shared,
+	 * so that virtiofsd can map it: the file on ram_fd (ram.h), else a
+	 * memfd.
 	 */
 	int vfs_fd;
+	int ram_fd;	  /* > 0: ram_open's file, inherited on this fd */
 	bool debug;	  /* verbose kernel console */
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
 	long tsc_khz;	  /* > 0: tsc_early_khz= and lpj= on the cmdline */

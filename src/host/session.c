@@ -35,6 +35,7 @@
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
+#include "ram.h"
 #include "scratch.h"
 #include "stage.h"
 #include "term.h"
@@ -47,6 +48,7 @@
 #define CHILD_NET_FD	 5     /* ccvm.net (egress.h) */
 #define CHILD_SCRATCH_FD 6     /* the scratch disk, when vmDiskSize > 0 */
 #define CHILD_VFS_FD	 7     /* virtiofsd's socket (vfs.h) */
+#define CHILD_RAM_FD	 8     /* guest RAM with virtiofs (ram.h) */
 #define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
 /* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
@@ -126,6 +128,7 @@ struct session {
 
 	int sigfd, ctl, con, qerr;
 	int scratch;	       /* nameless disk file for QEMU, or -1 */
+	int ram;	       /* guest RAM file for QEMU (ram.h), or -1 */
 	struct vfs_daemon vfs; /* virtiofsd, when it serves the directory */
 	pid_t qemu;
 	bool qemu_reaped;
@@ -250,11 +253,7 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		return ccvm_err_sys(err, errno, "fork");
 	if (pid == 0) {
 		/* Child: only async-signal-safe calls from here on. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
+		if (!util_child_dies_with(parent))
 			_exit(127);
 		/* Out of the terminal's process group: ccvm decides what a
 		 * Ctrl-C means, not the tty driver. */
@@ -269,10 +268,13 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		int hi_vfs = s->vfs.qemu_fd >= 0
 				 ? fcntl(s->vfs.qemu_fd, F_DUPFD_CLOEXEC, 10)
 				 : -1;
+		int hi_ram =
+		    s->ram >= 0 ? fcntl(s->ram, F_DUPFD_CLOEXEC, 10) : -1;
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || hi_net < 0 ||
 		    devnull < 0 || (s->scratch >= 0 && hi_scr < 0) ||
-		    (s->vfs.qemu_fd >= 0 && hi_vfs < 0))
+		    (s->vfs.qemu_fd >= 0 && hi_vfs < 0) ||
+		    (s->ram >= 0 && hi_ram < 0))
 			_exit(127);
 		if (child_place_fd(devnull, 0) < 0 ||
 		    child_place_fd(hi_err, 1) < 0 ||
@@ -282,15 +284,18 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		    child_place_fd(hi_net, CHILD_NET_FD) < 0 ||
 		    (hi_scr >= 0 &&
 		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0) ||
-		    (hi_vfs >= 0 && child_place_fd(hi_vfs, CHILD_VFS_FD) < 0))
+		    (hi_vfs >= 0 && child_place_fd(hi_vfs, CHILD_VFS_FD) < 0) ||
+		    (hi_ram >= 0 && child_place_fd(hi_ram, CHILD_RAM_FD) < 0))
 			_exit(127);
-		/* Fds 3-5 always, 6 with a scratch disk, 7 with virtiofs;
-		 * nothing else. */
+		/* Fds 3-5 always, 6 with a scratch disk, 7 with virtiofs, 8
+		 * with its RAM file; nothing else. */
 		if (hi_scr < 0)
 			close(CHILD_SCRATCH_FD);
 		if (hi_vfs < 0)
 			close(CHILD_VFS_FD);
-		close_range(CHILD_VFS_FD + 1, ~0U, 0);
+		if (hi_ram < 0)
+			close(CHILD_RAM_FD);
+		close_range(CHILD_RAM_FD + 1, ~0U, 0);
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
 		execve(argv[0], argv, envp);
@@ -1221,7 +1226,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	}
 	s->cfg = cfg;
 	s->args = args;
-	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = -1;
+	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = s->ram = -1;
 	s->vfs.qemu_fd = -1;
 	s->egress_summary = -1;
 	s->stdin_open = true;
@@ -1329,7 +1334,16 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 					verr.msg);
 			watch_free(s->watch);
 			s->watch = NULL;
-		} else if (s->watch) {
+		} else {
+			/* Its RAM: QEMU's memfd when the file cannot be had. */
+			struct ccvm_err rerr = {0};
+			s->ram = ram_open(cfg->memory_mib, &rerr);
+			if (s->ram < 0 && args->debug)
+				fprintf(stderr,
+					"ccvm: %s; guest RAM in a memfd\n",
+					rerr.msg);
+		}
+		if (s->vfs.qemu_fd >= 0 && s->watch) {
 			/* The walk runs while QEMU boots. */
 			s->filling =
 			    pthread_create(&s->filler, NULL, fill_main, s) == 0;
@@ -1357,6 +1371,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	    .console_fd = CHILD_CON_FD,
 	    .net_fd = CHILD_NET_FD,
 	    .vfs_fd = s->vfs.qemu_fd >= 0 ? CHILD_VFS_FD : 0,
+	    .ram_fd = s->ram >= 0 ? CHILD_RAM_FD : 0,
 	    .debug = args->debug,
 	    .bios = qemu_find_bios(),
 	    .tsc_khz = qemu_host_tsc_khz(),
@@ -1410,6 +1425,10 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		/* QEMU holds the disk now; its last holder frees it. */
 		close(s->scratch);
 		s->scratch = -1;
+	}
+	if (s->ram >= 0) { /* the same for its RAM */
+		close(s->ram);
+		s->ram = -1;
 	}
 	s->ctl = steal_fd(&ctlp[0]);
 	s->con = steal_fd(&conp[0]);
@@ -1486,6 +1505,8 @@ out:
 		close(s->sigfd);
 	if (s->scratch >= 0)
 		close(s->scratch);
+	if (s->ram >= 0)
+		close(s->ram);
 	if (blocked)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	qemu_argv_free(&qa);

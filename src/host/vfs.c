@@ -211,6 +211,22 @@ static int write_proc(const char *path, const char *s)
 	return n == (ssize_t)strlen(s) ? 0 : -1;
 }
 
+int vfs_unshare_self(const char *uid_map, const char *gid_map,
+		     const char **step)
+{
+	*step = "unshare(user, mount namespaces)";
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return -1;
+	*step = "/proc/self/setgroups";
+	if (write_proc("/proc/self/setgroups", "deny") < 0)
+		return -1;
+	*step = "/proc/self/uid_map";
+	if (write_proc("/proc/self/uid_map", uid_map) < 0)
+		return -1;
+	*step = "/proc/self/gid_map";
+	return write_proc("/proc/self/gid_map", gid_map);
+}
+
 static int raise_ambient_caps(void)
 {
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -268,24 +284,15 @@ static int place_fd(int fd, int target)
 
 static __attribute__((noreturn)) void child_run(const struct child_plan *p)
 {
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* Dies with ccvm, even on SIGKILL.  Ids and capabilities change
 	 * below only within what PR_SET_PDEATHSIG survives (a new user
 	 * namespace, a subset of capabilities). */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != p->parent)
+	if (!util_child_dies_with(p->parent))
 		_exit(127);
 	setpgid(0, 0); /* the terminal's Ctrl-C is ccvm's to handle */
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
-		child_fail(p, "unshare(user, mount namespaces)");
-	if (write_proc("/proc/self/setgroups", "deny") < 0)
-		child_fail(p, "/proc/self/setgroups");
-	if (write_proc("/proc/self/uid_map", p->uid_map) < 0)
-		child_fail(p, "/proc/self/uid_map");
-	if (write_proc("/proc/self/gid_map", p->gid_map) < 0)
-		child_fail(p, "/proc/self/gid_map");
+	const char *step;
+	if (vfs_unshare_self(p->uid_map, p->gid_map, &step) < 0)
+		child_fail(p, step);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(p, "making mounts private");
 	if (!p->writable && bind_read_only(p->dir) < 0)

@@ -71,3 +71,13 @@ void vfs_stop(struct vfs_daemon *d);
 
 /* The uid_map/gid_map line mapping id to itself ("ID ID 1\n"). */
 int vfs_id_map(unsigned id, char *buf, size_t n);
+
+/*
+ * In the calling process, which must be single-threaded: a new user
+ * namespace where the maps (vfs_id_map lines, made before the call: ids
+ * read after it are the overflow ids) keep the user's uid and gid, and a
+ * new mount namespace it owns.  -1 with errno set and *step naming what
+ * failed.
+ */
+int vfs_unshare_self(const char *uid_map, const char *gid_map,
+		     const char **step);

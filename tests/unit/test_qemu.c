@@ -241,6 +241,25 @@ static void test_virtiofs(void **state)
 	assert_true(has_opt_with(&a, "-sandbox", "on,"));
 	qemu_argv_free(&a);
 
+	/* With ram_open's file (ram.h): that file instead of a memfd,
+	 * 2 MiB-aligned, through the fd QEMU inherits. */
+	s.ram_fd = 9;
+	a = build_ok(&s);
+	assert_true(has_opt_with(&a, "-object",
+				 "memory-backend-file,id=mem,size=2048M,"
+				 "share=on,align=2M,mem-path=/proc/self/fd/9"));
+	assert_false(any_contains(&a, "memfd"));
+	assert_string_equal(opt_value(&a, "-numa"), "node,memdev=mem");
+	qemu_argv_free(&a);
+	/* Without virtiofs nothing needs it: ordinary RAM. */
+	s.vfs_fd = 0;
+	a = build_ok(&s);
+	assert_int_equal(find_arg(&a, "-object", 0), -1);
+	assert_false(any_contains(&a, "/proc/self/fd"));
+	qemu_argv_free(&a);
+	s.vfs_fd = 8;
+	s.ram_fd = 0;
+
 	/* Without it: 9p, ordinary RAM. */
 	s.vfs_fd = 0;
 	a = build_ok(&s);
@@ -252,6 +271,10 @@ static void test_virtiofs(void **state)
 	struct ccvm_err e = {0};
 	s.vfs_fd = 2;
 	assert_int_equal(qemu_argv_build(&s, &a, &e), -EBADF);
+	s.vfs_fd = 8;
+	s.ram_fd = 1;
+	assert_int_equal(qemu_argv_build(&s, &a, &e), -EBADF);
+	assert_non_null(strstr(e.msg, "RAM"));
 }
 
 static void test_kvm(void **state)
