@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -64,17 +65,54 @@ static void __attribute__((noreturn)) fatal(const struct ccvm_err *err)
 	power_off();
 }
 
+/* lo comes up in a child while the root mounts: its notifiers take 15 to
+ * 25 ms under TCG.  Nothing needs it before the network process starts,
+ * which lo_wait precedes. */
+static pid_t lo_start(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ccvm_err e;
+		ccvm_err_clear(&e);
+		if (mnt_lo_up(&e) < 0) {
+			glog_always("%s", e.msg);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+static void lo_wait(pid_t pid, struct ccvm_err *err)
+{
+	int status = 0;
+	if (pid < 0) { /* no child: do it here */
+		if (mnt_lo_up(err) < 0)
+			fatal(err);
+		return;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		ccvm_err_set(err, EIO,
+			     "the loopback interface did not come up");
+		fatal(err);
+	}
+}
+
 static void boot(struct ccvm_err *err)
 {
 	if (mnt_early(err) < 0)
 		fatal(err);
 	glog_set_console(mnt_cmdline_debug());
 	glog("started");
+	pid_t lo = lo_start();
 	if (mnt_modules_open(err) < 0 ||
 	    mnt_load_modules(MNT_MODS_BOOT, err) < 0)
 		fatal(err);
 	if (mnt_switch_root(err) < 0 || mnt_system(err) < 0)
 		fatal(err);
+	lo_wait(lo, err);
 	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
 	/* The scratch disk's set-up runs while the host answers. */
 	if (scratchfs_start(err) < 0)

@@ -46,8 +46,11 @@ int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err);
 /* squashfs /dev/vda + tmpfs upper → overlay, moved onto / and chrooted. */
 int mnt_switch_root(struct ccvm_err *err);
 
-/* proc, sys, dev, devpts, shm, /tmp, /run; hostname; lo up. */
+/* devpts, shm, /tmp, /run; hostname and /etc/hosts. */
 int mnt_system(struct ccvm_err *err);
+
+/* Brings the loopback interface up (its 127.0.0.1 and ::1 appear). */
+int mnt_lo_up(struct ccvm_err *err);
 
 /*
  * Mounts the 9p share tag at path (which must exist), nosuid,nodev,
