@@ -269,7 +269,10 @@ int main(int argc, char *argv[])
 
 	boot(&err);
 	net_start(); /* the guest's network (docs/egress.md) */
-	paste_install_bin_async();
+	if (paste_install_bin(&err) < 0) {
+		glog_always("image paste unavailable: %s", err.msg);
+		ccvm_err_clear(&err);
+	}
 	open_port(&err);
 
 	static struct ctl_state st;

@@ -213,8 +213,10 @@ int mnt_wait_path(const char *path, int timeout_ms, struct ccvm_err *err)
 	return 0;
 }
 
-/* Frees the initramfs: everything on its file system but keep and the
- * modules (lib/), which mnt_load_modules still reads through its fd. */
+/* Frees the initramfs: everything on its file system but keep, the
+ * modules (lib/), which mnt_load_modules still reads through its fd, and
+ * init, ccvm-init itself: mapped while it runs anyway, and bound as the
+ * clipboard stand-ins (paste.h), which a deleted file cannot be. */
 static void free_initramfs(const char *keep)
 {
 	struct stat root;
@@ -226,7 +228,8 @@ static void free_initramfs(const char *keep)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, keep) || !strcmp(de->d_name, "lib"))
+		    !strcmp(de->d_name, keep) || !strcmp(de->d_name, "lib") ||
+		    !strcmp(de->d_name, "init"))
 			continue;
 		char path[NAME_MAX + 2];
 		snprintf(path, sizeof(path), "/%s", de->d_name);

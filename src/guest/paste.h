@@ -3,10 +3,11 @@
  * Clipboard image paste, the guest's side (docs/protocol.md).
  *
  * The agent finds `xclip` and `wl-paste` first on its PATH, in
- * PASTE_BIN_DIR: links to a copy of ccvm-init, which acts as the stand-in
- * when started under those names (paste_standin_main).  A stand-in connects
- * to PASTE_SOCK, sends one PASTE_REQ payload, shuts down its writing side and
- * reads back one status byte (enum proto_clip_status), then the data.
+ * PASTE_BIN_DIR: links to ccvm-init (bound there read-only), which acts
+ * as the stand-in when started under those names (paste_standin_main).  A
+ * stand-in connects to PASTE_SOCK, sends one PASTE_REQ payload, shuts down its
+ * writing side and reads back one status byte (enum proto_clip_status), then
+ * the data.
  *
  * PID 1 serves the socket in its relay, one client at a time: it forwards
  * the request to the host as PASTE_REQ with a fresh chan, collects the
@@ -65,8 +66,6 @@ int paste_tool_of(const char *argv0);
 
 /* --- the server in PID 1 ---------------------------------------------- */
 
-/* Copies ccvm-init (/proc/self/exe) to PASTE_BIN_DIR with the stand-in
- * links, and creates the socket for the agent user.  Fills c. */
 struct paste_srv {
 	int lfd; /* listening socket, or -1 */
 	int cfd; /* the client being served, or -1 */
@@ -82,10 +81,10 @@ struct paste_srv {
 };
 
 void paste_srv_init(struct paste_srv *c);
-/* Copies ccvm-init to PASTE_BIN_DIR as the xclip and wl-paste stand-ins,
- * in a child, while the guest boots on (a 1.3 MB copy costs ~50 ms under
- * TCG); failures are logged: paste is then unavailable. */
-void paste_install_bin_async(void);
+/* ccvm-init (/proc/self/exe) in PASTE_BIN_DIR as the xclip and wl-paste
+ * stand-ins: bound read-only over PASTE_BIN_DIR/ccvm-clip, and the two
+ * links to it.  A failure leaves paste unavailable, nothing else. */
+int paste_install_bin(struct ccvm_err *err);
 /* The server's socket, for the agent user. */
 int paste_install(uid_t uid, gid_t gid, struct paste_srv *c,
 		  struct ccvm_err *err);
