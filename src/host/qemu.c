@@ -249,20 +249,19 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	add2(&b, "-cpu", kvm ? "host" : "max");
 	add_owned(&b, strdup("-m"));
 	add_owned(&b, util_asprintf("%ldM", s->memory_mib));
-	if (s->vfs_fd > 0 && s->ram_fd > 0) {
+	if (s->vfs_fd > 0) {
 		/* vhost-user devices need guest RAM virtiofsd can map: the
-		 * huge-page file (ram.h), mapped 2 MiB-aligned. */
+		 * huge-page file (ram.h), mapped 2 MiB-aligned, else a memfd.
+		 */
 		add_owned(&b, strdup("-object"));
-		add_owned(&b, util_asprintf("memory-backend-file,id=mem,"
-					    "size=%ldM,share=on,align=2M,"
-					    "mem-path=" RAM_PATH_FMT,
-					    s->memory_mib, s->ram_fd));
-		add2(&b, "-numa", "node,memdev=mem");
-	} else if (s->vfs_fd > 0) {
-		add_owned(&b, strdup("-object"));
-		add_owned(&b, util_asprintf("memory-backend-memfd,id=mem,"
-					    "size=%ldM,share=on",
-					    s->memory_mib));
+		add_owned(&b, s->ram_fd > 0
+				  ? util_asprintf("memory-backend-file,id=mem,"
+						  "size=%ldM,share=on,align=2M,"
+						  "mem-path=" RAM_PATH_FMT,
+						  s->memory_mib, s->ram_fd)
+				  : util_asprintf("memory-backend-memfd,id=mem,"
+						  "size=%ldM,share=on",
+						  s->memory_mib));
 		add2(&b, "-numa", "node,memdev=mem");
 	}
 	add_owned(&b, strdup("-smp"));

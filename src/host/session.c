@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1342,13 +1341,13 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 				fprintf(stderr,
 					"ccvm: %s; guest RAM in a memfd\n",
 					rerr.msg);
-		}
-		if (s->vfs.qemu_fd >= 0 && s->watch) {
-			/* The walk runs while QEMU boots. */
-			s->filling =
-			    pthread_create(&s->filler, NULL, fill_main, s) == 0;
-			if (!s->filling)
-				s->fill_result = watch_fill(s->watch);
+			if (s->watch) {
+				/* The walk runs while QEMU boots. */
+				s->filling = pthread_create(&s->filler, NULL,
+							    fill_main, s) == 0;
+				if (!s->filling)
+					s->fill_result = watch_fill(s->watch);
+			}
 		}
 	} else if (args->debug) {
 		fprintf(stderr, "ccvm: %s; sharing over 9p\n", why);
