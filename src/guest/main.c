@@ -184,6 +184,7 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 			0 ||
 		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
 			fatal(err);
+		mnt_keep_for_sync(dir);
 	}
 	/* Encrypted /scratch, then Nix (its store may go on the scratch
 	 * disk); the daemon starts while the rest of the session arrives. */
@@ -329,10 +330,12 @@ int main(int argc, char *argv[])
 	proto_put_u32(ex, kind);
 	proto_put_u32(ex + 4, code);
 	glog("relay done, %zu bytes to send", writer.len - writer.off);
-	/* Whatever is still dirty here (a shared mapping some leftover
-	 * process holds on the share) reaches the host before EXIT: once
-	 * the host has EXIT it stops the VM at once. */
-	sync();
+	/* Whatever is still dirty on the share (a shared mapping some
+	 * leftover process holds) reaches the host before EXIT: once the host
+	 * has EXIT it stops the VM at once.  Only the shares: the scratch
+	 * disk and the rest are thrown away, so writing them back (through
+	 * dm-crypt, under TCG) would only delay the end. */
+	mnt_sync_shares();
 	proto_writer_put(&writer, PROTO_EXIT, 0, ex, sizeof(ex));
 	r = relay_flush(port_fd, &writer, FINAL_FLUSH_MS);
 	if (r < 0)
