@@ -184,7 +184,6 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 			0 ||
 		    mnt_9p(MNT_9P_PROJECTS, dir, false, err) < 0)
 			fatal(err);
-		mnt_keep_for_sync(dir);
 	}
 	/* Encrypted /scratch, then Nix (its store may go on the scratch
 	 * disk); the daemon starts while the rest of the session arrives. */

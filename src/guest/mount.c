@@ -357,6 +357,35 @@ int mnt_system(struct ccvm_err *err)
 	return 0;
 }
 
+/* The host's file systems mounted writable (the share, the projects
+ * directory): a shared mapping can leave dirty pages on them.  Nothing else
+ * in the guest outlives it, so only these are flushed at the end. */
+static int share_fds[2] = {-1, -1};
+static bool share_fd_lost;
+
+static void keep_for_sync(const char *path)
+{
+	for (size_t i = 0; i < ARRAY_LEN(share_fds); i++) {
+		if (share_fds[i] >= 0)
+			continue;
+		share_fds[i] =
+		    open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+		share_fd_lost = share_fd_lost || share_fds[i] < 0;
+		return;
+	}
+	share_fd_lost = true;
+}
+
+void mnt_sync_shares(void)
+{
+	bool all = share_fd_lost;
+	for (size_t i = 0; i < ARRAY_LEN(share_fds) && !all; i++)
+		if (share_fds[i] >= 0 && syncfs(share_fds[i]) < 0)
+			all = true;
+	if (all)
+		sync();
+}
+
 /*
  * 9p options, best first.  cache=mmap keeps the host's view coherent (the
  * user edits the same tree on the host) while allowing shared mmap, which
@@ -382,6 +411,8 @@ int mnt_9p(const char *tag, const char *path, bool readonly,
 			 p9_opts[i][0] ? "," : "", p9_opts[i]);
 		if (mount(tag, path, "9p", flags, opts) == 0) {
 			glog("9p %s on %s (%s)", tag, path, opts);
+			if (!readonly)
+				keep_for_sync(path);
 			return 0;
 		}
 		last = errno;
@@ -400,6 +431,8 @@ int mnt_virtiofs(const char *tag, const char *path, bool readonly,
 		return ccvm_err_sys(
 		    err, errno, "mounting virtiofs share %s on %s", tag, path);
 	glog("virtiofs %s on %s", tag, path);
+	if (!readonly)
+		keep_for_sync(path);
 	return 0;
 }
 
@@ -417,35 +450,6 @@ static void lookup_prefetch_on(void)
 		glog("no FUSE lookup prefetch: %s", strerror(errno));
 }
 
-/* The host-backed mounts (the share, the projects directory): a shared
- * mapping can leave dirty pages on them.  Nothing else in the guest
- * outlives it, so only these are flushed at the end. */
-static int share_fds[2] = {-1, -1};
-static bool share_fd_lost;
-
-void mnt_keep_for_sync(const char *path)
-{
-	for (size_t i = 0; i < ARRAY_LEN(share_fds); i++) {
-		if (share_fds[i] >= 0)
-			continue;
-		share_fds[i] =
-		    open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
-		share_fd_lost = share_fd_lost || share_fds[i] < 0;
-		return;
-	}
-	share_fd_lost = true;
-}
-
-void mnt_sync_shares(void)
-{
-	bool all = share_fd_lost;
-	for (size_t i = 0; i < ARRAY_LEN(share_fds) && !all; i++)
-		if (share_fds[i] >= 0 && syncfs(share_fds[i]) < 0)
-			all = true;
-	if (all)
-		sync();
-}
-
 static int mnt_share(const struct guest_setup *s, const char *path,
 		     bool readonly, struct ccvm_err *err)
 {
@@ -461,12 +465,8 @@ int mnt_cwd(const struct guest_setup *s, struct ccvm_err *err)
 	int r = user_mkdir_owned(s->cwd, s->home, 0755, s->uid, s->gid, err);
 	if (r < 0)
 		return r;
-	if (s->writable) {
-		if ((r = mnt_share(s, s->cwd, false, err)) < 0)
-			return r;
-		mnt_keep_for_sync(s->cwd);
-		return 0;
-	}
+	if (s->writable)
+		return mnt_share(s, s->cwd, false, err);
 
 	const char *lower = "/run/ccvm/cwd-lower", *rw = "/run/ccvm/cwd-rw";
 	if ((r = mkdir_if(lower, 0755, err)) < 0 ||

@@ -65,12 +65,11 @@ int mnt_virtiofs(const char *tag, const char *path, bool readonly,
 		 struct ccvm_err *err);
 
 /*
- * Remembers the mount at path (the share, the projects directory) as one
- * to flush at the end; mnt_sync_shares flushes those, with syncfs(2):
- * everything else in the guest is discarded with it.  Falls back to
- * sync(2) where one could not be kept or flushed.
+ * Flushes what mnt_9p and mnt_virtiofs mounted writable (the share, the
+ * projects directory), with syncfs(2) on each: everything else in the
+ * guest is discarded with it.  Falls back to sync(2) where one of them
+ * could not be kept open or flushed.
  */
-void mnt_keep_for_sync(const char *path);
 void mnt_sync_shares(void);
 
 /* The launch directory at s->cwd (virtiofs or 9p): read-write, or read-only
