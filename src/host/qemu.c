@@ -190,13 +190,23 @@ char *qemu_cmdline(const struct qemu_spec *s)
 	 * ccvm-init makes its own interface.  swiotlb=noforce: with RAM above
 	 * 4 GiB the kernel zeroes a 64 MiB bounce buffer at boot (~0.2 s under
 	 * TCG) that nothing here uses: virtio devices without
-	 * VIRTIO_F_ACCESS_PLATFORM (QEMU's default) bypass the DMA API. */
+	 * VIRTIO_F_ACCESS_PLATFORM (QEMU's default) bypass the DMA API.
+	 *
+	 * norandmaps, under TCG only: QEMU finds code it has translated
+	 * before by its virtual address, so a program whose libraries land
+	 * somewhere new at every exec is translated anew every time.  With
+	 * the same layout each time, a warm exec of a dynamically linked
+	 * program costs ~10 ms instead of ~40 (bench/README.md, "Userspace
+	 * address randomisation").  What it gives up is the guest's own
+	 * hardening against its own user (docs/security.md); KVM, which
+	 * translates nothing, keeps randomisation. */
 	return util_asprintf(
 	    "console=ttyS0 panic=-1 %s cryptomgr.notests no_timer_check "
 	    "tsc=reliable%s initcall_blacklist=load_system_certificate_list,"
 	    "init_kprobe_trace random.trust_cpu=on i8042.noaux i8042.nokbd "
-	    "i8042.nopnp nokaslr dummy.numdummies=0 swiotlb=noforce%s",
+	    "i8042.nopnp nokaslr dummy.numdummies=0 swiotlb=noforce%s%s",
 	    s->debug ? "loglevel=7" : "quiet loglevel=1", tsc,
+	    s->accel == ACCEL_KVM ? "" : " norandmaps",
 	    s->debug ? " ccvm.debug" : "");
 }
 

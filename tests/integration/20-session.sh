@@ -10,7 +10,11 @@ cd "$P" || exit 1
 echo "from the host" > in.txt
 
 # rw: a file written in the guest appears on the host, owned by us.
-out=$("$CCVM" --shell -- sh -c 'echo hello > made-in-guest.txt; id -u; pwd; cat "$0"' "$P/in.txt" 2>"$T_TMP/err")
+# Lines 4-6: TCG's guest keeps one address layout (norandmaps, qemu.c), so
+# two runs of grep map libc at the same address.
+out=$("$CCVM" --shell -- sh -c 'echo hello > made-in-guest.txt; id -u; pwd; cat "$0"
+	cat /proc/sys/kernel/randomize_va_space
+	grep -m1 "/libc\." /proc/self/maps; grep -m1 "/libc\." /proc/self/maps' "$P/in.txt" 2>"$T_TMP/err")
 rc=$?
 check "rw session exits 0 (rc=$rc)" [ $rc -eq 0 ]
 check "guest file appears on the host" [ "$(cat made-in-guest.txt 2>/dev/null)" = hello ]
@@ -18,6 +22,10 @@ check "guest file is owned by the host user" [ "$(stat -c %u made-in-guest.txt 2
 check "agent runs with the host uid" [ "$(sed -n 1p <<<"$out")" = "$(id -u)" ]
 check "guest cwd is the launch directory's absolute path" [ "$(sed -n 2p <<<"$out")" = "$P" ]
 check "host file readable in the guest at the same path" [ "$(sed -n 3p <<<"$out")" = "from the host" ]
+check "TCG: no address randomisation in the guest ($(sed -n 4p <<<"$out"))" [ "$(sed -n 4p <<<"$out")" = 0 ]
+libc1=$(sed -n 5p <<<"$out") libc2=$(sed -n 6p <<<"$out") same=no
+[ -n "$libc1" ] && [ "$libc1" = "$libc2" ] && same=yes
+check "TCG: libc at the same address in two runs (${libc1%% *})" [ $same = yes ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$T_TMP/err"
 
 # ro: the guest writes to an overlay; the host tree does not change.

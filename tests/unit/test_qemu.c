@@ -363,7 +363,8 @@ static void test_cmdline(void **state)
 	    "i8042.nokbd",
 	    "i8042.nopnp",
 	    "nokaslr",
-	    " dummy.numdummies=0"};
+	    " dummy.numdummies=0",
+	    " norandmaps"};
 	for (size_t i = 0; i < ARRAY_LEN(want); i++)
 		assert_non_null(strstr(c, want[i]));
 	assert_null(strstr(c, "ccvm.debug"));
@@ -382,6 +383,14 @@ static void test_cmdline(void **state)
 	assert_null(strstr(c, "lpj="));
 	assert_non_null(strstr(c, "swiotlb=noforce"));
 	assert_non_null(strstr(c, "console=ttyS0"));
+	qemu_argv_free(&a);
+
+	/* Address randomisation stays on where nothing is translated. */
+	s.accel = ACCEL_KVM;
+	a = build_ok(&s);
+	c = opt_value(&a, "-append");
+	assert_null(strstr(c, "norandmaps"));
+	assert_non_null(strstr(c, "nokaslr"));
 	qemu_argv_free(&a);
 }
 
