@@ -33,6 +33,7 @@
 #include "proto.h"
 #include "stream.h"
 #include "mount.h"
+#include "nfrules.h"
 #include "port.h"
 #include "util.h"
 
@@ -45,49 +46,6 @@
 static int ready_fd = -1; /* parent: read end of the ready pipe */
 
 /* --- set-up --------------------------------------------------------------- */
-
-static pid_t spawn(const char *const argv[])
-{
-	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-				     "LC_ALL=C", NULL};
-	pid_t pid = fork();
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			if (!glog_console_enabled())
-				dup2(devnull, 2);
-		}
-		execve(argv[0], (char *const *)argv, envp);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int reap(pid_t pid, const char *const argv[])
-{
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		glog("net: %s %s failed (status %d)", argv[0],
-		     argv[1] ? argv[1] : "", st);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* A fixed ruleset: no data of anyone's in it. */
-static const char ruleset[] =
-    "table inet ccvm {\n"
-    "  chain out {\n"
-    "    type nat hook output priority -100; policy accept;\n"
-    "    meta l4proto tcp ip daddr != 127.0.0.0/8 redirect to :999\n"
-    "    meta l4proto tcp ip6 daddr != ::1 redirect to :999\n"
-    "  }\n"
-    "}\n";
 
 static int write_file(const char *path, const char *text, mode_t mode)
 {
@@ -121,11 +79,11 @@ static int setup_routes(void)
 	return write_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", 0644);
 }
 
-/* The nftables rules that send every TCP connection to the forwarder, set
- * by a worker while the program starts: loading the netfilter modules and a
- * cold nft take ~0.5 s under TCG.  The worker is orphaned at once so PID 1
- * reaps it; a failure leaves the guest without a network (fails closed)
- * and says so on the console. */
+/* The nftables rules that send every TCP connection to the forwarder
+ * (nfrules.h), set by a worker while the program starts: with Debian's
+ * stock kernel it loads the netfilter modules first (~0.5 s under TCG).
+ * The worker is orphaned at once so PID 1 reaps it; a failure leaves the
+ * guest without a network (fails closed) and says so on the console. */
 static void setup_rules_async(void)
 {
 	pid_t mid = fork();
@@ -136,17 +94,13 @@ static void setup_rules_async(void)
 	}
 	if (fork() != 0)
 		_exit(0);
-	struct ccvm_err merr;
-	ccvm_err_clear(&merr);
-	if (mnt_load_modules(MNT_MODS_NET, &merr) < 0)
-		glog_always("net: %s", merr.msg);
-	static const char *const nft[] = {"/usr/sbin/nft", "-f",
-					  "/run/ccvm/net.nft", NULL};
-	int r = write_file("/run/ccvm/net.nft", ruleset, 0644);
-	pid_t p = r < 0 ? -1 : spawn(nft);
-	if (r < 0 || p < 0 || reap(p, nft) < 0) {
-		glog_always("net: the nftables rules failed: the guest has "
-			    "no network");
+	struct ccvm_err err;
+	ccvm_err_clear(&err);
+	if (mnt_load_modules(MNT_MODS_NET, &err) < 0)
+		glog_always("net: %s", err.msg);
+	ccvm_err_clear(&err);
+	if (nfrules_load(NET_FWD_PORT, &err) < 0) {
+		glog_always("net: %s: the guest has no network", err.msg);
 		_exit(1);
 	}
 	glog("net: rules in at %lld ms (since the kernel started)",

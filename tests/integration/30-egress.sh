@@ -101,6 +101,7 @@ R lbname C http://host.ccvm.internal:8099/
 R lbalias C http://192.0.2.2:8099/
 R lbself C http://10.77.0.1:8099/
 R nics sh -c "echo \$(ls /sys/class/net)"
+R rules sh -c "L() { sudo -n nft list ruleset && sudo -n nft --debug=netlink list ruleset | grep -F \"  [\"; }; L > /tmp/ours && printf \"table inet ccvm {\n chain out {\n  type nat hook output priority -100; policy accept;\n  meta l4proto tcp ip daddr != 127.0.0.0/8 redirect to :999\n  meta l4proto tcp ip6 daddr != ::1 redirect to :999\n }\n}\n\" > /tmp/ref.nft && sudo -n nft flush ruleset && sudo -n nft -f /tmp/ref.nft && L | cmp - /tmp/ours && grep -c redir /tmp/ours"
 cat /run/ccvm/egress.log | sed "s/^/LOG: /"
 '
 diag "open mode: $(tr '\n' ' ' <"$T_TMP/out" | head -c 1500)"
@@ -112,6 +113,8 @@ check "open mode: host.ccvm.internal does not resolve unless listed" [ "$(field 
 check "open mode: host loopback via the alias address refused" [ "$(field lbalias | cut -d'|' -f2)" != 0 ]
 check "open mode: the host's own address refused" [ "$(field lbself | cut -d'|' -f2)" != 0 ]
 check "the guest has no NIC (only lo and the dummy)" [ "$(field nics | cut -d'|' -f1)" = "ccvm0 lo" ]
+check "ccvm-init's nftables rules are what nft makes of the same ruleset ($(field rules))" \
+	[ "$(field rules | cut -d'|' -f1,2)" = "4|0" ]
 check "egress.log explains the host-loopback denial" grep -q 'LOG: .*192.0.2.2.*blocked: host.ccvm.internal:8099: host.ccvm.internal is not in egressAllowlist' "$T_TMP/out"
 check "exit summary names host.ccvm.internal:8099" grep -q 'egress blocked:.*host.ccvm.internal:8099' "$T_TMP/err"
 
