@@ -11,7 +11,7 @@
 
 /* First: xclip and wl-paste that paste images from the host (clip.h). */
 #define ENV_DEFAULT_PATH                                                       \
-	"/usr/lib/ccvm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:" \
+	"/run/ccvm-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"     \
 	"/sbin:/bin"
 
 struct env_block {

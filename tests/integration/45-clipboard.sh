@@ -102,7 +102,7 @@ PID=$!
 rc_of() { cat "rc.$1" 2>/dev/null; }
 if wait_file phase1 240; then
 	check "the stand-ins are first on the agent's PATH ($(tr '\n' ' ' <out.which))" \
-		[ "$(cat out.which)" = $'/usr/lib/ccvm/bin/xclip\n/usr/lib/ccvm/bin/wl-paste' ]
+		[ "$(cat out.which)" = $'/run/ccvm-bin/xclip\n/run/ccvm-bin/wl-paste' ]
 	check "xclip TARGETS lists the image type only ($(tr '\n' ' ' <out.targets))" \
 		[ "$(rc_of targets):$(cat out.targets)" = "0:image/png" ]
 	check "xclip -t image/png: the guest gets the image byte for byte (rc $(rc_of png), $(stat -c %s out.png) bytes)" \

@@ -129,7 +129,7 @@ static void test_tool_of(void **state)
 {
 	(void)state;
 	assert_int_equal(paste_tool_of("xclip"), PASTE_XCLIP);
-	assert_int_equal(paste_tool_of("/usr/lib/ccvm/bin/wl-paste"),
+	assert_int_equal(paste_tool_of("/run/ccvm-bin/wl-paste"),
 			 PASTE_WL_PASTE);
 	assert_int_equal(paste_tool_of("/init"), -1);
 	assert_int_equal(paste_tool_of("ccvm-clip"), -1);
