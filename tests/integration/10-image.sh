@@ -152,10 +152,16 @@ if [ "$kind" = custom ]; then
 	check "its manifest says stock" \
 		test "$(jq -r .kernel "$sdir/manifest.json" 2>/dev/null)" = stock
 	check_modules "$sdir" "$(sed -n 's/^initrd //p' "$T_TMP/stock.out")"
-	(cd "$T_TMP" && CCVM_STOCK_KERNEL=1 "$CCVM" --shell -- sh -c 'grep -q "^virtio_blk " /proc/modules && echo stock-ok') \
+	# ...and its network worker loads the netfilter modules, then the
+	# redirect rules over nfnetlink (nfrules.c).
+	(cd "$T_TMP" && CCVM_STOCK_KERNEL=1 "$CCVM" --shell -- sh -c 'grep -q "^virtio_blk " /proc/modules && echo stock-ok
+		for i in $(seq 100); do sudo -n nft list table inet ccvm >/dev/null 2>&1 && break; sleep 0.2; done
+		echo "rules $(sudo -n nft list ruleset | grep -c "redirect to :999")"') \
 		>"$T_TMP/stock.run" 2>&1
 	check "a session boots with the stock kernel and its modules" \
 		grep -q stock-ok "$T_TMP/stock.run"
+	check "with the stock kernel the redirect rules are in ($(grep '^rules' "$T_TMP/stock.run"))" \
+		grep -qx 'rules 2' "$T_TMP/stock.run"
 else
 	check_modules "$dir" "$initrd"
 fi
