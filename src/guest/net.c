@@ -60,8 +60,6 @@ static int write_file(const char *path, const char *text, mode_t mode)
 	return r;
 }
 
-/* Fixed too; one `ip -batch` is one exec instead of seven (each costs
- * ~50-100 ms under TCG). */
 /* The interface and its routes (link.c), and the resolver: what a
  * connection needs to leave a socket at all.  Until the rules (below) are
  * in, a SYN goes to the dummy interface and is dropped; TCP sends it again

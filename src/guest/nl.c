@@ -6,8 +6,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "util.h"
-
 void nl_req_init(struct nl_req *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -34,13 +32,12 @@ static void *grow(struct nl_req *r, size_t n)
 
 void *nl_msg(struct nl_req *r, uint16_t type, uint16_t flags, size_t hdrlen)
 {
-	static unsigned char scratch[64];
 	size_t at = r->len;
 	struct nlmsghdr *h = grow(r, NLMSG_LENGTH(hdrlen));
-	if (!h || hdrlen > sizeof(scratch)) {
-		r->overflow = 1;
-		memset(scratch, 0, sizeof(scratch));
-		return scratch;
+	if (!h) {
+		/* Never sent now: the buffer is the caller's scratch. */
+		memset(r->buf, 0, sizeof(r->buf));
+		return r->buf;
 	}
 	r->cur = at;
 	h->nlmsg_len = (uint32_t)NLMSG_LENGTH(hdrlen);

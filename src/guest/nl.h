@@ -21,8 +21,9 @@ struct nl_req {
 void nl_req_init(struct nl_req *r);
 
 /* Starts a message of type with flags (NLM_F_REQUEST is added) and a
- * family header of hdrlen bytes, zeroed; returns that header (or, after
- * an overflow, a scratch area that is never sent). */
+ * family header of hdrlen bytes (at most NL_BUF_MAX), zeroed; returns that
+ * header (or, after an overflow, the request's own buffer as scratch: an
+ * overflowed request is never sent). */
 void *nl_msg(struct nl_req *r, uint16_t type, uint16_t flags, size_t hdrlen);
 
 /* Appends an attribute to the current message; nests are closed by

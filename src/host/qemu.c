@@ -196,8 +196,8 @@ char *qemu_cmdline(const struct qemu_spec *s)
 	 * before by its virtual address, so a program whose libraries land
 	 * somewhere new at every exec is translated anew every time.  With
 	 * the same layout each time, a warm exec of a dynamically linked
-	 * program costs ~10 ms instead of ~40 (bench/README.md, "Userspace
-	 * address randomisation").  What it gives up is the guest's own
+	 * program costs ~10 ms instead of ~40 (bench/README.md, "Programs
+	 * started in the guest").  What it gives up is the guest's own
 	 * hardening against its own user (docs/security.md); KVM, which
 	 * translates nothing, keeps randomisation. */
 	return util_asprintf(

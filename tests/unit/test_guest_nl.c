@@ -78,6 +78,12 @@ static void test_overflow(void **state)
 	size_t len = r.len;
 	nl_attr_str(&r, IFLA_IFNAME, "a"); /* ignored from now on */
 	nl_nest_end(&r, 0);
+	/* A message started now gets a zeroed header to fill, never sent. */
+	struct ifinfomsg *i =
+	    nl_msg(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	assert_non_null(i);
+	assert_int_equal(i->ifi_index, 0);
+	i->ifi_index = 1;
 	assert_int_equal(r.len, len);
 	unsigned seq = 1;
 	assert_int_equal(nl_talk(-1, &r, &seq), -EMSGSIZE);
