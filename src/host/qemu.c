@@ -208,9 +208,8 @@ char *qemu_cmdline(const struct qemu_spec *s)
 	 * faster as the plain unrolled loops they fall back to.  Reading a
 	 * file from the share goes 2.4x as fast, writing one 1.4x, and the
 	 * agent starts ~0.25 s sooner (bench/README.md, "String instructions
-	 * under TCG").  The
-	 * kernel marks itself tainted 'S' (CPU out of spec) for it; nothing
-	 * in the guest looks at that. */
+	 * under TCG").  The kernel marks itself tainted 'S' (CPU out of spec)
+	 * for it; nothing in the guest looks at that. */
 	return util_asprintf(
 	    "console=ttyS0 panic=-1 %s cryptomgr.notests no_timer_check "
 	    "tsc=reliable%s initcall_blacklist=load_system_certificate_list,"
