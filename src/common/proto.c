@@ -42,6 +42,8 @@ static const char *const type_names[PROTO_TYPE_MAX] = {
     [PROTO_CLIP_END] = "clip-end",
     [PROTO_SHARE_INVAL] = "share-inval",
     [PROTO_SHARE_SYNCED] = "share-synced",
+    [PROTO_PARK] = "park",
+    [PROTO_UNPARK] = "unpark",
 };
 
 const char *proto_type_name(unsigned type)

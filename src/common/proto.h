@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HDR_LEN 8
 /* Big enough for one argv element (MAX_ARG_STRLEN is 128 KiB). */
 #define PROTO_MAX_PAYLOAD (256 * 1024)
@@ -63,6 +63,9 @@ enum proto_type {
 	/* Host changes to the shared directory (docs/share.md). */
 	PROTO_SHARE_INVAL,  /* h->g: u64 seq, u8 flags, NUL-ended paths */
 	PROTO_SHARE_SYNCED, /* g->h: u64 seq, u8 status (0 ok, 1 gave up) */
+
+	PROTO_PARK,   /* g->h: booted; waiting (the host may save the VM) */
+	PROTO_UNPARK, /* h->g: u64 s, u32 ns (the time), entropy bytes */
 	PROTO_TYPE_MAX
 };
 
@@ -99,6 +102,16 @@ void proto_share_attr_get(const uint8_t *p, struct proto_share_attr *a);
 /* Equal as far as a cache could tell (a gone one equals nothing). */
 bool proto_share_attr_same(const struct proto_share_attr *a,
 			   const struct proto_share_attr *b);
+
+/*
+ * A guest booted with ccvm.park on its command line sends PARK once its
+ * root is mounted and waits for UNPARK, which may reach a copy of it
+ * restored from a saved boot (docs/protocol.md): the time it sets and at
+ * least PROTO_UNPARK_ENTROPY random bytes it reseeds its random number
+ * generator with, so no two sessions of one saved boot share either.
+ */
+#define PROTO_UNPARK_ENTROPY 64
+#define PROTO_UNPARK_LEN     (12 + PROTO_UNPARK_ENTROPY)
 
 /* In a FILE frame's mode: append to the file the previous frame began. */
 #define PROTO_FILE_APPEND 0x80000000u

@@ -40,6 +40,10 @@ void util_fclosep(FILE **f);
 int util_write_all(int fd, const void *buf, size_t len);
 ssize_t util_read_all(int fd, void *buf, size_t len);
 
+/* sendmsg(2) of len > 0 bytes with fd attached (SCM_RIGHTS): bytes sent
+ * (the fd went with the first), or -errno.  No SIGPIPE. */
+ssize_t util_send_fd(int sock, const void *buf, size_t len, int fd);
+
 /* Reads a whole file of at most max bytes into a NUL-terminated buffer. */
 int util_read_file(const char *path, size_t max, char **out, size_t *out_len,
 		   struct ccvm_err *err);

@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "paste.h"
+#include "park.h"
 #include "control.h"
 #include "glog.h"
 #include "mount.h"
@@ -100,11 +101,13 @@ static void lo_wait(pid_t pid, struct ccvm_err *err)
 	}
 }
 
+static void park(struct ccvm_err *err);
+
 static void boot(struct ccvm_err *err)
 {
 	if (mnt_early(err) < 0)
 		fatal(err);
-	glog_set_console(mnt_cmdline_debug());
+	glog_set_console(mnt_cmdline_has("ccvm.debug"));
 	glog("started");
 	pid_t lo = lo_start();
 	if (mnt_modules_open(err) < 0 ||
@@ -114,6 +117,8 @@ static void boot(struct ccvm_err *err)
 		fatal(err);
 	lo_wait(lo, err);
 	glog("root mounted at %lld ms", util_now_ms() - boot_ms);
+	if (mnt_cmdline_has("ccvm.park"))
+		park(err);
 	/* The scratch disk's set-up runs while the host answers. */
 	if (scratchfs_start(err) < 0)
 		fatal(err);
@@ -138,6 +143,8 @@ static void load_other_modules_async(void)
 
 static void open_port(struct ccvm_err *err)
 {
+	if (port_fd >= 0)
+		return;
 	char dev[300];
 	if (port_find(PORT_NAME, PORT_WAIT_MS, dev, sizeof(dev), err) < 0)
 		fatal(err);
@@ -151,13 +158,18 @@ static void open_port(struct ccvm_err *err)
 		ccvm_err_sys(err, ENOMEM, "writer");
 		fatal(err);
 	}
+	proto_reader_init(&reader);
+}
+
+static void send_hello(struct ccvm_err *err)
+{
 	uint8_t hello[64];
 	proto_put_u32(hello, PROTO_VERSION);
 	int n = snprintf((char *)hello + 4, sizeof(hello) - 4, "ccvm-init %s",
 			 CCVM_VERSION);
 	proto_writer_put(&writer, PROTO_HELLO, 0, hello, 4 + (size_t)n);
 	if (relay_flush(port_fd, &writer, FINAL_FLUSH_MS) < 0) {
-		ccvm_err_set(err, EIO, "cannot send HELLO on %s", dev);
+		ccvm_err_set(err, EIO, "cannot send HELLO");
 		fatal(err);
 	}
 	glog("HELLO sent at %lld ms", util_now_ms() - boot_ms);
@@ -211,6 +223,37 @@ static int next_frame(struct proto_msg *m, struct ccvm_err *err)
 		if (n < 0 && n != -EAGAIN)
 			return ccvm_err_sys(err, (int)-n, "reading the port");
 	}
+}
+
+/*
+ * Booted with ccvm.park: tell the host, which may save the VM as it is
+ * now, and wait.  Whatever answers may be a later session's ccvm that
+ * restored the saved VM: all that comes after this point is its.
+ */
+static void park(struct ccvm_err *err)
+{
+	open_port(err);
+	proto_writer_put(&writer, PROTO_PARK, 0, NULL, 0);
+	if (relay_flush(port_fd, &writer, FINAL_FLUSH_MS) < 0) {
+		ccvm_err_set(err, EIO, "cannot send PARK");
+		fatal(err);
+	}
+	glog("parked at %lld ms", util_now_ms() - boot_ms);
+	struct proto_msg m;
+	if (next_frame(&m, err) < 0)
+		fatal(err);
+	if (m.type != PROTO_UNPARK) {
+		ccvm_err_set(err, EPROTO,
+			     "expected UNPARK from the host, got %s",
+			     proto_type_name(m.type));
+		fatal(err);
+	}
+	size_t n = m.len;
+	if (park_apply((uint8_t *)m.data, n, err) < 0)
+		fatal(err);
+	glog("unparked at %lld ms: clock set, random generator reseeded "
+	     "from %zu host bytes, PCI rescanned",
+	     util_now_ms() - boot_ms, n - 12);
 }
 
 static void control_phase(struct ctl_state *st, struct relay *rl,
@@ -274,11 +317,11 @@ int main(int argc, char *argv[])
 		ccvm_err_clear(&err);
 	}
 	open_port(&err);
+	send_hello(&err);
 
 	static struct ctl_state st;
 	struct relay rl;
 	ctl_init(&st);
-	proto_reader_init(&reader);
 	if (relay_init(&rl, port_fd, &reader, &writer, &err) < 0)
 		fatal(&err);
 	control_phase(&st, &rl, &err);

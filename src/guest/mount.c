@@ -77,7 +77,7 @@ int mnt_early(struct ccvm_err *err)
 	return 0;
 }
 
-bool mnt_cmdline_debug(void)
+bool mnt_cmdline_has(const char *name)
 {
 	/* /proc files report size 0: util_read_file does not fit. */
 	char cmd[4096];
@@ -90,7 +90,8 @@ bool mnt_cmdline_debug(void)
 	cmd[n] = '\0';
 	for (char *save = NULL, *w = strtok_r(cmd, " \t\n", &save); w;
 	     w = strtok_r(NULL, " \t\n", &save))
-		if (!strcmp(w, "ccvm.debug") || !strcmp(w, "ccvm.debug=1"))
+		if (!strcmp(w, name) || (!strncmp(w, name, strlen(name)) &&
+					 !strcmp(w + strlen(name), "=1")))
 			return true;
 	return false;
 }

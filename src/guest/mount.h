@@ -17,8 +17,8 @@
 /* /dev (devtmpfs), /proc, /sys in the initramfs; console on fds 0-2. */
 int mnt_early(struct ccvm_err *err);
 
-/* true when the kernel command line has the word `ccvm.debug`. */
-bool mnt_cmdline_debug(void);
+/* true when the kernel command line has the word `name` (or `name=1`). */
+bool mnt_cmdline_has(const char *name);
 
 /*
  * Kernel modules (MNT_MODULE_DIR/load.list, in dependency order) come in

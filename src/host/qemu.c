@@ -214,10 +214,10 @@ char *qemu_cmdline(const struct qemu_spec *s)
 	    "console=ttyS0 panic=-1 %s cryptomgr.notests no_timer_check "
 	    "tsc=reliable%s initcall_blacklist=load_system_certificate_list,"
 	    "init_kprobe_trace random.trust_cpu=on i8042.noaux i8042.nokbd "
-	    "i8042.nopnp nokaslr dummy.numdummies=0 swiotlb=noforce%s%s",
+	    "i8042.nopnp nokaslr dummy.numdummies=0 swiotlb=noforce%s%s%s",
 	    s->debug ? "loglevel=7" : "quiet loglevel=1", tsc,
 	    s->accel == ACCEL_KVM ? "" : " norandmaps clearcpuid=rep_good",
-	    s->debug ? " ccvm.debug" : "");
+	    s->debug ? " ccvm.debug" : "", s->park ? " ccvm.park" : "");
 }
 
 static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
@@ -242,6 +242,13 @@ static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad virtiofs socket fd %d",
 				    s->vfs_fd);
+	if (s->park && (s->vfs_fd <= 0 || s->ram_fd <= 0 || s->qmp_fd <= 2))
+		return ccvm_err_set(err, EINVAL,
+				    "QEMU argv: a saved boot needs virtiofs, "
+				    "the RAM file and a QMP socket");
+	if (s->incoming && !s->park)
+		return ccvm_err_set(err, EINVAL,
+				    "QEMU argv: -incoming without park");
 	if (s->ctl_fd < 0 || s->console_fd < -1)
 		return ccvm_err_set(err, EBADF,
 				    "QEMU argv: bad control fd %d or console "
@@ -359,9 +366,18 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	if (s->vfs_fd > 0) {
 		add(&b, "-chardev");
 		add_owned(&b, util_asprintf("socket,id=vfs,fd=%d", s->vfs_fd));
-		add2(&b, "-device",
-		     "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd,"
-		     "queue-size=1024,romfile=");
+		/* With park, QEMU_VFS_DEVICE over QMP, into a root port:
+		 * q35's root bus takes no device_add.  No hotplug driver in
+		 * the guest: it rescans (the port, hotplug-capable, gets
+		 * address space at boot all the same). */
+		if (!s->park)
+			add2(&b, "-device",
+			     "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd,"
+			     "queue-size=1024,romfile=");
+		else
+			add2(&b, "-device",
+			     "pcie-root-port,id=" QEMU_VFS_PORT
+			     ",chassis=1,addr=0x10");
 	} else {
 		add_fmt(&b, "-fsdev", esc(&b, "launch directory", s->cwd),
 			"local,id=cwd,path=%s,security_model=none,"
@@ -380,6 +396,14 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 		add2(&b, "-device",
 		     "virtio-9p-pci,fsdev=projects,"
 		     "mount_tag=ccvm.projects,romfile=");
+	}
+
+	if (s->park) {
+		add(&b, "-chardev");
+		add_owned(&b, util_asprintf("socket,id=qmp,fd=%d", s->qmp_fd));
+		add2(&b, "-mon", "chardev=qmp,mode=control");
+		if (s->incoming)
+			add2(&b, "-incoming", "defer");
 	}
 
 	if (b.err) {

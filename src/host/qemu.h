@@ -53,7 +53,25 @@ struct qemu_spec {
 	bool debug;	  /* verbose kernel console */
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
 	long tsc_khz;	  /* > 0: tsc_early_khz= and lpj= on the cmdline */
+	/*
+	 * A boot that can be saved and restored (snap.h): ccvm.park on the
+	 * guest's command line, a QMP monitor on qmp_fd (a connected
+	 * socket), and no virtiofs device, which cannot be migrated: the
+	 * caller adds it with QEMU_VFS_DEVICE over QMP once the guest has
+	 * parked.  Needs vfs_fd and ram_fd.
+	 */
+	bool park;
+	int qmp_fd;
+	bool incoming; /* park: "-incoming defer", to restore a saved boot */
 };
+
+/* The virtiofs device's QMP device_add arguments (JSON), park mode, and
+ * the root port it goes in. */
+#define QEMU_VFS_PORT "vfsport"
+#define QEMU_VFS_DEVICE                                                        \
+	"{\"driver\": \"vhost-user-fs-pci\", \"id\": \"vfs0\", "               \
+	"\"chardev\": \"vfs\", \"tag\": \"ccvm.cwd\", \"queue-size\": 1024, "  \
+	"\"romfile\": \"\", \"bus\": \"" QEMU_VFS_PORT "\"}"
 
 struct qemu_argv {
 	char **v; /* NULL-terminated */

@@ -58,19 +58,7 @@ static __attribute__((noreturn)) void child_run(int sock, const char *uid_map,
 	if (fd < 0)
 		child_fail(sock, "O_TMPFILE");
 	char one = 0;
-	char ctl[CMSG_SPACE(sizeof(int))];
-	memset(ctl, 0, sizeof(ctl));
-	struct iovec iov = {.iov_base = &one, .iov_len = 1};
-	struct msghdr m = {.msg_iov = &iov,
-			   .msg_iovlen = 1,
-			   .msg_control = ctl,
-			   .msg_controllen = sizeof(ctl)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+	if (util_send_fd(sock, &one, 1, fd) < 0)
 		child_fail(sock, "sending the file");
 	_exit(0);
 }

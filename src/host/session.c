@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,8 +35,10 @@
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
+#include "qmp.h"
 #include "ram.h"
 #include "scratch.h"
+#include "snap.h"
 #include "stage.h"
 #include "term.h"
 #include "util.h"
@@ -48,6 +51,10 @@
 #define CHILD_SCRATCH_FD 6     /* the scratch disk, when vmDiskSize > 0 */
 #define CHILD_VFS_FD	 7     /* virtiofsd's socket (vfs.h) */
 #define CHILD_RAM_FD	 8     /* guest RAM with virtiofs (ram.h) */
+#define CHILD_QMP_FD	 9     /* QEMU's monitor, with a saved boot */
+#define CHILD_SNAP_FD	 10    /* the saved boot QEMU restores */
+#define QMP_MS		 10000 /* one QMP command */
+#define MIGRATE_MS	 60000 /* saving or restoring a boot */
 #define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
 /* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
@@ -129,6 +136,11 @@ struct session {
 	int scratch;	       /* nameless disk file for QEMU, or -1 */
 	int ram;	       /* guest RAM file for QEMU (ram.h), or -1 */
 	struct vfs_daemon vfs; /* virtiofsd, when it serves the directory */
+	/* A boot saved or restored (snap.h): QEMU's monitor, the file. */
+	bool park, restoring, unparked;
+	int qmp, qmp_child;
+	struct qmp *qm;
+	struct snap snap;
 	pid_t qemu;
 	bool qemu_reaped;
 	int qemu_status;
@@ -257,23 +269,31 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		/* Out of the terminal's process group: ccvm decides what a
 		 * Ctrl-C means, not the tty driver. */
 		setpgid(0, 0);
-		int hi_ctl = fcntl(ctl_child, F_DUPFD_CLOEXEC, 10);
-		int hi_con = fcntl(con_child, F_DUPFD_CLOEXEC, 10);
-		int hi_err = fcntl(err_child, F_DUPFD_CLOEXEC, 10);
-		int hi_net = fcntl(net_child, F_DUPFD_CLOEXEC, 10);
+		int hi_ctl = fcntl(ctl_child, F_DUPFD_CLOEXEC, 16);
+		int hi_con = fcntl(con_child, F_DUPFD_CLOEXEC, 16);
+		int hi_err = fcntl(err_child, F_DUPFD_CLOEXEC, 16);
+		int hi_net = fcntl(net_child, F_DUPFD_CLOEXEC, 16);
 		int hi_scr = s->scratch >= 0
-				 ? fcntl(s->scratch, F_DUPFD_CLOEXEC, 10)
+				 ? fcntl(s->scratch, F_DUPFD_CLOEXEC, 16)
 				 : -1;
 		int hi_vfs = s->vfs.qemu_fd >= 0
-				 ? fcntl(s->vfs.qemu_fd, F_DUPFD_CLOEXEC, 10)
+				 ? fcntl(s->vfs.qemu_fd, F_DUPFD_CLOEXEC, 16)
 				 : -1;
 		int hi_ram =
-		    s->ram >= 0 ? fcntl(s->ram, F_DUPFD_CLOEXEC, 10) : -1;
+		    s->ram >= 0 ? fcntl(s->ram, F_DUPFD_CLOEXEC, 16) : -1;
+		int hi_qmp = s->qmp_child >= 0
+				 ? fcntl(s->qmp_child, F_DUPFD_CLOEXEC, 16)
+				 : -1;
+		int hi_snap = s->snap.fd >= 0 && s->restoring
+				  ? fcntl(s->snap.fd, F_DUPFD_CLOEXEC, 16)
+				  : -1;
 		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (hi_ctl < 0 || hi_con < 0 || hi_err < 0 || hi_net < 0 ||
 		    devnull < 0 || (s->scratch >= 0 && hi_scr < 0) ||
 		    (s->vfs.qemu_fd >= 0 && hi_vfs < 0) ||
-		    (s->ram >= 0 && hi_ram < 0))
+		    (s->ram >= 0 && hi_ram < 0) ||
+		    (s->qmp_child >= 0 && hi_qmp < 0) ||
+		    (s->snap.fd >= 0 && s->restoring && hi_snap < 0))
 			_exit(127);
 		if (child_place_fd(devnull, 0) < 0 ||
 		    child_place_fd(hi_err, 1) < 0 ||
@@ -284,17 +304,25 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		    (hi_scr >= 0 &&
 		     child_place_fd(hi_scr, CHILD_SCRATCH_FD) < 0) ||
 		    (hi_vfs >= 0 && child_place_fd(hi_vfs, CHILD_VFS_FD) < 0) ||
-		    (hi_ram >= 0 && child_place_fd(hi_ram, CHILD_RAM_FD) < 0))
+		    (hi_ram >= 0 && child_place_fd(hi_ram, CHILD_RAM_FD) < 0) ||
+		    (hi_qmp >= 0 && child_place_fd(hi_qmp, CHILD_QMP_FD) < 0) ||
+		    (hi_snap >= 0 &&
+		     child_place_fd(hi_snap, CHILD_SNAP_FD) < 0))
 			_exit(127);
 		/* Fds 3-5 always, 6 with a scratch disk, 7 with virtiofs, 8
-		 * with its RAM file; nothing else. */
+		 * with its RAM file, 9 with a saved boot (10 restoring one);
+		 * nothing else. */
 		if (hi_scr < 0)
 			close(CHILD_SCRATCH_FD);
 		if (hi_vfs < 0)
 			close(CHILD_VFS_FD);
 		if (hi_ram < 0)
 			close(CHILD_RAM_FD);
-		close_range(CHILD_RAM_FD + 1, ~0U, 0);
+		if (hi_qmp < 0)
+			close(CHILD_QMP_FD);
+		if (hi_snap < 0)
+			close(CHILD_SNAP_FD);
+		close_range(CHILD_SNAP_FD + 1, ~0U, 0);
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
 		execve(argv[0], argv, envp);
@@ -732,6 +760,152 @@ static bool stdin_held(const struct session *s)
 	return s->watch && s->stdin_barrier && share_done(s) < s->stdin_barrier;
 }
 
+/* The guest is parked (restored, or booted and maybe saved): the time and
+ * fresh entropy, so that no two sessions of one saved boot share either. */
+static int send_unpark(struct session *s, struct ccvm_err *err)
+{
+	uint8_t p[PROTO_UNPARK_LEN];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	proto_put_u64(p, (uint64_t)now.tv_sec);
+	proto_put_u32(p + 8, (uint32_t)now.tv_nsec);
+	if (getrandom(p + 12, PROTO_UNPARK_ENTROPY, 0) != PROTO_UNPARK_ENTROPY)
+		return ccvm_err_sys(err, errno, "getrandom");
+	int r = queue(s, PROTO_UNPARK, p, sizeof(p));
+	explicit_bzero(p, sizeof(p));
+	s->unparked = true;
+	return r;
+}
+
+/* Adds the share's device (it cannot be saved), lets a stopped VM run,
+ * and unparks the guest. */
+static int park_resume(struct session *s, bool stopped, struct ccvm_err *err)
+{
+	json_t *dev = json_loads(QEMU_VFS_DEVICE, 0, NULL);
+	if (!dev)
+		return ccvm_err_set(err, EINVAL, "QEMU_VFS_DEVICE");
+	if (qmp_call(s->qm, "device_add", dev, NULL, QMP_MS, err) < 0 ||
+	    (stopped && qmp_call(s->qm, "cont", NULL, NULL, QMP_MS, err) < 0))
+		return err->code;
+	return send_unpark(s, err);
+}
+
+static int set_ignore_shared(struct session *s, struct ccvm_err *err)
+{
+	json_t *a = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+			      "x-ignore-shared", "state", 1);
+	return qmp_call(s->qm, "migrate-set-capabilities", a, NULL, QMP_MS,
+			err);
+}
+
+/* Stops the VM and saves it (its RAM from the RAM file, not through
+ * QEMU); *stopped tells whether it needs a cont. */
+static int park_save(struct session *s, bool *stopped, struct ccvm_err *err)
+{
+	long long t0 = util_now_ms();
+	if (qmp_call(s->qm, "stop", NULL, NULL, QMP_MS, err) < 0)
+		return err->code;
+	*stopped = true;
+	/* An outgoing fd: migration takes only a named one. */
+	if (set_ignore_shared(s, err) < 0 ||
+	    qmp_call_fd(s->qm, "getfd", json_pack("{s:s}", "fdname", "snap"),
+			s->snap.fd, NULL, QMP_MS, err) < 0 ||
+	    qmp_call(s->qm, "migrate", json_pack("{s:s}", "uri", "fd:snap"),
+		     NULL, QMP_MS, err) < 0 ||
+	    qmp_wait_migration(s->qm, MIGRATE_MS, err) < 0 ||
+	    snap_finish(&s->snap, s->ram, (uint64_t)s->cfg->memory_mib << 20,
+			err) < 0)
+		return err->code;
+	if (s->args->debug)
+		fprintf(stderr, "ccvm: boot saved as %s in %lld ms\r\n",
+			s->snap.path, util_now_ms() - t0);
+	return 0;
+}
+
+/* The guest booted and parked. */
+static void on_park(struct session *s, struct ccvm_err *err)
+{
+	if (!s->park || s->unparked || s->restoring)
+		return;
+	bool stopped = false;
+	if (qmp_open(s->qm, s->qmp, QMP_MS, err) < 0) {
+		set_error(s, "%s", err->msg);
+		qemu_kill(s);
+		return;
+	}
+	if (s->snap.fd >= 0) {
+		struct ccvm_err e = {0};
+		if (park_save(s, &stopped, &e) < 0)
+			fprintf(stderr, "ccvm: the boot was not saved: %s\r\n",
+				e.msg);
+		snap_close(&s->snap);
+	}
+	if (s->ram >= 0) {
+		close(s->ram);
+		s->ram = -1;
+	}
+	if (park_resume(s, stopped, err) < 0) {
+		set_error(s, "%s", err->msg);
+		qemu_kill(s);
+	}
+}
+
+/*
+ * A saved boot for this session's argv: load its RAM and restore it
+ * (spec->incoming), or save this boot when the guest parks.  Failing to
+ * find, load or prepare one is never an error: the session boots.
+ */
+static int saved_boot_prepare(struct session *s, struct qemu_spec *spec,
+			      struct qemu_argv *qa, const char *dir,
+			      struct ccvm_err *err)
+{
+	char key[65];
+	struct ccvm_err e = {0};
+	int r = snap_key(qa->v, s->scratch, key, &e);
+	if (r == 0)
+		r = snap_open(&s->snap, dir, key,
+			      (uint64_t)s->cfg->memory_mib << 20, &e);
+	if (r > 0 && snap_load_ram(&s->snap, s->ram, &e) == 0) {
+		s->restoring = spec->incoming = true;
+		qemu_argv_free(qa);
+		return qemu_argv_build(spec, qa, err);
+	}
+	if (r != 0 && s->args->debug) /* here r > 0: it did not load */
+		fprintf(stderr, "ccvm: no saved boot: %s\n", e.msg);
+	if (r > 0 || (r < 0 && s->snap.path[0])) {
+		/* Unusable: this session saves a new one. */
+		snap_close(&s->snap);
+		r = ftruncate(s->ram, 0) < 0 ||
+			    (unlink(s->snap.path) < 0 && errno != ENOENT)
+			? -errno
+			: 0;
+	}
+	if (r >= 0 && snap_create(&s->snap, dir, key, &e) < 0 && s->args->debug)
+		fprintf(stderr, "ccvm: this boot will not be saved: %s\n",
+			e.msg);
+	return 0;
+}
+
+/* Restores the saved boot into the QEMU just started with -incoming. */
+static int restore(struct session *s, struct ccvm_err *err)
+{
+	long long t0 = util_now_ms();
+	char uri[32];
+	snprintf(uri, sizeof(uri), "fd:%d", CHILD_SNAP_FD);
+	if (qmp_open(s->qm, s->qmp, QMP_MS, err) < 0 ||
+	    set_ignore_shared(s, err) < 0 ||
+	    qmp_call(s->qm, "migrate-incoming", json_pack("{s:s}", "uri", uri),
+		     NULL, QMP_MS, err) < 0 ||
+	    qmp_wait_migration(s->qm, MIGRATE_MS, err) < 0 ||
+	    park_resume(s, true, err) < 0)
+		return err->code;
+	if (s->args->debug)
+		fprintf(stderr, "ccvm: restored %s in %lld ms\r\n",
+			s->snap.path, util_now_ms() - t0);
+	snap_close(&s->snap);
+	return 0;
+}
+
 static void handle_msg(struct session *s, const struct proto_msg *m,
 		       const char *cwd, struct ccvm_err *err)
 {
@@ -758,6 +932,10 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		spinner_clear(s);
 		if (s->pty && term_raw(&s->term) < 0)
 			set_error(s, "cannot put the terminal in raw mode");
+		break;
+	case PROTO_PARK:
+		if (s->phase == PH_BOOT)
+			on_park(s, err);
 		break;
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
@@ -1226,6 +1404,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->cfg = cfg;
 	s->args = args;
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = s->ram = -1;
+	s->qmp = s->qmp_child = s->snap.fd = -1;
 	s->vfs.qemu_fd = -1;
 	s->egress_summary = -1;
 	s->stdin_open = true;
@@ -1378,7 +1557,26 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	if (cfg->lock_guest_memory &&
 	    qemu_memlock_check(cfg->memory_mib, s->accel, err) < 0)
 		goto out;
+	/* A boot that can be saved and restored (snap.h) when the share is
+	 * over virtiofs with its RAM file.  CCVM_SAVED_BOOT=0: always boot
+	 * (a developer's knob, for side-by-side figures). */
+	const char *sb = getenv("CCVM_SAVED_BOOT");
+	if (s->vfs.qemu_fd >= 0 && s->ram >= 0 && !(sb && !strcmp(sb, "0"))) {
+		int qp[2];
+		s->qm = malloc(sizeof(*s->qm));
+		if (!s->qm || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+					 qp) < 0) {
+			ccvm_err_sys(err, errno, "QMP socket");
+			goto out;
+		}
+		s->qmp = qp[0];
+		s->qmp_child = qp[1];
+		s->park = spec.park = true;
+		spec.qmp_fd = CHILD_QMP_FD;
+	}
 	if (qemu_argv_build(&spec, &qa, err) < 0)
+		goto out;
+	if (s->park && saved_boot_prepare(s, &spec, &qa, img.dir, err) < 0)
 		goto out;
 
 	if (block_signals(&oldmask, &s->sigfd, err) < 0)
@@ -1425,9 +1623,14 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		close(s->scratch);
 		s->scratch = -1;
 	}
-	if (s->ram >= 0) { /* the same for its RAM */
+	if (s->ram >= 0 && (s->restoring || s->snap.fd < 0)) {
+		/* The same for its RAM (kept to save the boot). */
 		close(s->ram);
 		s->ram = -1;
+	}
+	if (s->qmp_child >= 0) {
+		close(s->qmp_child);
+		s->qmp_child = -1;
 	}
 	s->ctl = steal_fd(&ctlp[0]);
 	s->con = steal_fd(&conp[0]);
@@ -1436,6 +1639,23 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	util_set_nonblock(s->con, true);
 	util_set_nonblock(s->qerr, true);
 	spinner_draw(s);
+	if (s->restoring && restore(s, err) < 0) {
+		/* The next session boots and saves anew. */
+		unlink(s->snap.path);
+		spinner_clear(s);
+		qemu_kill(s);
+		util_set_nonblock(s->qerr, false);
+		while (s->qerr >= 0)
+			read_stream(&s->qerr, &s->qemu_err, false);
+		tail_print(&s->qemu_err, "QEMU", 10);
+		char cause[sizeof(err->msg)];
+		snprintf(cause, sizeof(cause), "%s", err->msg);
+		ccvm_err_set(err, err->code ? -err->code : EIO,
+			     "restoring the saved boot failed: %s; it is "
+			     "removed, run ccvm again",
+			     cause);
+		goto out;
+	}
 
 	code = relay(s, cwd, err);
 	spinner_clear(s);
@@ -1506,6 +1726,12 @@ out:
 		close(s->scratch);
 	if (s->ram >= 0)
 		close(s->ram);
+	if (s->qmp >= 0)
+		close(s->qmp);
+	if (s->qmp_child >= 0)
+		close(s->qmp_child);
+	snap_close(&s->snap);
+	free(s->qm);
 	if (blocked)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	qemu_argv_free(&qa);

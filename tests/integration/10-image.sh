@@ -97,8 +97,9 @@ check "the host's resolv.conf is not in the root" \
 hn=$(unsquashfs -cat "$rootfs" etc/hostname 2>/dev/null)
 check "hostname is ccvm" test "$hn" = ccvm
 # ccvm-init pages in the loader, libc and the account files by fixed paths
-# (mount.c): all of them must be regular files in this root.
-(cd "$T_TMP" && "$CCVM" --ccvm-debug --shell -- true) >"$T_TMP/pf.out" 2>&1
+# (mount.c): all of them must be regular files in this root.  It logs so
+# in a boot, not in a restored one (snap.h).
+(cd "$T_TMP" && CCVM_SAVED_BOOT=0 "$CCVM" --ccvm-debug --shell -- true) >"$T_TMP/pf.out" 2>&1
 check "ccvm-init's prefetch finds all its files ($(grep -o 'prefetched [0-9]* of [0-9]*' "$T_TMP/pf.out"))" \
 	grep -q 'prefetched 5 of 5 files' "$T_TMP/pf.out"
 

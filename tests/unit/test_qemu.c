@@ -278,6 +278,56 @@ static void test_virtiofs(void **state)
 	assert_non_null(strstr(e.msg, "RAM"));
 }
 
+/* A boot that can be saved (snap.h): ccvm.park, a monitor, and the
+ * virtiofs device left to device_add; -incoming only to restore. */
+static void test_park(void **state)
+{
+	(void)state;
+	struct qemu_spec s = base_spec();
+	s.vfs_fd = 8;
+	s.ram_fd = 9;
+	struct qemu_argv a = build_ok(&s);
+	assert_false(any_contains(&a, "ccvm.park"));
+	assert_int_equal(find_arg(&a, "-mon", 0), -1);
+	assert_true(has_opt_with(&a, "-device", "vhost-user-fs-pci,"));
+	assert_false(has_opt_with(&a, "-device", "pcie-root-port"));
+	qemu_argv_free(&a);
+
+	s.park = true;
+	s.qmp_fd = 10;
+	a = build_ok(&s);
+	assert_true(any_contains(&a, " ccvm.park"));
+	assert_false(has_opt_with(&a, "-device", "vhost-user-fs-pci"));
+	assert_true(has_opt_with(&a, "-device",
+				 "pcie-root-port,id=" QEMU_VFS_PORT ","));
+	assert_true(has_opt_with(&a, "-chardev", "socket,id=vfs,fd=8"));
+	assert_true(has_opt_with(&a, "-chardev", "socket,id=qmp,fd=10"));
+	assert_string_equal(opt_value(&a, "-mon"), "chardev=qmp,mode=control");
+	assert_int_equal(find_arg(&a, "-incoming", 0), -1);
+	/* The device the caller adds names the same chardev and tag. */
+	assert_non_null(strstr(QEMU_VFS_DEVICE, "\"chardev\": \"vfs\""));
+	assert_non_null(strstr(QEMU_VFS_DEVICE, "\"tag\": \"ccvm.cwd\""));
+	assert_non_null(strstr(QEMU_VFS_DEVICE, "\"bus\": \"" QEMU_VFS_PORT));
+	qemu_argv_free(&a);
+
+	s.incoming = true;
+	a = build_ok(&s);
+	assert_string_equal(opt_value(&a, "-incoming"), "defer");
+	qemu_argv_free(&a);
+
+	/* Park needs virtiofs, the RAM file and a monitor. */
+	struct ccvm_err e = {0};
+	struct qemu_spec bad = s;
+	bad.ram_fd = 0;
+	assert_int_equal(qemu_argv_build(&bad, &a, &e), -EINVAL);
+	bad = s;
+	bad.qmp_fd = 0;
+	assert_int_equal(qemu_argv_build(&bad, &a, &e), -EINVAL);
+	bad = s;
+	bad.park = false;
+	assert_int_equal(qemu_argv_build(&bad, &a, &e), -EINVAL);
+}
+
 static void test_kvm(void **state)
 {
 	(void)state;
@@ -615,6 +665,7 @@ int main(void)
 	    cmocka_unit_test(test_writable_flag),
 	    cmocka_unit_test(test_net_port),
 	    cmocka_unit_test(test_virtiofs),
+	    cmocka_unit_test(test_park),
 	    cmocka_unit_test(test_kvm),
 	    cmocka_unit_test(test_mem_lock_and_bios),
 	    cmocka_unit_test(test_projects_and_scratch),

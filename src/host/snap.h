@@ -1,0 +1,60 @@
+#pragma once
+/*
+ * Saved boots.  A session whose guest parks (qemu.h, park) can be saved
+ * once booted, and later sessions restore it instead of booting: QEMU
+ * loads its device state (a migration stream without RAM: x-ignore-shared)
+ * and ccvm copies the guest's RAM into the new session's RAM file.
+ *
+ * One file per key, <image dir>/boot-<key>.snap:
+ *   a SNAP_HDR_LEN header: SNAP_MAGIC, then u64 state offset, state length,
+ *   RAM offset and RAM length (little-endian);
+ *   QEMU's device state;
+ *   the guest's RAM at the RAM offset, its zero pages left as holes.
+ * Written unnamed and linked when complete: a reader sees a whole file or
+ * none.  The key covers everything the saved state depends on (snap_key).
+ */
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define SNAP_MAGIC   "ccvm saved boot\n"
+#define SNAP_HDR_LEN 4096
+#define SNAP_KEEP    4 /* saved boots kept per image (the newest) */
+
+struct snap {
+	int fd; /* -1: none */
+	char path[PATH_MAX];
+	uint64_t state_off, state_len, ram_off, ram_len;
+};
+
+/*
+ * The key of a boot with QEMU argv (NULL-terminated; its fds are fixed
+ * numbers) and, when scratch_fd >= 0, that scratch disk's size: a hash of
+ * both, of the QEMU binary's identity and of ccvm's protocol version.
+ */
+int snap_key(char *const argv[], int scratch_fd, char out[65],
+	     struct ccvm_err *err);
+
+/* Opens dir's saved boot for key: 1 (s is set), 0 when there is none,
+ * -errno for one that is unusable. */
+int snap_open(struct snap *s, const char *dir, const char *key,
+	      uint64_t ram_len, struct ccvm_err *err);
+
+/* Copies the saved RAM into ram_fd (the new session's RAM file) and
+ * positions s->fd at the device state, for QEMU to read. */
+int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err);
+
+/* An unnamed file in dir to save into; its fd is positioned where QEMU
+ * writes the device state. */
+int snap_create(struct snap *s, const char *dir, const char *key,
+		struct ccvm_err *err);
+
+/* After QEMU wrote the device state (the VM stopped): appends the RAM of
+ * ram_fd, writes the header, links the file under its name, and removes
+ * all but the SNAP_KEEP newest saved boots of the directory. */
+int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
+		struct ccvm_err *err);
+
+void snap_close(struct snap *s);
