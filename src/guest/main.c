@@ -43,6 +43,7 @@ static int port_fd = -1;
 static struct proto_writer writer;
 static struct proto_reader reader; /* 256 KiB: not on the stack */
 static long long boot_ms;
+static size_t unpark_bytes; /* entropy UNPARK brought, for the log */
 
 static void __attribute__((noreturn)) power_off(void)
 {
@@ -183,6 +184,11 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 	     (unsigned)s->uid, (unsigned)s->gid,
 	     s->writable ? "read-write" : "read-only",
 	     s->pty ? "pty" : "pipes");
+	/* Over the port (LOG frames), unlike the console, whole lines. */
+	if (unpark_bytes)
+		glog("unparked: clock set, random generator reseeded from %zu "
+		     "host bytes, PCI rescanned",
+		     unpark_bytes);
 	if (user_create("/", s, err) < 0 || mnt_cwd(s, err) < 0)
 		fatal(err);
 	if (s->projects) {
@@ -251,9 +257,8 @@ static void park(struct ccvm_err *err)
 	size_t n = m.len;
 	if (park_apply((uint8_t *)m.data, n, err) < 0)
 		fatal(err);
-	glog("unparked at %lld ms: clock set, random generator reseeded "
-	     "from %zu host bytes, PCI rescanned",
-	     util_now_ms() - boot_ms, n - 12);
+	unpark_bytes = n - 12;
+	glog("unparked at %lld ms", util_now_ms() - boot_ms);
 }
 
 static void control_phase(struct ctl_state *st, struct relay *rl,
