@@ -135,15 +135,21 @@ int snap_open(struct snap *s, const char *dir, const char *key,
 	return 1;
 }
 
-/*
- * Copies the data (not the holes) of [from_off, from_off + len) of from to
- * to at to_off + the same distance; with skip_zero, pages of zeros stay
- * holes too.  Reads into the RAM file's mapping when loading.
- */
-static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
-		     uint64_t len, bool skip_zero)
+/* The page at p (of n bytes left) holds only zeros. */
+static bool all_zero(const uint8_t *p, size_t n)
 {
 	static const uint8_t zero[PAGE];
+	return memcmp(p, zero, n < PAGE ? n : PAGE) == 0;
+}
+
+/*
+ * Copies the data of [from_off, from_off + len) of from to to at to_off +
+ * the same distance, but neither the holes nor pages of zeros: they stay
+ * holes (or whatever to held there: callers write into fresh files).
+ */
+static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
+		     uint64_t len)
+{
 	uint8_t *buf = malloc(CHUNK);
 	if (!buf)
 		return -ENOMEM;
@@ -168,11 +174,10 @@ static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
 			size_t n = stop - o < CHUNK ? stop - o : CHUNK;
 			r = full_pread(from, buf, n, o);
 			for (size_t p = 0; p < n && r == 0;) {
+				/* A run of pages not all zeros, then one that
+				 * is. */
 				size_t q = p;
-				while (q < n &&
-				       (!skip_zero ||
-					memcmp(buf + q, zero,
-					       n - q < PAGE ? n - q : PAGE)))
+				while (q < n && !all_zero(buf + q, n - q))
 					q += PAGE;
 				if (q > n)
 					q = n;
@@ -194,7 +199,9 @@ int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err)
 {
 	if (ftruncate(ram_fd, (off_t)s->ram_len) < 0)
 		return ccvm_err_sys(err, errno, "the guest RAM file");
-	int r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len, false);
+	/* Zero pages skipped here too: where the cache's file system does
+	 * not report holes, its whole RAM reads as data. */
+	int r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len);
 	/* Back where QEMU reads the device state (SEEK_DATA moved it). */
 	if (r == 0 && lseek(s->fd, (off_t)s->state_off, SEEK_SET) < 0)
 		r = -errno;
@@ -283,7 +290,7 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 	s->ram_off =
 	    (s->state_off + s->state_len + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
 	s->ram_len = ram_len;
-	int r = copy_data(ram_fd, 0, s->fd, s->ram_off, ram_len, true);
+	int r = copy_data(ram_fd, 0, s->fd, s->ram_off, ram_len);
 	if (r == 0 && ftruncate(s->fd, (off_t)(s->ram_off + ram_len)) < 0)
 		r = -errno;
 	uint8_t h[SNAP_HDR_LEN] = {0};
