@@ -110,8 +110,9 @@ bool proto_share_attr_same(const struct proto_share_attr *a,
  * least PROTO_UNPARK_ENTROPY random bytes it reseeds its random number
  * generator with, so no two sessions of one saved boot share either.
  */
+#define PROTO_UNPARK_TIME    12 /* u64 s, u32 ns; the entropy follows */
 #define PROTO_UNPARK_ENTROPY 64
-#define PROTO_UNPARK_LEN     (12 + PROTO_UNPARK_ENTROPY)
+#define PROTO_UNPARK_LEN     (PROTO_UNPARK_TIME + PROTO_UNPARK_ENTROPY)
 
 /* In a FILE frame's mode: append to the file the previous frame began. */
 #define PROTO_FILE_APPEND 0x80000000u

@@ -257,7 +257,7 @@ static void park(struct ccvm_err *err)
 	size_t n = m.len;
 	if (park_apply((uint8_t *)m.data, n, err) < 0)
 		fatal(err);
-	unpark_bytes = n - 12;
+	unpark_bytes = n - PROTO_UNPARK_TIME;
 	glog("unparked at %lld ms", util_now_ms() - boot_ms);
 }
 

@@ -60,7 +60,7 @@ int park_apply(uint8_t *p, size_t len, struct ccvm_err *err)
 		return ccvm_err_set(err, EPROTO, "malformed UNPARK (%zu bytes)",
 				    len);
 	}
-	int r = reseed(p + 12, len - 12, err);
+	int r = reseed(p + PROTO_UNPARK_TIME, len - PROTO_UNPARK_TIME, err);
 	explicit_bzero(p, len);
 	if (r < 0)
 		return r;

@@ -769,7 +769,8 @@ static int send_unpark(struct session *s, struct ccvm_err *err)
 	clock_gettime(CLOCK_REALTIME, &now);
 	proto_put_u64(p, (uint64_t)now.tv_sec);
 	proto_put_u32(p + 8, (uint32_t)now.tv_nsec);
-	if (getrandom(p + 12, PROTO_UNPARK_ENTROPY, 0) != PROTO_UNPARK_ENTROPY)
+	if (getrandom(p + PROTO_UNPARK_TIME, PROTO_UNPARK_ENTROPY, 0) !=
+	    PROTO_UNPARK_ENTROPY)
 		return ccvm_err_sys(err, errno, "getrandom");
 	int r = queue(s, PROTO_UNPARK, p, sizeof(p));
 	explicit_bzero(p, sizeof(p));

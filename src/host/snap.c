@@ -82,20 +82,6 @@ static int full_pwrite(int fd, const void *p, size_t n, uint64_t off)
 	return full_io(fd, (void *)p, n, off, true);
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static void path_of(struct snap *s, const char *dir, const char *key)
 {
 	snprintf(s->path, sizeof(s->path), "%s/boot-%s.snap", dir, key);
@@ -119,10 +105,10 @@ int snap_open(struct snap *s, const char *dir, const char *key,
 				    s->path);
 	}
 	size_t m = strlen(SNAP_MAGIC);
-	s->state_off = get64(h + m);
-	s->state_len = get64(h + m + 8);
-	s->ram_off = get64(h + m + 16);
-	s->ram_len = get64(h + m + 24);
+	s->state_off = proto_get_u64(h + m);
+	s->state_len = proto_get_u64(h + m + 8);
+	s->ram_off = proto_get_u64(h + m + 16);
+	s->ram_len = proto_get_u64(h + m + 24);
 	if (memcmp(h, SNAP_MAGIC, m) || s->state_off != SNAP_HDR_LEN ||
 	    s->state_len == 0 || s->ram_off % PAGE ||
 	    s->ram_off < s->state_off + s->state_len || s->ram_len != ram_len ||
@@ -296,10 +282,10 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 	uint8_t h[SNAP_HDR_LEN] = {0};
 	size_t m = strlen(SNAP_MAGIC);
 	memcpy(h, SNAP_MAGIC, m);
-	put64(h + m, s->state_off);
-	put64(h + m + 8, s->state_len);
-	put64(h + m + 16, s->ram_off);
-	put64(h + m + 24, s->ram_len);
+	proto_put_u64(h + m, s->state_off);
+	proto_put_u64(h + m + 8, s->state_len);
+	proto_put_u64(h + m + 16, s->ram_off);
+	proto_put_u64(h + m + 24, s->ram_len);
 	if (r == 0)
 		r = full_pwrite(s->fd, h, sizeof(h), 0);
 	/* On disk before it has a name: a crash leaves no torn file. */
