@@ -344,10 +344,16 @@ const char *util_escape(char *buf, size_t n, const char *s, bool quote)
  * byte that does not start a well-formed sequence. */
 static size_t utf8_next(const unsigned char *p, uint32_t *cp)
 {
-	size_t len = p[0] < 0x80 ? 1 : p[0] < 0xc2 ? 0 : p[0] < 0xe0 ? 2
-				   : p[0] < 0xf0 ? 3 : p[0] < 0xf5 ? 4 : 0;
-	uint32_t v = len == 1 ? p[0] : len == 2 ? p[0] & 0x1fu
-				 : len == 3 ? p[0] & 0x0fu : p[0] & 0x07u;
+	size_t len = p[0] < 0x80   ? 1
+		     : p[0] < 0xc2 ? 0
+		     : p[0] < 0xe0 ? 2
+		     : p[0] < 0xf0 ? 3
+		     : p[0] < 0xf5 ? 4
+				   : 0;
+	uint32_t v = len == 1	? p[0]
+		     : len == 2 ? p[0] & 0x1fu
+		     : len == 3 ? p[0] & 0x0fu
+				: p[0] & 0x07u;
 	for (size_t i = 1; i < len; i++) {
 		if ((p[i] & 0xc0) != 0x80) {
 			len = 0;

@@ -97,9 +97,9 @@ int places_init(struct places *p, const char *home, const char *pw_home,
 		r = add_home(p, pw_home);
 	if (xdg_config_home && xdg_config_home[0] == '/')
 		for (size_t i = 0; i < ARRAY_LEN(xdg_secrets) && !r; i++)
-			r = push_both(&p->secret, &p->n_secret,
-				      util_path_join(xdg_config_home,
-						     xdg_secrets[i]));
+			r = push_both(
+			    &p->secret, &p->n_secret,
+			    util_path_join(xdg_config_home, xdg_secrets[i]));
 	if (r)
 		places_free(p);
 	return r;

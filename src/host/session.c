@@ -1335,9 +1335,10 @@ static int check_config_links(const struct ccvm_config *cfg, const char *cwd,
 {
 	if (!cfg->config_file_found || !cfg->config_path)
 		return 0;
-	autofree char *abs = cfg->config_path[0] == '/'
-				 ? strdup(cfg->config_path)
-				 : util_asprintf("%s/%s", cwd, cfg->config_path);
+	autofree char *abs =
+	    cfg->config_path[0] == '/'
+		? strdup(cfg->config_path)
+		: util_asprintf("%s/%s", cwd, cfg->config_path);
 	if (!abs)
 		return ccvm_err_sys(err, ENOMEM, "config file");
 	struct places_chain ch;

@@ -486,7 +486,8 @@ static int open_item(struct ctx *c, const char *host, bool dir, struct stat *st,
 	if (fd < 0) {
 		int e = errno;
 		if (e == ELOOP)
-			warnf(c, "%s: %s changed while being staged, not staged",
+			warnf(c,
+			      "%s: %s changed while being staged, not staged",
 			      host, ch.final);
 		places_chain_free(&ch);
 		if (e == ENOENT || e == ELOOP)
@@ -590,8 +591,7 @@ static int stage_dir_item(struct ctx *c, const char *name)
 		return 0;
 	}
 	if (places_share_refused(c->places, real, why, sizeof(why))) {
-		warnf(c, "%s: resolves to %s: %s: not staged", host, real,
-		      why);
+		warnf(c, "%s: resolves to %s: %s: not staged", host, real, why);
 		return 0;
 	}
 	struct dir_id stack[MAX_DEPTH];

@@ -553,7 +553,8 @@ static void test_chain_claude_md(void **state)
 {
 	struct fx *f = *state;
 	fput(f, "proj/dotfiles/CLAUDE.md", "DOTFILE_MD_MARKER\n", 0644);
-	replace_link(f, "../../proj/dotfiles/CLAUDE.md", "home/.claude/CLAUDE.md");
+	replace_link(f, "../../proj/dotfiles/CLAUDE.md",
+		     "home/.claude/CLAUDE.md");
 	char *proj = P(f, "proj");
 	char *other = P(f, "other");
 	assert_int_equal(util_mkdir_p(other, 0700), 0);
@@ -595,7 +596,8 @@ static void test_chain_claude_md(void **state)
 		fail_msg("no warning naming CLAUDE.md in:\n%s", r.warn);
 	run_free(&r);
 	/* The same through a relative link and a linked directory. */
-	replace_link(f, "../../home/.ssh/id_ed25519", "proj/dotfiles/CLAUDE.md");
+	replace_link(f, "../../home/.ssh/id_ed25519",
+		     "proj/dotfiles/CLAUDE.md");
 	flink(f, "dotfiles", "proj/df");
 	replace_link(f, "../../proj/df/CLAUDE.md", "home/.claude/CLAUDE.md");
 	run_stage(f, &cfg, &e3, &r);

@@ -32,7 +32,9 @@ static void test_claude_project_name(void **state)
 	/* é is one UTF-16 unit, an emoji two; a stray byte one. */
 	check_name("/h/caf\xc3\xa9", "-h-caf-");
 	check_name("/h/\xf0\x9f\x98\x80x", "-h---x");
-	check_name("/h/\xff" "a", "-h--a");
+	check_name("/h/\xff"
+		   "a",
+		   "-h--a");
 	/* Exactly 200: kept whole. */
 	char p[512];
 	memset(p, 'a', 200);
@@ -57,7 +59,8 @@ static void test_claude_project_name_long(void **state)
 	for (size_t i = 0; i < 260; i++)
 		h = h * 31 + (unsigned char)p[i];
 	int32_t s = (int32_t)h;
-	unsigned long a = s < 0 ? 0ul - (unsigned long)(long)s : (unsigned long)s;
+	unsigned long a =
+	    s < 0 ? 0ul - (unsigned long)(long)s : (unsigned long)s;
 	char digits[16];
 	size_t d = 0;
 	do {
