@@ -96,7 +96,7 @@ before=$(find "$T_TMP" -path "$T_TMP/r.*" -prune -o -print | sort)
 refused "an ancestor of HOME" "$T_TMP" "contains the home directory $H"
 refused "~/.ssh itself" "$H/.ssh" "contains $H/.ssh"
 refused "inside ~/.ssh" "$H/.ssh/sub" "inside $H/.ssh"
-refused "~/.config (holds ~/.config/gh)" "$H/.config" "contains $H/.config/gh"
+refused "~/.config (holds ~/.config/gh and gcloud)" "$H/.config" "contains $H/.config/g"
 refused "a directory holding the real ~/.claude" "$T_TMP/dots" \
 	"contains $T_TMP/dots/claude" HOME="$T_TMP/h2"
 refused "CCVM_ALLOW_SECRET_DIRS=0 is no override" "$H/.ssh/sub" "inside" \
@@ -152,7 +152,7 @@ check "persistClaudeProjects: a guest write there reaches the host" \
 	[ "$(cat "$H/.claude/projects/$N2/guest.jsonl" 2>/dev/null)" = guest-wrote ]
 check "no canary (another project's transcript, the key) under the guest home or /tmp" \
 	bash -c '[ "$(cat "$1/leaks.rc")" = 1 ] && [ ! -s "$1/leaks" ]' _ "$OA"
-[ -s "$OA/leaks" ] && diag "$(cat "$OA/leaks")"
+[ -s "$OA/leaks" ] && sed "s/^/# /" "$OA/leaks"
 # A new project's directory is made when missing.
 P3=$(new_project)
 N3=$(name_of "$P3")
@@ -196,7 +196,7 @@ check "session C: the guest probe ran" [ "$(cat "$OC2/marker" 2>/dev/null)" = pr
 check "the ssh key reached through the repointed link is absent from the guest" \
 	bash -c '[ "$(cat "$1/leaks.rc")" = 1 ] && [ ! -s "$1/leaks" ] && ! grep -q "$2" "$1/CLAUDE.md"' \
 	_ "$OC2" "$C_SSH"
-[ -s "$OC2/leaks" ] && diag "$(cat "$OC2/leaks")"
+[ -s "$OC2/leaks" ] && sed "s/^/# /" "$OC2/leaks"
 check "... with one warning line naming CLAUDE.md and the key" \
 	grep -q "warning: $H/.claude/CLAUDE.md: it leads to $H/.ssh/id_ed25519.*not staged" "$OC2.err"
 check "control: session C still stages the benign linked keybindings.json" \
