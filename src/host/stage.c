@@ -2,7 +2,6 @@
 #include "stage.h"
 
 #include <dirent.h>
-#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,8 +160,8 @@ static bool is_settings(struct ctx *c, const struct stat *st)
 }
 
 /* Resolves host one link at a time (places.h) into *ch.  0; 1 when it is
- * absent (quietly) or refused (with a warning naming it); or -errno with
- * err set. */
+ * absent (quietly, a dangling link too); 2 when refused, with a warning
+ * naming it; or -errno with err set. */
 static int resolve_checked(struct ctx *c, const char *host,
 			   struct places_chain *ch)
 {
@@ -170,7 +170,7 @@ static int resolve_checked(struct ctx *c, const char *host,
 		return 1;
 	if (r == -ELOOP || r == -ENOTDIR || r == -ENAMETOOLONG) {
 		warnf(c, "%s: %s, not staged", host, strerror(-r));
-		return 1;
+		return 2;
 	}
 	if (r < 0)
 		return ccvm_err_sys(c->err, -r, "%s", host);
@@ -180,7 +180,7 @@ static int resolve_checked(struct ctx *c, const char *host,
 				 sizeof(why))) {
 		warnf(c, "%s: %s: not staged", host, why);
 		places_chain_free(ch);
-		return 1;
+		return 2;
 	}
 	return 0;
 }
@@ -278,12 +278,6 @@ static int walk_dir(struct ctx *c, int dirfd, const char *host_dir,
 		    const char *item_real, const char *rel,
 		    struct dir_id *stack, size_t depth);
 
-static bool exists_follow(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
-}
-
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -307,13 +301,11 @@ static int walk_entry(struct ctx *c, int dirfd, const char *name,
 		int r = resolve_checked(c, host, &ch);
 		if (r < 0)
 			return r;
-		if (r > 0 && !exists_follow(host)) {
+		if (r == 1)
 			warnf(c,
 			      "%s: dangling or unreadable symlink, not "
 			      "staged",
 			      host);
-			return 0;
-		}
 		if (r > 0)
 			return 0;
 		resolved = steal_ptr(&ch.final);
