@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -335,4 +336,84 @@ const char *util_escape(char *buf, size_t n, const char *s, bool quote)
 		buf[o++] = '"';
 	buf[o < n ? o : n - 1] = '\0';
 	return buf;
+}
+
+#define CLAUDE_NAME_MAX 200
+
+/* One UTF-8 character at p: its code point and length; U+FFFD and 1 for a
+ * byte that does not start a well-formed sequence. */
+static size_t utf8_next(const unsigned char *p, uint32_t *cp)
+{
+	size_t len = p[0] < 0x80   ? 1
+		     : p[0] < 0xc2 ? 0
+		     : p[0] < 0xe0 ? 2
+		     : p[0] < 0xf0 ? 3
+		     : p[0] < 0xf5 ? 4
+				   : 0;
+	uint32_t v = len == 1	? p[0]
+		     : len == 2 ? p[0] & 0x1fu
+		     : len == 3 ? p[0] & 0x0fu
+				: p[0] & 0x07u;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			len = 0;
+			break;
+		}
+		v = v << 6 | (p[i] & 0x3fu);
+	}
+	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (len == 0 || v < min[len] || v > 0x10ffff ||
+	    (v >= 0xd800 && v < 0xe000)) {
+		*cp = 0xfffd;
+		return 1;
+	}
+	*cp = v;
+	return len;
+}
+
+char *util_claude_project_name(const char *path)
+{
+	size_t n = strlen(path);
+	char *out = malloc(n + 16);
+	if (!out)
+		return NULL;
+	uint32_t h = 0;
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)path;
+	while (*p) {
+		uint32_t cp, units[2];
+		p += utf8_next(p, &cp);
+		size_t k = 1;
+		units[0] = cp;
+		if (cp >= 0x10000) {
+			units[0] = 0xd800 + ((cp - 0x10000) >> 10);
+			units[1] = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+			k = 2;
+		}
+		for (size_t i = 0; i < k; i++) {
+			uint32_t u = units[i];
+			h = h * 31 + u;
+			bool alnum = (u >= '0' && u <= '9') ||
+				     (u >= 'a' && u <= 'z') ||
+				     (u >= 'A' && u <= 'Z');
+			out[o++] = alnum ? (char)u : '-';
+		}
+	}
+	out[o] = '\0';
+	if (o <= CLAUDE_NAME_MAX)
+		return out;
+	int32_t sh = (int32_t)h;
+	uint32_t a = sh < 0 ? 0u - (uint32_t)sh : (uint32_t)sh;
+	char digits[8];
+	size_t d = 0;
+	do {
+		digits[d++] = "0123456789abcdefghijklmnopqrstuvwxyz"[a % 36];
+		a /= 36;
+	} while (a);
+	o = CLAUDE_NAME_MAX;
+	out[o++] = '-';
+	while (d)
+		out[o++] = digits[--d];
+	out[o] = '\0';
+	return out;
 }

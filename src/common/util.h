@@ -95,3 +95,14 @@ void *util_regrow(void *old, size_t keep, size_t wipe, size_t cap);
  * Returns buf (empty when n < 32).
  */
 const char *util_escape(char *buf, size_t n, const char *s, bool quote);
+
+/*
+ * The name Claude Code gives the directory of a project's transcripts
+ * under ~/.claude/projects: the project path with every UTF-16 code unit
+ * that is not an ASCII letter or digit replaced by '-' (so one '-' per
+ * character, two for one outside the BMP); past 200 characters, the first
+ * 200, '-' and the base-36 absolute value of the path's 32-bit
+ * h = 31 * h + unit hash.  Bytes that are not UTF-8 count as one character
+ * each.  Malloc'ed; NULL on ENOMEM.
+ */
+char *util_claude_project_name(const char *path);

@@ -192,8 +192,12 @@ static void do_setup(const struct guest_setup *s, struct ccvm_err *err)
 	if (user_create("/", s, err) < 0 || mnt_cwd(s, err) < 0)
 		fatal(err);
 	if (s->projects) {
-		autofree char *dir =
-		    util_path_join(s->home, ".claude/projects");
+		/* This project's transcripts only, where Claude Code looks
+		 * for them. */
+		autofree char *name = util_claude_project_name(s->cwd);
+		autofree char *rel =
+		    name ? util_asprintf(".claude/projects/%s", name) : NULL;
+		autofree char *dir = rel ? util_path_join(s->home, rel) : NULL;
 		if (!dir) {
 			ccvm_err_sys(err, errno, "%s", s->home);
 			fatal(err);

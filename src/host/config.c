@@ -132,7 +132,8 @@ static const struct opt opts[] = {
      .kind = K_BOOL,
      .off = OFF(persist_projects),
      .env = "CCVM_PERSIST_PROJECTS",
-     .doc = "keep ~/.claude/projects transcripts (default 0)"},
+     .doc = "keep this project's ~/.claude/projects transcripts "
+	    "(default 0)"},
     {.key = "vmDiskSize",
      .kind = K_INT,
      .off = OFF(vm_disk_size_gib),
@@ -1206,6 +1207,9 @@ void cfg_usage(FILE *out, char *const *envp)
 		"config file to read instead of the default (must exist)");
 	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_ROOT",
 		"1 lets ccvm run as root (refused otherwise)");
+	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_SECRET_DIRS",
+		"1 lets ccvm share a directory holding or inside ~/.ssh and "
+		"the like");
 	fputs("Booleans accept 1/0, true/false, yes/no.\n\n", out);
 	char *path = NULL;
 	bool required = false;

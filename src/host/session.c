@@ -33,6 +33,7 @@
 #include "clip.h"
 #include "egress.h"
 #include "image.h"
+#include "places.h"
 #include "proto.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -1269,7 +1270,25 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 
 /* --- set-up and tear-down ------------------------------------------------ */
 
-static int check_cwd(char *cwd, size_t n, struct ccvm_err *err)
+/* CCVM_ALLOW_SECRET_DIRS: 1 when set true, 0 when unset or false, or
+ * -EINVAL with err set. */
+static int allow_secret_dirs(struct ccvm_err *err)
+{
+	const char *v = getenv(SESSION_ENV_ALLOW_SECRET_DIRS);
+	bool allow = false;
+	if (v && !cfg_parse_bool(v, &allow)) {
+		char q[128];
+		return ccvm_err_set(err, EINVAL,
+				    "%s: expected 1/0, true/false or yes/no, "
+				    "got %s",
+				    SESSION_ENV_ALLOW_SECRET_DIRS,
+				    util_escape(q, sizeof(q), v, true));
+	}
+	return allow;
+}
+
+static int check_cwd(char *cwd, size_t n, const struct places *pl,
+		     struct ccvm_err *err)
 {
 	if (!getcwd(cwd, n))
 		return ccvm_err_sys(err, errno,
@@ -1292,7 +1311,51 @@ static int check_cwd(char *cwd, size_t n, struct ccvm_err *err)
 			return ccvm_err_set(err, EINVAL,
 					    "the current directory's path has "
 					    "a control character");
-	return 0;
+	/* A directory holding or inside a secret place, a home directory
+	 * or one of its ancestors (places.h). */
+	char why[2 * PATH_MAX];
+	if (!places_share_refused(pl, cwd, why, sizeof(why)))
+		return 0;
+	int allow = allow_secret_dirs(err);
+	if (allow < 0)
+		return allow;
+	if (allow)
+		return 0;
+	return ccvm_err_set(err, EPERM,
+			    "refusing to share %s with the VM: %s (%s=1 "
+			    "overrides)",
+			    cwd, why, SESSION_ENV_ALLOW_SECRET_DIRS);
+}
+
+/* The config file must not be one the guest could rewrite for the next
+ * session: its link chain may not pass through the shared directory
+ * (nor end in a secret place). */
+static int check_config_links(const struct ccvm_config *cfg, const char *cwd,
+			      const struct places *pl, struct ccvm_err *err)
+{
+	if (!cfg->config_file_found || !cfg->config_path)
+		return 0;
+	autofree char *abs =
+	    cfg->config_path[0] == '/'
+		? strdup(cfg->config_path)
+		: util_asprintf("%s/%s", cwd, cfg->config_path);
+	if (!abs)
+		return ccvm_err_sys(err, ENOMEM, "config file");
+	struct places_chain ch;
+	if (places_resolve(abs, &ch) < 0)
+		return 0; /* read already; nothing of it enters the guest */
+	const char *shared[] = {cwd};
+	char why[2 * PATH_MAX];
+	bool bad = places_chain_refused(pl, &ch, shared, 1, why, sizeof(why));
+	places_chain_free(&ch);
+	if (!bad)
+		return 0;
+	char f[256];
+	return ccvm_err_set(err, EPERM,
+			    "config file %s: %s: refusing to start, the guest "
+			    "could rewrite it; move it out of %s",
+			    util_escape(f, sizeof(f), cfg->config_path, false),
+			    why, cwd);
 }
 
 static int block_signals(sigset_t *old, int *sigfd, struct ccvm_err *err)
@@ -1385,12 +1448,12 @@ static int setup_egress(struct session *s, char *api_host, size_t n,
 	return 0;
 }
 
-int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
-		struct ccvm_err *err)
+static int run(const struct ccvm_config *cfg, const struct cli_args *args,
+	       const struct places *pl, struct ccvm_err *err)
 {
 	char cwd[PATH_MAX];
-	int r = check_cwd(cwd, sizeof(cwd), err);
-	if (r < 0)
+	int r = check_cwd(cwd, sizeof(cwd), pl, err);
+	if (r < 0 || check_config_links(cfg, cwd, pl, err) < 0)
 		return CCVM_EXIT_USAGE;
 
 	struct image_paths img;
@@ -1439,14 +1502,22 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	}
 
 	if (cfg->persist_projects) {
+		/* This project's transcripts only: the directory Claude Code
+		 * gives it, made when missing; never a link (a guest of
+		 * an older ccvm could write all of ~/.claude/projects). */
 		const char *home = getenv("HOME");
+		autofree char *name = util_claude_project_name(cwd);
+		autofree char *rel =
+		    name ? util_asprintf(".claude/projects/%s", name) : NULL;
 		autofree char *p =
-		    home ? util_path_join(home, ".claude/projects") : NULL;
-		if (!p || util_mkdir_p(p, 0700) < 0 ||
-		    util_strlcpy(projects, p, sizeof(projects)) < 0) {
+		    home && rel ? util_path_join(home, rel) : NULL;
+		struct stat pst;
+		if (!p || util_mkdir_p(p, 0700) < 0 || lstat(p, &pst) < 0 ||
+		    !S_ISDIR(pst.st_mode) || !realpath(p, projects)) {
 			ccvm_err_set(err, EINVAL,
-				     "persistClaudeProjects: cannot "
-				     "use ~/.claude/projects");
+				     "persistClaudeProjects: cannot use "
+				     "~/.claude/projects/%s as a directory",
+				     name ? name : "");
 			goto out;
 		}
 	}
@@ -1470,6 +1541,8 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		    .api_host = api_host,
 		    .xdg_config_home = x,
 		    .path_var = getenv("PATH"),
+		    .shared = {cwd, projects[0] ? projects : NULL},
+		    .places = pl,
 		};
 		if (stage_collect(cfg, home, &senv, &s->staged, err) < 0) {
 			code = CCVM_EXIT_USAGE;
@@ -1741,5 +1814,21 @@ out:
 	stage_list_free(&s->staged);
 	free(s->rd);
 	free(s);
+	return code;
+}
+
+int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
+		struct ccvm_err *err)
+{
+	/* The secret places of $HOME and of the passwd entry's home. */
+	struct passwd *pw = getpwuid(getuid());
+	struct places pl;
+	if (places_init(&pl, getenv("HOME"), pw ? pw->pw_dir : NULL,
+			getenv("XDG_CONFIG_HOME")) < 0) {
+		ccvm_err_sys(err, ENOMEM, "session");
+		return CCVM_EXIT_FAILURE;
+	}
+	int code = run(cfg, args, &pl, err);
+	places_free(&pl);
 	return code;
 }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,13 +26,27 @@
 #define GIT_TIMEOUT_MS 10000
 
 /* Top-level names of ~/.claude a symlink inside a shared directory may
- * resolve into: the share items themselves, whatever their toggles.
- * Everything else there (.credentials.json, projects/, sessions/,
- * history.jsonl, statsig/, todos/, shell-snapshots/, file-history/, ...)
- * is refused. */
-static const char *const link_ok_in_claude[] = {
-    "settings.json", "CLAUDE.md",     "keybindings.json", "commands", "agents",
-    "skills",	     "output-styles", "plugins",	  "config",
+ * resolve into: the share items, when they are on (settings.json never:
+ * it is staged sanitized only).  Everything else there
+ * (.credentials.json, projects/, sessions/, history.jsonl, statsig/,
+ * todos/, shell-snapshots/, file-history/, ...) is refused. */
+static const struct {
+	const char *name;
+	size_t on; /* offset of its toggle in struct cfg_share */
+} link_ok_in_claude[] = {
+    {"CLAUDE.md", offsetof(struct cfg_share, claude_md)},
+    {"keybindings.json", offsetof(struct cfg_share, keybindings)},
+    {"commands", offsetof(struct cfg_share, commands)},
+    {"agents", offsetof(struct cfg_share, agents)},
+    {"skills", offsetof(struct cfg_share, skills)},
+    {"output-styles", offsetof(struct cfg_share, output_styles)},
+    {"plugins", offsetof(struct cfg_share, plugins)},
+    {"config", offsetof(struct cfg_share, config)},
+};
+
+struct dir_id {
+	dev_t dev;
+	ino_t ino;
 };
 
 struct ctx {
@@ -46,14 +61,14 @@ struct ctx {
 	bool have_cred;
 	dev_t cred_dev;
 	ino_t cred_ino;
+	/* ~/.claude/settings.json and ~/.claude.json: staged sanitized only. */
+	struct dir_id settings[2];
+	size_t n_settings;
+	const struct places *places;
+	struct places own_places;
 	struct stage_list list;
 	size_t cap;
 	struct ccvm_err *err;
-};
-
-struct dir_id {
-	dev_t dev;
-	ino_t ino;
 };
 
 static void wipe_free(char *p, size_t n)
@@ -133,6 +148,41 @@ static bool is_cred(struct ctx *c, const struct stat *st)
 {
 	return c->have_cred && st->st_dev == c->cred_dev &&
 	       st->st_ino == c->cred_ino;
+}
+
+static bool is_settings(struct ctx *c, const struct stat *st)
+{
+	for (size_t i = 0; i < c->n_settings; i++)
+		if (st->st_dev == c->settings[i].dev &&
+		    st->st_ino == c->settings[i].ino)
+			return true;
+	return false;
+}
+
+/* Resolves host one link at a time (places.h) into *ch.  0; 1 when it is
+ * absent (quietly, a dangling link too); 2 when refused, with a warning
+ * naming it; or -errno with err set. */
+static int resolve_checked(struct ctx *c, const char *host,
+			   struct places_chain *ch)
+{
+	int r = places_resolve(host, ch);
+	if (r == -ENOENT)
+		return 1;
+	if (r == -ELOOP || r == -ENOTDIR || r == -ENAMETOOLONG) {
+		warnf(c, "%s: %s, not staged", host, strerror(-r));
+		return 2;
+	}
+	if (r < 0)
+		return ccvm_err_sys(c->err, -r, "%s", host);
+	char why[2 * PATH_MAX + 128];
+	if (places_chain_refused(c->places, ch, c->env ? c->env->shared : NULL,
+				 c->env ? STAGE_MAX_SHARED : 0, why,
+				 sizeof(why))) {
+		warnf(c, "%s: %s: not staged", host, why);
+		places_chain_free(ch);
+		return 2;
+	}
+	return 0;
 }
 
 static const char *base_name(const char *p)
@@ -215,10 +265,12 @@ static bool link_allowed(struct ctx *c, const char *resolved,
 		return false; /* ~/.claude itself */
 	rest++;
 	size_t n = strcspn(rest, "/");
-	for (size_t i = 0; i < ARRAY_LEN(link_ok_in_claude); i++)
-		if (strlen(link_ok_in_claude[i]) == n &&
-		    strncmp(rest, link_ok_in_claude[i], n) == 0)
-			return true;
+	for (size_t i = 0; i < ARRAY_LEN(link_ok_in_claude); i++) {
+		const char *name = link_ok_in_claude[i].name;
+		if (strlen(name) == n && strncmp(rest, name, n) == 0)
+			return *(const bool *)((const char *)&c->cfg->share +
+					       link_ok_in_claude[i].on);
+	}
 	return false;
 }
 
@@ -245,14 +297,19 @@ static int walk_entry(struct ctx *c, int dirfd, const char *name,
 	autofree char *resolved = NULL;
 	const char *sub_dir = host;
 	if (S_ISLNK(st.st_mode)) {
-		resolved = realpath(host, NULL);
-		if (!resolved) {
+		struct places_chain ch;
+		int r = resolve_checked(c, host, &ch);
+		if (r < 0)
+			return r;
+		if (r == 1)
 			warnf(c,
 			      "%s: dangling or unreadable symlink, not "
 			      "staged",
 			      host);
+		if (r > 0)
 			return 0;
-		}
+		resolved = steal_ptr(&ch.final);
+		places_chain_free(&ch);
 		if (strcmp(base_name(resolved), ".credentials.json") == 0)
 			return 0;
 		if (!link_allowed(c, resolved, item_real)) {
@@ -304,6 +361,13 @@ static int walk_entry(struct ctx *c, int dirfd, const char *name,
 	}
 	if (is_cred(c, &st))
 		return 0;
+	if (is_settings(c, &st)) {
+		warnf(c,
+		      "%s: the same file as ~/.claude/settings.json or "
+		      "~/.claude.json, staged sanitized only: not staged here",
+		      host);
+		return 0;
+	}
 	return stage_fd(c, fd, &st, grel, host);
 }
 
@@ -390,44 +454,64 @@ static int walk_dir(struct ctx *c, int dirfd, const char *host_dir,
 	return r;
 }
 
-/* Opens a top-level item following symlinks.  Returns the fd, -ENOENT
- * when absent (quietly), or another -errno with err set. */
-static int open_item(struct ctx *c, const char *host, bool dir, struct stat *st)
+/* Opens a top-level item, following its links once the whole chain has
+ * passed the check (resolve_checked).  Returns the fd with *st and, when
+ * final is given, the resolved path set; -ENOENT when absent or refused
+ * (quietly or with a warning); or another -errno with err set. */
+static int open_item(struct ctx *c, const char *host, bool dir, struct stat *st,
+		     char **final)
 {
-	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	struct places_chain ch;
+	int r = resolve_checked(c, host, &ch);
+	if (r)
+		return r < 0 ? r : -ENOENT;
 	struct stat pre;
-	if (stat(host, &pre) == 0 && !S_ISREG(pre.st_mode) &&
+	if (lstat(ch.final, &pre) == 0 && !S_ISREG(pre.st_mode) &&
 	    !S_ISDIR(pre.st_mode)) {
 		/* Never open a FIFO, socket or device. */
 		warnf(c, "%s: not a regular file or directory, not staged",
 		      host);
+		places_chain_free(&ch);
 		return -ENOENT;
 	}
-	int fd = open(host, flags | (dir ? O_DIRECTORY : 0));
+	int fd = open_resolved(ch.final);
 	if (fd < 0) {
 		int e = errno;
-		if (e == ENOENT)
+		if (e == ELOOP)
+			warnf(c,
+			      "%s: %s changed while being staged, not staged",
+			      host, ch.final);
+		places_chain_free(&ch);
+		if (e == ENOENT || e == ELOOP)
 			return -ENOENT;
-		if (e == ENOTDIR && dir) {
-			warnf(c, "%s: not a directory, not staged", host);
-			return -ENOENT;
-		}
 		return ccvm_err_sys(c->err, e, "%s", host);
 	}
 	if (fstat(fd, st) < 0) {
 		int e = errno;
 		close(fd);
+		places_chain_free(&ch);
 		return ccvm_err_sys(c->err, e, "%s", host);
 	}
+	if (dir && !S_ISDIR(st->st_mode)) {
+		warnf(c, "%s: not a directory, not staged", host);
+		close(fd);
+		places_chain_free(&ch);
+		return -ENOENT;
+	}
+	if (final)
+		*final = steal_ptr(&ch.final);
+	places_chain_free(&ch);
 	return fd;
 }
 
-/* Reads a top-level file item (symlinks followed) into *data.  Returns 1
- * when it is absent or skipped, 0 with *data set, or -errno. */
-static int read_item(struct ctx *c, const char *host, char **data, size_t *len,
-		     struct stat *st)
+/* Reads a top-level file item (links followed, see open_item) into *data.
+ * Unless it goes through a sanitizer, it may not be the settings file.
+ * Returns 1 when it is absent or skipped, 0 with *data set, or -errno. */
+static int read_item_as(struct ctx *c, const char *host, char **data,
+			size_t *len, struct stat *st, bool sanitized)
 {
-	int fd = open_item(c, host, false, st);
+	autofree char *resolved = NULL;
+	int fd = open_item(c, host, false, st, &resolved);
 	if (fd == -ENOENT)
 		return 1;
 	if (fd < 0)
@@ -437,14 +521,26 @@ static int read_item(struct ctx *c, const char *host, char **data, size_t *len,
 		warnf(c, "%s: not a regular file, not staged", host);
 		return 1;
 	}
-	autofree char *resolved = realpath(host, NULL);
-	if (is_cred(c, st) || (resolved && strcmp(base_name(resolved),
-						  ".credentials.json") == 0)) {
+	if (is_cred(c, st) ||
+	    strcmp(base_name(resolved), ".credentials.json") == 0) {
 		warnf(c, "%s: resolves to a credentials file, not staged",
 		      host);
 		return 1;
 	}
+	if (!sanitized && is_settings(c, st)) {
+		warnf(c,
+		      "%s: the same file as ~/.claude/settings.json or "
+		      "~/.claude.json, staged sanitized only: not staged here",
+		      host);
+		return 1;
+	}
 	return read_bounded(c, afd, st, host, data, len);
+}
+
+static int read_item(struct ctx *c, const char *host, char **data, size_t *len,
+		     struct stat *st)
+{
+	return read_item_as(c, host, data, len, st, false);
 }
 
 static int stage_file_item(struct ctx *c, const char *name)
@@ -470,21 +566,24 @@ static int stage_dir_item(struct ctx *c, const char *name)
 	if (!host || !rel)
 		return ccvm_err_sys(c->err, ENOMEM, "%s", name);
 	struct stat st = {0};
-	int fd = open_item(c, host, true, &st);
+	autofree char *real = NULL;
+	int fd = open_item(c, host, true, &st, &real);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
 		return fd;
 	autoclose int afd = fd;
-	autofree char *real = realpath(host, NULL);
-	if (!real)
-		return ccvm_err_sys(c->err, errno, "%s", host);
+	char why[2 * PATH_MAX];
 	if ((c->home_real && under(c->home_real, real)) ||
 	    (c->claude_real && under(c->claude_real, real))) {
 		warnf(c,
 		      "%s: resolves to %s, which contains the home "
 		      "directory or ~/.claude: not staged",
 		      host, real);
+		return 0;
+	}
+	if (places_share_refused(c->places, real, why, sizeof(why))) {
+		warnf(c, "%s: resolves to %s: %s: not staged", host, real, why);
 		return 0;
 	}
 	struct dir_id stack[MAX_DEPTH];
@@ -653,7 +752,7 @@ static int stage_json(struct ctx *c, const char *dir, const char *name,
 	char *raw = NULL;
 	size_t raw_len = 0;
 	struct stat st = {0};
-	int r = read_item(c, host, &raw, &raw_len, &st);
+	int r = read_item_as(c, host, &raw, &raw_len, &st, true);
 	if (r)
 		return r > 0 ? 0 : r;
 	char *clean;
@@ -989,6 +1088,31 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 		c.cred_dev = st.st_dev;
 		c.cred_ino = st.st_ino;
 	}
+	autofree char *sett = util_path_join(c.claude_dir, "settings.json");
+	autofree char *cj = util_path_join(home, ".claude.json");
+	if (!cred || !sett || !cj) {
+		free(c.claude_dir);
+		free(c.claude_real);
+		free(c.home_real);
+		return ccvm_err_sys(err, ENOMEM, "%s", home);
+	}
+	const char *const sj[] = {sett, cj};
+	for (size_t i = 0; i < ARRAY_LEN(sj); i++)
+		if (stat(sj[i], &st) == 0)
+			c.settings[c.n_settings++] =
+			    (struct dir_id){st.st_dev, st.st_ino};
+	c.places = env ? env->places : NULL;
+	if (!c.places) {
+		int pr = places_init(&c.own_places, home, NULL,
+				     env ? env->xdg_config_home : NULL);
+		if (pr < 0) {
+			free(c.claude_dir);
+			free(c.claude_real);
+			free(c.home_real);
+			return ccvm_err_sys(err, -pr, "%s", home);
+		}
+		c.places = &c.own_places;
+	}
 
 	const struct {
 		const char *name;
@@ -1022,6 +1146,7 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	free(c.claude_dir);
 	free(c.claude_real);
 	free(c.home_real);
+	places_free(&c.own_places);
 	if (r) {
 		stage_list_free(&c.list);
 		return r;

@@ -22,19 +22,26 @@
  * shell-snapshots/ (only named items are staged, and symlinks resolving
  * into those are refused).
  *
- * Symlinks:
+ * Symlinks: every path read (items, links inside them, the git excludes
+ * file) is resolved one link at a time (places.h),
+ * and refused, with one warning line naming it, when a link of the chain
+ * or its end lies in a directory shared with the guest (env->shared: the
+ * guest could have repointed it) or when it ends in a secret place
+ * (~/.ssh, ~/.aws, the credentials file, ...).  The end is then opened
+ * with RESOLVE_NO_SYMLINKS (O_NOFOLLOW where openat2 is missing), so it
+ * cannot be swapped for a link after the check.  Beyond that:
  *   - an item itself (e.g. ~/.claude/settings.json or ~/.claude/skills as a
  *     home-manager link into /nix/store, or a stow link into ~/dotfiles) is
  *     followed wherever it points: the user put it there as that item; a
- *     directory item that resolves to /, the home directory or one of its
- *     ancestors, or to ~/.claude itself is refused;
+ *     directory item that resolves to a directory ccvm would not share
+ *     (places_share_refused: a home directory or an ancestor, one holding
+ *     ~/.claude or a secret place) is refused;
  *   - a symlink inside a shared directory is followed only when its fully
  *     resolved target lies inside the item's own resolved directory, inside
- *     ~/.claude (but not under one of the never-staged names above) or
- *     inside /nix/store; anything else (~/.ssh, other host paths, dangling
- *     links) is skipped with a warning line.  The resolved target is then
- *     opened with RESOLVE_NO_SYMLINKS (O_NOFOLLOW where openat2 is missing)
- *     so it cannot be swapped for a link after the check.
+ *     /nix/store, or inside ~/.claude under the name of an item that is on
+ *     (never settings.json, nor any file that is ~/.claude/settings.json or
+ *     ~/.claude.json: those are staged sanitized only); anything else
+ *     (~/.ssh, other host paths, dangling links) is skipped with a warning.
  * Only regular files are staged (FIFOs, sockets and devices are skipped
  * with a warning, without being opened); empty directories
  * are not recreated.  Mode is 0700 when the host file has any execute bit,
@@ -47,6 +54,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "places.h"
 
 struct stage_file {
 	char *path; /* relative to the agent's home, e.g. ".claude/x.json" */
@@ -65,6 +73,7 @@ struct stage_list {
 #define STAGE_DEFAULT_MAX_FILES 5000u
 #define STAGE_DEFAULT_MAX_FILE	(16u * 1024 * 1024)
 #define STAGE_DEFAULT_API_HOST	"api.anthropic.com"
+#define STAGE_MAX_SHARED	2
 
 /* Inputs that would otherwise be process globals.  Zero/NULL members take
  * the documented default. */
@@ -81,6 +90,12 @@ struct stage_env {
 	size_t git_config_len;
 	const char *git_path;
 	const char *path_var;
+	/* The directories shared with the guest this session (absolute,
+	 * resolved; NULL when unused): an item whose link chain passes
+	 * through one of them is refused. */
+	const char *shared[STAGE_MAX_SHARED];
+	/* The secret places (places.h); made from home alone when NULL. */
+	const struct places *places;
 	/* Limits: STAGE_DEFAULT_* when 0. */
 	size_t max_total, max_files, max_file;
 	FILE *warn; /* warning lines; stderr when NULL */

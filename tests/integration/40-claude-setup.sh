@@ -167,7 +167,8 @@ echo $? >"$out/git.commit.rc"
 git log -1 --format="%an|%ae|%G?" >"$out/git.log" 2>&1
 git ls-files >"$out/git.files" 2>&1
 cd ~
-mkdir -p .claude/projects/probe && echo persisted >.claude/projects/probe/p.txt
+n=${P//[^a-zA-Z0-9]/-} # this project'"'"'s transcripts, as Claude Code names them
+echo persisted >".claude/projects/$n/p.txt"
 echo not-persisted >.claude/not-persisted.txt
 echo "{}" >.claude/settings.json
 printf -v key "%b" "$hexkey"
@@ -350,8 +351,9 @@ check "CLAUDE.md note: the project path, writable, projects persist" \
 	bash -c 'grep -qF "$2" "$1" && grep -qi "writable" "$1" && grep -q "claude/projects persists" "$1"' _ "$md" "$P1"
 # Promise 1: the only host paths in the guest are the project and, when
 # persisting, ~/.claude/projects.
-want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects" | sort)
-check "the only host shares (9p, virtiofs) are the project and ~/.claude/projects" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
+N1=${P1//[^a-zA-Z0-9]/-}
+want=$(printf 'ccvm.cwd %s\nccvm.projects %s\n' "$P1" "$(getent passwd "$(id -u)" | cut -d: -f6)/.claude/projects/$N1" | sort)
+check "the only host shares (9p, virtiofs) are the project and its ~/.claude/projects directory" [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ]
 [ "$(cat "$O/9p" 2>/dev/null)" = "$want" ] || diag "$(cat "$O/9p" 2>/dev/null)"
 
 # Sanitized .claude.json.
@@ -377,8 +379,8 @@ check "commit is visible on the host" [ "$(git -C "$P1/repo" log -1 --format=%an
 
 # Persisted projects: only projects/ writes back.
 check "persistClaudeProjects: guest write under ~/.claude/projects reaches the host" \
-	[ "$(cat "$C/projects/probe/p.txt" 2>/dev/null)" = persisted ]
-check "persisted file is owned by the host user" [ "$(stat -c %u "$C/projects/probe/p.txt" 2>/dev/null)" = "$(id -u)" ]
+	[ "$(cat "$C/projects/$N1/p.txt" 2>/dev/null)" = persisted ]
+check "persisted file is owned by the host user" [ "$(stat -c %u "$C/projects/$N1/p.txt" 2>/dev/null)" = "$(id -u)" ]
 clean=no; [ ! -e "$C/not-persisted.txt" ] && [ ! -e "$C/guest-can-write" ] && clean=yes
 check "a guest write elsewhere in ~/.claude does not reach the host" [ $clean = yes ]
 check "host settings.json unchanged by the guest" [ "$(sha256sum <"$C/settings.json")" = "$host_settings" ]

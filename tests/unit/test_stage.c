@@ -523,6 +523,207 @@ static void test_item_links(void **state)
 	free(skills);
 }
 
+/* Has a staged file with content holding needle. */
+static bool staged_has(const struct run *r, const char *needle)
+{
+	for (size_t i = 0; i < r->list.n; i++)
+		if (memmem(r->list.v[i].data, r->list.v[i].len, needle,
+			   strlen(needle)))
+			return true;
+	return false;
+}
+
+static void replace_link(const struct fx *f, const char *target,
+			 const char *rel)
+{
+	char *p = P(f, rel);
+	assert_int_equal(util_rm_rf(p), 0);
+	free(p);
+	flink(f, target, rel);
+}
+
+/*
+ * Issue 20 item 2: dotfiles kept in a project, ~/.claude/CLAUDE.md linked
+ * into them.  While that project is shared the link is refused; once the
+ * guest has repointed the project's file at ~/.ssh/id_ed25519, a session
+ * elsewhere must not stage the key.  A benign link outside any share is
+ * staged (positive control).
+ */
+static void test_chain_claude_md(void **state)
+{
+	struct fx *f = *state;
+	fput(f, "proj/dotfiles/CLAUDE.md", "DOTFILE_MD_MARKER\n", 0644);
+	replace_link(f, "../../proj/dotfiles/CLAUDE.md",
+		     "home/.claude/CLAUDE.md");
+	char *proj = P(f, "proj");
+	char *other = P(f, "other");
+	assert_int_equal(util_mkdir_p(other, 0700), 0);
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct run r;
+
+	/* Another project: the dotfile is staged. */
+	struct stage_env e1 = {.shared = {other}};
+	run_stage(f, &cfg, &e1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_true(staged_has(&r, "DOTFILE_MD_MARKER"));
+	run_free(&r);
+
+	/* Its own project: refused, one line naming the item. */
+	struct stage_env e2 = {.shared = {proj}};
+	run_stage(f, &cfg, &e2, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(staged_has(&r, "DOTFILE_MD_MARKER"));
+	assert_non_null(find(&r, ".claude/CLAUDE.md")); /* the built-in note */
+	if (!strstr(r.warn, ".claude/CLAUDE.md: ") ||
+	    !strstr(r.warn, "shared with the guest"))
+		fail_msg("no warning naming CLAUDE.md in:\n%s", r.warn);
+	run_free(&r);
+
+	/* The guest repoints the project's file at the ssh key; the next
+	 * session runs in another directory. */
+	char *home = f->home;
+	char *key = util_path_join(home, ".ssh/id_ed25519");
+	replace_link(f, key, "proj/dotfiles/CLAUDE.md");
+	free(key);
+	struct stage_env e3 = {.shared = {other}};
+	run_stage(f, &cfg, &e3, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(staged_has(&r, "CANARY_SSH"));
+	assert_no_canary(&r);
+	if (!strstr(r.warn, ".claude/CLAUDE.md: ") ||
+	    !strstr(r.warn, "holds secrets"))
+		fail_msg("no warning naming CLAUDE.md in:\n%s", r.warn);
+	run_free(&r);
+	/* The same through a relative link and a linked directory. */
+	replace_link(f, "../../home/.ssh/id_ed25519",
+		     "proj/dotfiles/CLAUDE.md");
+	flink(f, "dotfiles", "proj/df");
+	replace_link(f, "../../proj/df/CLAUDE.md", "home/.claude/CLAUDE.md");
+	run_stage(f, &cfg, &e3, &r);
+	assert_false(staged_has(&r, "CANARY_SSH"));
+	run_free(&r);
+	free(proj);
+	free(other);
+}
+
+/* Every item kind goes through the same check: file and directory items,
+ * links inside directories, the git excludes file. */
+static void test_chain_items(void **state)
+{
+	struct fx *f = *state;
+	char *proj = P(f, "proj");
+	fput(f, "proj/kb.json", "{\"kb\": \"PROJ_KB\"}\n", 0644);
+	replace_link(f, "../../proj/kb.json", "home/.claude/keybindings.json");
+	fput(f, "proj/cmds/c.md", "PROJ_CMD\n", 0644);
+	char *cmds = P(f, "home/.claude/commands");
+	assert_int_equal(util_rm_rf(cmds), 0);
+	free(cmds);
+	flink(f, "../../proj/cmds", "home/.claude/commands");
+	/* A link inside an item through the project back into ~/.claude. */
+	flink(f, "../home/.claude/agents/reviewer.md", "proj/to-agent");
+	flink(f, "../../../proj/to-agent", "home/.claude/skills/via-proj.md");
+	/* The excludes file: a link into the project. */
+	fput(f, "proj/ignore", "PROJ_IGNORE\n", 0644);
+	char *gi = P(f, "home/.gitignore_global");
+	assert_int_equal(unlink(gi), 0);
+	free(gi);
+	flink(f, "../proj/ignore", "home/.gitignore_global");
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct run r;
+	/* Positive control: nothing shared, all staged. */
+	struct stage_env e1 = {0};
+	run_stage(f, &cfg, &e1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_true(staged_has(&r, "PROJ_KB"));
+	assert_true(staged_has(&r, "PROJ_CMD"));
+	assert_true(staged_has(&r, "PROJ_IGNORE"));
+	assert_non_null(find(&r, ".claude/skills/via-proj.md"));
+	run_free(&r);
+	/* The project shared: each refused with a warning naming it. */
+	struct stage_env e2 = {.shared = {NULL, proj}};
+	run_stage(f, &cfg, &e2, &r);
+	assert_int_equal(r.rc, 0);
+	assert_false(staged_has(&r, "PROJ_KB"));
+	assert_false(staged_has(&r, "PROJ_CMD"));
+	assert_false(staged_has(&r, "PROJ_IGNORE"));
+	assert_null(find(&r, ".claude/skills/via-proj.md"));
+	assert_non_null(find(&r, ".claude/skills/s1/SKILL.md"));
+	static const char *const warned[] = {
+	    "keybindings.json: ", "commands: ", "skills/via-proj.md: ",
+	    ".gitignore_global: "};
+	for (size_t i = 0; i < ARRAY_LEN(warned); i++)
+		if (!strstr(r.warn, warned[i]))
+			fail_msg("no warning about %s in:\n%s", warned[i],
+				 r.warn);
+	run_free(&r);
+	/* Ending in a secret place: the excludes file linked to ~/.aws. */
+	fput(f, "home/.aws/credentials", "CANARY_SSH aws\n", 0600);
+	replace_link(f, "../home/.aws/credentials", "proj/ignore");
+	run_stage(f, &cfg, &e1, &r);
+	assert_int_equal(r.rc, 0);
+	assert_no_canary(&r);
+	assert_non_null(strstr(r.warn, ".gitignore_global: "));
+	run_free(&r);
+	free(proj);
+}
+
+/* A directory item resolving to a directory that holds a secret place
+ * would stage it whole: refused. */
+static void test_dir_item_holding_secret(void **state)
+{
+	struct fx *f = *state;
+	fput(f, "home/.config/gh/hosts.yml", "CANARY_SSH gh token\n", 0600);
+	fput(f, "home/.config/nvim/init.lua", "NVIM_MARKER\n", 0644);
+	replace_link(f, "../.config", "home/.claude/config");
+	replace_link(f, "../.config/nvim", "home/.claude/plugins");
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_no_canary(&r);
+	assert_false(has_prefix(&r, ".claude/config/"));
+	assert_true(staged_has(&r, "NVIM_MARKER")); /* positive control */
+	assert_non_null(strstr(r.warn, ".claude/config: "));
+	run_free(&r);
+}
+
+/* Links inside a shared directory into ~/.claude: settings.json never
+ * (it would skip the sanitizer), other items only when they are on. */
+static void test_inner_links_to_items(void **state)
+{
+	struct fx *f = *state;
+	flink(f, "../settings.json", "home/.claude/skills/sett.json");
+	flink(f, "../../.claude.json", "home/.claude/skills/cj.json");
+	flink(f, "../plugins/installed_plugins.json",
+	      "home/.claude/skills/plug.json");
+	flink(f, "../config/c.json", "home/.claude/skills/conf.json");
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_no_canary(&r);
+	assert_null(find(&r, ".claude/skills/sett.json"));
+	assert_null(find(&r, ".claude/skills/cj.json"));
+	assert_non_null(find(&r, ".claude/skills/plug.json"));
+	assert_non_null(find(&r, ".claude/skills/conf.json"));
+	assert_non_null(strstr(r.warn, "skills/sett.json: "));
+	run_free(&r);
+	cfg.share.plugins = cfg.share.config = false;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_null(find(&r, ".claude/skills/plug.json"));
+	assert_null(find(&r, ".claude/skills/conf.json"));
+	assert_non_null(strstr(r.warn, "skills/plug.json: "));
+	assert_non_null(strstr(r.warn, "skills/conf.json: "));
+	run_free(&r);
+}
+
 static void test_git_default_excludes(void **state)
 {
 	struct fx *f = *state;
@@ -687,6 +888,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_special_items, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_item_links, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_claude_md, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_items, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_item_holding_secret,
+					    fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_inner_links_to_items, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_git_default_excludes, fx_setup,
 					    fx_teardown),
