@@ -165,7 +165,8 @@ struct class_rule {
  * 169.254.170.2; Alibaba 100.100.100.200; Azure's WireServer
  * 168.63.129.16 (a public address); over IPv6 AWS's fd00:ec2::/32 (IMDS
  * fd00:ec2::254, DNS ::253, NTP ::123), GCP's fd20:ce::254, Oracle's
- * fd00:c1::a9fe:a9fe, fd00:42::42 and OpenStack's fe80::a9fe:a9fe.
+ * fd00:c1::a9fe:a9fe, OpenStack's fe80::a9fe:a9fe, and fd00:42::42 (named
+ * as a metadata address in issue 20; its owner is undocumented here).
  * Tailscale's 100.100.100.100 and fd7a:115c:a1e0::53 are answered by
  * tailscaled on this host (MagicDNS, its local services).
  */
