@@ -148,7 +148,7 @@ const char *egress_addr_class_name(enum egress_addr_class c)
 	case EGRESS_ADDR_RESERVED:
 		return "reserved (not a unicast destination)";
 	case EGRESS_ADDR_HOST_SVC:
-		return "a service on this host (Tailscale's 100.100.100.100)";
+		return "a service on this host, Tailscale's 100.100.100.100";
 	}
 	return "?";
 }
