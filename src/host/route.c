@@ -36,7 +36,7 @@ static int route_answer(int fd)
 		return -errno;
 	if ((size_t)n > sizeof(buf) || fl != sizeof(from) || from.nl_pid != 0)
 		return -EPROTO;
-	int len = (int)n;
+	size_t len = (size_t)n;
 	for (struct nlmsghdr *h = &buf.h; NLMSG_OK(h, len);
 	     h = NLMSG_NEXT(h, len)) {
 		if (h->nlmsg_seq != ROUTE_SEQ)
