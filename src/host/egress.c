@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -28,6 +26,7 @@
 
 #include "dns.h"
 #include "proto.h"
+#include "route.h"
 #include "stream.h"
 #include "util.h"
 
@@ -62,8 +61,6 @@ struct eg {
 	struct proto_writer wr;
 	struct stream_table ch; /* struct hchan by stream id */
 	int jobs[2];		/* finished dns_job pointers */
-	int nl; /* rtnetlink, address changes; -1: reload every time */
-	bool addrs_stale;
 	unsigned dns_busy;
 	bool failed;
 };
@@ -101,49 +98,6 @@ static void chan_abort(struct eg *e, uint16_t id)
 	uint8_t k = PROTO_NET_ABORT;
 	put(e, PROTO_NET_CLOSE, id, &k, 1);
 	chan_free(e, id, true);
-}
-
-/* --- the host's addresses ---------------------------------------------- */
-
-/* Subscribes to address changes before the first load, so none is missed
- * between the two. */
-static void host_addrs_watch(struct eg *e)
-{
-	e->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       NETLINK_ROUTE);
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
-				 .nl_groups =
-				     RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
-	if (e->nl >= 0 && bind(e->nl, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(e->nl);
-		e->nl = -1;
-	}
-	e->addrs_stale = true;
-}
-
-/*
- * The policy's list of this host's addresses, current before a decision.
- * getifaddrs costs a netlink dump per call; the kernel queues an address
- * notification before the change it reports returns, so reloading only
- * after one (or after the queue overran) is as current as reloading every
- * time.
- */
-static void host_addrs_fresh(struct eg *e)
-{
-	static uint8_t buf[8192];
-	if (e->nl < 0) {
-		egress_load_host_addrs(e->p, NULL);
-		return;
-	}
-	for (;;) {
-		ssize_t k = recv(e->nl, buf, sizeof(buf), MSG_DONTWAIT);
-		if (k > 0 || (k < 0 && errno == ENOBUFS))
-			e->addrs_stale = true; /* a change, or lost ones */
-		else if (!(k < 0 && errno == EINTR))
-			break;
-	}
-	if (e->addrs_stale)
-		e->addrs_stale = egress_load_host_addrs(e->p, NULL) < 0;
 }
 
 /* --- opening ----------------------------------------------------------- */
@@ -204,7 +158,6 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 			  "blocked: malformed open request");
 		return;
 	}
-	host_addrs_fresh(e);
 	struct egress_decision d;
 	memset(&d, 0, sizeof(d));
 	egress_connect_check(e->p, o.family, o.addr, o.port, &d);
@@ -637,7 +590,7 @@ static int loop(struct eg *e)
 
 int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
 {
-	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}, .nl = -1};
+	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}};
 	int r = -ENOMEM;
 	e.rd = malloc(sizeof(*e.rd));
 	if (!e.rd || stream_table_init(&e.ch, EGRESS_MAX_STREAMS) < 0 ||
@@ -650,8 +603,7 @@ int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
 	}
 	util_set_nonblock(e.jobs[0], true);
 	util_set_nonblock(net_fd, true);
-	host_addrs_watch(&e);
-	host_addrs_fresh(&e);
+	egress_set_local_check(p, route_is_local);
 	r = loop(&e);
 out:
 	if (summary_fd >= 0) {
@@ -665,8 +617,6 @@ out:
 	while (stream_table_next(&e.ch, &it))
 		chan_free(&e, it.chan, true);
 	stream_table_fini(&e.ch);
-	if (e.nl >= 0)
-		close(e.nl);
 	free(e.rd);
 	proto_writer_free(&e.wr);
 	/* Resolver threads may still run: leave their pipe to exit(). */

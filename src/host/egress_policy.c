@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -50,8 +49,7 @@ struct egress_policy {
 	size_t n_res;
 	uint64_t clock;
 
-	struct dns_addr *self;
-	size_t n_self;
+	egress_local_fn local; /* is an address this host? */
 
 	struct blocked blocked[EGRESS_BLOCKED_MAX];
 	size_t n_blocked;
@@ -143,11 +141,14 @@ const char *egress_addr_class_name(enum egress_addr_class c)
 	case EGRESS_ADDR_LOOPBACK:
 		return "host loopback";
 	case EGRESS_ADDR_SELF:
-		return "this host's own address";
+		return "the kernel delivers it to this host: an own address "
+		       "or a local route";
 	case EGRESS_ADDR_HOST_ALIAS:
 		return EGRESS_HOST_NAME;
 	case EGRESS_ADDR_RESERVED:
 		return "reserved (not a unicast destination)";
+	case EGRESS_ADDR_HOST_SVC:
+		return "a service on this host, Tailscale's 100.100.100.100";
 	}
 	return "?";
 }
@@ -161,13 +162,21 @@ struct class_rule {
 /*
  * Most specific first; the first match wins.  Metadata addresses: AWS,
  * GCP, Azure, Oracle and OpenStack all serve 169.254.169.254; AWS ECS
- * 169.254.170.2 and IPv6 fd00:ec2::254; Alibaba 100.100.100.200.
+ * 169.254.170.2; Alibaba 100.100.100.200; Azure's WireServer
+ * 168.63.129.16 (a public address); over IPv6 AWS's fd00:ec2::/32 (IMDS
+ * fd00:ec2::254, DNS ::253, NTP ::123), GCP's fd20:ce::254, Oracle's
+ * fd00:c1::a9fe:a9fe, OpenStack's fe80::a9fe:a9fe, and fd00:42::42 (named
+ * as a metadata address in issue 20; its owner is undocumented here).
+ * Tailscale's 100.100.100.100 and fd7a:115c:a1e0::53 are answered by
+ * tailscaled on this host (MagicDNS, its local services).
  */
 static const struct class_rule rules4[] = {
     {{0, 0, 0, 0}, 32, EGRESS_ADDR_LOOPBACK}, /* connect() reaches lo */
     {{169, 254, 169, 254}, 32, EGRESS_ADDR_METADATA},
     {{169, 254, 170, 2}, 32, EGRESS_ADDR_METADATA},
     {{100, 100, 100, 200}, 32, EGRESS_ADDR_METADATA},
+    {{168, 63, 129, 16}, 32, EGRESS_ADDR_METADATA},
+    {{100, 100, 100, 100}, 32, EGRESS_ADDR_HOST_SVC},
     {{192, 0, 2, 2}, 32, EGRESS_ADDR_HOST_ALIAS},
     {{255, 255, 255, 255}, 32, EGRESS_ADDR_RESERVED},
     {{192, 0, 0, 0}, 24, EGRESS_ADDR_RESERVED},	   /* IETF assignments */
@@ -189,12 +198,21 @@ static const struct class_rule rules4[] = {
 static const struct class_rule rules6[] = {
     {{0}, 128, EGRESS_ADDR_LOOPBACK}, /* :: connects to lo */
     {{[15] = 1}, 128, EGRESS_ADDR_LOOPBACK},
-    {{0xfd, 0, 0x0e, 0xc2, [14] = 0x02, [15] = 0x54},
+    {{0xfd, 0x20, 0, 0xce, [14] = 0x02, [15] = 0x54},
      128,
      EGRESS_ADDR_METADATA},
+    {{0xfd, 0, 0, 0xc1, [12] = 0xa9, 0xfe, 0xa9, 0xfe},
+     128,
+     EGRESS_ADDR_METADATA},
+    {{0xfd, 0, 0, 0x42, [15] = 0x42}, 128, EGRESS_ADDR_METADATA},
+    {{0xfe, 0x80, [12] = 0xa9, 0xfe, 0xa9, 0xfe}, 128, EGRESS_ADDR_METADATA},
+    {{0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, [15] = 0x53},
+     128,
+     EGRESS_ADDR_HOST_SVC},
     {{0x20, 0x01, 0x0d, 0xb8, [15] = 2}, 128, EGRESS_ADDR_HOST_ALIAS},
     {{[0] = 1}, 64, EGRESS_ADDR_RESERVED},		  /* 100::/64 discard */
     {{0x20, 0x01, 0x0d, 0xb8}, 32, EGRESS_ADDR_RESERVED}, /* docs */
+    {{0xfd, 0, 0x0e, 0xc2}, 32, EGRESS_ADDR_METADATA},
     {{0xfe, 0x80}, 10, EGRESS_ADDR_LINK_LOCAL},
     {{0xfe, 0xc0}, 10, EGRESS_ADDR_RESERVED}, /* old site-local */
     {{0xff}, 8, EGRESS_ADDR_RESERVED},	      /* multicast */
@@ -427,6 +445,9 @@ static const char *net_problem(const struct entry *e)
 	case EGRESS_ADDR_HOST_ALIAS:
 		return "is the address of " EGRESS_HOST_NAME "; list that "
 		       "name instead";
+	case EGRESS_ADDR_HOST_SVC:
+		return "is a service on this host, which the guest never "
+		       "reaches directly; list " EGRESS_HOST_NAME " instead";
 	case EGRESS_ADDR_RESERVED:
 		return "is a reserved range (multicast, broadcast or "
 		       "documentation) that no connection can reach";
@@ -448,7 +469,6 @@ void egress_policy_free(struct egress_policy *p)
 		free(p->res[i].name);
 	free(p->res);
 	free(p->ports);
-	free(p->self);
 	for (size_t i = 0; i < p->n_blocked; i++)
 		free(p->blocked[i].what);
 	free(p);
@@ -609,65 +629,9 @@ int egress_note_resolved(struct egress_policy *p, const char *name,
 
 /* ---- this host ---------------------------------------------------- */
 
-int egress_set_host_addrs(struct egress_policy *p, const struct dns_addr *a,
-			  size_t n)
+void egress_set_local_check(struct egress_policy *p, egress_local_fn fn)
 {
-	if (n > EGRESS_HOST_ADDRS_MAX)
-		n = EGRESS_HOST_ADDRS_MAX;
-	struct dns_addr *copy = calloc(n ? n : 1, sizeof(*copy));
-	if (!copy)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		copy[i] = a[i];
-		egress_addr_normalize(&copy[i]);
-	}
-	free(p->self);
-	p->self = copy;
-	p->n_self = n;
-	return 0;
-}
-
-int egress_load_host_addrs(struct egress_policy *p, struct ccvm_err *err)
-{
-	struct ifaddrs *ifa;
-	if (getifaddrs(&ifa) < 0)
-		return ccvm_err_sys(err, errno, "getifaddrs");
-	struct dns_addr list[EGRESS_HOST_ADDRS_MAX];
-	size_t n = 0;
-	for (struct ifaddrs *i = ifa; i && n < ARRAY_LEN(list);
-	     i = i->ifa_next) {
-		if (!i->ifa_addr)
-			continue;
-		memset(&list[n], 0, sizeof(list[n]));
-		if (i->ifa_addr->sa_family == AF_INET) {
-			const struct sockaddr_in *s =
-			    (const struct sockaddr_in *)(const void *)
-				i->ifa_addr;
-			list[n].family = AF_INET;
-			memcpy(list[n].bytes, &s->sin_addr, 4);
-			n++;
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
-			const struct sockaddr_in6 *s =
-			    (const struct sockaddr_in6 *)(const void *)
-				i->ifa_addr;
-			list[n].family = AF_INET6;
-			memcpy(list[n].bytes, &s->sin6_addr, 16);
-			n++;
-		}
-	}
-	freeifaddrs(ifa);
-	int rc = egress_set_host_addrs(p, list, n);
-	if (rc < 0)
-		return ccvm_err_set(err, -rc, "host addresses: out of memory");
-	return 0;
-}
-
-static bool is_self(const struct egress_policy *p, const struct dns_addr *a)
-{
-	for (size_t i = 0; i < p->n_self; i++)
-		if (addr_eq(&p->self[i], a))
-			return true;
-	return false;
+	p->local = fn;
 }
 
 /* ---- connections -------------------------------------------------- */
@@ -787,13 +751,24 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 		}
 		return;
 	}
-	if (c == EGRESS_ADDR_LOOPBACK || is_self(p, &a)) {
+	/* The kernel's route says what is this host (route.h). */
+	int local = 0;
+	if (p->local && c != EGRESS_ADDR_LOOPBACK &&
+	    c != EGRESS_ADDR_HOST_SVC && c != EGRESS_ADDR_RESERVED)
+		local = p->local(a.family, a.bytes);
+	if (local < 0) {
+		DECIDE(d, EGRESS_DENY_HOST,
+		       "blocked: %s:%u: cannot tell whether it is the host "
+		       "itself (route lookup: %s)",
+		       dst, (unsigned)port, strerror(-local));
+		return;
+	}
+	if (c == EGRESS_ADDR_LOOPBACK || c == EGRESS_ADDR_HOST_SVC || local) {
 		DECIDE(d, EGRESS_DENY_HOST,
 		       "blocked: %s:%u is the host itself (%s); "
 		       "list " EGRESS_HOST_NAME " to reach host services",
 		       dst, (unsigned)port,
-		       egress_addr_class_name(
-			   c == EGRESS_ADDR_LOOPBACK ? c : EGRESS_ADDR_SELF));
+		       egress_addr_class_name(local ? EGRESS_ADDR_SELF : c));
 		return;
 	}
 	if (c == EGRESS_ADDR_RESERVED) {

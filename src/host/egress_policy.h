@@ -13,10 +13,12 @@
  *
  * Never reachable, in either mode: host loopback (127/8, ::1), the
  * unspecified addresses (0.0.0.0, ::, which Linux connects to loopback),
- * the IPv4-mapped/compatible/NAT64/6to4 forms of those, this host's own
- * interface addresses, multicast, broadcast and reserved ranges.  Reachable
- * only through an explicit IP/CIDR entry that lies inside that range:
- * link-local (169.254/16, fe80::/10) and cloud metadata addresses.
+ * the IPv4-mapped/compatible/NAT64/6to4 forms of those, whatever the
+ * kernel routes to this host (its own addresses, local prefix routes),
+ * Tailscale's 100.100.100.100, multicast, broadcast and reserved ranges.
+ * Reachable only through an explicit IP/CIDR entry that lies inside that
+ * range: link-local (169.254/16, fe80::/10) and cloud metadata addresses
+ * (by their exact address).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,10 +46,9 @@
 #define EGRESS_HOST_ADDR6 "2001:db8::2"
 
 /* Bounds (documented in docs/egress.md). */
-#define EGRESS_MAX_ENTRIES    1024 /* allowlist entries */
-#define EGRESS_RESOLVED_MAX   4096 /* remembered (name, address) pairs */
-#define EGRESS_BLOCKED_MAX    32   /* distinct blocked destinations counted */
-#define EGRESS_HOST_ADDRS_MAX 256
+#define EGRESS_MAX_ENTRIES  1024 /* allowlist entries */
+#define EGRESS_RESOLVED_MAX 4096 /* remembered (name, address) pairs */
+#define EGRESS_BLOCKED_MAX  32	 /* distinct blocked destinations counted */
 
 /* What an address is, most specific first. */
 enum egress_addr_class {
@@ -56,9 +57,10 @@ enum egress_addr_class {
 	EGRESS_ADDR_LINK_LOCAL, /* 169.254/16, fe80::/10 */
 	EGRESS_ADDR_METADATA,	/* cloud instance metadata services */
 	EGRESS_ADDR_LOOPBACK,	/* 127/8, ::1, 0.0.0.0, :: (reach the host) */
-	EGRESS_ADDR_SELF,	/* one of this host's interface addresses */
+	EGRESS_ADDR_SELF,	/* the kernel routes it to this host */
 	EGRESS_ADDR_HOST_ALIAS, /* EGRESS_HOST_ADDR4/6 */
 	EGRESS_ADDR_RESERVED,	/* multicast, broadcast, documentation, ... */
+	EGRESS_ADDR_HOST_SVC,	/* Tailscale's 100.100.100.100: this host */
 };
 
 const char *egress_addr_class_name(enum egress_addr_class c);
@@ -67,8 +69,9 @@ const char *egress_addr_class_name(enum egress_addr_class c);
  * Classifies family/addr (AF_INET: 4 bytes, AF_INET6: 16).  IPv6 forms
  * that carry an IPv4 address (mapped ::ffff:0:0/96, compatible ::/96,
  * NAT64 64:ff9b::/96, 6to4 2002::/16) are classified by that address
- * when it is not public.  Does not know this host's own addresses
- * (EGRESS_ADDR_SELF): egress_connect_check() adds those.
+ * when it is not public.  Does not know what the kernel routes to this
+ * host (EGRESS_ADDR_SELF): egress_connect_check() asks (see
+ * egress_set_local_check).
  */
 enum egress_addr_class egress_classify(int family, const void *addr);
 
@@ -138,14 +141,13 @@ int egress_note_resolved(struct egress_policy *p, const char *name,
 			 const struct dns_addr *addrs, size_t n);
 
 /*
- * This host's own addresses (getifaddrs), replacing the previous set;
- * connections to them are refused like loopback.  The relay calls it
- * before deciding (cheap) so that an address gained mid-session counts.
+ * How the relay learns whether an address is this host: route_is_local
+ * (route.h), the kernel's route to it; 1 yes, 0 no, -errno cannot tell,
+ * which refuses the connection too.  Without one (unit tests), only
+ * loopback and the host service addresses count.
  */
-int egress_load_host_addrs(struct egress_policy *p, struct ccvm_err *err);
-/* The same from a given list (tests; at most EGRESS_HOST_ADDRS_MAX). */
-int egress_set_host_addrs(struct egress_policy *p, const struct dns_addr *a,
-			  size_t n);
+typedef int (*egress_local_fn)(int family, const void *addr);
+void egress_set_local_check(struct egress_policy *p, egress_local_fn fn);
 
 enum egress_verdict {
 	EGRESS_ALLOW = 0,

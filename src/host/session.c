@@ -33,6 +33,7 @@
 #include "clip.h"
 #include "egress.h"
 #include "image.h"
+#include "nosuid.h"
 #include "places.h"
 #include "proto.h"
 #include "qemu.h"
@@ -324,6 +325,15 @@ static int spawn_qemu(struct session *s, char *const argv[], int ctl_child,
 		if (hi_snap < 0)
 			close(CHILD_SNAP_FD);
 		close_range(CHILD_SNAP_FD + 1, ~0U, 0);
+		/* 9p writes the share as QEMU: no setuid files (nosuid.h). */
+		if (nosuid_install(true) < 0) {
+			static const char m[] = "ccvm: cannot install QEMU's "
+						"no-setuid seccomp filter\n";
+			if (write(2, m, sizeof(m) - 1) < 0) {
+				/* nothing more to do */
+			}
+			_exit(127);
+		}
 		static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
 					     NULL};
 		execve(argv[0], argv, envp);

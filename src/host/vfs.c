@@ -17,6 +17,8 @@
  *    is owned by the host user anyway, as with 9p's security_model=none.
  *    Permissions are checked by the guest kernel (virtiofs mounts with
  *    default_permissions).
+ *  - a second filter (nosuid.h) that refuses any mode with S_ISUID or
+ *    S_ISGID, so no file the guest makes or changes is setuid on the host.
  *  - read-only mode: a recursive read-only bind of the directory over
  *    itself in the namespace's mount table, so virtiofsd cannot write
  *    there whatever the guest asks.
@@ -48,6 +50,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nosuid.h"
 #include "util.h"
 
 #if defined(__x86_64__)
@@ -308,6 +311,8 @@ static __attribute__((noreturn)) void child_run(const struct child_plan *p)
 		child_fail(p, "ambient capabilities");
 	if (id_calls_succeed() < 0)
 		child_fail(p, "seccomp filter");
+	if (nosuid_install(false) < 0)
+		child_fail(p, "seccomp filter (no setuid files)");
 
 	int hi_listen = fcntl(p->listen_fd, F_DUPFD_CLOEXEC, 10);
 	int hi_status = fcntl(p->status_fd, F_DUPFD_CLOEXEC, 10);

@@ -30,25 +30,36 @@ for ((i = 0; i < 100; i++)); do
 	[ "$(readlink /proc/$INNER/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
 	sleep 0.05
 done
-trap 'kill $SRV $LB $LB6 $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
+trap 'kill $SRV $LB $LB6 $ANY $INNER 2>/dev/null; pkill -P $SRV 2>/dev/null; rm -rf "$T_TMP"' EXIT
 ip link add v0 type veth peer name v1
 ip link set v1 netns "$INNER"
 ip addr add 10.77.0.1/24 dev v0
 ip -6 addr add fd77::1/64 dev v0 nodad
 ip link set v0 up
 ip route add 10.77.1.0/24 dev v0
+# Cloud metadata and Tailscale's address, served next door like any host.
+ip route add 168.63.129.16/32 dev v0
+ip route add 100.100.100.100/32 dev v0
+ip -6 route add fd20:ce::/64 dev v0
+# A local prefix route (AnyIP): all of 10.99.0.0/24 is this host, though
+# only 10.99.0.1 is an interface address.
+ip addr add 10.99.0.1/24 dev lo
 in_inner() { nsenter -t "$INNER" -n "$@"; }
 in_inner ip link set lo up
 in_inner ip link set v1 up
-for a in 10.77.0.2/24 10.77.0.3/24 10.77.0.53/24 10.77.1.5/24; do in_inner ip addr add $a dev v1; done
+for a in 10.77.0.2/24 10.77.0.3/24 10.77.0.53/24 10.77.1.5/24 168.63.129.16/32 100.100.100.100/32; do
+	in_inner ip addr add $a dev v1
+done
 in_inner ip -6 addr add fd77::2/64 dev v1 nodad
+in_inner ip -6 addr add fd20:ce::254/64 dev v1 nodad
 in_inner ip route add default dev v1
 in_inner ip -6 route add default dev v1
 
 DNSLOG=$T_TMP/dns.log
 : >"$DNSLOG"
 in_inner $PY "$HERE/egress_servers.py" 10.77.0.53 "$DNSLOG" 10.77.0.2:8080 \
-	10.77.0.2:8081 10.77.0.3:8080 10.77.1.5:8080 '[fd77::2]:8080' &
+	10.77.0.2:8081 10.77.0.3:8080 10.77.1.5:8080 '[fd77::2]:8080' \
+	168.63.129.16:8080 100.100.100.100:8080 '[fd20:ce::254]:8080' &
 SRV=$!
 # A service on the host's own loopback.
 $PY -m http.server --bind 127.0.0.1 8099 --directory "$T_TMP" >/dev/null 2>&1 &
@@ -57,6 +68,9 @@ LB=$!
 # family the guest picked.
 $PY -m http.server --bind ::1 8098 --directory "$T_TMP" >/dev/null 2>&1 &
 LB6=$!
+# One on an address of the AnyIP prefix: this host, not an interface's.
+$PY "$HERE/egress_servers.py" 10.99.0.7 /dev/null 10.99.0.7:8090 &
+ANY=$!
 
 cat >"$T_TMP/hosts" <<'H'
 127.0.0.1 localhost
@@ -77,6 +91,16 @@ if [ $up != yes ]; then
 	done_testing
 	exit 1
 fi
+# The refusals below mean something only if these answer here.
+for u in http://10.99.0.7:8090/ http://168.63.129.16:8080/ \
+	http://100.100.100.100:8080/ 'http://[fd20:ce::254]:8080/'; do
+	got=
+	for ((i = 0; i < 40; i++)); do
+		got=$(curl -s -m 5 "$u") && [ -n "$got" ] && break
+		sleep 0.25
+	done
+	check "control: $u answers in ccvm's namespace ($got)" [ -n "$got" ]
+done
 
 export CCVM_ALLOW_ROOT=1
 P=$(new_project)
@@ -100,6 +124,10 @@ R v6name C http://web6.test:8080/
 R lbname C http://host.ccvm.internal:8099/
 R lbalias C http://192.0.2.2:8099/
 R lbself C http://10.77.0.1:8099/
+R anyip C http://10.99.0.7:8090/
+R azure C http://168.63.129.16:8080/
+R tailscale C http://100.100.100.100:8080/
+R gcp6 C "http://[fd20:ce::254]:8080/"
 R nics sh -c "echo \$(ls /sys/class/net)"
 R rules sh -c "L() { sudo -n nft list ruleset && sudo -n nft --debug=netlink list ruleset | grep -F \"  [\"; }; L > /tmp/ours && printf \"table inet ccvm {\n chain out {\n  type nat hook output priority -100; policy accept;\n  meta l4proto tcp ip daddr != 127.0.0.0/8 redirect to :999\n  meta l4proto tcp ip6 daddr != ::1 redirect to :999\n }\n}\n\" > /tmp/ref.nft && sudo -n nft flush ruleset && sudo -n nft -f /tmp/ref.nft && L | cmp - /tmp/ours && grep -c redir /tmp/ours"
 cat /run/ccvm/egress.log | sed "s/^/LOG: /"
@@ -112,6 +140,12 @@ check "open mode: IPv6 by name" [ "$(field v6name | cut -d'|' -f1)" = "hello fro
 check "open mode: host.ccvm.internal does not resolve unless listed" [ "$(field lbname | cut -d'|' -f2)" != 0 ]
 check "open mode: host loopback via the alias address refused" [ "$(field lbalias | cut -d'|' -f2)" != 0 ]
 check "open mode: the host's own address refused" [ "$(field lbself | cut -d'|' -f2)" != 0 ]
+check "open mode: an address of a local prefix route (AnyIP on lo) refused as the host" [ "$(field anyip | cut -d'|' -f2)" != 0 ]
+check "egress.log: the AnyIP address is the host itself" grep -q 'LOG: .*10.99.0.7:8090 is the host itself' "$T_TMP/out"
+check "open mode: Azure's 168.63.129.16 refused as metadata" [ "$(field azure | cut -d'|' -f2)" != 0 ]
+check "open mode: Tailscale's 100.100.100.100 refused as the host" [ "$(field tailscale | cut -d'|' -f2)" != 0 ]
+check "open mode: GCP's fd20:ce::254 refused as metadata" [ "$(field gcp6 | cut -d'|' -f2)" != 0 ]
+check "egress.log: fd20:ce::254 is metadata" grep -q 'LOG: .*fd20:ce::254.*cloud metadata' "$T_TMP/out"
 check "the guest has no NIC (only lo and the dummy)" [ "$(field nics | cut -d'|' -f1)" = "ccvm0 lo" ]
 check "ccvm-init's nftables rules are what nft makes of the same ruleset ($(field rules))" \
 	[ "$(field rules | cut -d'|' -f1,2)" = "4|0" ]
@@ -139,8 +173,9 @@ rm -f "$P/step1" "$P/step2"
 	printf '127.0.0.1 localhost\n10.77.0.2 web.test\n10.77.0.3 rot.test other.test\n' >"$T_TMP/hosts"
 	touch "$P/step2"
 ) &
-run_guest '{"egressAllowlist": ["web.test", "rot.test", "dnsonly.test", "10.77.1.0/24"], "egressPorts": [8080]}' "$G_LIB"'
+run_guest '{"egressAllowlist": ["web.test", "rot.test", "dnsonly.test", "10.77.1.0/24", "168.63.129.16"], "egressPorts": [8080]}' "$G_LIB"'
 R ok C http://web.test:8080/
+R azure C http://168.63.129.16:8080/
 R port C http://web.test:8081/
 R unlisted_ip C http://10.77.0.3:8080/
 R cidr C http://10.77.1.5:8080/
@@ -169,6 +204,7 @@ check "allowlist: unlisted IP refused" [ "$(field unlisted_ip | cut -d'|' -f2)" 
 ms=$(field unlisted_ip | cut -d'|' -f3)
 check "allowlist: unlisted IP refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -lt 1000 ]
 check "allowlist: a CIDR entry works" [ "$(field cidr | cut -d'|' -f1)" = "hello from 10.77.1.5:8080" ]
+check "allowlist: metadata named exactly is reached" [ "$(field azure | cut -d'|' -f1)" = "hello from 168.63.129.16:8080" ]
 check "allowlist: unlisted name does not resolve" [ "$(field tunnel | cut -d'|' -f2)" != 0 ]
 check "allowlist: no query for the unlisted name left the host (DNS tunnel)" bash -c "! grep -q unlisted '$DNSLOG'"
 check "allowlist: control: an allowed name unknown to /etc/hosts did reach the test DNS" grep -q '^dnsonly.test$' "$DNSLOG"

@@ -87,6 +87,26 @@ static void note(struct egress_policy *p, const char *name, const char *ip)
 
 static const uint16_t p443[] = {443, 0};
 
+/* A stand-in for the kernel's answer (route_is_local): 10.99.0.0/24 is a
+ * local prefix route, 192.168.1.5 and 2001:470::5 interface addresses,
+ * 10.98.0.1 cannot be looked up; the rest goes elsewhere. */
+static unsigned fake_calls;
+static int fake_local(int family, const void *addr)
+{
+	const uint8_t *b = addr;
+	fake_calls++;
+	if (family == AF_INET6) {
+		struct dns_addr a = A("2001:470::5");
+		return memcmp(b, a.bytes, 16) == 0;
+	}
+	assert_int_equal(family, AF_INET);
+	if (b[0] == 10 && b[1] == 99 && b[2] == 0)
+		return 1;
+	if (b[0] == 10 && b[1] == 98 && b[2] == 0 && b[3] == 1)
+		return -EIO;
+	return b[0] == 192 && b[1] == 168 && b[2] == 1 && b[3] == 5;
+}
+
 static void test_allowed_name_and_port(void **state)
 {
 	(void)state;
@@ -195,18 +215,14 @@ static void test_loopback_never(void **state)
 	/* Even a name resolved to loopback (rebinding) stays closed. */
 	note(all, "api.anthropic.com", "127.0.0.1");
 	assert_int_equal(conn(all, "127.0.0.1", 443), EGRESS_DENY_HOST);
-	/* This host's own interface addresses count as the host. */
-	struct dns_addr self[] = {A("192.168.1.5"), A("2001:470::5")};
-	assert_int_equal(egress_set_host_addrs(open, self, 2), 0);
+	/* What the kernel delivers here counts as the host (the fake says
+	 * so of 192.168.1.5 and 2001:470::5). */
+	egress_set_local_check(open, fake_local);
 	assert_int_equal(conn(open, "192.168.1.5", 443), EGRESS_DENY_HOST);
 	assert_int_equal(conn(open, "::ffff:192.168.1.5", 443),
 			 EGRESS_DENY_HOST);
 	assert_int_equal(conn(open, "2001:470::5", 443), EGRESS_DENY_HOST);
 	assert_int_equal(conn(open, "192.168.1.6", 443), EGRESS_ALLOW);
-	/* The real ones: whatever this machine has is refused. */
-	struct ccvm_err e = {0};
-	assert_int_equal(egress_load_host_addrs(all, &e), 0);
-	assert_int_equal(conn(all, "127.0.0.1", 443), EGRESS_DENY_HOST);
 	egress_policy_free(open);
 	egress_policy_free(all);
 }
@@ -405,8 +421,10 @@ static void test_open_mode(void **state)
 	/* Not: loopback, metadata, link-local, multicast, broadcast. */
 	assert_int_equal(conn(p, "127.0.0.1", 443), EGRESS_DENY_HOST);
 	const char *md[] = {"169.254.169.254", "::ffff:169.254.169.254",
-			    "fd00:ec2::254", "100.100.100.200",
-			    "169.254.170.2"};
+			    "fd00:ec2::254",   "fd00:ec2::123",
+			    "fd20:ce::254",    "fd00:c1::a9fe:a9fe",
+			    "fd00:42::42",     "168.63.129.16",
+			    "100.100.100.200", "169.254.170.2"};
 	for (size_t i = 0; i < ARRAY_LEN(md); i++) {
 		assert_int_equal(conn(p, md[i], 80), EGRESS_DENY_LINK_LOCAL);
 		assert_non_null(strstr(last_why, "metadata"));
@@ -449,6 +467,105 @@ static void test_link_local_explicit(void **state)
 	egress_policy_free(p);
 }
 
+static void test_metadata_exact(void **state)
+{
+	(void)state;
+	/* IPv6 and Azure metadata: only an entry naming exactly the
+	 * address opens it; ranges holding it do not. */
+	const char *allow[] = {
+	    "fd00:ec2::254", "fd00:ec2::/32", "fd20:ce::254", "168.63.129.16",
+	    "fc00::/7",	     "0.0.0.0/0",     "::/0",	      NULL};
+	const uint16_t ports[] = {80, 0};
+	struct egress_policy *p = mk(allow, ports);
+	assert_int_equal(conn(p, "fd00:ec2::254", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "fd00:ec2::253", 80), EGRESS_DENY_LINK_LOCAL);
+	assert_non_null(strstr(last_why, "naming exactly this address"));
+	assert_int_equal(conn(p, "fd00:ec2::123", 80), EGRESS_DENY_LINK_LOCAL);
+	assert_int_equal(conn(p, "fd20:ce::254", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "168.63.129.16", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "::ffff:168.63.129.16", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "fd00:c1::a9fe:a9fe", 80),
+			 EGRESS_DENY_LINK_LOCAL);
+	assert_int_equal(conn(p, "fd00:42::42", 80), EGRESS_DENY_LINK_LOCAL);
+	/* Controls: the neighbours are ordinary. */
+	assert_int_equal(conn(p, "fd20:ce::253", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "168.63.129.17", 80), EGRESS_ALLOW);
+	/* A name answering with one of them is refused (rebinding). */
+	const char *names[] = {"rebind.example", NULL};
+	struct egress_policy *q = mk(names, ports);
+	note(q, "rebind.example", "fd20:ce::254");
+	note(q, "rebind.example", "168.63.129.16");
+	assert_int_equal(conn(q, "fd20:ce::254", 80), EGRESS_DENY_LINK_LOCAL);
+	assert_int_equal(conn(q, "168.63.129.16", 80), EGRESS_DENY_LINK_LOCAL);
+	egress_policy_free(q);
+	egress_policy_free(p);
+}
+
+static void test_host_service(void **state)
+{
+	(void)state;
+	/* Tailscale's 100.100.100.100 (and its IPv6 twin) answer from
+	 * this host: refused in every mode, never listable. */
+	struct egress_policy *open = mk(NULL, p443);
+	const char *svc[] = {"100.100.100.100", "::ffff:100.100.100.100",
+			     "fd7a:115c:a1e0::53"};
+	for (size_t i = 0; i < ARRAY_LEN(svc); i++) {
+		assert_int_equal(conn(open, svc[i], 53), EGRESS_DENY_HOST);
+		assert_non_null(strstr(last_why, "host itself"));
+	}
+	assert_int_equal(conn(open, "100.100.100.101", 53), EGRESS_ALLOW);
+	const char *cgnat[] = {"100.64.0.0/10", "fd7a:115c:a1e0::/48", NULL};
+	struct egress_policy *p = mk(cgnat, p443);
+	assert_int_equal(conn(p, "100.100.100.100", 443), EGRESS_DENY_HOST);
+	assert_int_equal(conn(p, "fd7a:115c:a1e0::53", 443), EGRESS_DENY_HOST);
+	assert_int_equal(conn(p, "100.101.1.2", 443), EGRESS_ALLOW);
+	egress_policy_free(p);
+	egress_policy_free(open);
+	assert_non_null(strstr(mk_fails("100.100.100.100"), EGRESS_HOST_NAME));
+	assert_non_null(
+	    strstr(mk_fails("fd7a:115c:a1e0::53/128"), EGRESS_HOST_NAME));
+}
+
+static void test_local_route(void **state)
+{
+	(void)state;
+	/* The kernel's word decides what is the host: an AnyIP prefix
+	 * (10.99.0.0/24 on lo) is, whatever the list says. */
+	const char *allow[] = {"10.0.0.0/8", "lan.example", NULL};
+	const uint16_t ports[] = {80, 443, 0};
+	struct egress_policy *open = mk(NULL, ports);
+	struct egress_policy *p = mk(allow, ports);
+	egress_set_local_check(open, fake_local);
+	egress_set_local_check(p, fake_local);
+	fake_calls = 0;
+	assert_int_equal(conn(open, "10.99.0.7", 80), EGRESS_DENY_HOST);
+	assert_non_null(strstr(last_why, "host itself"));
+	assert_non_null(strstr(last_why, EGRESS_HOST_NAME));
+	assert_true(fake_calls > 0);
+	assert_int_equal(conn(open, "::ffff:10.99.0.200", 80),
+			 EGRESS_DENY_HOST);
+	assert_int_equal(conn(p, "10.99.0.7", 80), EGRESS_DENY_HOST);
+	note(p, "lan.example", "10.99.0.8");
+	assert_int_equal(conn(p, "10.99.0.8", 443), EGRESS_DENY_HOST);
+	/* Not knowing is refusing. */
+	assert_int_equal(conn(open, "10.98.0.1", 80), EGRESS_DENY_HOST);
+	assert_non_null(strstr(last_why, "cannot tell"));
+	/* The API endpoint as an address is no way around it. */
+	assert_int_equal(egress_set_api(open, "10.99.0.9", 8443), 0);
+	assert_int_equal(conn(open, "10.99.0.9", 8443), EGRESS_DENY_HOST);
+	/* Controls: elsewhere is reachable, host.ccvm.internal still works
+	 * when listed (it goes to loopback by ccvm's own choice). */
+	assert_int_equal(conn(open, "10.97.0.1", 80), EGRESS_ALLOW);
+	assert_int_equal(conn(p, "10.97.0.1", 80), EGRESS_ALLOW);
+	egress_policy_free(p);
+	const char *alias[] = {EGRESS_HOST_NAME, NULL};
+	p = mk(alias, ports);
+	egress_set_local_check(p, fake_local);
+	assert_int_equal(conn(p, EGRESS_HOST_ADDR4, 80), EGRESS_ALLOW);
+	egress_policy_free(p);
+	egress_policy_free(open);
+}
+
 static void test_classify(void **state)
 {
 	(void)state;
@@ -487,6 +604,21 @@ static void test_classify(void **state)
 	    {"fec0::1", EGRESS_ADDR_RESERVED},
 	    {"fc00::1", EGRESS_ADDR_PRIVATE},
 	    {"fd00:ec2::254", EGRESS_ADDR_METADATA},
+	    {"fd00:ec2::253", EGRESS_ADDR_METADATA},
+	    {"fd00:ec2:ffff::1", EGRESS_ADDR_METADATA},
+	    {"fd00:ec3::254", EGRESS_ADDR_PRIVATE},
+	    {"fd20:ce::254", EGRESS_ADDR_METADATA},
+	    {"fd20:ce::253", EGRESS_ADDR_PRIVATE},
+	    {"fd00:c1::a9fe:a9fe", EGRESS_ADDR_METADATA},
+	    {"fd00:42::42", EGRESS_ADDR_METADATA},
+	    {"fe80::a9fe:a9fe", EGRESS_ADDR_METADATA},
+	    {"168.63.129.16", EGRESS_ADDR_METADATA},
+	    {"168.63.129.17", EGRESS_ADDR_PUBLIC},
+	    {"::ffff:168.63.129.16", EGRESS_ADDR_METADATA},
+	    {"64:ff9b::a83f:8110", EGRESS_ADDR_METADATA},
+	    {"100.100.100.100", EGRESS_ADDR_HOST_SVC},
+	    {"100.100.100.101", EGRESS_ADDR_PRIVATE},
+	    {"fd7a:115c:a1e0::53", EGRESS_ADDR_HOST_SVC},
 	    {"ff02::1", EGRESS_ADDR_RESERVED},
 	    {"2001:db8::2", EGRESS_ADDR_HOST_ALIAS},
 	    {"2001:db8::3", EGRESS_ADDR_RESERVED},
@@ -639,6 +771,9 @@ int main(void)
 	    cmocka_unit_test(test_eviction_lru),
 	    cmocka_unit_test(test_open_mode),
 	    cmocka_unit_test(test_link_local_explicit),
+	    cmocka_unit_test(test_metadata_exact),
+	    cmocka_unit_test(test_host_service),
+	    cmocka_unit_test(test_local_route),
 	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_from_config),
