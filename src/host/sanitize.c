@@ -264,7 +264,8 @@ static const char *credential_inside(const json_t *v)
 		if (has_anthropic_key(s, n))
 			return "holds an Anthropic API key";
 		if (has_url_userinfo(s, n))
-			return "holds a URL with credentials";
+			return "holds a URL with a user, token or password "
+			       "in it";
 		return NULL;
 	}
 	if (json_is_array(v)) {
