@@ -48,7 +48,75 @@ void sanitize_buf_free(struct sanitize_buf *b)
 	b->len = b->cap = 0;
 }
 
-/* ---- ~/.claude.json ----------------------------------------------------- */
+/* ---- shared rules ------------------------------------------------------- */
+
+/* true when s holds "scheme://userinfo@host": a user name, a token
+ * ("https://ghp_x@github.com") or user:password.  Any of them is treated
+ * as a credential: a bare token looks exactly like a user name. */
+static bool has_url_userinfo(const char *s, size_t n)
+{
+	const char *end = s + n;
+	const char *p = s;
+	while ((p = memmem(p, (size_t)(end - p), "://", 3)) != NULL) {
+		p += 3;
+		for (const char *q = p; q < end; q++) {
+			if (*q == '/' || *q == '?' || *q == '#' ||
+			    isspace((unsigned char)*q))
+				break;
+			if (*q == '@')
+				return true;
+		}
+	}
+	return false;
+}
+
+/* An Anthropic API or OAuth key ("sk-ant-api03-...", "sk-ant-oat01-..."). */
+static bool has_anthropic_key(const char *s, size_t n)
+{
+	return memmem(s, n, "sk-ant-", 7) != NULL;
+}
+
+/* Appends s to a warning: printable ASCII as it is, everything else
+ * (control characters, bytes of multi-byte characters) as '?', so a name
+ * never carries terminal escapes.  Truncated to fit out[cap]. */
+static size_t put_printable(char *out, size_t cap, size_t at, const char *s,
+			    size_t n)
+{
+	for (size_t i = 0; i < n && at + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[at++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	if (at < cap)
+		out[at] = '\0';
+	return at;
+}
+
+/*
+ * Names of credentials (best-effort).  A name is split into words: runs of
+ * letters or of digits, split again at camelCase ("dbPassword": db,
+ * Password; "APIKey": API, Key); every other character separates.  A word
+ * marks a credential when it is one of secret_words, or ends in one of
+ * secret_suffixes (compounds such as PGPASSWORD or GITHUBTOKEN), or is
+ * STRING after CONNECTION.  Whole words only for the short ones, so PWD
+ * matches DB_PWD while PATH, AUTHOR, OAUTH, BYPASS and KEYBOARD do not
+ * match PAT, AUTH, PASS and KEY; TOKENS is a count (MAX_THINKING_TOKENS).
+ */
+static const char *const secret_words[] = {
+    "key",	"apikey",  "token",	    "secret",	  "secrets",
+    "password", "passwd",  "pass",	    "pwd",	  "pat",
+    "dsn",	"auth",	   "authorization", "credential", "credentials",
+    "cookie",	"cookies", "header",	    "headers",	  "webhook",
+    "webhooks", "connstr",
+};
+static const char *const secret_suffixes[] = {
+    "password", "passwd",	    "token", "secret", "apikey",
+    "webhook",	"connectionstring",
+};
+
+static bool eq_ci(const char *s, size_t n, const char *lit)
+{
+	return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
+}
 
 static bool ends_with_ci(const char *s, size_t n, const char *suffix)
 {
@@ -56,46 +124,291 @@ static bool ends_with_ci(const char *s, size_t n, const char *suffix)
 	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
 }
 
-static bool secret_member_name(const char *key)
+/* The next word of s from *pos (see above); false at the end. */
+static bool next_word(const char *s, size_t *pos, const char **w, size_t *n)
 {
-	static const char *const suffixes[] = {"apikey", "token", "tokens",
-					       "secret", "password"};
-	size_t n = strlen(key);
-	for (size_t i = 0; i < ARRAY_LEN(suffixes); i++)
-		if (ends_with_ci(key, n, suffixes[i]))
+	size_t i = *pos;
+	while (s[i] && !isalnum((unsigned char)s[i]))
+		i++;
+	if (!s[i])
+		return false;
+	size_t b = i++;
+	bool digit = isdigit((unsigned char)s[b]);
+	for (; isalnum((unsigned char)s[i]); i++) {
+		unsigned char c = (unsigned char)s[i];
+		unsigned char p = (unsigned char)s[i - 1];
+		if ((bool)isdigit(c) != digit)
+			break;
+		if (!digit && isupper(c) &&
+		    (islower(p) ||
+		     (isupper(p) && islower((unsigned char)s[i + 1]))))
+			break;
+	}
+	*w = s + b;
+	*n = i - b;
+	*pos = i;
+	return true;
+}
+
+/* true when s[n] equals one of v[k], case-insensitively. */
+static bool in_list_ci(const char *s, size_t n, const char *const *v, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		if (eq_ci(s, n, v[i]))
 			return true;
 	return false;
 }
 
-static void drop_secret_members(json_t *obj)
+static bool secret_word(const char *w, size_t n, const char *prev,
+			size_t prev_n, bool member)
+{
+	if (in_list_ci(w, n, secret_words, ARRAY_LEN(secret_words)))
+		return true;
+	for (size_t i = 0; i < ARRAY_LEN(secret_suffixes); i++)
+		if (ends_with_ci(w, n, secret_suffixes[i]))
+			return true;
+	if (member && eq_ci(w, n, "tokens"))
+		return true;
+	return prev && eq_ci(prev, prev_n, "connection") &&
+	       eq_ci(w, n, "string");
+}
+
+/* Environment names (DB_PWD, SLACK_WEBHOOK_URL): any word counts.  JSON
+ * member names (accessToken, dbPwd, connectionString): the last word, the
+ * one that says what the member is (claudeCodeFirstTokenDate is a date),
+ * and TOKENS too (their counts are numbers, kept by harmless_value). */
+static bool secret_name(const char *name, bool member)
+{
+	size_t pos = 0, n, prev_n = 0;
+	const char *w, *prev = NULL;
+	bool hit = false;
+	while (next_word(name, &pos, &w, &n)) {
+		hit = secret_word(w, n, prev, prev_n, member);
+		if (hit && !member)
+			return true;
+		prev = w;
+		prev_n = n;
+	}
+	return hit;
+}
+
+/* Values no credential can be: JSON booleans and null, flag strings ("1",
+ * "true", "off", "") and, for members, numbers (counts).  So
+ * CLAUDE_CODE_SKIP_BEDROCK_AUTH=1 and shiftEnterKeyBindingInstalled stay. */
+static bool harmless_value(const json_t *v, bool member)
+{
+	static const char *const flags[] = {"",	   "0",	 "1",  "true", "false",
+					    "yes", "no", "on", "off"};
+	if (json_is_boolean(v) || json_is_null(v))
+		return true;
+	if (json_is_number(v))
+		return member;
+	const char *s = json_string_value(v);
+	if (!s)
+		return false;
+	return in_list_ci(s, json_string_length(v), flags, ARRAY_LEN(flags));
+}
+
+/* ---- JSON files: where a removal happened, for its warning ----------- */
+
+struct jctx {
+	FILE *warn;
+	const char *file; /* "~/.claude.json" or "settings.json" */
+	char path[256];	  /* "projects./p.mcpServers.x", printable */
+	size_t len;
+};
+
+/* Appends ".name" (no dot at the start) to c->path; returns the length to
+ * restore with jpop. */
+static size_t jpush(struct jctx *c, const char *name)
+{
+	size_t old = c->len;
+	if (c->len)
+		c->len =
+		    put_printable(c->path, sizeof(c->path), c->len, ".", 1);
+	c->len =
+	    put_printable(c->path, sizeof(c->path), c->len, name, strlen(name));
+	return old;
+}
+
+static size_t jpush_index(struct jctx *c, size_t i)
+{
+	char tmp[32];
+	int k = snprintf(tmp, sizeof(tmp), "[%zu]", i);
+	size_t old = c->len;
+	c->len =
+	    put_printable(c->path, sizeof(c->path), c->len, tmp, (size_t)k);
+	return old;
+}
+
+static void jpop(struct jctx *c, size_t old)
+{
+	c->len = old;
+	c->path[old] = '\0';
+}
+
+static void jwarn(const struct jctx *c, const char *why)
+{
+	if (c->warn)
+		fprintf(c->warn, "ccvm: warning: %s: %s not staged (%s)\n",
+			c->file, c->path, why);
+}
+
+/* A reason when any string in v (values, array elements, member names)
+ * holds an Anthropic key or a URL with userinfo; NULL otherwise. */
+static const char *credential_inside(const json_t *v)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+		if (has_anthropic_key(s, n))
+			return "holds an Anthropic API key";
+		if (has_url_userinfo(s, n))
+			return "holds a URL with a user, token or password "
+			       "in it";
+		return NULL;
+	}
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			const char *why = credential_inside(e);
+			if (why)
+				return why;
+		}
+		return NULL;
+	}
+	const char *key;
+	json_t *m;
+	json_object_foreach((json_t *)v, key, m)
+	{
+		size_t n = strlen(key);
+		if (has_anthropic_key(key, n) || has_url_userinfo(key, n))
+			return "a member name holds a credential";
+		const char *why = credential_inside(m);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+/* Removes members of obj named like credentials (see secret_name) unless
+ * their value is harmless; with deep, also inside nested objects and
+ * arrays. */
+static void drop_secret_members(struct jctx *c, json_t *obj, bool deep)
 {
 	const char *key;
 	json_t *val;
 	void *tmp;
+	if (json_is_array(obj) && deep) {
+		size_t i;
+		json_array_foreach(obj, i, val)
+		{
+			size_t old = jpush_index(c, i);
+			drop_secret_members(c, val, deep);
+			jpop(c, old);
+		}
+		return;
+	}
 	if (!json_is_object(obj))
 		return;
 	json_object_foreach_safe(obj, tmp, key, val)
 	{
-		if (secret_member_name(key))
+		size_t old = jpush(c, key);
+		if (secret_name(key, true) && !harmless_value(val, true)) {
+			jwarn(c, "looks like a credential");
 			json_object_del(obj, key);
+		} else if (deep) {
+			drop_secret_members(c, val, deep);
+		}
+		jpop(c, old);
 	}
 }
 
-static void clean_mcp_servers(json_t *servers)
+/* Every MCP server entry: env and headers removed (they are where
+ * credentials belong; quietly, that is expected), members named like
+ * credentials removed at any depth, and the whole entry dropped when a
+ * string anywhere in it (command, args, url, ...) still holds an Anthropic
+ * key or a URL with userinfo: without that string the server would not
+ * work anyway. */
+static void clean_mcp_servers(struct jctx *c, json_t *servers)
 {
 	const char *name;
 	json_t *srv;
+	void *tmp;
 	if (!json_is_object(servers))
 		return;
-	json_object_foreach(servers, name, srv)
+	json_object_foreach_safe(servers, tmp, name, srv)
 	{
 		if (!json_is_object(srv))
 			continue;
+		size_t old = jpush(c, name);
 		json_object_del(srv, "env");
 		json_object_del(srv, "headers");
-		drop_secret_members(srv);
+		drop_secret_members(c, srv, true);
+		const char *why = credential_inside(srv);
+		if (why) {
+			jwarn(c, why);
+			json_object_del(servers, name);
+		}
+		jpop(c, old);
 	}
 }
+
+/* Removes every string holding an Anthropic key, anywhere in v (a key
+ * pasted into a prompt ends up in projects.*.history). */
+static void drop_anthropic_keys(struct jctx *c, json_t *v)
+{
+	if (json_is_array(v)) {
+		size_t orig = 0;
+		for (size_t i = 0; i < json_array_size(v); orig++) {
+			json_t *e = json_array_get(v, i);
+			size_t old = jpush_index(c, orig);
+			if (json_is_string(e) &&
+			    has_anthropic_key(json_string_value(e),
+					      json_string_length(e))) {
+				jwarn(c, "holds an Anthropic API key");
+				json_array_remove(v, i);
+			} else {
+				drop_anthropic_keys(c, e);
+				i++;
+			}
+			jpop(c, old);
+		}
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	const char *key;
+	json_t *m;
+	void *tmp;
+	json_object_foreach_safe(v, tmp, key, m)
+	{
+		if (has_anthropic_key(key, strlen(key))) {
+			if (c->warn)
+				fprintf(c->warn,
+					"ccvm: warning: %s: a member of %s "
+					"named with an Anthropic API key not "
+					"staged\n",
+					c->file, c->len ? c->path : "the top");
+			json_object_del(v, key);
+			continue;
+		}
+		size_t old = jpush(c, key);
+		if (json_is_string(m) &&
+		    has_anthropic_key(json_string_value(m),
+				      json_string_length(m))) {
+			jwarn(c, "holds an Anthropic API key");
+			json_object_del(v, key);
+		} else {
+			drop_anthropic_keys(c, m);
+		}
+		jpop(c, old);
+	}
+}
+
+/* ---- ~/.claude.json ----------------------------------------------------- */
 
 /* The two JSON files share their framing: a strict parse of one object
  * (duplicate keys rejected), and the sanitized result re-encoded with a
@@ -138,17 +451,23 @@ static int dump_object(json_t *root, char **out, size_t *out_len,
 	return 0;
 }
 
-int sanitize_claude_json(const char *text, size_t len, char **out,
+int sanitize_claude_json(const char *text, size_t len, FILE *warn, char **out,
 			 size_t *out_len, struct ccvm_err *err)
 {
 	json_t *root;
 	int r = load_object(text, len, &root, err);
 	if (r < 0)
 		return r;
+	struct jctx c = {.warn = warn, .file = "~/.claude.json"};
 	json_object_del(root, "primaryApiKey");
-	drop_secret_members(root);
-	drop_secret_members(json_object_get(root, "oauthAccount"));
-	clean_mcp_servers(json_object_get(root, "mcpServers"));
+	json_object_del(root, "customApiKeyResponses");
+	drop_secret_members(&c, root, false);
+	size_t old = jpush(&c, "oauthAccount");
+	drop_secret_members(&c, json_object_get(root, "oauthAccount"), false);
+	jpop(&c, old);
+	old = jpush(&c, "mcpServers");
+	clean_mcp_servers(&c, json_object_get(root, "mcpServers"));
+	jpop(&c, old);
 	json_t *projects = json_object_get(root, "projects");
 	if (json_is_object(projects)) {
 		const char *path;
@@ -157,44 +476,31 @@ int sanitize_claude_json(const char *text, size_t len, char **out,
 		{
 			if (!json_is_object(proj))
 				continue;
-			drop_secret_members(proj);
-			clean_mcp_servers(json_object_get(proj, "mcpServers"));
+			old = jpush(&c, "projects");
+			jpush(&c, path);
+			drop_secret_members(&c, proj, false);
+			jpush(&c, "mcpServers");
+			clean_mcp_servers(&c,
+					  json_object_get(proj, "mcpServers"));
+			jpop(&c, old);
 		}
 	}
+	drop_anthropic_keys(&c, root);
 	return dump_object(root, out, out_len, err);
 }
 
 /* ---- ~/.claude/settings.json -------------------------------------------- */
 
-static bool has_url_password(const char *s, size_t n);
-
-/* An environment variable name whose value is a credential: one of its
- * '_'-separated words is KEY, APIKEY, TOKEN, SECRET, PASSWORD, PASSWD,
- * PAT, CREDENTIAL(S), COOKIE, AUTHORIZATION or HEADER(S) (case
- * insensitive).  Plural TOKENS is a count (MAX_THINKING_TOKENS), kept. */
-static bool secret_env_name(const char *name)
+/* An env entry that is a credential: its name (any word, see secret_name)
+ * unless the value is a flag, or its value (an Anthropic key, a URL with
+ * userinfo), whatever the name. */
+static bool secret_env(const char *name, const json_t *val)
 {
-	static const char *const words[] = {
-	    "key",	     "apikey", "token",	     "secret",	    "password",
-	    "passwd",	     "pat",    "credential", "credentials", "cookie",
-	    "authorization", "header", "headers"};
-	const char *p = name;
-	while (*p) {
-		size_t n = strcspn(p, "_");
-		for (size_t i = 0; i < ARRAY_LEN(words); i++)
-			if (n == strlen(words[i]) &&
-			    strncasecmp(p, words[i], n) == 0)
-				return true;
-		p += n;
-		if (*p == '_')
-			p++;
-	}
-	return false;
-}
-
-static bool secret_env_value(const char *v)
-{
-	return strncmp(v, "sk-ant-", 7) == 0 || has_url_password(v, strlen(v));
+	const char *v = json_string_value(val);
+	if (v && (has_anthropic_key(v, json_string_length(val)) ||
+		  has_url_userinfo(v, json_string_length(val))))
+		return true;
+	return secret_name(name, false) && !harmless_value(val, false);
 }
 
 int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
@@ -210,6 +516,7 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 	int r = load_object(text, len, &root, err);
 	if (r < 0)
 		return r;
+	struct jctx c = {.warn = warn, .file = "settings.json"};
 	for (size_t i = 0; i < ARRAY_LEN(helpers); i++) {
 		if (json_object_get(root, helpers[i]) &&
 		    json_object_del(root, helpers[i]) == 0 && warn)
@@ -225,19 +532,19 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 		void *tmp;
 		json_object_foreach_safe(env, tmp, key, val)
 		{
-			const char *v = json_string_value(val);
-			if (!secret_env_name(key) &&
-			    !(v && secret_env_value(v)))
+			if (!secret_env(key, val))
 				continue;
-			if (warn)
-				fprintf(warn,
-					"ccvm: warning: settings.json: env.%s "
-					"not staged (looks like a credential)"
-					"\n",
-					key);
+			size_t old = jpush(&c, "env");
+			jpush(&c, key);
+			jwarn(&c, "looks like a credential");
+			jpop(&c, old);
 			json_object_del(env, key);
 		}
 	}
+	size_t old = jpush(&c, "mcpServers");
+	clean_mcp_servers(&c, json_object_get(root, "mcpServers"));
+	jpop(&c, old);
+	drop_anthropic_keys(&c, root);
 	return dump_object(root, out, out_len, err);
 }
 
@@ -293,11 +600,6 @@ static bool split_key(struct git_entry *e)
 	       valid_name(e->name, e->name_len);
 }
 
-static bool eq_ci(const char *s, size_t n, const char *lit)
-{
-	return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
-}
-
 static bool contains(const char *s, size_t n, const char *needle)
 {
 	return memmem(s, n, needle, strlen(needle)) != NULL;
@@ -312,36 +614,64 @@ static bool contains_ci(const char *s, size_t n, const char *needle)
 	return false;
 }
 
-/* true when s holds "scheme://user:password@host". */
-static bool has_url_password(const char *s, size_t n)
+/*
+ * An allowlist of sections, not a denylist.  git's own sections are known
+ * and documented (git-config(1)); any other section belongs to some other
+ * tool (hub.oauthtoken, github.token, gitlab.token, lfs.<url>.access,
+ * tools yet to be written), and such tools are the ones that keep tokens in
+ * the git config under names no denylist can guess.  Their settings are of
+ * little use in the guest, where those tools are not installed.  So only
+ * the sections below are staged, and even there the name and value rules
+ * of judge() apply.  Left out of git's own: credential, credentialCache,
+ * gpg, include and includeIf (dropped quietly, see sanitize.h), and imap,
+ * sendemail and gitcvs, which hold mail and CVS passwords (imap.pass,
+ * sendemail.smtpPass, gitcvs.dbPass) and have no use in the guest.
+ */
+static const char *const git_sections[] = {
+    "add",	     "advice",	   "alias",	  "am",		"apply",
+    "attr",	     "author",	   "blame",	  "branch",	"browser",
+    "bundle",	     "checkout",   "clean",	  "clone",	"color",
+    "column",	     "commit",	   "commitgraph", "committer",	"completion",
+    "core",	     "diff",	   "difftool",	  "extensions", "fastimport",
+    "feature",	     "fetch",	   "filter",	  "format",	"fsck",
+    "fsmonitor",     "gc",	   "gitweb",	  "grep",	"gui",
+    "guitool",	     "help",	   "http",	  "i18n",	"index",
+    "init",	     "instaweb",   "interactive", "log",	"lsrefs",
+    "mailinfo",	     "mailmap",	   "maintenance", "man",	"merge",
+    "mergetool",     "notes",	   "pack",	  "pager",	"pretty",
+    "promisor",	     "protocol",   "pull",	  "push",	"rebase",
+    "receive",	     "reftable",   "remote",	  "remotes",	"repack",
+    "rerere",	     "revert",	   "safe",	  "sequence",	"showbranch",
+    "sparse",	     "splitindex", "ssh",	  "stash",	"status",
+    "submodule",     "tag",	   "tar",	  "trace2",	"transfer",
+    "uploadarchive", "uploadpack", "url",	  "user",	"versionsort",
+    "web",	     "worktree",
+};
+
+static bool git_section_staged(const struct git_entry *e)
 {
-	const char *end = s + n;
-	const char *p = s;
-	while ((p = memmem(p, (size_t)(end - p), "://", 3)) != NULL) {
-		p += 3;
-		bool colon = false;
-		for (const char *q = p; q < end; q++) {
-			if (*q == '/' || *q == '?' || *q == '#' ||
-			    isspace((unsigned char)*q))
-				break;
-			if (*q == ':')
-				colon = true;
-			if (*q == '@') {
-				if (colon)
-					return true;
-				break;
-			}
-		}
-	}
-	return false;
+	return in_list_ci(e->sect, e->sect_len, git_sections,
+			  ARRAY_LEN(git_sections));
 }
 
-/* DROP_REDACT: warn without printing the key, which holds a secret. */
-enum verdict { KEEP, DROP_QUIET, DROP_WARN, DROP_REDACT };
+/* A proxy setting ([scheme://][user[:password]@]host[:port]) with a user
+ * part, scheme or not. */
+static bool proxy_userinfo(const struct git_entry *e)
+{
+	if (!e->val || !eq_ci(e->name, e->name_len, "proxy"))
+		return false;
+	const char *slash = memchr(e->val, '/', e->val_len);
+	size_t n = slash ? (size_t)(slash - e->val) : e->val_len;
+	return memchr(e->val, '@', n) != NULL;
+}
+
+/* FOREIGN: not one of git_sections; listed once in a summary line. */
+enum verdict { KEEP, DROP_QUIET, DROP_WARN, FOREIGN };
 
 static enum verdict judge(const struct git_entry *e, const char **why)
 {
 	if (eq_ci(e->sect, e->sect_len, "credential") ||
+	    eq_ci(e->sect, e->sect_len, "credentialcache") ||
 	    eq_ci(e->sect, e->sect_len, "include") ||
 	    eq_ci(e->sect, e->sect_len, "includeif") ||
 	    eq_ci(e->sect, e->sect_len, "gpg"))
@@ -354,29 +684,92 @@ static enum verdict judge(const struct git_entry *e, const char **why)
 		     eq_ci(e->name, e->name_len, "gpgsign")))
 			return DROP_QUIET;
 	}
+	if (!git_section_staged(e))
+		return FOREIGN;
+	*why = "holds a URL with a user, token or password in it";
+	if (has_url_userinfo(e->key, e->key_len) ||
+	    (e->val && has_url_userinfo(e->val, e->val_len)) ||
+	    proxy_userinfo(e))
+		return DROP_WARN;
 	if (e->val && contains(e->val, e->val_len, "/nix/store/")) {
 		*why = "value points into /nix/store";
 		return DROP_WARN;
 	}
-	if (eq_ci(e->sect, e->sect_len, "http") &&
-	    eq_ci(e->name, e->name_len, "extraheader")) {
+	if (eq_ci(e->name, e->name_len, "extraheader")) {
 		*why = "may hold an authorization header";
 		return DROP_WARN;
 	}
 	if (!eq_ci(e->sect, e->sect_len, "alias") &&
 	    (contains_ci(e->name, e->name_len, "password") ||
+	     contains_ci(e->name, e->name_len, "passwd") ||
 	     contains_ci(e->name, e->name_len, "token") ||
 	     contains_ci(e->name, e->name_len, "secret") ||
-	     eq_ci(e->name, e->name_len, "smtppass"))) {
+	     ends_with_ci(e->name, e->name_len, "pass"))) {
 		*why = "looks like a secret";
 		return DROP_WARN;
 	}
-	if (has_url_password(e->key, e->key_len) ||
-	    (e->val && has_url_password(e->val, e->val_len))) {
-		*why = "holds a URL with a password";
-		return DROP_REDACT;
-	}
 	return KEEP;
+}
+
+/* Prints a git key for a warning: the userinfo of every URL in it masked
+ * as three stars ("url.https://" "***@github.com/.insteadof"), unprintable
+ * bytes as '?', at most 191 characters. */
+static void warn_key(FILE *warn, const char *key, size_t n)
+{
+	char out[192]; /* the whole key is scanned, what is printed is cut */
+	size_t at = 0;
+	const char *p = key, *end = key + n;
+	while (p < end) {
+		const char *sep = memmem(p, (size_t)(end - p), "://", 3);
+		if (!sep) {
+			at = put_printable(out, sizeof(out), at, p,
+					   (size_t)(end - p));
+			break;
+		}
+		sep += 3;
+		at = put_printable(out, sizeof(out), at, p, (size_t)(sep - p));
+		const char *q = sep, *last_at = NULL;
+		for (; q < end && *q != '/' && *q != '?' && *q != '#' &&
+		       !isspace((unsigned char)*q);
+		     q++)
+			if (*q == '@')
+				last_at = q;
+		if (last_at) {
+			at = put_printable(out, sizeof(out), at, "***", 3);
+			sep = last_at;
+		}
+		at =
+		    put_printable(out, sizeof(out), at, sep, (size_t)(q - sep));
+		p = q;
+	}
+	out[at] = '\0';
+	fprintf(warn, "%s", out);
+}
+
+/* Adds a section name to the ", "-separated list b unless it is there;
+ * at most 24 names, then "...". */
+static int add_foreign(struct sanitize_buf *b, size_t *count,
+		       const struct git_entry *e)
+{
+	const char *p = b->p ? b->p : "";
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n == e->sect_len && strncasecmp(p, e->sect, n) == 0)
+			return 0;
+		p += n;
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	if (*count > 24)
+		return 0;
+	int r = 0;
+	if (b->len)
+		r = sanitize_buf_add(b, ", ", 2);
+	if (!r)
+		r = *count == 24 ? sanitize_buf_add(b, "...", 3)
+				 : sanitize_buf_add(b, e->sect, e->sect_len);
+	(*count)++;
+	return r;
 }
 
 int sanitize_git_value(struct sanitize_buf *b, const char *v, size_t n)
@@ -478,7 +871,8 @@ int sanitize_git_config(const char *list, size_t len, const char *home,
 			FILE *warn, char **text, size_t *text_len,
 			char **excludes, struct ccvm_err *err)
 {
-	struct sanitize_buf b = {0};
+	struct sanitize_buf b = {0}, foreign = {0};
+	size_t n_foreign = 0;
 	autofree char *excl = NULL;
 	struct git_entry prev_store, *prev = NULL;
 	size_t off = 0;
@@ -498,12 +892,13 @@ int sanitize_git_config(const char *list, size_t len, const char *home,
 			e.val_len = ent_len - e.key_len - 1;
 		}
 		if (!split_key(&e)) {
-			if (warn)
-				fprintf(warn,
-					"ccvm: warning: git config: dropping "
-					"malformed key \"%.*s\"\n",
-					(int)(e.key_len > 80 ? 80 : e.key_len),
-					e.key);
+			if (warn) {
+				fputs("ccvm: warning: git config: dropping "
+				      "malformed key \"",
+				      warn);
+				warn_key(warn, e.key, e.key_len);
+				fputs("\"\n", warn);
+			}
 			continue;
 		}
 		if (!e.has_sub && eq_ci(e.sect, e.sect_len, "core") &&
@@ -520,17 +915,13 @@ int sanitize_git_config(const char *list, size_t len, const char *home,
 		}
 		const char *why = "";
 		enum verdict v = judge(&e, &why);
-		if (v == DROP_REDACT && warn)
-			fprintf(warn,
-				"ccvm: warning: git config: dropping "
-				"%.*s.(...).%.*s: %s\n",
-				(int)e.sect_len, e.sect, (int)e.name_len,
-				e.name, why);
-		else if (v == DROP_WARN && warn)
-			fprintf(warn,
-				"ccvm: warning: git config: dropping %.*s: "
-				"%s\n",
-				(int)e.key_len, e.key, why);
+		if (v == DROP_WARN && warn) {
+			fputs("ccvm: warning: git config: dropping ", warn);
+			warn_key(warn, e.key, e.key_len);
+			fprintf(warn, ": %s\n", why);
+		}
+		if (v == FOREIGN)
+			r = add_foreign(&foreign, &n_foreign, &e);
 		if (v != KEEP)
 			continue;
 		r = render_entry(&b, prev, &e);
@@ -540,6 +931,12 @@ int sanitize_git_config(const char *list, size_t len, const char *home,
 	if (r == 0)
 		r = buf_str(&b, "[commit]\n\tgpgsign = false\n"
 				"[tag]\n\tgpgsign = false\n");
+	if (r == 0 && foreign.len && warn)
+		fprintf(warn,
+			"ccvm: warning: git config: sections not staged (not "
+			"git's own, or mail and CVS settings): %s\n",
+			foreign.p);
+	sanitize_buf_free(&foreign);
 	if (r < 0) {
 		sanitize_buf_free(&b);
 		return ccvm_err_set(err, -r, "git config: out of memory");

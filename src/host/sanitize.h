@@ -11,26 +11,53 @@
 #include "err.h"
 
 /*
+ * The rules below are best-effort heuristics: they remove what is known or
+ * named to carry credentials, not every secret a file could hold.
+ *
+ * Names of credentials (both files): a name is split into words (runs of
+ * letters or digits, split at camelCase: "dbPassword" is db + Password);
+ * a word KEY, APIKEY, TOKEN, SECRET(S), PASSWORD, PASSWD, PASS, PWD, PAT,
+ * DSN, AUTH, AUTHORIZATION, CREDENTIAL(S), COOKIE(S), HEADER(S),
+ * WEBHOOK(S), CONNSTR, a word ending in PASSWORD, PASSWD, TOKEN, SECRET,
+ * APIKEY, WEBHOOK or CONNECTIONSTRING (PGPASSWORD), or CONNECTION followed
+ * by STRING, marks a credential, case-insensitively.  Whole words only:
+ * DB_PWD matches, PATH, AUTHOR, OAUTH, BYPASS and KEYBOARD do not.  A value
+ * that is a flag (JSON true/false/null, "0", "1", "true", "false", "yes",
+ * "no", "on", "off", "") is never a credential.
+ * Credential strings: an Anthropic key ("sk-ant-" anywhere in a string)
+ * and a URL with userinfo ("scheme://user@" or "scheme://user:pw@": a bare
+ * token looks like a user name).
+ * Each removal that is not always expected is one warning line on warn
+ * (when non-NULL) naming the entry by its path ("mcpServers.x",
+ * "env.DB_PWD"), never the value; unprintable bytes of names as '?'.
+ */
+
+/*
  * ~/.claude.json: parses text (jansson, duplicate keys rejected) and
  * removes what carries tokens:
- *   - mcpServers.*.env and mcpServers.*.headers, at top level and in every
- *     projects.*.mcpServers.*;
- *   - primaryApiKey;
- *   - any member whose name ends (case-insensitively) in "apikey", "token",
- *     "tokens", "secret" or "password" at top level, inside oauthAccount,
- *     inside each mcpServers entry and inside each projects entry
- *     (defence for future formats; user-chosen names such as project paths
- *     and server names are never matched).
+ *   - primaryApiKey and customApiKeyResponses (fingerprints and approvals
+ *     of the user's keys), quietly;
+ *   - mcpServers.*.env and mcpServers.*.headers, quietly, at top level and
+ *     in every projects.*.mcpServers.*;
+ *   - in each of those MCP server entries, members named like credentials
+ *     at any depth (oauth.clientSecret); then the whole entry when any
+ *     string left in it (command, args, url, ...) or a member name holds a
+ *     credential string;
+ *   - members named like credentials (last word of the name: accessToken,
+ *     dbPwd, connectionString; also ...Tokens, whose counts are numbers
+ *     and kept) at top level, inside oauthAccount and inside each projects
+ *     entry, unless the value is a flag or a number (user-chosen names such
+ *     as project paths and server names are never matched);
+ *   - any string holding an Anthropic key, anywhere (a key pasted into a
+ *     prompt is in projects.*.history).
  * oauthAccount itself is kept: Claude Code stores account metadata there
  * (uuid, e-mail, organization, role), its tokens live in .credentials.json.
- * customApiKeyResponses is kept: it holds only the last 20 characters of
- * keys the user approved, and without it the agent asks again about the
- * key it is given.  Everything else is kept and re-encoded with the same
- * meaning (member order preserved, 2-space indent, trailing newline).
- * Returns -EINVAL (err says why, with line/column) when the text is not a
- * JSON object: the caller then does not stage the file.
+ * Everything else is kept and re-encoded with the same meaning (member
+ * order preserved, 2-space indent, trailing newline).  Returns -EINVAL
+ * (err says why, with line/column) when the text is not a JSON object: the
+ * caller then does not stage the file.
  */
-int sanitize_claude_json(const char *text, size_t len, char **out,
+int sanitize_claude_json(const char *text, size_t len, FILE *warn, char **out,
 			 size_t *out_len, struct ccvm_err *err);
 
 /*
@@ -38,13 +65,13 @@ int sanitize_claude_json(const char *text, size_t len, char **out,
  * fetches credentials:
  *   - apiKeyHelper, awsAuthRefresh, awsCredentialExport, otelHeadersHelper
  *     (host commands; ccvm hands the agent its key itself);
- *   - env members whose name has a word (split at '_') KEY, APIKEY, TOKEN,
- *     SECRET, PASSWORD, PASSWD, PAT, CREDENTIAL(S), COOKIE, AUTHORIZATION
- *     or HEADER(S), or whose value starts with "sk-ant-" or holds a URL
- *     with a password.  Counts such as MAX_THINKING_TOKENS are kept.
- * Each removal is one warning line on warn (when non-NULL) naming the key,
- * never the value.  Everything else is kept as in sanitize_claude_json;
- * -EINVAL when the text is not a JSON object (the caller does not stage).
+ *   - env members with a credential word anywhere in the name (unless the
+ *     value is a flag), or whose value holds a credential string, whatever
+ *     the name.  Counts such as MAX_THINKING_TOKENS are kept;
+ *   - mcpServers, if present, as in ~/.claude.json, and any string holding
+ *     an Anthropic key.
+ * Everything else is kept as in sanitize_claude_json; -EINVAL when the text
+ * is not a JSON object (the caller does not stage).
  */
 int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 			   size_t *out_len, struct ccvm_err *err);
@@ -52,8 +79,13 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 /*
  * Git config: list is the output of `git config --global --null --list
  * --includes` (entries "key\nvalue\0", or "key\0" for a key without a
- * value).  Keeps identity, aliases and everything else except:
- *   - credential.* and credential.<url>.*;
+ * value; --includes has resolved include.path and those includeIf
+ * conditions that hold outside a repository, such as hasconfig:, so their
+ * entries are judged like the rest).  Keeps only git's own sections
+ * (an allowlist, see git_sections in sanitize.c; every other section is
+ * dropped and named once in one summary warning line), and in them
+ * identity, aliases and everything else except:
+ *   - credential.*, credential.<url>.* and credentialCache.*;
  *   - include.* and includeIf.* (already resolved by --includes);
  *   - core.excludesFile: its path (a leading "~/" expanded with home) is
  *     returned in *excludes_path (NULL when absent or unusable) for the
@@ -61,14 +93,18 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
  *   - every value containing "/nix/store/";
  *   - user.signingKey, gpg.*, commit.gpgSign and tag.gpgSign, then
  *     commit.gpgsign=false and tag.gpgsign=false are appended;
- *   - secret-looking entries: http.extraHeader and http.<url>.extraHeader,
- *     names containing "password", "token" or "secret" or named
- *     "smtppass" (outside alias.*), and any key or value holding a URL with
- *     a password in it ("scheme://user:pass@").
+ *   - any key or value holding a URL with userinfo, with or without a
+ *     password ("url.https://ghp_x@github.com/.insteadOf",
+ *     remote.<name>.url, pushInsteadOf values, alias commands), and a
+ *     proxy setting with a user part, scheme or not ("user:pw@proxy:3128");
+ *   - secret-looking entries: extraHeader (http.extraHeader and
+ *     http.<url>.extraHeader), names containing "password", "passwd",
+ *     "token" or "secret" or ending in "pass" (outside alias.*).
  * Entries that git could not have produced (bad section or name) are
  * dropped.  Dropped entries are reported as one line each on warn
- * (naming the key, never the value) when warn is non-NULL, except the
- * expected ones (credential, include, signing, excludesFile).
+ * (naming the key with the userinfo of URLs in it masked as "***", never
+ * the value) when warn is non-NULL, except the expected ones (credential,
+ * include, signing, excludesFile).
  * *text is a git config file ("[section \"sub\"]\n\tname = value\n"),
  * values quoted and escaped where git requires it.
  */

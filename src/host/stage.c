@@ -769,15 +769,6 @@ static int stage_json(struct ctx *c, const char *dir, const char *name,
 	return add_file(c, rel, 0600, clean, clean_len, host);
 }
 
-/* ~/.claude.json's sanitizer warns about nothing. */
-static int sanitize_claude_json_quiet(const char *text, size_t len, FILE *warn,
-				      char **out, size_t *out_len,
-				      struct ccvm_err *err)
-{
-	(void)warn;
-	return sanitize_claude_json(text, len, out, out_len, err);
-}
-
 /* ---- git ---------------------------------------------------------------- */
 
 char *stage_find_git(const char *path_var)
@@ -1129,7 +1120,7 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	int r = 0;
 	if (cfg->share.settings)
 		r = stage_json(&c, home, ".claude.json", ".claude.json",
-			       sanitize_claude_json_quiet);
+			       sanitize_claude_json);
 	if (cfg->share.settings && !r)
 		r = stage_json(&c, c.claude_dir, "settings.json",
 			       ".claude/settings.json", sanitize_settings_json);

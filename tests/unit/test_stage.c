@@ -766,6 +766,21 @@ static void test_git_default_excludes(void **state)
 	run_free(&r);
 }
 
+/* Stages the git config alone, read by the real git at git. */
+static void run_stage_git(const struct fx *f, const char *git, struct run *r)
+{
+	struct ccvm_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.share.git_config = true;
+	cfg.extra_claude_md = (char *)"";
+	struct stage_env env = {.git_path = git};
+	memset(r, 0, sizeof(*r));
+	FILE *w = open_memstream(&r->warn, &r->warn_len);
+	env.warn = w;
+	r->rc = stage_collect(&cfg, f->home, &env, &r->list, &r->err);
+	fclose(w);
+}
+
 /* The real git: includes resolved, the system config not read. */
 static void test_git_read(void **state)
 {
@@ -801,22 +816,107 @@ static void test_git_read(void **state)
 	    stage_git_config_read(git, f->home, NULL, &out, &len, &err) < 0);
 	assert_non_null(strstr(err.msg, "bad config"));
 	/* ...which stage_collect turns into a warning. */
-	struct ccvm_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.share.git_config = true;
-	cfg.extra_claude_md = (char *)"";
-	struct stage_env env = {.git_path = git};
 	struct run r;
-	memset(&r, 0, sizeof(r));
-	FILE *w = open_memstream(&r.warn, &r.warn_len);
-	env.warn = w;
-	r.rc = stage_collect(&cfg, f->home, &env, &r.list, &r.err);
-	fclose(w);
+	run_stage_git(f, git, &r);
 	assert_int_equal(r.rc, 0);
 	assert_int_equal(r.list.n, 0);
 	assert_non_null(strstr(r.warn, "git config not shared"));
 	run_free(&r);
 	free(git);
+}
+
+/* Tokens in the git config, also in files it includes (include.path and
+ * includeIf hasconfig, which `git config --global --includes` resolves),
+ * read by the real git: none is staged, each dropped key is named (never
+ * its value), user.name still arrives. */
+static void test_git_tokens_real(void **state)
+{
+	struct fx *f = *state;
+	char *git = stage_find_git("/usr/bin:/bin");
+	if (!git)
+		skip(); /* git is not installed here */
+	fput(f, "home/.gitconfig",
+	     "[user]\n\tname = Ada\n"
+	     "[remote \"origin\"]\n\turl = https://example.com/r.git\n"
+	     "[url \"https://ghp_CANARY_G1@github.com/\"]\n"
+	     "\tinsteadOf = https://github.com/\n"
+	     "[http]\n\tproxy = http://CANARY_G2@proxy.example:3128\n"
+	     "\textraHeader = Authorization: Bearer CANARY_G3\n"
+	     "[include]\n\tpath = ~/.gitconfig.local\n"
+	     "[includeIf \"hasconfig:remote.*.url:https://example.com/**\"]\n"
+	     "\tpath = ~/.gitconfig.work\n"
+	     "[hub]\n\toauthtoken = CANARY_G4\n",
+	     0644);
+	fput(f, "home/.gitconfig.local",
+	     "[url \"https://github.com/\"]\n"
+	     "\tpushInsteadOf = https://ada:CANARY_G5@github.com/\n"
+	     "[alias]\n\tst = status\n"
+	     "[remote \"work\"]\n\turl = https://CANARY_G6@git.corp/x.git\n",
+	     0644);
+	/* (git refuses remote URLs in files hasconfig includes.) */
+	fput(f, "home/.gitconfig.work",
+	     "[url \"https://CANARY_G8@git.corp/\"]\n"
+	     "\tinsteadOf = https://git.corp/\n"
+	     "[http \"https://git.corp/\"]\n\textraHeader = X: CANARY_G7\n"
+	     "[core]\n\tautocrlf = input\n",
+	     0644);
+	struct run r;
+	run_stage_git(f, git, &r);
+	assert_int_equal(r.rc, 0);
+	const struct stage_file *gc = find(&r, ".gitconfig");
+	if (!gc)
+		fail_msg("no .gitconfig staged:\n%s", r.warn);
+	if (memmem(gc->data, gc->len, "CANARY", 6))
+		fail_msg("token staged:\n%.*s", (int)gc->len, gc->data);
+	if (strstr(r.warn, "CANARY"))
+		fail_msg("token in a warning:\n%s", r.warn);
+	/* Positive controls, from the file and from both included ones. */
+	assert_non_null(memmem(gc->data, gc->len, "name = Ada", 10));
+	assert_non_null(memmem(gc->data, gc->len, "st = status", 11));
+	assert_non_null(memmem(gc->data, gc->len, "autocrlf = input", 16));
+	static const char *const named[] = {
+	    "url.https://***@github.com/.insteadof",
+	    "http.proxy:",
+	    "http.extraheader:",
+	    "url.https://github.com/.pushinsteadof:",
+	    "remote.work.url:",
+	    "http.https://git.corp/.extraheader:",
+	    "url.https://***@git.corp/.insteadof",
+	    "sections not staged",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(named); i++)
+		if (!strstr(r.warn, named[i]))
+			fail_msg("no warning naming %s in:\n%s", named[i],
+				 r.warn);
+	run_free(&r);
+	free(git);
+}
+
+/* ~/.claude.json's warnings reach the staging warning stream. */
+static void test_claude_json_warns(void **state)
+{
+	struct fx *f = *state;
+	fput(f, "home/.claude.json",
+	     "{\"userID\": \"u-1\", \"mcpServers\": {\"tok\": {\"url\":"
+	     " \"https://CANARY_APIKEY@mcp.example/\"}, \"ok\": {\"command\":"
+	     " \"okc\"}}, \"customApiKeyResponses\": {\"approved\":"
+	     " [\"CANARY_MCP_ENV\"]}}",
+	     0600);
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	struct stage_env env = {0};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_int_equal(r.rc, 0);
+	assert_no_canary(&r);
+	const struct stage_file *cj = find(&r, ".claude.json");
+	assert_non_null(cj);
+	assert_non_null(memmem(cj->data, cj->len, "okc", 3));
+	assert_null(memmem(cj->data, cj->len, "customApiKeyResponses", 21));
+	assert_non_null(strstr(r.warn, ".claude.json: mcpServers.tok not "
+				       "staged"));
+	assert_null(strstr(r.warn, "CANARY"));
+	run_free(&r);
 }
 
 static void test_claude_md_text(void **state)
@@ -900,6 +1000,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_git_default_excludes, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_git_read, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_git_tokens_real, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_claude_json_warns, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test(test_claude_md_text),
 	};
