@@ -32,6 +32,7 @@
 #include "accel.h"
 #include "clip.h"
 #include "egress.h"
+#include "hostpath.h"
 #include "image.h"
 #include "proto.h"
 #include "qemu.h"
@@ -221,30 +222,6 @@ static void spinner_clear(struct session *s)
 }
 
 /* --- QEMU ------------------------------------------------------------- */
-
-static char *find_qemu(void)
-{
-	const char *env = getenv("CCVM_QEMU");
-	if (env && *env)
-		return strdup(env);
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	autofree char *copy = strdup(path);
-	if (!copy)
-		return NULL;
-	char *save = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir;
-	     dir = strtok_r(NULL, ":", &save)) {
-		if (dir[0] != '/')
-			continue;
-		char *p = util_path_join(dir, "qemu-system-x86_64");
-		if (p && access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
-}
 
 /* Moves fd to number target in a child (dup2 clears FD_CLOEXEC). */
 static int child_place_fd(int fd, int target)
@@ -1385,6 +1362,36 @@ static int setup_egress(struct session *s, char *api_host, size_t n,
 	return 0;
 }
 
+/*
+ * Where the host's programs may come from, before anything runs: never a
+ * directory the guest can write (hostpath.h).  Fills projects (the
+ * persistClaudeProjects share, when on) and git (or "").  A PATH entry of
+ * the user's inside a share gets one warning: the guest can plant what
+ * the user's shell runs there later.
+ */
+static void host_programs(const struct ccvm_config *cfg, const char *cwd,
+			  char projects[PATH_MAX], char git[PATH_MAX])
+{
+	const char *home = getenv("HOME");
+	if (cfg->persist_projects && home && home[0] == '/') {
+		autofree char *p = util_path_join(home, ".claude/projects");
+		if (!p || util_strlcpy(projects, p, PATH_MAX) < 0)
+			projects[0] = '\0';
+	}
+	const char *shares[] = {cwd, projects};
+	hostpath_set_shares(shares, ARRAY_LEN(shares));
+	char entry[PATH_MAX];
+	if (hostpath_shared_entry(getenv("PATH"), cwd, entry))
+		fprintf(stderr,
+			"ccvm: warning: PATH entry %s is inside a directory "
+			"shared with the VM: the VM can put programs there "
+			"that your shell runs\n",
+			entry);
+	struct ccvm_err gerr = {0};
+	if (hostpath_tool("git", NULL, git, &gerr) < 0)
+		git[0] = '\0';
+}
+
 int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		struct ccvm_err *err)
 {
@@ -1410,14 +1417,16 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->egress_summary = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
+	char projects[PATH_MAX] = "";
+	char git_bin[PATH_MAX] = "";
+	host_programs(cfg, cwd, projects, git_bin);
 	clip_init(&s->clip, cfg->clipboard_images, getenv("WAYLAND_DISPLAY"),
 		  getenv("DISPLAY"));
 	int code = CCVM_EXIT_FAILURE;
 	sigset_t oldmask;
 	bool blocked = false;
-	char *qemu_bin = NULL;
+	char qemu_bin[PATH_MAX];
 	struct qemu_argv qa = {0};
-	char projects[PATH_MAX] = "";
 	int ctlp[2] = {-1, -1}, conp[2] = {-1, -1}, errp[2] = {-1, -1};
 	int netp[2] = {-1, -1};
 
@@ -1430,25 +1439,21 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	if (accel_choose(cfg->accel, false, &s->accel, err) < 0)
 		goto out;
 
-	qemu_bin = find_qemu();
-	if (!qemu_bin) {
-		ccvm_err_set(err, ENOENT,
-			     "qemu-system-x86_64 not found in "
-			     "PATH (Debian package qemu-system-x86)");
+	if (hostpath_tool("qemu-system-x86_64", "CCVM_QEMU", qemu_bin, err) <
+	    0) {
+		if (err->code == ENOENT)
+			ccvm_err_set(err, ENOENT,
+				     "%s (Debian package qemu-system-x86)",
+				     err->msg);
 		goto out;
 	}
 
-	if (cfg->persist_projects) {
-		const char *home = getenv("HOME");
-		autofree char *p =
-		    home ? util_path_join(home, ".claude/projects") : NULL;
-		if (!p || util_mkdir_p(p, 0700) < 0 ||
-		    util_strlcpy(projects, p, sizeof(projects)) < 0) {
-			ccvm_err_set(err, EINVAL,
-				     "persistClaudeProjects: cannot "
-				     "use ~/.claude/projects");
-			goto out;
-		}
+	if (cfg->persist_projects &&
+	    (!projects[0] || util_mkdir_p(projects, 0700) < 0)) {
+		ccvm_err_set(err, EINVAL,
+			     "persistClaudeProjects: cannot "
+			     "use ~/.claude/projects");
+		goto out;
 	}
 
 	char api_host[DNS_NAME_MAX + 1];
@@ -1469,7 +1474,8 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		    .cwd = cwd,
 		    .api_host = api_host,
 		    .xdg_config_home = x,
-		    .path_var = getenv("PATH"),
+		    .git_path = git_bin[0] ? git_bin : NULL,
+		    .path_var = "", /* no other git than git_bin */
 		};
 		if (stage_collect(cfg, home, &senv, &s->staged, err) < 0) {
 			code = CCVM_EXIT_USAGE;
@@ -1736,7 +1742,6 @@ out:
 	if (blocked)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	qemu_argv_free(&qa);
-	free(qemu_bin);
 	proto_writer_free(&s->wr);
 	stage_list_free(&s->staged);
 	free(s->rd);
