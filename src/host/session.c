@@ -34,6 +34,7 @@
 #include "egress.h"
 #include "hostpath.h"
 #include "image.h"
+#include "procs.h"
 #include "proto.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -150,6 +151,8 @@ struct session {
 	struct proto_reader *rd;
 	struct proto_writer wr;
 	bool secrets_queued;
+	const char *key; /* the API key (procs.h), until queued */
+	size_t key_len;
 
 	enum phase phase;
 	bool stdin_open;
@@ -407,33 +410,28 @@ static int queue(struct session *s, uint8_t type, const void *p, size_t n)
 	return r;
 }
 
-/* Reads the API key from the configured variable, hands it on as the
- * guest's ANTHROPIC_API_KEY, and wipes every copy ccvm holds. */
+/* Hands the API key (taken out of the environment at the start,
+ * procs.h) on as the guest's ANTHROPIC_API_KEY and wipes ccvm's copy. */
 static int queue_api_key(struct session *s)
 {
-	const char *var = s->cfg->api_key_variable;
-	if (!var || !*var)
+	if (!s->key)
 		return 0;
-	char *val = getenv(var);
-	if (!val)
-		return 0;
-	size_t vl = strlen(val);
 	static const char name[] = "ANTHROPIC_API_KEY=";
-	size_t n = sizeof(name) - 1 + vl;
+	size_t n = sizeof(name) - 1 + s->key_len;
 	if (n > PROTO_MAX_PAYLOAD) {
-		set_error(s, "%s is too long", var);
+		set_error(s, "%s is too long", s->cfg->api_key_variable);
 		return -E2BIG;
 	}
 	char *buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, name, sizeof(name) - 1);
-	memcpy(buf + sizeof(name) - 1, val, vl);
+	memcpy(buf + sizeof(name) - 1, s->key, s->key_len);
 	int r = queue(s, PROTO_SECRET, buf, n);
 	explicit_bzero(buf, n);
 	free(buf);
-	explicit_bzero(val, vl); /* the environment's own copy */
-	unsetenv(var);
+	procs_secret_free();
+	s->key = NULL;
 	s->secrets_queued = true;
 	return r;
 }
@@ -1395,21 +1393,32 @@ static void host_programs(const struct ccvm_config *cfg, const char *cwd,
 int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		struct ccvm_err *err)
 {
+	/* The key out of the environment before anything is forked: no
+	 * child inherits it there, /proc/PID/environ no longer shows it. */
+	size_t key_len;
+	const char *key = procs_take_secret(cfg->api_key_variable, &key_len);
 	char cwd[PATH_MAX];
 	int r = check_cwd(cwd, sizeof(cwd), err);
-	if (r < 0)
+	if (r < 0) {
+		procs_secret_free();
 		return CCVM_EXIT_USAGE;
+	}
 
 	struct image_paths img;
-	if (image_ensure(cfg, true, &img, err) < 0)
+	if (image_ensure(cfg, true, &img, err) < 0) {
+		procs_secret_free();
 		return CCVM_EXIT_FAILURE;
+	}
 
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s) {
+		procs_secret_free();
 		ccvm_err_sys(err, ENOMEM, "session");
 		return CCVM_EXIT_FAILURE;
 	}
 	s->cfg = cfg;
+	s->key = key;
+	s->key_len = key_len;
 	s->args = args;
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = s->ram = -1;
 	s->qmp = s->qmp_child = s->snap.fd = -1;
@@ -1744,6 +1753,7 @@ out:
 	qemu_argv_free(&qa);
 	proto_writer_free(&s->wr);
 	stage_list_free(&s->staged);
+	procs_secret_free();
 	free(s->rd);
 	free(s);
 	return code;
