@@ -157,10 +157,11 @@ int hostpath_tool(const char *name, const char *var, char out[PATH_MAX],
 	const char *v = var ? getenv(var) : NULL;
 	if (v && *v) {
 		if (v[0] != '/')
-			return ccvm_err_set(err, EINVAL,
-					    "%s: expected an absolute path, got "
-					    "\"%s\"",
-					    var, v);
+			return ccvm_err_set(
+			    err, EINVAL,
+			    "%s: expected an absolute path, got "
+			    "\"%s\"",
+			    var, v);
 		if (util_strlcpy(out, v, PATH_MAX) < 0)
 			return ccvm_err_set(err, ENAMETOOLONG,
 					    "%s: path too long", var);
@@ -182,10 +183,10 @@ bool hostpath_shared_entry(const char *path_var, const char *cwd,
 	for (const char *p = path_var;;) {
 		size_t n = strcspn(p, ":");
 		char dir[PATH_MAX], real[PATH_MAX];
-		int w = p[0] == '/' ? snprintf(dir, sizeof(dir), "%.*s",
-					       (int)n, p)
-				    : snprintf(dir, sizeof(dir), "%s/%.*s",
-					       cwd, (int)n, p);
+		int w =
+		    p[0] == '/'
+			? snprintf(dir, sizeof(dir), "%.*s", (int)n, p)
+			: snprintf(dir, sizeof(dir), "%s/%.*s", cwd, (int)n, p);
 		if (w > 0 && w < (int)sizeof(dir) &&
 		    in_share(realpath(dir, real) ? real : dir)) {
 			util_strlcpy(out, n ? dir : cwd, PATH_MAX);

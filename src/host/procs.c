@@ -43,7 +43,8 @@ int procs_harden(struct ccvm_err *err)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return ccvm_err_sys(err, errno, "prctl(PR_SET_DUMPABLE)");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
-		return ccvm_err_sys(err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+		return ccvm_err_sys(err, errno,
+				    "prctl(PR_SET_CHILD_SUBREAPER)");
 	int n = list_children(initial, MAX_KIDS);
 	n_initial = n > 0 ? n : 0;
 	return 0;
@@ -82,7 +83,7 @@ void procs_reap_all(void)
 	/* A child killed and reaped can have handed its own children to
 	 * us meanwhile: again until none is left. */
 	for (int round = 0; round < 64; round++) {
-		pid_t kids[MAX_KIDS];
+		pid_t kids[MAX_KIDS] = {0};
 		int n = list_children(kids, MAX_KIDS), mine = 0;
 		for (int i = 0; i < n; i++) {
 			if (inherited(kids[i]))
