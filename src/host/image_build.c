@@ -348,6 +348,7 @@ static void free_env(char **env)
 static char **make_env(const char *const *extra, size_t n_extra)
 {
 	size_t cap = ARRAY_LEN(env_keep) + n_extra + 2, n = 0;
+	autofree char *path = hostpath_search_list(getenv("PATH"));
 	char **env = calloc(cap, sizeof(*env));
 	if (!env)
 		return NULL;
@@ -356,7 +357,6 @@ static char **make_env(const char *const *extra, size_t n_extra)
 		if (v && !(env[n++] = util_asprintf("%s=%s", env_keep[i], v)))
 			goto fail;
 	}
-	autofree char *path = hostpath_search_list(getenv("PATH"));
 	if (!path || !(env[n++] = util_asprintf("PATH=%s", path)))
 		goto fail;
 	for (size_t i = 0; i < n_extra; i++)

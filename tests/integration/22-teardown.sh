@@ -38,6 +38,7 @@ ccvm_pid() { wait_file "$TREE.pid" 10 && cat "$TREE.pid"; }
 # named in $2... (so the probe ran).
 none_left() {
 	local what=$1 n; shift
+	check "$what: the probe saw processes under ccvm" grep -q '^seen ' "$TREE"
 	for n in "$@"; do
 		check "$what: the probe saw $n in ccvm's tree" grep -q "^seen [0-9]* $n" "$TREE"
 	done
@@ -94,7 +95,7 @@ sleep 1
 kill -INT "$(ccvm_pid)"
 wait $PID; rc=$?
 check "SIGINT during boot exits 130 (rc=$rc)" [ $rc -eq 130 ]
-none_left "SIGINT during boot" qemu-system-x86
+none_left "SIGINT during boot"
 clean_after "SIGINT during boot"
 
 # QEMU killed under ccvm: a clear error and status 125.
