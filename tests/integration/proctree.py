@@ -4,8 +4,8 @@
     proctree.py REPORT -- CMD ARGS...
 
 CMD's pid goes to REPORT.pid as soon as it runs (to send it signals).
-While it runs, every process below it (by parentage, /proc/PID/stat) is
-recorded every 10 ms; the instant CMD exits (a pidfd says so) each recorded
+While it runs, every process below it (by parentage: the
+/proc/PID/task/TID/children lists) is recorded every 10 ms; the instant CMD exits (a pidfd says so) each recorded
 process is looked up again.  REPORT gets lines:
 
     seen PID COMM     every process seen below CMD
@@ -35,21 +35,26 @@ def stat_of(pid):
 
 
 def descendants(root):
-    kids = {}
-    info = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        st = stat_of(int(d))
-        if st:
-            info[int(d)] = st
-            kids.setdefault(st[0], []).append(int(d))
+    """{pid: stat_of(pid)} of every process below root, through the
+    /proc/PID/task/TID/children lists (fast: only the tree is read)."""
     out, todo = {}, [root]
     while todo:
         p = todo.pop()
-        for c in kids.get(p, []):
-            out[c] = info[c]
-            todo.append(c)
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            for c in kids:
+                st = stat_of(c)
+                if st:
+                    out[c] = st
+                    todo.append(c)
     return out
 
 
