@@ -54,7 +54,7 @@ printf '[user]\n\tname = %s\n' "$NAME" >"$XDG_CONFIG_HOME/git/config"
 # The project's bin directory first on PATH, as direnv's PATH_add does.
 export PATH=$P/bin:$PATH
 TOOLS=(xclip git qemu-system-x86_64)
-warnings() { grep -c "warning: PATH entry $P/bin is inside the shared directory" "$1"; }
+warnings() { grep -c "warning: PATH entry $P/bin is inside a directory shared with the VM" "$1"; }
 
 # Session 1: the guest plants the programs, then asks for the clipboard.
 "$CCVM" --shell -- sh -c '
