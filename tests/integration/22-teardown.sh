@@ -11,10 +11,13 @@ cd "$P" || exit 1
 marker=$T_TMP/marker
 touch "$marker"
 
-# Temp files this user created outside the test's own area since $marker.
+# Temp files this user created outside the test's own area since $marker
+# (other test scripts' areas and X servers, when they run side by side,
+# are theirs).
 strays() {
 	find /tmp /var/tmp "${XDG_RUNTIME_DIR:-/nonexistent}" -maxdepth 2 -user "$(id -u)" \
-		-newer "$marker" 2>/dev/null | grep -v -e "^$T_TMP" -e "^/tmp/tmux-" || true
+		-newer "$marker" 2>/dev/null |
+		grep -v -e "^$T_TMP" -e "^/tmp/tmux-" -e '^/tmp/ccvm-t\.' -e '^/tmp/ccvm-it\.' -e '^/tmp/\.X11-unix' || true
 }
 wait_file() { local i; for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_gone() { local i; for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
