@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "procs.h"
 #include "util.h"
 
 const char *accel_name(enum accel_kind k)
@@ -227,6 +228,7 @@ static int check_guest(const uint8_t *mem)
 static __attribute__((noreturn)) void probe_child(int kvm, int out)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	procs_forget_secrets();
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		probe_fail(out, ST_CREATE_VM, errno);

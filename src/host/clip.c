@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "image.h"
+#include "hostpath.h"
 #include "util.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -158,6 +158,14 @@ void clip_init(struct clip *c, bool enabled, const char *wayland,
 	c->backend = clip_backend_choose(wayland, display);
 	c->pid = -1;
 	c->fd = -1;
+	struct ccvm_err err = {0};
+	if (enabled && c->backend != CLIP_BACKEND_NONE &&
+	    hostpath_tool(c->backend == CLIP_BACKEND_WAYLAND ? "wl-paste"
+							     : "xclip",
+			  c->backend == CLIP_BACKEND_WAYLAND ? CLIP_ENV_WL_PASTE
+							     : CLIP_ENV_XCLIP,
+			  c->tool, &err) < 0)
+		c->tool[0] = '\0';
 }
 
 static void reset(struct clip *c)
@@ -260,16 +268,13 @@ void clip_request(struct clip *c, uint16_t chan, const uint8_t *p, size_t len,
 			   c->busy ? PROTO_CLIP_FAILED : PROTO_CLIP_NONE);
 		return;
 	}
-	char tool[PATH_MAX];
-	const char *name =
-	    c->backend == CLIP_BACKEND_WAYLAND ? "wl-paste" : "xclip";
-	if (image_find_tool(name, tool) < 0 || tool[0] != '/') {
+	if (c->tool[0] != '/') {
 		answer_now(w, chan, PROTO_CLIP_FAILED);
 		return;
 	}
 	c->req = q;
 	c->chan = chan;
-	if (spawn_tool(c, tool) < 0) {
+	if (spawn_tool(c, c->tool) < 0) {
 		reset(c);
 		answer_now(w, chan, PROTO_CLIP_FAILED);
 		return;

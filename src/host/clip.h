@@ -78,10 +78,16 @@ struct clip {
 	bool answering;
 	uint8_t status;
 	size_t sent;
+	char tool[PATH_MAX]; /* xclip or wl-paste, resolved once, or "" */
 };
 
+/* The variables that name the clipboard tools explicitly. */
+#define CLIP_ENV_XCLIP	  "CCVM_XCLIP"
+#define CLIP_ENV_WL_PASTE "CCVM_WL_PASTE"
+
 /* enabled: clipboard.images; wayland and display: the values of
- * WAYLAND_DISPLAY and DISPLAY. */
+ * WAYLAND_DISPLAY and DISPLAY.  The tool is found here, once, in trusted
+ * places only (hostpath.h): call after hostpath_set_shares. */
 void clip_init(struct clip *c, bool enabled, const char *wayland,
 	       const char *display);
 /* Kills and reaps a running tool; frees the buffer (wiped). */

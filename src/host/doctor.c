@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "clip.h"
+#include "hostpath.h"
 #include "image.h"
 #include "qemu.h"
 #include "util.h"
@@ -117,7 +119,8 @@ int doctor_first_line(char *const argv[], int timeout_ms, char *out,
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-/* The QEMU binary a session would use: $CCVM_QEMU, else PATH. */
+/* The QEMU binary a session would use: $CCVM_QEMU, else the trusted
+ * directories (hostpath.h). */
 static int find_qemu(char out[PATH_MAX], bool *from_env)
 {
 	const char *env = getenv("CCVM_QEMU");
@@ -133,8 +136,9 @@ static void check_qemu(struct doctor *d)
 	bool from_env = false;
 	if (find_qemu(path, &from_env) < 0) {
 		report(d, V_FAIL, "qemu",
-		       "qemu-system-x86_64 not found on PATH: install the "
-		       "Debian package qemu-system-x86 (or set CCVM_QEMU)");
+		       "qemu-system-x86_64 not found in /usr/bin or a "
+		       "root-owned PATH directory: install the Debian "
+		       "package qemu-system-x86 (or set CCVM_QEMU)");
 		return;
 	}
 	util_escape(q, sizeof(q), path, false);
@@ -353,15 +357,17 @@ static void check_clipboard(struct doctor *d, const struct ccvm_config *cfg)
 	const char *wl = getenv("WAYLAND_DISPLAY");
 	const char *x = getenv("DISPLAY");
 	char path[PATH_MAX];
+	struct ccvm_err err = {0};
 	if (wl && *wl) {
-		if (image_find_tool("wl-paste", path) == 0)
+		if (hostpath_tool("wl-paste", CLIP_ENV_WL_PASTE, path, &err) ==
+		    0)
 			report(d, V_OK, "clipboard", "%s (Wayland)", path);
 		else
 			report(d, V_WARN, "clipboard",
 			       "wl-paste not found: install the Debian package "
 			       "wl-clipboard for image paste");
 	} else if (x && *x) {
-		if (image_find_tool("xclip", path) == 0)
+		if (hostpath_tool("xclip", CLIP_ENV_XCLIP, path, &err) == 0)
 			report(d, V_OK, "clipboard", "%s (X11)", path);
 		else
 			report(d, V_WARN, "clipboard",

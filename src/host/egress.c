@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "procs.h"
 #include "proto.h"
 #include "route.h"
 #include "stream.h"
@@ -641,6 +642,8 @@ int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(1);
+		/* The API key is none of the relay's business. */
+		procs_forget_secrets();
 		prctl(PR_SET_NAME, "ccvm-egress");
 		/* Keep the port, the summary pipe and stderr; the terminal
 		 * and everything else of the session stay out of reach. */

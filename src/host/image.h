@@ -97,7 +97,8 @@ int image_write_initrd(const char *image_dir, const void *init, size_t init_len,
 /*
  * For --ccvm-doctor, without building anything.  image_lookup: the cache
  * directory of the image for cfg's build-time options and whether it is
- * complete.  image_check_tools: the build's tools are on PATH (or in the
+ * complete.  image_check_tools: the build's tools are in the trusted
+ * directories (hostpath.h: root-owned PATH entries, /usr/bin, the
  * sbin directories); image_check_subids: the caller (unless root) has
  * subordinate uid and gid ranges for mmdebstrap's unshare mode.  Both say
  * what to install or run when not.  image_find_tool: an executable's

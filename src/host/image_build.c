@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cpio.h"
+#include "hostpath.h"
 #include "kernel.h"
 #include "image_build.h"
 #include "util.h"
@@ -326,28 +327,10 @@ static int step_fail(struct build *b, struct ccvm_err *err, int r)
 			    b->step_name, msg, b->log);
 }
 
-/* Finds an executable in PATH plus the sbin directories. */
+/* Finds an executable in the trusted directories (hostpath.h). */
 static int find_tool(const char *name, char out[PATH_MAX])
 {
-	const char *path = getenv("PATH");
-	autofree char *all = util_asprintf("%s:/usr/local/bin:/usr/bin:/bin:"
-					   "/usr/local/sbin:/usr/sbin:/sbin",
-					   path ? path : "");
-	if (!all)
-		return -ENOMEM;
-	char *save = NULL;
-	for (char *d = strtok_r(all, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		if (d[0] != '/')
-			continue;
-		if (snprintf(out, PATH_MAX, "%s/%s", d, name) >= PATH_MAX)
-			continue;
-		struct stat st;
-		if (stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
-		    access(out, X_OK) == 0)
-			return 0;
-	}
-	return -ENOENT;
+	return hostpath_find(name, out);
 }
 
 static void free_env(char **env)
@@ -360,11 +343,12 @@ static void free_env(char **env)
 }
 
 /* The environment for build tools: a short allowlist of the caller's
- * (home, proxies, CA bundles), a PATH with the sbin directories, and
+ * (home, proxies, CA bundles), the trusted directories as PATH, and
  * the given extra "K=V" entries. */
 static char **make_env(const char *const *extra, size_t n_extra)
 {
 	size_t cap = ARRAY_LEN(env_keep) + n_extra + 2, n = 0;
+	autofree char *path = hostpath_search_list(getenv("PATH"));
 	char **env = calloc(cap, sizeof(*env));
 	if (!env)
 		return NULL;
@@ -373,10 +357,7 @@ static char **make_env(const char *const *extra, size_t n_extra)
 		if (v && !(env[n++] = util_asprintf("%s=%s", env_keep[i], v)))
 			goto fail;
 	}
-	const char *path = getenv("PATH");
-	if (!(env[n++] = util_asprintf("PATH=%s%s/usr/local/sbin:/usr/local/"
-				       "bin:/usr/sbin:/usr/bin:/sbin:/bin",
-				       path ? path : "", path ? ":" : "")))
+	if (!path || !(env[n++] = util_asprintf("PATH=%s", path)))
 		goto fail;
 	for (size_t i = 0; i < n_extra; i++)
 		if (!(env[n++] = strdup(extra[i])))

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "doctor.h"
 #include "image.h"
+#include "procs.h"
 #include "session.h"
 
 extern char **environ;
@@ -42,6 +43,10 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 int main(int argc, char **argv)
 {
 	struct ccvm_err err = {0};
+	/* Before anything: no core file, no ptrace, and every process
+	 * ccvm's children leave behind is ccvm's to wait for. */
+	if (procs_harden(&err) < 0)
+		return fail(&err, CCVM_EXIT_FAILURE);
 	struct cli_args args;
 	if (cli_parse(argc, argv, &args, &err) < 0)
 		return fail(&err, CCVM_EXIT_USAGE);
@@ -107,5 +112,7 @@ out:
 		status = CCVM_EXIT_FAILURE;
 	cfg_free(&cfg);
 	cli_free(&args);
+	/* Nothing ccvm started outlives it. */
+	procs_reap_all();
 	return status;
 }

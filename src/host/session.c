@@ -32,9 +32,11 @@
 #include "accel.h"
 #include "clip.h"
 #include "egress.h"
+#include "hostpath.h"
 #include "image.h"
 #include "nosuid.h"
 #include "places.h"
+#include "procs.h"
 #include "proto.h"
 #include "qemu.h"
 #include "qmp.h"
@@ -151,6 +153,8 @@ struct session {
 	struct proto_reader *rd;
 	struct proto_writer wr;
 	bool secrets_queued;
+	const char *key; /* the API key (procs.h), until queued */
+	size_t key_len;
 
 	enum phase phase;
 	bool stdin_open;
@@ -223,30 +227,6 @@ static void spinner_clear(struct session *s)
 }
 
 /* --- QEMU ------------------------------------------------------------- */
-
-static char *find_qemu(void)
-{
-	const char *env = getenv("CCVM_QEMU");
-	if (env && *env)
-		return strdup(env);
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	autofree char *copy = strdup(path);
-	if (!copy)
-		return NULL;
-	char *save = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir;
-	     dir = strtok_r(NULL, ":", &save)) {
-		if (dir[0] != '/')
-			continue;
-		char *p = util_path_join(dir, "qemu-system-x86_64");
-		if (p && access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
-}
 
 /* Moves fd to number target in a child (dup2 clears FD_CLOEXEC). */
 static int child_place_fd(int fd, int target)
@@ -441,33 +421,28 @@ static int queue(struct session *s, uint8_t type, const void *p, size_t n)
 	return r;
 }
 
-/* Reads the API key from the configured variable, hands it on as the
- * guest's ANTHROPIC_API_KEY, and wipes every copy ccvm holds. */
+/* Hands the API key (taken out of the environment at the start,
+ * procs.h) on as the guest's ANTHROPIC_API_KEY and wipes ccvm's copy. */
 static int queue_api_key(struct session *s)
 {
-	const char *var = s->cfg->api_key_variable;
-	if (!var || !*var)
+	if (!s->key)
 		return 0;
-	char *val = getenv(var);
-	if (!val)
-		return 0;
-	size_t vl = strlen(val);
 	static const char name[] = "ANTHROPIC_API_KEY=";
-	size_t n = sizeof(name) - 1 + vl;
+	size_t n = sizeof(name) - 1 + s->key_len;
 	if (n > PROTO_MAX_PAYLOAD) {
-		set_error(s, "%s is too long", var);
+		set_error(s, "%s is too long", s->cfg->api_key_variable);
 		return -E2BIG;
 	}
 	char *buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, name, sizeof(name) - 1);
-	memcpy(buf + sizeof(name) - 1, val, vl);
+	memcpy(buf + sizeof(name) - 1, s->key, s->key_len);
 	int r = queue(s, PROTO_SECRET, buf, n);
 	explicit_bzero(buf, n);
 	free(buf);
-	explicit_bzero(val, vl); /* the environment's own copy */
-	unsetenv(var);
+	procs_secret_free();
+	s->key = NULL;
 	s->secrets_queued = true;
 	return r;
 }
@@ -1458,24 +1433,67 @@ static int setup_egress(struct session *s, char *api_host, size_t n,
 	return 0;
 }
 
+/*
+ * Where the host's programs may come from, before anything runs: never a
+ * directory the guest can write (hostpath.h).  Fills git (or "").  With
+ * persistClaudeProjects all of ~/.claude/projects counts as shared here
+ * (only this project's directory is, but none of it is a place for
+ * programs).  A PATH entry of the user's inside a share gets one warning:
+ * the guest can plant what the user's shell runs there later.
+ */
+static void host_programs(const struct ccvm_config *cfg, const char *cwd,
+			  char git[PATH_MAX])
+{
+	const char *home = getenv("HOME");
+	char projects[PATH_MAX] = "";
+	if (cfg->persist_projects && home && home[0] == '/') {
+		autofree char *p = util_path_join(home, ".claude/projects");
+		if (!p || util_strlcpy(projects, p, PATH_MAX) < 0)
+			projects[0] = '\0';
+	}
+	const char *shares[] = {cwd, projects};
+	hostpath_set_shares(shares, ARRAY_LEN(shares));
+	char entry[PATH_MAX];
+	if (hostpath_shared_entry(getenv("PATH"), cwd, entry))
+		fprintf(stderr,
+			"ccvm: warning: PATH entry %s is inside a directory "
+			"shared with the VM: the VM can put programs there "
+			"that your shell runs\n",
+			entry);
+	struct ccvm_err gerr = {0};
+	if (hostpath_tool("git", NULL, git, &gerr) < 0)
+		git[0] = '\0';
+}
+
 static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 	       const struct places *pl, struct ccvm_err *err)
 {
+	/* The key out of the environment before anything is forked: no
+	 * child inherits it there, /proc/PID/environ no longer shows it. */
+	size_t key_len;
+	const char *key = procs_take_secret(cfg->api_key_variable, &key_len);
 	char cwd[PATH_MAX];
 	int r = check_cwd(cwd, sizeof(cwd), pl, err);
-	if (r < 0 || check_config_links(cfg, cwd, pl, err) < 0)
+	if (r < 0 || check_config_links(cfg, cwd, pl, err) < 0) {
+		procs_secret_free();
 		return CCVM_EXIT_USAGE;
+	}
 
 	struct image_paths img;
-	if (image_ensure(cfg, true, &img, err) < 0)
+	if (image_ensure(cfg, true, &img, err) < 0) {
+		procs_secret_free();
 		return CCVM_EXIT_FAILURE;
+	}
 
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s) {
+		procs_secret_free();
 		ccvm_err_sys(err, ENOMEM, "session");
 		return CCVM_EXIT_FAILURE;
 	}
 	s->cfg = cfg;
+	s->key = key;
+	s->key_len = key_len;
 	s->args = args;
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = s->ram = -1;
 	s->qmp = s->qmp_child = s->snap.fd = -1;
@@ -1483,14 +1501,16 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 	s->egress_summary = -1;
 	s->stdin_open = true;
 	s->rd = malloc(sizeof(*s->rd));
+	char projects[PATH_MAX] = "";
+	char git_bin[PATH_MAX] = "";
+	host_programs(cfg, cwd, git_bin);
 	clip_init(&s->clip, cfg->clipboard_images, getenv("WAYLAND_DISPLAY"),
 		  getenv("DISPLAY"));
 	int code = CCVM_EXIT_FAILURE;
 	sigset_t oldmask;
 	bool blocked = false;
-	char *qemu_bin = NULL;
+	char qemu_bin[PATH_MAX];
 	struct qemu_argv qa = {0};
-	char projects[PATH_MAX] = "";
 	int ctlp[2] = {-1, -1}, conp[2] = {-1, -1}, errp[2] = {-1, -1};
 	int netp[2] = {-1, -1};
 
@@ -1503,11 +1523,12 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 	if (accel_choose(cfg->accel, false, &s->accel, err) < 0)
 		goto out;
 
-	qemu_bin = find_qemu();
-	if (!qemu_bin) {
-		ccvm_err_set(err, ENOENT,
-			     "qemu-system-x86_64 not found in "
-			     "PATH (Debian package qemu-system-x86)");
+	if (hostpath_tool("qemu-system-x86_64", "CCVM_QEMU", qemu_bin, err) <
+	    0) {
+		if (err->code == ENOENT)
+			ccvm_err_set(err, ENOENT,
+				     "%s (Debian package qemu-system-x86)",
+				     err->msg);
 		goto out;
 	}
 
@@ -1550,7 +1571,8 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 		    .cwd = cwd,
 		    .api_host = api_host,
 		    .xdg_config_home = x,
-		    .path_var = getenv("PATH"),
+		    .git_path = git_bin[0] ? git_bin : NULL,
+		    .path_var = "", /* no other git than git_bin */
 		    .shared = {cwd, projects[0] ? projects : NULL},
 		    .places = pl,
 		};
@@ -1819,9 +1841,9 @@ out:
 	if (blocked)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	qemu_argv_free(&qa);
-	free(qemu_bin);
 	proto_writer_free(&s->wr);
 	stage_list_free(&s->staged);
+	procs_secret_free();
 	free(s->rd);
 	free(s);
 	return code;

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "nosuid.h"
+#include "procs.h"
 #include "util.h"
 
 #if defined(__x86_64__)
@@ -217,8 +218,14 @@ static int write_proc(const char *path, const char *s)
 int vfs_unshare_self(const char *uid_map, const char *gid_map,
 		     const char **step)
 {
+	/* A process writes its own maps only while dumpable (procs.h
+	 * turned that off): briefly on, with no secret left to show. */
+	procs_forget_secrets();
 	*step = "unshare(user, mount namespaces)";
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return -1;
+	*step = "PR_SET_DUMPABLE";
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 		return -1;
 	*step = "/proc/self/setgroups";
 	if (write_proc("/proc/self/setgroups", "deny") < 0)
@@ -227,7 +234,10 @@ int vfs_unshare_self(const char *uid_map, const char *gid_map,
 	if (write_proc("/proc/self/uid_map", uid_map) < 0)
 		return -1;
 	*step = "/proc/self/gid_map";
-	return write_proc("/proc/self/gid_map", gid_map);
+	if (write_proc("/proc/self/gid_map", gid_map) < 0)
+		return -1;
+	*step = "PR_SET_DUMPABLE";
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 static int raise_ambient_caps(void)

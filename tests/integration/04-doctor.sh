@@ -58,7 +58,10 @@ check "kernel: CCVM_STOCK_KERNEL=1 means the stock kernel, said as a warning" \
 printf '#!/bin/sh\necho "QEMU emulator version 9.8.7 (fake)"\n' >"$FAKE/qemu-system-x86_64"
 chmod +x "$FAKE/qemu-system-x86_64"
 doctor CCVM_ACCEL=tcg
-check "qemu: the version comes from running the binary found on PATH" \
+check "qemu: one in a PATH directory of the user's is not used ($(line qemu))" \
+	test -z "$(line qemu | grep -F "$FAKE/")"
+doctor CCVM_ACCEL=tcg CCVM_QEMU="$FAKE/qemu-system-x86_64"
+check "qemu: the version comes from running the binary (CCVM_QEMU)" \
 	test -n "$(line qemu | grep -F "$FAKE/qemu-system-x86_64: QEMU emulator version 9.8.7")"
 rm -f "$FAKE/qemu-system-x86_64"
 
@@ -110,8 +113,8 @@ else
 		test "$(verdict clipboard)" = warn -a -n "$(line clipboard | grep xclip)"
 	printf '#!/bin/sh\nexit 0\n' >"$FAKE/xclip"
 	chmod +x "$FAKE/xclip"
-	doctor CCVM_ACCEL=tcg DISPLAY=:99
-	check "DISPLAY with xclip on PATH: ok" test "$(verdict clipboard)" = ok
+	doctor CCVM_ACCEL=tcg DISPLAY=:99 CCVM_XCLIP="$FAKE/xclip"
+	check "DISPLAY with CCVM_XCLIP: ok" test "$(verdict clipboard)" = ok
 	rm -f "$FAKE/xclip"
 fi
 

@@ -1,5 +1,8 @@
 #!/bin/bash
-# Nothing outlives a session, whatever way it ends.
+# Nothing outlives a session, whatever way it ends: at the instant ccvm
+# returns, no process it started (found by parentage while the session
+# ran: QEMU, virtiofsd and its sandbox child, the network relay, ...) is
+# still there.
 source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
@@ -8,10 +11,13 @@ cd "$P" || exit 1
 marker=$T_TMP/marker
 touch "$marker"
 
-# Temp files this user created outside the test's own area since $marker.
+# Temp files this user created outside the test's own area since $marker
+# (other test scripts' areas and X servers, when they run side by side,
+# are theirs).
 strays() {
 	find /tmp /var/tmp "${XDG_RUNTIME_DIR:-/nonexistent}" -maxdepth 2 -user "$(id -u)" \
-		-newer "$marker" 2>/dev/null | grep -v -e "^$T_TMP" -e "^/tmp/tmux-" || true
+		-newer "$marker" 2>/dev/null |
+		grep -v -e "^$T_TMP" -e "^/tmp/tmux-" -e '^/tmp/ccvm-t\.' -e '^/tmp/ccvm-it\.' -e '^/tmp/\.X11-unix' || true
 }
 wait_file() { local i; for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_gone() { local i; for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
@@ -25,37 +31,59 @@ clean_after() {
 	for pid in $(leftovers | awk '{print $1}'); do kill -KILL "$pid" 2>/dev/null; done
 }
 
+# ccvm under proctree.py, which records its process tree and, the moment
+# ccvm exits, which of those processes are still there ($T_TMP/tree).
+TREE=$T_TMP/tree
+traced() { rm -f "$TREE" "$TREE.pid"; python3 "$(dirname "$0")/proctree.py" "$TREE" -- "$CCVM" "$@"; }
+# ccvm's own pid, once proctree.py has started it.
+ccvm_pid() { wait_file "$TREE.pid" 10 && cat "$TREE.pid"; }
+# What: nothing of the tree outlived ccvm; the tree held the processes
+# named in $2... (so the probe ran).
+none_left() {
+	local what=$1 n; shift
+	check "$what: the probe saw processes under ccvm" grep -q '^seen ' "$TREE"
+	for n in "$@"; do
+		check "$what: the probe saw $n in ccvm's tree" grep -q "^seen [0-9]* $n" "$TREE"
+	done
+	check "$what: nothing ccvm started outlives it ($(grep -E '^(left|zombie)' "$TREE" | tr '\n' ' '))" \
+		bash -c '! grep -qE "^(left|zombie)" "$1"' _ "$TREE"
+}
+SESSION=(qemu-system-x86 virtiofsd ccvm-egress)
+
 # A session that is up and running its program (which made a file).
 start_session() {
+	CPID=
 	rm -f "$P/ready"
-	"$CCVM" --shell -- sh -c 'touch ready; exec sleep 300' >/dev/null 2>"$T_TMP/err" &
+	traced --shell -- sh -c 'touch ready; exec sleep 300' >/dev/null 2>"$T_TMP/err" &
 	PID=$!
-	wait_file "$P/ready" 90
+	wait_file "$P/ready" 90 && CPID=$(ccvm_pid)
 }
 
 # Normal exit.
-"$CCVM" --shell -- true >/dev/null 2>&1
+traced --shell -- true >/dev/null 2>&1
+none_left "normal exit" "${SESSION[@]}"
 clean_after "normal exit"
 
 # SIGTERM and SIGHUP to ccvm: forwarded, then everything ends.
 for sig in TERM HUP; do
 	if start_session; then
-		kill -$sig $PID
+		kill -$sig $CPID
 		if wait_gone $PID 20; then
 			wait $PID; rc=$?
 			check "SIG$sig to ccvm ends the session (rc=$rc)" [ $rc -ne 0 ]
+			none_left "SIG$sig" "${SESSION[@]}"
 		else
-			not_ok "SIG$sig to ccvm ends the session within 20 s"; kill -9 $PID
+			not_ok "SIG$sig to ccvm ends the session within 20 s"; kill -9 $CPID $PID
 		fi
 		clean_after "SIG$sig"
 	else
-		not_ok "session for SIG$sig started"; kill -9 $PID 2>/dev/null
+		not_ok "session for SIG$sig started"; kill -9 $CPID $PID 2>/dev/null
 	fi
 done
 
-# SIGKILL to ccvm: QEMU dies with it (parent-death signal).
+# SIGKILL to ccvm: QEMU dies with it (parent-death signal), soon after.
 if start_session; then
-	kill -KILL $PID
+	kill -KILL $CPID
 	wait $PID 2>/dev/null
 	clean_after "SIGKILL of ccvm"
 else
@@ -64,12 +92,13 @@ fi
 
 # Ctrl-C (SIGINT) while the VM boots (a boot, not a restore: that one
 # could be over before the signal).
-CCVM_SAVED_BOOT=0 "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/err" &
+CCVM_SAVED_BOOT=0 traced --shell -- true >/dev/null 2>"$T_TMP/err" &
 PID=$!
 sleep 1
-kill -INT $PID
+kill -INT "$(ccvm_pid)"
 wait $PID; rc=$?
 check "SIGINT during boot exits 130 (rc=$rc)" [ $rc -eq 130 ]
+none_left "SIGINT during boot"
 clean_after "SIGINT during boot"
 
 # QEMU killed under ccvm: a clear error and status 125.
@@ -78,6 +107,7 @@ if start_session; then
 	wait $PID; rc=$?
 	check "QEMU killed: ccvm exits 125 (rc=$rc)" [ $rc -eq 125 ]
 	check "QEMU killed: ccvm says so" grep -qi 'qemu' "$T_TMP/err"
+	none_left "QEMU killed" virtiofsd ccvm-egress
 	clean_after "QEMU killed"
 else
 	not_ok "session for QEMU kill started"
@@ -85,9 +115,10 @@ else
 fi
 
 # Guest kernel panic (needs root in the guest: agentSudo is on by default).
-"$CCVM" --shell -- sh -c 'sudo -n sh -c "echo c > /proc/sysrq-trigger"' >/dev/null 2>"$T_TMP/err"
+traced --shell -- sh -c 'sudo -n sh -c "echo c > /proc/sysrq-trigger"' >/dev/null 2>"$T_TMP/err"
 rc=$?
 check "guest panic: ccvm exits 125 (rc=$rc)" [ $rc -eq 125 ]
+none_left "guest panic" "${SESSION[@]}"
 check "guest panic: ccvm says the guest kernel panicked" grep -q 'guest kernel panicked' "$T_TMP/err"
 clean_after "guest panic"
 

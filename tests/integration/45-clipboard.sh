@@ -12,7 +12,7 @@ for tool in Xvfb xclip python3; do
 done
 need_image
 export CCVM_ACCEL=tcg
-unset WAYLAND_DISPLAY CCVM_CLIPBOARD_IMAGES
+unset WAYLAND_DISPLAY CCVM_CLIPBOARD_IMAGES CCVM_XCLIP
 P=$(new_project)
 cd "$P" || exit 1
 
@@ -34,7 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Every xclip ccvm runs goes through this wrapper, which logs its argv.
+# Every xclip ccvm runs goes through this wrapper, which logs its argv
+# (named by CCVM_XCLIP: a PATH entry the user owns is not searched).
 mkdir -p "$T_TMP/bin"
 LOG=$T_TMP/xclip.log
 : >"$LOG"
@@ -44,7 +45,7 @@ echo "\$*" >> "$LOG"
 exec $(command -v xclip) "\$@"
 EOF
 chmod +x "$T_TMP/bin/xclip"
-export PATH=$T_TMP/bin:$PATH
+export CCVM_XCLIP=$T_TMP/bin/xclip
 
 # A PNG of random pixels, large enough to take many frames (~480 KB).
 python3 - "$T_TMP/img.png" <<'PYEOF'
