@@ -57,6 +57,15 @@
 #define MIGRATE_MS	 60000 /* saving or restoring a boot */
 #define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
+/*
+ * The control port is read only while the frames queued for the guest stay
+ * under CTL_REPLY_HIGH, so a guest that asks (CLIP_REQ, STOPPED) without
+ * reading the answers cannot make ccvm queue without end.  What ccvm sends
+ * of its own accord stops at PROTO_WRITER_HIGH plus one chunk per source
+ * (stdin 64 KiB, a share batch 60 KiB, clipboard data 64 KiB): below this
+ * mark, so that input the guest is slow to take never stops its output.
+ */
+#define CTL_REPLY_HIGH (PROTO_WRITER_HIGH + PROTO_WRITER_HIGH / 2)
 /* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
  * virtiofsd's open files counted every SHARE_FILES_CHECK_MS; at most one
  * trim per SHARE_TRIM_GAP_MS. */
@@ -1001,19 +1010,35 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 	}
 }
 
-static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
+/* True while the guest is owed more than CTL_REPLY_HIGH bytes: its frames
+ * wait (unread, or unhandled in the reader) until it takes some.  Once
+ * QEMU is gone nothing can be sent, and what it left is read to the end. */
+static bool ctl_held(const struct session *s)
 {
-	for (;;) {
-		ssize_t n = proto_reader_fill(s->rd, s->ctl);
+	return !s->qemu_reaped && proto_writer_queued(&s->wr) >= CTL_REPLY_HIGH;
+}
+
+/*
+ * Handles the frames the reader holds while the guest is not owed too
+ * much (ctl_held), then, when readable and not held, reads the port once
+ * and handles what that brought: bounded work, so the loop polls (and
+ * sees signals) between reads however fast the guest writes.  True when
+ * it read something (there may be more).
+ */
+static bool read_ctl(struct session *s, bool readable, const char *cwd,
+		     struct ccvm_err *err)
+{
+	ssize_t n = -EAGAIN;
+	for (int pass = 0; pass < 2; pass++) {
 		struct proto_msg m;
-		int r;
-		while ((r = proto_reader_next(s->rd, &m)) > 0)
+		int r = 0;
+		while (!ctl_held(s) && (r = proto_reader_next(s->rd, &m)) > 0)
 			handle_msg(s, &m, cwd, err);
 		if (r < 0) {
 			set_error(s, "protocol error from the guest: %s",
 				  strerror(-r));
 			qemu_kill(s);
-			return;
+			return false;
 		}
 		if (s->have_exit || s->guest_failed) {
 			/* The guest waits for this close before it powers
@@ -1026,17 +1051,19 @@ static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
 			 * orderly device teardown. */
 			if (s->have_exit)
 				qemu_kill(s);
-			return;
+			return false;
 		}
-		if (n == -EAGAIN)
-			return;
-		if (n <= 0) {
+		if (pass > 0 || !readable || ctl_held(s))
+			break;
+		n = proto_reader_fill(s->rd, s->ctl);
+		if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
 			/* QEMU closed the port: it is exiting. */
 			close(s->ctl);
 			s->ctl = -1;
-			return;
+			return false;
 		}
 	}
+	return n > 0;
 }
 
 static void read_stream(int *fd, struct tail *t, bool echo)
@@ -1117,8 +1144,8 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 	for (;;) {
 		if (s->qemu_reaped) {
 			/* Whatever QEMU wrote before it died is still ours. */
-			if (s->ctl >= 0)
-				read_ctl(s, cwd, err);
+			while (s->ctl >= 0 && read_ctl(s, true, cwd, err))
+				;
 			while (s->con >= 0)
 				read_stream(&s->con, &s->console,
 					    s->args->debug);
@@ -1127,6 +1154,10 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 					    s->args->debug);
 			break;
 		}
+		/* Frames held while the guest was owed too much (ctl_held):
+		 * the port may have nothing more to wake the poll. */
+		if (s->ctl >= 0)
+			read_ctl(s, false, cwd, err);
 		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {
 			proto_writer_wipe(&s->wr);
 			s->secrets_queued = false;
@@ -1140,7 +1171,7 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			p[np++] = (struct pollfd){
 			    .fd = s->ctl,
 			    .events =
-				POLLIN |
+				(ctl_held(s) ? 0 : POLLIN) |
 				(proto_writer_pending(&s->wr) ? POLLOUT : 0)};
 		}
 		if (s->con >= 0) {
@@ -1239,8 +1270,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 					set_error(s, "writing to the guest: %s",
 						  strerror(-r));
 			}
-			if (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR))
-				read_ctl(s, cwd, err);
+			/* Also what waited in the reader while the guest
+			 * was owed too much. */
+			bool in =
+			    p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR);
+			read_ctl(s, in, cwd, err);
 		}
 		if (i_con >= 0 && (p[i_con].revents & (POLLIN | POLLHUP)))
 			read_stream(&s->con, &s->console, s->args->debug);
