@@ -57,6 +57,7 @@
 #define MIGRATE_MS	 60000 /* saving or restoring a boot */
 #define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
+#define ERROR_GRACE_MS	 10000 /* guest reported ERROR; it should power off */
 /*
  * The control port is read only while the frames queued for the guest stay
  * under CTL_REPLY_HIGH, so a guest that asks (CLIP_REQ, STOPPED) without
@@ -974,6 +975,9 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->guest_failed = true;
 		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
 			  (const char *)m->data);
+		/* It powers off next; one that does not is stopped. */
+		if (!s->kill_deadline)
+			s->kill_deadline = util_now_ms() + ERROR_GRACE_MS;
 		break;
 	case PROTO_SHARE_SYNCED:
 		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
