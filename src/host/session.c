@@ -67,6 +67,9 @@
  * mark, so that input the guest is slow to take never stops its output.
  */
 #define CTL_REPLY_HIGH (PROTO_WRITER_HIGH + PROTO_WRITER_HIGH / 2)
+/* A SHARE_INVAL the guest has not answered within this: the share is no
+ * longer followed (input held for it goes on). */
+#define SHARE_SYNC_TIMEOUT_MS 10000
 /* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
  * virtiofsd's open files counted every SHARE_FILES_CHECK_MS; at most one
  * trim per SHARE_TRIM_GAP_MS. */
@@ -193,6 +196,7 @@ struct session {
 	long long files_check_ms; /* next look at virtiofsd's open files */
 	long long trim_ok_ms;	  /* no second trim before this */
 	long long share_next_ms;  /* no batch before this, unless urgent */
+	long long share_sent_ms;  /* the SHARE_INVAL awaited was sent then */
 };
 
 static void set_error(struct session *s, const char *fmt, ...)
@@ -706,6 +710,25 @@ static void share_pump(struct session *s)
 	s->share_trim = false;
 	queue(s, PROTO_SHARE_INVAL, buf, n);
 	s->share_busy = true;
+	s->share_sent_ms = now;
+}
+
+/* A guest that never answers a SHARE_INVAL holds no input for ever: past
+ * SHARE_SYNC_TIMEOUT_MS the share is no longer followed.  The time left
+ * (ms), or -1 when nothing is awaited. */
+static int share_check_synced(struct session *s, long long now)
+{
+	if (!s->watch || !s->share_busy)
+		return -1;
+	long long due = s->share_sent_ms + SHARE_SYNC_TIMEOUT_MS;
+	if (now < due)
+		return (int)(due - now);
+	char why[96];
+	snprintf(why, sizeof(why),
+		 "the guest did not confirm host changes within %d s",
+		 SHARE_SYNC_TIMEOUT_MS / 1000);
+	share_stop(s, why);
+	return -1;
 }
 
 /*
@@ -1162,6 +1185,7 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 		 * the port may have nothing more to wake the poll. */
 		if (s->ctl >= 0)
 			read_ctl(s, false, cwd, err);
+		int sync_left = share_check_synced(s, util_now_ms());
 		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {
 			proto_writer_wipe(&s->wr);
 			s->secrets_queued = false;
@@ -1232,6 +1256,8 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (sync_left >= 0 && (timeout < 0 || sync_left < timeout))
+			timeout = sync_left;
 		if (s->watch && s->phase == PH_RUN) {
 			long long due = s->files_check_ms;
 			if (watch_pending(s->watch) && !s->share_busy &&
