@@ -821,6 +821,10 @@ static int park_resume(struct session *s, bool stopped, struct ccvm_err *err)
 	if (qmp_call(s->qm, "device_add", dev, NULL, QMP_MS, err) < 0 ||
 	    (stopped && qmp_call(s->qm, "cont", NULL, NULL, QMP_MS, err) < 0))
 		return err->code;
+	/* Nothing more to ask QEMU: its monitor goes, so that no event it
+	 * reports waits unread (and no buffer of QEMU's fills with them). */
+	close(s->qmp);
+	s->qmp = -1;
 	return send_unpark(s, err);
 }
 
