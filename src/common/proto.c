@@ -297,9 +297,14 @@ bool proto_writer_pending(const struct proto_writer *w)
 	return w->off < w->len;
 }
 
+size_t proto_writer_queued(const struct proto_writer *w)
+{
+	return w->len - w->off;
+}
+
 bool proto_writer_full(const struct proto_writer *w)
 {
-	return w->len - w->off >= PROTO_WRITER_HIGH;
+	return proto_writer_queued(w) >= PROTO_WRITER_HIGH;
 }
 
 void proto_writer_wipe(struct proto_writer *w)

@@ -266,6 +266,8 @@ int proto_writer_put(struct proto_writer *w, uint8_t type, uint16_t chan,
 /* Writes what the fd takes: 0 when drained or would block, else -errno. */
 int proto_writer_flush(struct proto_writer *w, int fd);
 bool proto_writer_pending(const struct proto_writer *w);
+/* Bytes queued and not yet written. */
+size_t proto_writer_queued(const struct proto_writer *w);
 bool proto_writer_full(const struct proto_writer *w);
 /* Zeroes the whole buffer (used after secrets have been queued and sent). */
 void proto_writer_wipe(struct proto_writer *w);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -349,6 +350,7 @@ int sharesync_start(const char *root, pid_t *pid, struct ccvm_err *err)
 	if (*pid == 0) {
 		/* Only its socket: not the port, not the program's pty. */
 		glog_set_writer(NULL);
+		prctl(PR_SET_NAME, "ccvm-sharesync");
 		if (dup2(sv[1], 3) < 0)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0u, 0);

@@ -491,22 +491,32 @@ static void handle(struct eg *e, const struct proto_msg *m)
 	}
 }
 
-/* Reads the port: 1 go on, 0 end of file or a protocol error. */
-static int read_net(struct eg *e)
+/*
+ * Handles the frames the reader holds while what is queued for the guest
+ * stays under PROTO_WRITER_HIGH, then, when readable and still under it,
+ * reads the port once and handles what that brought.  A guest that asks
+ * (NET_OPEN, DNS_QUERY, NET_DATA to credit) without reading the answers
+ * is read no further, so the queue stays bounded; one read per turn keeps
+ * the streams served while it writes.  1 go on, 0 end of file or a
+ * protocol error.
+ */
+static int read_net(struct eg *e, bool readable)
 {
-	for (;;) {
-		ssize_t n = proto_reader_fill(e->rd, e->net);
+	for (int pass = 0; pass < 2; pass++) {
 		struct proto_msg m;
-		int r;
-		while ((r = proto_reader_next(e->rd, &m)) > 0)
+		int r = 0;
+		while (!proto_writer_full(&e->wr) &&
+		       (r = proto_reader_next(e->rd, &m)) > 0)
 			handle(e, &m);
 		if (r < 0)
 			return 0;
-		if (n == -EAGAIN)
-			return 1;
-		if (n <= 0)
+		if (pass > 0 || !readable || proto_writer_full(&e->wr))
+			break;
+		ssize_t n = proto_reader_fill(e->rd, e->net);
+		if (n == 0 || (n < 0 && n != -EAGAIN))
 			return 0;
 	}
+	return 1;
 }
 
 static int loop(struct eg *e)
@@ -516,12 +526,16 @@ static int loop(struct eg *e)
 	for (;;) {
 		if (e->failed)
 			return -ENOMEM;
+		/* Frames held while the queue was full: the port may have
+		 * nothing more to wake the poll. */
+		if (!read_net(e, false))
+			return 0;
 		bool full = proto_writer_full(&e->wr);
 		int np = 0;
 		pf[np++] = (struct pollfd){
 		    .fd = e->net,
-		    .events =
-			POLLIN | (proto_writer_pending(&e->wr) ? POLLOUT : 0)};
+		    .events = (full ? 0 : POLLIN) |
+			      (proto_writer_pending(&e->wr) ? POLLOUT : 0)};
 		pf[np++] = (struct pollfd){.fd = e->jobs[0], .events = POLLIN};
 		long long now = util_now_ms(), next = -1;
 		struct stream_iter it = {0};
@@ -579,10 +593,9 @@ static int loop(struct eg *e)
 		}
 		if (pf[1].revents & POLLIN)
 			dns_done(e);
-		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (!read_net(e))
-				return 0;
-		}
+		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !read_net(e, true))
+			return 0;
 		int r = proto_writer_flush(&e->wr, e->net);
 		if (r < 0 && r != -EAGAIN)
 			return 0; /* the port is gone */

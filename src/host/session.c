@@ -61,6 +61,19 @@
 #define MIGRATE_MS	 60000 /* saving or restoring a boot */
 #define EXIT_GRACE_MS	 10000 /* guest reported exit; QEMU should follow */
 #define SIGNAL_GRACE_MS	 5000  /* SIGTERM/SIGHUP forwarded; then kill */
+#define ERROR_GRACE_MS	 10000 /* guest reported ERROR; it should power off */
+/*
+ * The control port is read only while the frames queued for the guest stay
+ * under CTL_REPLY_HIGH, so a guest that asks (CLIP_REQ, STOPPED) without
+ * reading the answers cannot make ccvm queue without end.  What ccvm sends
+ * of its own accord stops at PROTO_WRITER_HIGH plus one chunk per source
+ * (stdin 64 KiB, a share batch 60 KiB, clipboard data 64 KiB): below this
+ * mark, so that input the guest is slow to take never stops its output.
+ */
+#define CTL_REPLY_HIGH (PROTO_WRITER_HIGH + PROTO_WRITER_HIGH / 2)
+/* A SHARE_INVAL the guest has not answered within this: the share is no
+ * longer followed (input held for it goes on). */
+#define SHARE_SYNC_TIMEOUT_MS 10000
 /* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
  * virtiofsd's open files counted every SHARE_FILES_CHECK_MS; at most one
  * trim per SHARE_TRIM_GAP_MS. */
@@ -189,6 +202,7 @@ struct session {
 	long long files_check_ms; /* next look at virtiofsd's open files */
 	long long trim_ok_ms;	  /* no second trim before this */
 	long long share_next_ms;  /* no batch before this, unless urgent */
+	long long share_sent_ms;  /* the SHARE_INVAL awaited was sent then */
 };
 
 static void set_error(struct session *s, const char *fmt, ...)
@@ -682,6 +696,25 @@ static void share_pump(struct session *s)
 	s->share_trim = false;
 	queue(s, PROTO_SHARE_INVAL, buf, n);
 	s->share_busy = true;
+	s->share_sent_ms = now;
+}
+
+/* A guest that never answers a SHARE_INVAL holds no input for ever: past
+ * SHARE_SYNC_TIMEOUT_MS the share is no longer followed.  The time left
+ * (ms), or -1 when nothing is awaited. */
+static int share_check_synced(struct session *s, long long now)
+{
+	if (!s->watch || !s->share_busy)
+		return -1;
+	long long due = s->share_sent_ms + SHARE_SYNC_TIMEOUT_MS;
+	if (now < due)
+		return (int)(due - now);
+	char why[96];
+	snprintf(why, sizeof(why),
+		 "the guest did not confirm host changes within %d s",
+		 SHARE_SYNC_TIMEOUT_MS / 1000);
+	share_stop(s, why);
+	return -1;
 }
 
 /*
@@ -774,6 +807,10 @@ static int park_resume(struct session *s, bool stopped, struct ccvm_err *err)
 	if (qmp_call(s->qm, "device_add", dev, NULL, QMP_MS, err) < 0 ||
 	    (stopped && qmp_call(s->qm, "cont", NULL, NULL, QMP_MS, err) < 0))
 		return err->code;
+	/* Nothing more to ask QEMU: its monitor goes, so that no event it
+	 * reports waits unread (and no buffer of QEMU's fills with them). */
+	close(s->qmp);
+	s->qmp = -1;
 	return send_unpark(s, err);
 }
 
@@ -951,6 +988,9 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->guest_failed = true;
 		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
 			  (const char *)m->data);
+		/* It powers off next; one that does not is stopped. */
+		if (!s->kill_deadline)
+			s->kill_deadline = util_now_ms() + ERROR_GRACE_MS;
 		break;
 	case PROTO_SHARE_SYNCED:
 		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
@@ -987,19 +1027,35 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 	}
 }
 
-static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
+/* True while the guest is owed more than CTL_REPLY_HIGH bytes: its frames
+ * wait (unread, or unhandled in the reader) until it takes some.  Once
+ * QEMU is gone nothing can be sent, and what it left is read to the end. */
+static bool ctl_held(const struct session *s)
 {
-	for (;;) {
-		ssize_t n = proto_reader_fill(s->rd, s->ctl);
+	return !s->qemu_reaped && proto_writer_queued(&s->wr) >= CTL_REPLY_HIGH;
+}
+
+/*
+ * Handles the frames the reader holds while the guest is not owed too
+ * much (ctl_held), then, when readable and not held, reads the port once
+ * and handles what that brought: bounded work, so the loop polls (and
+ * sees signals) between reads however fast the guest writes.  True when
+ * it read something (there may be more).
+ */
+static bool read_ctl(struct session *s, bool readable, const char *cwd,
+		     struct ccvm_err *err)
+{
+	ssize_t n = -EAGAIN;
+	for (int pass = 0; pass < 2; pass++) {
 		struct proto_msg m;
-		int r;
-		while ((r = proto_reader_next(s->rd, &m)) > 0)
+		int r = 0;
+		while (!ctl_held(s) && (r = proto_reader_next(s->rd, &m)) > 0)
 			handle_msg(s, &m, cwd, err);
 		if (r < 0) {
 			set_error(s, "protocol error from the guest: %s",
 				  strerror(-r));
 			qemu_kill(s);
-			return;
+			return false;
 		}
 		if (s->have_exit || s->guest_failed) {
 			/* The guest waits for this close before it powers
@@ -1012,17 +1068,19 @@ static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
 			 * orderly device teardown. */
 			if (s->have_exit)
 				qemu_kill(s);
-			return;
+			return false;
 		}
-		if (n == -EAGAIN)
-			return;
-		if (n <= 0) {
+		if (pass > 0 || !readable || ctl_held(s))
+			break;
+		n = proto_reader_fill(s->rd, s->ctl);
+		if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) {
 			/* QEMU closed the port: it is exiting. */
 			close(s->ctl);
 			s->ctl = -1;
-			return;
+			return false;
 		}
 	}
+	return n > 0;
 }
 
 static void read_stream(int *fd, struct tail *t, bool echo)
@@ -1103,8 +1161,8 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 	for (;;) {
 		if (s->qemu_reaped) {
 			/* Whatever QEMU wrote before it died is still ours. */
-			if (s->ctl >= 0)
-				read_ctl(s, cwd, err);
+			while (s->ctl >= 0 && read_ctl(s, true, cwd, err))
+				;
 			while (s->con >= 0)
 				read_stream(&s->con, &s->console,
 					    s->args->debug);
@@ -1113,6 +1171,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 					    s->args->debug);
 			break;
 		}
+		/* Frames held while the guest was owed too much (ctl_held):
+		 * the port may have nothing more to wake the poll. */
+		if (s->ctl >= 0)
+			read_ctl(s, false, cwd, err);
+		int sync_left = share_check_synced(s, util_now_ms());
 		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {
 			proto_writer_wipe(&s->wr);
 			s->secrets_queued = false;
@@ -1126,7 +1189,7 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			p[np++] = (struct pollfd){
 			    .fd = s->ctl,
 			    .events =
-				POLLIN |
+				(ctl_held(s) ? 0 : POLLIN) |
 				(proto_writer_pending(&s->wr) ? POLLOUT : 0)};
 		}
 		if (s->con >= 0) {
@@ -1183,6 +1246,8 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		if (sync_left >= 0 && (timeout < 0 || sync_left < timeout))
+			timeout = sync_left;
 		if (s->watch && s->phase == PH_RUN) {
 			long long due = s->files_check_ms;
 			if (watch_pending(s->watch) && !s->share_busy &&
@@ -1225,8 +1290,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 					set_error(s, "writing to the guest: %s",
 						  strerror(-r));
 			}
-			if (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR))
-				read_ctl(s, cwd, err);
+			/* Also what waited in the reader while the guest
+			 * was owed too much. */
+			bool in =
+			    p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR);
+			read_ctl(s, in, cwd, err);
 		}
 		if (i_con >= 0 && (p[i_con].revents & (POLLIN | POLLHUP)))
 			read_stream(&s->con, &s->console, s->args->debug);

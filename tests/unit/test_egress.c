@@ -12,14 +12,17 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "egress.h"
 #include "proto.h"
+#include "util.h"
 
 static void want(const char *url, const char *host, unsigned port,
 		 const char *guest)
@@ -93,6 +96,27 @@ static size_t frame(uint8_t *out, uint8_t type, uint16_t chan, const void *d,
 	return PROTO_HDR_LEN + n;
 }
 
+/* A relay in a child, its policy allowing host.ccvm.internal on port;
+ * sv[0] is the guest's end of the port (sv[1] is closed). */
+static pid_t relay_start(uint16_t port, struct egress_policy **p, int sv[2])
+{
+	char *allow[] = {"host.ccvm.internal"};
+	struct cfg_strlist l = {.v = allow, .n = 1};
+	struct ccvm_err e = {0};
+	assert_int_equal(egress_policy_new(&l, &port, 1, p, &e), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		signal(SIGPIPE, SIG_IGN); /* as in a session (blocked there) */
+		_exit(egress_run(sv[1], *p, -1) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	return pid;
+}
+
 /*
  * Optimistic open: the guest sends NET_OPEN, the first data and its FIN in
  * one write.  Allowed: the data reaches the server once connected, the
@@ -112,21 +136,9 @@ static void test_relay_optimistic_open(void **state)
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&la, &ll), 0);
 	uint16_t port = ntohs(la.sin_port);
 
-	char *allow[] = {"host.ccvm.internal"};
-	struct cfg_strlist l = {.v = allow, .n = 1};
 	struct egress_policy *p = NULL;
-	struct ccvm_err e = {0};
-	assert_int_equal(egress_policy_new(&l, &port, 1, &p, &e), 0);
 	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-			 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(sv[0]);
-		_exit(egress_run(sv[1], p, -1) < 0 ? 1 : 0);
-	}
-	close(sv[1]);
+	pid_t pid = relay_start(port, &p, sv);
 
 	static uint8_t out[512];
 	size_t n = 0;
@@ -195,11 +207,83 @@ static void test_relay_optimistic_open(void **state)
 	egress_policy_free(p);
 }
 
+/* Writes what the non-blocking fd takes of buf; the count. */
+static size_t write_some(int fd, const uint8_t *buf, size_t len)
+{
+	ssize_t k = write(fd, buf, len);
+	return k > 0 ? (size_t)k : 0;
+}
+
+/*
+ * A guest that asks and never reads the answers: each refused NET_OPEN
+ * (16 bytes) earns a NET_OPEN_FAIL several times its size.  The relay must
+ * stop reading the port once its queue for the guest is full, so the
+ * guest's writes stall after a few MiB at most (unbounded, the relay would
+ * take all 32 MiB, queueing more than that).  Once the guest reads the
+ * answers, the relay reads on.
+ */
+static void test_relay_bounded_answers(void **state)
+{
+	(void)state;
+	struct egress_policy *p = NULL;
+	int sv[2];
+	pid_t pid = relay_start(80, &p, sv);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+
+	/* 4096 opens of 169.254.169.254:80 (metadata: refused). */
+	static uint8_t out[4096 * (PROTO_HDR_LEN + 8)];
+	size_t n = 0;
+	uint8_t op[PROTO_NET_OPEN_MAX];
+	struct proto_net_open o = {.family = AF_INET, .port = 80};
+	inet_pton(AF_INET, "169.254.169.254", o.addr);
+	for (uint16_t i = 0; i < 4096; i++)
+		n += frame(out + n, PROTO_NET_OPEN, i, op,
+			   proto_net_open_encode(&o, op));
+	assert_int_equal(n, sizeof(out));
+
+	size_t sent = 0, off = 0;
+	long long idle_since = util_now_ms();
+	while (sent < (32u << 20) && util_now_ms() - idle_since < 1000) {
+		size_t k = write_some(sv[0], out + off, sizeof(out) - off);
+		if (k) {
+			sent += k;
+			off = (off + k) % sizeof(out);
+			idle_since = util_now_ms();
+		} else {
+			poll(NULL, 0, 10);
+		}
+	}
+	print_message("# the guest got %zu bytes of requests in\n", sent);
+	assert_true(sent < (4u << 20));
+
+	/* Reading the answers lets the relay read again. */
+	static uint8_t sink[65536];
+	size_t got = 0, more = 0;
+	long long deadline = util_now_ms() + 10000;
+	while (more == 0 && util_now_ms() < deadline) {
+		ssize_t k = read(sv[0], sink, sizeof(sink));
+		if (k > 0)
+			got += (size_t)k;
+		else
+			poll(NULL, 0, 10);
+		more = write_some(sv[0], out + off, sizeof(out) - off);
+	}
+	assert_true(got > 0);
+	assert_true(more > 0);
+
+	close(sv[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	egress_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_base_url),
 	    cmocka_unit_test(test_relay_optimistic_open),
+	    cmocka_unit_test(test_relay_bounded_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

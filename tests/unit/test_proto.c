@@ -21,6 +21,7 @@ static void test_roundtrip(void **state)
 	assert_int_equal(proto_writer_init(&w), 0);
 	assert_int_equal(proto_writer_put(&w, PROTO_ARG, 7, "a b", 3), 0);
 	assert_int_equal(proto_writer_put(&w, PROTO_START, 0, NULL, 0), 0);
+	assert_int_equal(proto_writer_queued(&w), 2 * PROTO_HDR_LEN + 3);
 	struct proto_msg m;
 	ssize_t n = proto_decode(w.buf, w.len, &m);
 	assert_int_equal(n, PROTO_HDR_LEN + 3);
