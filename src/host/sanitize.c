@@ -451,8 +451,38 @@ static int dump_object(json_t *root, char **out, size_t *out_len,
 	return 0;
 }
 
-int sanitize_claude_json(const char *text, size_t len, FILE *warn, char **out,
-			 size_t *out_len, struct ccvm_err *err)
+bool sanitize_key_tail(const char *key, size_t len, char *out)
+{
+	while (len > 0 && isspace((unsigned char)key[len - 1]))
+		len--;
+	while (len > 0 && isspace((unsigned char)*key)) {
+		key++;
+		len--;
+	}
+	size_t n = len < SANITIZE_KEY_TAIL ? len : SANITIZE_KEY_TAIL;
+	memcpy(out, key + len - n, n);
+	out[n] = '\0';
+	return n > 0;
+}
+
+/* True when responses.approved holds tail. */
+static bool key_approved(const json_t *responses, const char *tail)
+{
+	const json_t *approved = json_object_get(responses, "approved");
+	size_t i;
+	const json_t *v;
+	json_array_foreach(approved, i, v)
+	{
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), tail) == 0)
+			return true;
+	}
+	return false;
+}
+
+int sanitize_claude_json(const char *text, size_t len, const char *key_tail,
+			 FILE *warn, char **out, size_t *out_len,
+			 struct ccvm_err *err)
 {
 	json_t *root;
 	int r = load_object(text, len, &root, err);
@@ -460,7 +490,18 @@ int sanitize_claude_json(const char *text, size_t len, FILE *warn, char **out,
 		return r;
 	struct jctx c = {.warn = warn, .file = "~/.claude.json"};
 	json_object_del(root, "primaryApiKey");
+	bool approved =
+	    key_tail &&
+	    key_approved(json_object_get(root, "customApiKeyResponses"),
+			 key_tail);
 	json_object_del(root, "customApiKeyResponses");
+	if (approved &&
+	    json_object_set_new(root, "customApiKeyResponses",
+				json_pack("{s:[s],s:[]}", "approved", key_tail,
+					  "rejected")) < 0) {
+		json_decref(root);
+		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
+	}
 	drop_secret_members(&c, root, false);
 	size_t old = jpush(&c, "oauthAccount");
 	drop_secret_members(&c, json_object_get(root, "oauthAccount"), false);

@@ -36,7 +36,12 @@
  * ~/.claude.json: parses text (jansson, duplicate keys rejected) and
  * removes what carries tokens:
  *   - primaryApiKey and customApiKeyResponses (fingerprints and approvals
- *     of the user's keys), quietly;
+ *     of the user's keys), quietly; when key_tail is non-NULL (the last 20
+ *     characters of the key ccvm hands the agent, as Claude Code keeps
+ *     them: sanitize_key_tail) and the host's approved list holds it,
+ *     customApiKeyResponses becomes {"approved": [key_tail], "rejected":
+ *     []}: the agent then uses that key without asking, as natively, and
+ *     learns nothing of the user's other keys;
  *   - mcpServers.*.env and mcpServers.*.headers, quietly, at top level and
  *     in every projects.*.mcpServers.*;
  *   - in each of those MCP server entries, members named like credentials
@@ -57,8 +62,15 @@
  * (err says why, with line/column) when the text is not a JSON object: the
  * caller then does not stage the file.
  */
-int sanitize_claude_json(const char *text, size_t len, FILE *warn, char **out,
-			 size_t *out_len, struct ccvm_err *err);
+int sanitize_claude_json(const char *text, size_t len, const char *key_tail,
+			 FILE *warn, char **out, size_t *out_len,
+			 struct ccvm_err *err);
+
+/* What Claude Code keeps of an API key in customApiKeyResponses: the last
+ * 20 characters after trimming white space (all of it when shorter), into
+ * out (at least SANITIZE_KEY_TAIL + 1 bytes); false when nothing is left. */
+#define SANITIZE_KEY_TAIL 20
+bool sanitize_key_tail(const char *key, size_t len, char *out);
 
 /*
  * ~/.claude/settings.json: parses text as above and removes what carries or

@@ -1643,6 +1643,8 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 		    .path_var = "", /* no other git than git_bin */
 		    .shared = {cwd, projects[0] ? projects : NULL},
 		    .places = pl,
+		    .api_key = s->key,
+		    .api_key_len = s->key_len,
 		};
 		if (stage_collect(cfg, home, &senv, &s->staged, err) < 0) {
 			code = CCVM_EXIT_USAGE;

@@ -738,13 +738,11 @@ static int stage_md(struct ctx *c)
 
 /* ---- ~/.claude.json and ~/.claude/settings.json ---------------------- */
 
-typedef int json_sanitizer(const char *text, size_t len, FILE *warn, char **out,
-			   size_t *out_len, struct ccvm_err *err);
-
-/* Reads a host JSON file in dir, stages it sanitized at rel (0600); a
- * file the sanitizer cannot parse is not staged, with a warning. */
+/* Reads a host JSON file in dir, stages it sanitized at rel (0600):
+ * ~/.claude.json (claude_json) or settings.json; a file the sanitizer
+ * cannot parse is not staged, with a warning. */
 static int stage_json(struct ctx *c, const char *dir, const char *name,
-		      const char *rel, json_sanitizer *sanitize)
+		      const char *rel, bool claude_json)
 {
 	autofree char *host = util_path_join(dir, name);
 	if (!host)
@@ -758,7 +756,17 @@ static int stage_json(struct ctx *c, const char *dir, const char *name,
 	char *clean;
 	size_t clean_len;
 	struct ccvm_err jerr = {0};
-	r = sanitize(raw, raw_len, c->warn, &clean, &clean_len, &jerr);
+	char tail[SANITIZE_KEY_TAIL + 1];
+	const char *key = c->env ? c->env->api_key : NULL;
+	bool have_tail =
+	    key && sanitize_key_tail(key, c->env->api_key_len, tail);
+	if (claude_json)
+		r = sanitize_claude_json(raw, raw_len, have_tail ? tail : NULL,
+					 c->warn, &clean, &clean_len, &jerr);
+	else
+		r = sanitize_settings_json(raw, raw_len, c->warn, &clean,
+					   &clean_len, &jerr);
+	explicit_bzero(tail, sizeof(tail));
 	wipe_free(raw, raw_len + 1);
 	if (r == -EINVAL) {
 		warnf(c, "%s: %s; not staged", host, jerr.msg);
@@ -1119,11 +1127,10 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 	};
 	int r = 0;
 	if (cfg->share.settings)
-		r = stage_json(&c, home, ".claude.json", ".claude.json",
-			       sanitize_claude_json);
+		r = stage_json(&c, home, ".claude.json", ".claude.json", true);
 	if (cfg->share.settings && !r)
 		r = stage_json(&c, c.claude_dir, "settings.json",
-			       ".claude/settings.json", sanitize_settings_json);
+			       ".claude/settings.json", false);
 	for (size_t i = 0; i < ARRAY_LEN(items) && !r; i++) {
 		if (!items[i].on)
 			continue;

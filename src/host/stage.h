@@ -96,6 +96,11 @@ struct stage_env {
 	const char *shared[STAGE_MAX_SHARED];
 	/* The secret places (places.h); made from home alone when NULL. */
 	const struct places *places;
+	/* The API key ccvm hands the agent (NULL when none): only its last
+	 * 20 characters are used, to keep the host's approval of that key in
+	 * ~/.claude.json (sanitize_claude_json). */
+	const char *api_key;
+	size_t api_key_len;
 	/* Limits: STAGE_DEFAULT_* when 0. */
 	size_t max_total, max_files, max_file;
 	FILE *warn; /* warning lines; stderr when NULL */

@@ -109,10 +109,15 @@ cat >"$H/.claude/settings.json" <<EOF
   "DISABLE_TELEMETRY": "1", "GIT_AUTHOR_NAME": "Host Person",
   "MY_PATH": "/opt/x", "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1"}}
 EOF
+# The key the session hands the agent; the host approved it (Claude Code
+# keeps the last 20 characters), so the guest keeps that approval alone.
+KEY_TAIL=ccvmKeyTail$U$U$U
+KEY_TAIL=${KEY_TAIL: -20}
+SESSION_KEY=sk-ant-api03-session-$KEY_TAIL
 cat >"$H/.claude.json" <<EOF
 {
   "userID": "user-id-marker-$U",
-  "customApiKeyResponses": {"approved": ["$C_APPROVED"], "rejected": []},
+  "customApiKeyResponses": {"approved": ["$C_APPROVED", "$KEY_TAIL"], "rejected": ["$C_APPROVED"]},
   "dbPwd": "$C_MEMBER",
   "author": "author-marker",
   "mcpServers": {
@@ -157,7 +162,7 @@ cp ~/.claude/settings.json "$out/settings.json"
 '
 P=$(new_project)
 O=$P/out
-(cd "$P" && timeout 600 "$CCVM" --shell -- bash -c "$GUEST" guest "$P" \
+(cd "$P" && ANTHROPIC_API_KEY=$SESSION_KEY timeout 600 "$CCVM" --shell -- bash -c "$GUEST" guest "$P" \
 	"$HEX_CANARIES" "$HEX_CONTROL") >"$T_TMP/out" 2>"$T_TMP/err"
 rc=$?
 check "session exits 0 (rc=$rc)" [ $rc -eq 0 ]
@@ -210,8 +215,9 @@ check "guest ~/.claude.json keeps userID, author and the harmless MCP servers" j
 check "guest ~/.claude.json lacks the MCP servers holding credentials" jqt \
 	'(.mcpServers | has("argsrv") or has("urlsrv") or has("keysrv") | not) and
 	(.projects["/some/project"].mcpServers | has("projsrv") | not)' "$J"
-check "guest ~/.claude.json lacks customApiKeyResponses and dbPwd" jqt \
-	'(has("customApiKeyResponses") or has("dbPwd")) | not' "$J"
+check "guest ~/.claude.json lacks dbPwd" jqt 'has("dbPwd") | not' "$J"
+check "guest ~/.claude.json approves the session's key alone (no other key's tail)" \
+	jqt ".customApiKeyResponses == {approved: [\"$KEY_TAIL\"], rejected: []}" "$J"
 
 # settings.json.
 S=$O/settings.json

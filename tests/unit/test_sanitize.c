@@ -90,7 +90,7 @@ static void test_claude_json(void **state)
 	size_t len = 0;
 	struct ccvm_err err = {0};
 	assert_int_equal(sanitize_claude_json(claude_json, strlen(claude_json),
-					      NULL, &out, &len, &err),
+					      NULL, NULL, &out, &len, &err),
 			 0);
 	assert_int_equal(strlen(out), len);
 	assert_int_equal(out[len - 1], '\n');
@@ -117,6 +117,59 @@ static void test_claude_json(void **state)
 	free(out);
 }
 
+/* customApiKeyResponses: only the approval of the key ccvm hands the agent
+ * survives, and only when the host approved it; other keys' tails (approved
+ * or rejected) never reach the guest. */
+static void test_claude_json_key_approval(void **state)
+{
+	(void)state;
+	static const char host[] =
+	    "{\"customApiKeyResponses\": {\"approved\": "
+	    "[\"OTHER_APPROVED_TAIL_1\", \"abcdefghij0123456789\"], "
+	    "\"rejected\": [\"OTHER_REJECTED_TAIL_2\"]}, \"numStartups\": 3}";
+	char tail[SANITIZE_KEY_TAIL + 1];
+	static const char key[] = "  sk-ant-api03-xyzabcdefghij0123456789\n";
+	assert_true(sanitize_key_tail(key, strlen(key), tail));
+	assert_string_equal(tail, "abcdefghij0123456789");
+	char shorter[SANITIZE_KEY_TAIL + 1];
+	assert_true(sanitize_key_tail("k12", 3, shorter));
+	assert_string_equal(shorter, "k12");
+	assert_false(sanitize_key_tail(" \t", 2, shorter));
+
+	char *out = NULL;
+	size_t len = 0;
+	struct ccvm_err err = {0};
+	/* Approved on the host: kept, alone. */
+	assert_int_equal(sanitize_claude_json(host, strlen(host), tail, NULL,
+					      &out, &len, &err),
+			 0);
+	json_error_t je;
+	json_t *got = json_loads(out, 0, &je);
+	json_t *want = json_loads("{\"customApiKeyResponses\": {\"approved\": "
+				  "[\"abcdefghij0123456789\"], \"rejected\": "
+				  "[]}, \"numStartups\": 3}",
+				  0, &je);
+	assert_true(json_equal(got, want));
+	json_decref(got);
+	json_decref(want);
+	assert_null(strstr(out, "OTHER_"));
+	free(out);
+	/* Not approved on the host (or no key handed): nothing kept, so the
+	 * agent asks as it would natively. */
+	static const char *const tails[] = {"OTHER_REJECTED_TAIL_2",
+					    "zzzzzzzzzzzzzzzzzzzz", NULL};
+	for (size_t i = 0; i < ARRAY_LEN(tails); i++) {
+		assert_int_equal(sanitize_claude_json(host, strlen(host),
+						      tails[i], NULL, &out,
+						      &len, &err),
+				 0);
+		assert_null(strstr(out, "customApiKeyResponses"));
+		assert_null(strstr(out, "TAIL"));
+		assert_non_null(strstr(out, "numStartups"));
+		free(out);
+	}
+}
+
 static void test_claude_json_invalid(void **state)
 {
 	(void)state;
@@ -132,7 +185,8 @@ static void test_claude_json_invalid(void **state)
 		size_t len = 7;
 		struct ccvm_err err = {0};
 		assert_int_equal(sanitize_claude_json(bad[i], strlen(bad[i]),
-						      NULL, &out, &len, &err),
+						      NULL, NULL, &out, &len,
+						      &err),
 				 -EINVAL);
 		assert_string_equal(out, "untouched");
 		assert_true(strlen(err.msg) > 0);
@@ -142,7 +196,7 @@ static void test_claude_json_invalid(void **state)
 	char *out;
 	size_t len;
 	assert_int_equal(sanitize_claude_json("{\"a\": 1,\n \"b\" 2}", 17, NULL,
-					      &out, &len, &err),
+					      NULL, &out, &len, &err),
 			 -EINVAL);
 	assert_non_null(strstr(err.msg, "line 2"));
 }
@@ -159,7 +213,8 @@ static void test_claude_json_odd_shapes(void **state)
 	size_t len;
 	struct ccvm_err err = {0};
 	assert_int_equal(
-	    sanitize_claude_json(in, strlen(in), NULL, &out, &len, &err), 0);
+	    sanitize_claude_json(in, strlen(in), NULL, NULL, &out, &len, &err),
+	    0);
 	json_t *got = json_loads(out, 0, NULL);
 	json_t *want =
 	    json_loads("{\"mcpServers\": [1], \"projects\": {\"/p\": 3, \"/q\":"
@@ -375,8 +430,8 @@ static void test_claude_json_mcp_credentials(void **state)
 	size_t len = 0, wlen = 0;
 	struct ccvm_err err = {0};
 	FILE *w = open_memstream(&warn, &wlen);
-	assert_int_equal(sanitize_claude_json(mcp_json, strlen(mcp_json), w,
-					      &out, &len, &err),
+	assert_int_equal(sanitize_claude_json(mcp_json, strlen(mcp_json), NULL,
+					      w, &out, &len, &err),
 			 0);
 	fclose(w);
 	if (strstr(out, "CANARY") || strstr(out, "sk-ant-") ||
@@ -862,6 +917,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_claude_json),
+	    cmocka_unit_test(test_claude_json_key_approval),
 	    cmocka_unit_test(test_claude_json_invalid),
 	    cmocka_unit_test(test_claude_json_odd_shapes),
 	    cmocka_unit_test(test_settings_json),
