@@ -41,6 +41,7 @@
 #include "snap.h"
 #include "stage.h"
 #include "term.h"
+#include "termfilter.h"
 #include "util.h"
 #include "vfs.h"
 #include "watch.h"
@@ -110,14 +111,10 @@ static void tail_print(const struct tail *t, const char *label, int max_lines)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		/* Strip carriage returns and other control bytes. */
-		fputs("  | ", stderr);
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (c == '\t' || (c >= 0x20 && c != 0x7f))
-				fputc(c, stderr);
-		}
-		fputc('\n', stderr);
+		/* Text only: no control byte, no escape sequence. */
+		char line[1024];
+		termfilter_text(p, n, line, sizeof(line));
+		fprintf(stderr, "  | %s\n", line);
 		p += n + (nl ? 1 : 0);
 	}
 }
@@ -168,6 +165,11 @@ struct session {
 	int egress_summary;
 	char *api_url;
 	struct tail console, qemu_err;
+	/* What the guest prints to a host terminal goes through these
+	 * (termfilter.h): its stdout, its stderr, and with --ccvm-debug the
+	 * console and QEMU's stderr. */
+	bool out_tty, err_tty;
+	struct termfilter tf_out, tf_err, tf_con, tf_qerr;
 	struct clip clip; /* clipboard image paste (clip.h) */
 
 	/* Host changes to the share, for the guest's caches (watch.h). */
@@ -907,6 +909,26 @@ static int restore(struct session *s, struct ccvm_err *err)
 	return 0;
 }
 
+/* Guest output for fd: through f (termfilter.h) when fd is a terminal;
+ * into a file or a pipe unchanged (it may be data, not text). */
+static void write_guest(struct termfilter *f, bool tty, int fd, const void *p,
+			size_t n)
+{
+	enum { CHUNK = 16384 };
+	static uint8_t buf[TERMFILTER_OUT_MAX(CHUNK)];
+	if (!tty) {
+		if (n)
+			util_write_all(fd, p, n);
+		return;
+	}
+	for (size_t off = 0; off < n; off += CHUNK) {
+		size_t k = n - off < CHUNK ? n - off : CHUNK;
+		size_t w = termfilter_run(f, (const uint8_t *)p + off, k, buf);
+		if (w)
+			util_write_all(fd, buf, w);
+	}
+}
+
 static void handle_msg(struct session *s, const struct proto_msg *m,
 		       const char *cwd, struct ccvm_err *err)
 {
@@ -939,11 +961,12 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 			on_park(s, err);
 		break;
 	case PROTO_STDOUT:
+		write_guest(&s->tf_out, s->out_tty, STDOUT_FILENO, m->data,
+			    m->len);
+		break;
 	case PROTO_STDERR:
-		if (m->len)
-			util_write_all(m->type == PROTO_STDOUT ? STDOUT_FILENO
-							       : STDERR_FILENO,
-				       m->data, m->len);
+		write_guest(&s->tf_err, s->err_tty, STDERR_FILENO, m->data,
+			    m->len);
 		break;
 	case PROTO_STOPPED:
 		if (s->phase == PH_RUN)
@@ -961,11 +984,13 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->phase = PH_DONE;
 		s->kill_deadline = util_now_ms() + EXIT_GRACE_MS;
 		break;
-	case PROTO_ERROR:
+	case PROTO_ERROR: {
+		char text[401];
+		termfilter_text(m->data, m->len, text, sizeof(text));
 		s->guest_failed = true;
-		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
-			  (const char *)m->data);
+		set_error(s, "guest: %s", text);
 		break;
+	}
 	case PROTO_SHARE_SYNCED:
 		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
 			break;
@@ -986,13 +1011,11 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		break;
 	case PROTO_LOG:
 		if (s->args->debug) {
-			fprintf(stderr, "ccvm: guest: %.*s\r\n",
-				(int)(m->len > 400 ? 400 : m->len),
-				(const char *)m->data);
+			char text[401];
+			termfilter_text(m->data, m->len, text, sizeof(text));
+			fprintf(stderr, "ccvm: guest: %s\r\n", text);
 		} else if (s->phase == PH_BOOT) {
-			snprintf(s->status, sizeof(s->status), "%.*s",
-				 (int)(m->len > 60 ? 60 : m->len),
-				 (const char *)m->data);
+			termfilter_text(m->data, m->len, s->status, 61);
 		}
 		break;
 	default:
@@ -1039,7 +1062,10 @@ static void read_ctl(struct session *s, const char *cwd, struct ccvm_err *err)
 	}
 }
 
-static void read_stream(int *fd, struct tail *t, bool echo)
+/* Reads a diagnostic stream into t; with --ccvm-debug echoes it to stderr
+ * through echo (NULL: no echo). */
+static void read_stream(struct session *s, int *fd, struct tail *t,
+			struct termfilter *echo)
 {
 	char buf[4096];
 	ssize_t n = read(*fd, buf, sizeof(buf));
@@ -1051,8 +1077,8 @@ static void read_stream(int *fd, struct tail *t, bool echo)
 		return;
 	}
 	tail_add(t, buf, (size_t)n);
-	if (echo)
-		util_write_all(STDERR_FILENO, buf, (size_t)n);
+	if (echo && s->args->debug)
+		write_guest(echo, s->err_tty, STDERR_FILENO, buf, (size_t)n);
 }
 
 static void read_stdin(struct session *s)
@@ -1120,11 +1146,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			if (s->ctl >= 0)
 				read_ctl(s, cwd, err);
 			while (s->con >= 0)
-				read_stream(&s->con, &s->console,
-					    s->args->debug);
+				read_stream(s, &s->con, &s->console,
+					    &s->tf_con);
 			while (s->qerr >= 0)
-				read_stream(&s->qerr, &s->qemu_err,
-					    s->args->debug);
+				read_stream(s, &s->qerr, &s->qemu_err,
+					    &s->tf_qerr);
 			break;
 		}
 		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {
@@ -1243,9 +1269,9 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 				read_ctl(s, cwd, err);
 		}
 		if (i_con >= 0 && (p[i_con].revents & (POLLIN | POLLHUP)))
-			read_stream(&s->con, &s->console, s->args->debug);
+			read_stream(s, &s->con, &s->console, &s->tf_con);
 		if (i_err >= 0 && (p[i_err].revents & (POLLIN | POLLHUP)))
-			read_stream(&s->qerr, &s->qemu_err, s->args->debug);
+			read_stream(s, &s->qerr, &s->qemu_err, &s->tf_qerr);
 		if (i_watch >= 0 && s->watch && (p[i_watch].revents & POLLIN))
 			share_read(s);
 		if (i_in >= 0 &&
@@ -1585,6 +1611,12 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 	blocked = true;
 
 	s->pty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	s->out_tty = isatty(STDOUT_FILENO);
+	s->err_tty = isatty(STDERR_FILENO);
+	termfilter_init(&s->tf_out, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_err, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_con, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_qerr, TERMFILTER_TERMINAL);
 	term_init(&s->term, STDIN_FILENO);
 	s->spinner = isatty(STDERR_FILENO) && !args->debug;
 	snprintf(s->status, sizeof(s->status), "starting the VM (%s)",
@@ -1647,7 +1679,7 @@ int session_run(const struct ccvm_config *cfg, const struct cli_args *args,
 		qemu_kill(s);
 		util_set_nonblock(s->qerr, false);
 		while (s->qerr >= 0)
-			read_stream(&s->qerr, &s->qemu_err, false);
+			read_stream(s, &s->qerr, &s->qemu_err, NULL);
 		tail_print(&s->qemu_err, "QEMU", 10);
 		char cause[sizeof(err->msg)];
 		snprintf(cause, sizeof(cause), "%s", err->msg);
