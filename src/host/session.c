@@ -602,10 +602,39 @@ static void send_signal(struct session *s, int sig)
 	queue(s, PROTO_SIGNAL, p, sizeof(p));
 }
 
-/* The program stopped itself (Ctrl-Z): give the terminal back and stop
- * ccvm the same way; when the shell continues us, continue it. */
+/*
+ * May ccvm stop itself, as the program did?  Only when a shell's job
+ * control can continue it: ccvm is the foreground job of its controlling
+ * terminal (on stdin, stdout or stderr) and not the session's leader.  No
+ * terminal (a script, a service), a background job, or ccvm started as a
+ * terminal's first process (tmux new-session 'exec ccvm'): nobody would.
+ */
+static bool may_stop(void)
+{
+	if (getsid(0) == getpid())
+		return false;
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		pid_t fg = tcgetpgrp(fd); /* -1 unless our own terminal */
+		if (fg > 0)
+			return fg == getpgrp();
+	}
+	return false;
+}
+
+/* The program stopped (Ctrl-Z, SIGSTOP): with a terminal ccvm is the
+ * foreground job of, give the terminal back and stop ccvm the same way,
+ * then continue the program when the shell continues us; otherwise
+ * continue the program at once, so that nothing waits forever. */
 static void stop_like_the_agent(struct session *s)
 {
+	if (!may_stop()) {
+		if (s->args->debug)
+			fprintf(stderr, "ccvm: the program stopped; no "
+					"terminal's job control would continue "
+					"ccvm: continuing it\r\n");
+		queue(s, PROTO_CONT, NULL, 0);
+		return;
+	}
 	term_restore(&s->term);
 	kill(getpid(), SIGSTOP);
 	/* Continued (fg). */
