@@ -607,7 +607,7 @@ static void send_signal(struct session *s, int sig)
  * control can continue it: ccvm is the foreground job of its controlling
  * terminal (on stdin, stdout or stderr) and not the session's leader.  No
  * terminal (a script, a service), a background job, or ccvm started as a
- * terminal's first process (tmux new-session 'exec ccvm'): nobody would.
+ * terminal's first process (ssh -t host 'exec ccvm'): nobody would.
  */
 static bool may_stop(void)
 {
