@@ -45,6 +45,7 @@
 #include "snap.h"
 #include "stage.h"
 #include "term.h"
+#include "termfilter.h"
 #include "util.h"
 #include "vfs.h"
 #include "watch.h"
@@ -127,14 +128,10 @@ static void tail_print(const struct tail *t, const char *label, int max_lines)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		/* Strip carriage returns and other control bytes. */
-		fputs("  | ", stderr);
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (c == '\t' || (c >= 0x20 && c != 0x7f))
-				fputc(c, stderr);
-		}
-		fputc('\n', stderr);
+		/* Text only: no control byte, no escape sequence. */
+		char line[1024];
+		termfilter_text(p, n, line, sizeof(line));
+		fprintf(stderr, "  | %s\n", line);
 		p += n + (nl ? 1 : 0);
 	}
 }
@@ -187,6 +184,11 @@ struct session {
 	int egress_summary;
 	char *api_url;
 	struct tail console, qemu_err;
+	/* What the guest prints to a host terminal goes through these
+	 * (termfilter.h): its stdout, its stderr, and with --ccvm-debug the
+	 * console and QEMU's stderr. */
+	bool out_tty, err_tty;
+	struct termfilter tf_out, tf_err, tf_con, tf_qerr;
 	struct clip clip; /* clipboard image paste (clip.h) */
 
 	/* Host changes to the share, for the guest's caches (watch.h). */
@@ -600,10 +602,39 @@ static void send_signal(struct session *s, int sig)
 	queue(s, PROTO_SIGNAL, p, sizeof(p));
 }
 
-/* The program stopped itself (Ctrl-Z): give the terminal back and stop
- * ccvm the same way; when the shell continues us, continue it. */
+/*
+ * May ccvm stop itself, as the program did?  Only when a shell's job
+ * control can continue it: ccvm is the foreground job of its controlling
+ * terminal (on stdin, stdout or stderr) and not the session's leader.  No
+ * terminal (a script, a service), a background job, or ccvm started as a
+ * terminal's first process (ssh -t host 'exec ccvm'): nobody would.
+ */
+static bool may_stop(void)
+{
+	if (getsid(0) == getpid())
+		return false;
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		pid_t fg = tcgetpgrp(fd); /* -1 unless our own terminal */
+		if (fg > 0)
+			return fg == getpgrp();
+	}
+	return false;
+}
+
+/* The program stopped (Ctrl-Z, SIGSTOP): with a terminal ccvm is the
+ * foreground job of, give the terminal back and stop ccvm the same way,
+ * then continue the program when the shell continues us; otherwise
+ * continue the program at once, so that nothing waits forever. */
 static void stop_like_the_agent(struct session *s)
 {
+	if (!may_stop()) {
+		if (s->args->debug)
+			fprintf(stderr, "ccvm: the program stopped; no "
+					"terminal's job control would continue "
+					"ccvm: continuing it\r\n");
+		queue(s, PROTO_CONT, NULL, 0);
+		return;
+	}
 	term_restore(&s->term);
 	kill(getpid(), SIGSTOP);
 	/* Continued (fg). */
@@ -930,6 +961,26 @@ static int restore(struct session *s, struct ccvm_err *err)
 	return 0;
 }
 
+/* Guest output for fd: through f (termfilter.h) when fd is a terminal;
+ * into a file or a pipe unchanged (it may be data, not text). */
+static void write_guest(struct termfilter *f, bool tty, int fd, const void *p,
+			size_t n)
+{
+	enum { CHUNK = 16384 };
+	static uint8_t buf[TERMFILTER_OUT_MAX(CHUNK)];
+	if (!tty) {
+		if (n)
+			util_write_all(fd, p, n);
+		return;
+	}
+	for (size_t off = 0; off < n; off += CHUNK) {
+		size_t k = n - off < CHUNK ? n - off : CHUNK;
+		size_t w = termfilter_run(f, (const uint8_t *)p + off, k, buf);
+		if (w)
+			util_write_all(fd, buf, w);
+	}
+}
+
 static void handle_msg(struct session *s, const struct proto_msg *m,
 		       const char *cwd, struct ccvm_err *err)
 {
@@ -962,11 +1013,12 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 			on_park(s, err);
 		break;
 	case PROTO_STDOUT:
+		write_guest(&s->tf_out, s->out_tty, STDOUT_FILENO, m->data,
+			    m->len);
+		break;
 	case PROTO_STDERR:
-		if (m->len)
-			util_write_all(m->type == PROTO_STDOUT ? STDOUT_FILENO
-							       : STDERR_FILENO,
-				       m->data, m->len);
+		write_guest(&s->tf_err, s->err_tty, STDERR_FILENO, m->data,
+			    m->len);
 		break;
 	case PROTO_STOPPED:
 		if (s->phase == PH_RUN)
@@ -984,14 +1036,16 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		s->phase = PH_DONE;
 		s->kill_deadline = util_now_ms() + EXIT_GRACE_MS;
 		break;
-	case PROTO_ERROR:
+	case PROTO_ERROR: {
+		char text[401];
+		termfilter_text(m->data, m->len, text, sizeof(text));
 		s->guest_failed = true;
-		set_error(s, "guest: %.*s", (int)(m->len > 400 ? 400 : m->len),
-			  (const char *)m->data);
+		set_error(s, "guest: %s", text);
 		/* It powers off next; one that does not is stopped. */
 		if (!s->kill_deadline)
 			s->kill_deadline = util_now_ms() + ERROR_GRACE_MS;
 		break;
+	}
 	case PROTO_SHARE_SYNCED:
 		if (!s->watch || !s->share_busy || m->len < PROTO_SHARE_HDR)
 			break;
@@ -1012,13 +1066,11 @@ static void handle_msg(struct session *s, const struct proto_msg *m,
 		break;
 	case PROTO_LOG:
 		if (s->args->debug) {
-			fprintf(stderr, "ccvm: guest: %.*s\r\n",
-				(int)(m->len > 400 ? 400 : m->len),
-				(const char *)m->data);
+			char text[401];
+			termfilter_text(m->data, m->len, text, sizeof(text));
+			fprintf(stderr, "ccvm: guest: %s\r\n", text);
 		} else if (s->phase == PH_BOOT) {
-			snprintf(s->status, sizeof(s->status), "%.*s",
-				 (int)(m->len > 60 ? 60 : m->len),
-				 (const char *)m->data);
+			termfilter_text(m->data, m->len, s->status, 61);
 		}
 		break;
 	default:
@@ -1083,7 +1135,10 @@ static bool read_ctl(struct session *s, bool readable, const char *cwd,
 	return n > 0;
 }
 
-static void read_stream(int *fd, struct tail *t, bool echo)
+/* Reads a diagnostic stream into t; with --ccvm-debug echoes it to stderr
+ * through echo (NULL: no echo). */
+static void read_stream(struct session *s, int *fd, struct tail *t,
+			struct termfilter *echo)
 {
 	char buf[4096];
 	ssize_t n = read(*fd, buf, sizeof(buf));
@@ -1095,8 +1150,8 @@ static void read_stream(int *fd, struct tail *t, bool echo)
 		return;
 	}
 	tail_add(t, buf, (size_t)n);
-	if (echo)
-		util_write_all(STDERR_FILENO, buf, (size_t)n);
+	if (echo && s->args->debug)
+		write_guest(echo, s->err_tty, STDERR_FILENO, buf, (size_t)n);
 }
 
 static void read_stdin(struct session *s)
@@ -1164,11 +1219,11 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			while (s->ctl >= 0 && read_ctl(s, true, cwd, err))
 				;
 			while (s->con >= 0)
-				read_stream(&s->con, &s->console,
-					    s->args->debug);
+				read_stream(s, &s->con, &s->console,
+					    &s->tf_con);
 			while (s->qerr >= 0)
-				read_stream(&s->qerr, &s->qemu_err,
-					    s->args->debug);
+				read_stream(s, &s->qerr, &s->qemu_err,
+					    &s->tf_qerr);
 			break;
 		}
 		/* Frames held while the guest was owed too much (ctl_held):
@@ -1297,9 +1352,9 @@ static int relay(struct session *s, const char *cwd, struct ccvm_err *err)
 			read_ctl(s, in, cwd, err);
 		}
 		if (i_con >= 0 && (p[i_con].revents & (POLLIN | POLLHUP)))
-			read_stream(&s->con, &s->console, s->args->debug);
+			read_stream(s, &s->con, &s->console, &s->tf_con);
 		if (i_err >= 0 && (p[i_err].revents & (POLLIN | POLLHUP)))
-			read_stream(&s->qerr, &s->qemu_err, s->args->debug);
+			read_stream(s, &s->qerr, &s->qemu_err, &s->tf_qerr);
 		if (i_watch >= 0 && s->watch && (p[i_watch].revents & POLLIN))
 			share_read(s);
 		if (i_in >= 0 &&
@@ -1760,6 +1815,12 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 	blocked = true;
 
 	s->pty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	s->out_tty = isatty(STDOUT_FILENO);
+	s->err_tty = isatty(STDERR_FILENO);
+	termfilter_init(&s->tf_out, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_err, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_con, TERMFILTER_TERMINAL);
+	termfilter_init(&s->tf_qerr, TERMFILTER_TERMINAL);
 	term_init(&s->term, STDIN_FILENO);
 	s->spinner = isatty(STDERR_FILENO) && !args->debug;
 	snprintf(s->status, sizeof(s->status), "starting the VM (%s)",
@@ -1822,7 +1883,7 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 		qemu_kill(s);
 		util_set_nonblock(s->qerr, false);
 		while (s->qerr >= 0)
-			read_stream(&s->qerr, &s->qemu_err, false);
+			read_stream(s, &s->qerr, &s->qemu_err, NULL);
 		tail_print(&s->qemu_err, "QEMU", 10);
 		char cause[sizeof(err->msg)];
 		snprintf(cause, sizeof(cause), "%s", err->msg);
