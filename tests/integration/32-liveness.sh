@@ -141,9 +141,11 @@ no_leftovers "SHARE_SYNCED"
 # With a saved boot (virtiofs and its RAM file), ccvm speaks QMP to QEMU
 # until the guest is unparked.  After that, no unix socket of ccvm's may
 # have its peer on QEMU's QMP fd (9); its control port's (QEMU fd 3) must
-# be found the same way, or the probe did not work.
+# be found the same way, or the probe did not work.  ccvm is not dumpable
+# (61-key-copies), so its /proc/PID/fd is root's: it runs in a user
+# namespace of this test's own (unshare -r), whose owner may read it.
 rm -f ready
-"$CCVM" --ccvm-debug --shell -- sh -c 'touch ready; exec sleep 300' >/dev/null 2>"$T_TMP/qmp.err" &
+unshare -r env CCVM_ALLOW_ROOT=1 "$CCVM" --ccvm-debug --shell -- sh -c 'touch ready; exec sleep 300' >/dev/null 2>"$T_TMP/qmp.err" &
 PID=$!
 for ((i = 0; i < 1200; i++)); do [ -e ready ] && break; sleep 0.1; done
 QPID=$(pgrep -P $PID -f qemu-system | head -1)
