@@ -9,16 +9,7 @@ need_image
 export CCVM_ACCEL=tcg
 # The image cache stays where need_image found it; everything else of the
 # user's environment is replaced by the fixture.
-export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
-H=$T_TMP/home
-export HOME=$H XDG_CONFIG_HOME=$H/.config XDG_DATA_HOME=$H/.local/share
-unset XDG_STATE_HOME CCVM_CONFIG GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM \
-	GIT_CONFIG_NOSYSTEM CCVM_CLAUDE_MD CCVM_PERSIST_PROJECTS \
-	CCVM_SHARE_CLAUDE_CONFIG CCVM_SHARE_SETTINGS CCVM_SHARE_CLAUDEMD \
-	CCVM_SHARE_KEYBINDINGS CCVM_SHARE_COMMANDS CCVM_SHARE_AGENTS \
-	CCVM_SHARE_SKILLS CCVM_SHARE_OUTPUTSTYLES CCVM_SHARE_PLUGINS \
-	CCVM_SHARE_CONFIG CCVM_SHARE_GIT_CONFIG ANTHROPIC_API_KEY
-mkdir -p "$H"
+fake_home
 
 # --- the fixture -----------------------------------------------------------
 # Unique canaries; none may appear anywhere in the guest.  The API key's may

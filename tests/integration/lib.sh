@@ -71,3 +71,21 @@ tmux_wait() {
 	done
 	return 1
 }
+
+# Replaces the user's home and every variable that points ccvm at the
+# user's Claude or git setup by an empty fake home, $H (= $T_TMP/home); the
+# image cache stays where need_image found it.  For the tests of what of
+# the user's setup enters the guest.
+fake_home() {
+	export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
+	H=$T_TMP/home
+	export HOME=$H XDG_CONFIG_HOME=$H/.config XDG_DATA_HOME=$H/.local/share
+	unset XDG_STATE_HOME CCVM_CONFIG GIT_CONFIG_GLOBAL GIT_CONFIG_SYSTEM \
+		GIT_CONFIG_NOSYSTEM CCVM_CLAUDE_MD CCVM_PERSIST_PROJECTS \
+		CCVM_SHARE_CLAUDE_CONFIG CCVM_SHARE_SETTINGS CCVM_SHARE_CLAUDEMD \
+		CCVM_SHARE_KEYBINDINGS CCVM_SHARE_COMMANDS CCVM_SHARE_AGENTS \
+		CCVM_SHARE_SKILLS CCVM_SHARE_OUTPUTSTYLES CCVM_SHARE_PLUGINS \
+		CCVM_SHARE_CONFIG CCVM_SHARE_GIT_CONFIG CCVM_ALLOW_SECRET_DIRS \
+		ANTHROPIC_API_KEY
+	mkdir -p "$H"
+}
