@@ -171,8 +171,9 @@ int hostpath_tool(const char *name, const char *var, char out[PATH_MAX],
 		return 0;
 	return ccvm_err_set(err, ENOENT,
 			    "%s not found in " HOSTPATH_DEFAULT
-			    " or a root-owned directory on PATH%s%s",
-			    name, var ? " (or set " : "", var ? var : "");
+			    " or a root-owned directory on PATH%s%s%s",
+			    name, var ? " (or set " : "", var ? var : "",
+			    var ? ")" : "");
 }
 
 bool hostpath_shared_entry(const char *path_var, const char *cwd,

@@ -174,6 +174,8 @@ static void test_explicit_variable(void **state)
 	    hostpath_tool("ccvm-no-such-tool", "CCVM_TEST_TOOL", out, &err),
 	    -ENOENT);
 	assert_non_null(strstr(err.msg, "ccvm-no-such-tool not found"));
+	/* One sentence that names the variable, its parenthesis closed. */
+	assert_non_null(strstr(err.msg, " (or set CCVM_TEST_TOOL)"));
 	unsetenv("CCVM_TEST_TOOL");
 	free(path);
 }
