@@ -17,16 +17,7 @@ P=$(new_project)
 cd "$P" || exit 1
 
 # A real X server of our own.
-exec 3>"$T_TMP/display"
-Xvfb -displayfd 3 -nolisten tcp -screen 0 64x64x24 >"$T_TMP/xvfb.log" 2>&1 &
-XVFB=$!
-exec 3>&-
-for ((i = 0; i < 100; i++)); do [ -s "$T_TMP/display" ] && break; sleep 0.1; done
-if [ ! -s "$T_TMP/display" ]; then
-	not_ok "Xvfb started"; sed 's/^/# /' "$T_TMP/xvfb.log"; kill "$XVFB"
-	done_testing; exit 1
-fi
-export DISPLAY=:$(cat "$T_TMP/display")
+start_xvfb
 OWNERS=()
 cleanup() {
 	kill "${OWNERS[@]}" "$XVFB" 2>/dev/null

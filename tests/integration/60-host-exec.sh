@@ -22,16 +22,7 @@ MARK=$T_TMP/marks
 mkdir -p "$MARK"
 
 # A real X server of our own, its clipboard owned by the real xclip.
-exec 3>"$T_TMP/display"
-Xvfb -displayfd 3 -nolisten tcp -screen 0 64x64x24 >"$T_TMP/xvfb.log" 2>&1 &
-XVFB=$!
-exec 3>&-
-for ((i = 0; i < 100; i++)); do [ -s "$T_TMP/display" ] && break; sleep 0.1; done
-if [ ! -s "$T_TMP/display" ]; then
-	not_ok "Xvfb started"; sed 's/^/# /' "$T_TMP/xvfb.log"; kill "$XVFB"
-	done_testing; exit 1
-fi
-export DISPLAY=:$(cat "$T_TMP/display")
+start_xvfb
 OWNER=
 cleanup() {
 	kill $OWNER "$XVFB" 2>/dev/null

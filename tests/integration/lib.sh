@@ -89,3 +89,20 @@ fake_home() {
 		ANTHROPIC_API_KEY
 	mkdir -p "$H"
 }
+
+# Starts a real X server of this script's own (Xvfb, no TCP): sets XVFB
+# (its pid) and exports DISPLAY; one not-ok line and the end of the script
+# when it does not come up.
+start_xvfb() {
+	exec 3>"$T_TMP/display"
+	Xvfb -displayfd 3 -nolisten tcp -screen 0 64x64x24 >"$T_TMP/xvfb.log" 2>&1 &
+	XVFB=$!
+	exec 3>&-
+	local i
+	for ((i = 0; i < 100; i++)); do [ -s "$T_TMP/display" ] && break; sleep 0.1; done
+	if [ ! -s "$T_TMP/display" ]; then
+		not_ok "Xvfb started"; sed 's/^/# /' "$T_TMP/xvfb.log"; kill "$XVFB"
+		done_testing; exit 1
+	fi
+	export DISPLAY=:$(cat "$T_TMP/display")
+}
