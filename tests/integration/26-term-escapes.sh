@@ -84,29 +84,16 @@ if ! command -v tmux >/dev/null; then
 	done_testing
 	exit
 fi
-export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
-H=$T_TMP/home
-mkdir -p "$H"
-export HOME=$H XDG_CONFIG_HOME=$H/.config XDG_DATA_HOME=$H/.local/share
-unset XDG_STATE_HOME CCVM_CONFIG CCVM_CLAUDE_MD CCVM_PERSIST_PROJECTS \
-	CCVM_SHARE_CLAUDE_CONFIG ANTHROPIC_AUTH_TOKEN
+fake_home
 # Onboarding done and this directory trusted: straight to the prompt.
 printf '{"hasCompletedOnboarding": true, "theme": "dark", "projects": {"%s": {"hasTrustDialogAccepted": true}}}\n' \
 	"$P" >"$H/.claude.json"
 U=$$$RANDOM
 MARKER=CCVM-TUI-OK-$U
-/usr/bin/python3 "$HERE/fake_anthropic.py" "$T_TMP/api.log" "$MARKER" \
-	>"$T_TMP/port" 2>"$T_TMP/api.err" &
-API=$!
+start_fake_api "$T_TMP/api.log" "$MARKER"
 export TMUX_TMPDIR=$T_TMP
 S=ccvm-e$$
 trap 'tmux kill-server 2>/dev/null; kill $API 2>/dev/null; rm -rf "$T_TMP"' EXIT
-PORT=
-for ((i = 0; i < 50; i++)); do
-	PORT=$(head -1 "$T_TMP/port" 2>/dev/null)
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
 dump() { tmux capture-pane -p -t $S | grep -v '^ *$' | sed 's/^/# /'; }
 tmux new-session -d -s $S -x 120 -y 40 "bash --norc --noprofile"
 tmux pipe-pane -o -t $S "cat >>'$T_TMP/tui.raw'"

@@ -8,16 +8,10 @@
 source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
-HERE=$(cd "$(dirname "$0")" && pwd)
 
 # A user without any Claude setup: the image cache stays where need_image
 # found it, everything else is an empty fixture.
-export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$HOME/.cache}
-H=$T_TMP/home
-mkdir -p "$H"
-export HOME=$H XDG_CONFIG_HOME=$H/.config XDG_DATA_HOME=$H/.local/share
-unset XDG_STATE_HOME CCVM_CONFIG CCVM_CLAUDE_MD CCVM_PERSIST_PROJECTS \
-	CCVM_SHARE_CLAUDE_CONFIG ANTHROPIC_AUTH_TOKEN
+fake_home
 
 U=$$$RANDOM
 MARKER=CCVM-E2E-OK-$U
@@ -25,21 +19,8 @@ KEY=sk-ant-test-$U
 LOG=$T_TMP/api.log
 : >"$LOG"
 
-/usr/bin/python3 "$HERE/fake_anthropic.py" "$LOG" "$MARKER" >"$T_TMP/port" 2>"$T_TMP/api.err" &
-API=$!
+start_fake_api "$LOG" "$MARKER"
 trap 'kill $API 2>/dev/null; rm -rf "$T_TMP"' EXIT
-PORT=
-for ((i = 0; i < 50; i++)); do
-	PORT=$(head -1 "$T_TMP/port" 2>/dev/null)
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
-if [ -z "$PORT" ]; then
-	sed 's/^/# /' "$T_TMP/api.err"
-	not_ok "the stand-in API server started"
-	done_testing
-	exit 1
-fi
 : >"$LOG" # the probe below is not the agent's
 check "the stand-in answers on the host's 127.0.0.1:$PORT" \
 	curl -s -m 5 -o /dev/null "http://127.0.0.1:$PORT/"

@@ -86,7 +86,7 @@ fake_home() {
 		CCVM_SHARE_KEYBINDINGS CCVM_SHARE_COMMANDS CCVM_SHARE_AGENTS \
 		CCVM_SHARE_SKILLS CCVM_SHARE_OUTPUTSTYLES CCVM_SHARE_PLUGINS \
 		CCVM_SHARE_CONFIG CCVM_SHARE_GIT_CONFIG CCVM_ALLOW_SECRET_DIRS \
-		ANTHROPIC_API_KEY
+		ANTHROPIC_API_KEY ANTHROPIC_AUTH_TOKEN
 	mkdir -p "$H"
 }
 
@@ -105,4 +105,27 @@ start_xvfb() {
 		done_testing; exit 1
 	fi
 	export DISPLAY=:$(cat "$T_TMP/display")
+}
+
+# Starts the stand-in Anthropic API (fake_anthropic.py) on the host's
+# 127.0.0.1, logging requests to $1 and answering with the text $2: sets
+# API (its pid) and PORT; one not-ok line and the end of the script when it
+# does not come up.
+start_fake_api() {
+	/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/fake_anthropic.py" \
+		"$1" "$2" >"$T_TMP/port" 2>"$T_TMP/api.err" &
+	API=$!
+	PORT=
+	local i
+	for ((i = 0; i < 50; i++)); do
+		PORT=$(head -1 "$T_TMP/port" 2>/dev/null)
+		[ -n "$PORT" ] && break
+		sleep 0.1
+	done
+	if [ -z "$PORT" ]; then
+		sed 's/^/# /' "$T_TMP/api.err"
+		not_ok "the stand-in API server started"
+		done_testing
+		exit 1
+	fi
 }
