@@ -11,8 +11,11 @@ PKG_CONFIG ?= pkg-config
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes
 HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection
-BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) -Isrc/common -Isrc/host \
-	-Isrc/guest -DCCVM_VERSION='"$(VERSION)"'
+# Each side sees its own headers and the shared contract, never the other
+# side's: the include path is the trust boundary (docs/architecture.md).
+BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) $(HARDEN) -DCCVM_VERSION='"$(VERSION)"'
+HOST_INC := -Isrc/host -Isrc/common
+GUEST_INC := -Isrc/guest -Isrc/common
 SAN_CFLAGS ?=
 CFLAGS_ALL := $(BASE_CFLAGS) $(SAN_CFLAGS) $(CFLAGS)
 
@@ -27,13 +30,18 @@ HOST_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_CFLAGS) $(LDFLAGS)
 HOST_LIBS := $(JANSSON_LIBS) $(NETTLE_LIBS)
 
 COMMON_SRCS := $(sort $(wildcard src/common/*.c))
-HOST_SRCS := $(sort $(filter-out src/host/main.c,$(wildcard src/host/*.c)))
-GUEST_SRCS := $(sort $(filter-out src/guest/main.c,$(wildcard src/guest/*.c)))
+HOST_SRCS := $(sort $(filter-out src/host/main.c,$(wildcard src/host/*.c \
+	src/host/*/*.c)))
+GUEST_SRCS := $(sort $(filter-out src/guest/main.c,$(wildcard src/guest/*.c \
+	src/guest/*/*.c)))
+HOST_HDRS := $(wildcard src/host/*.h src/host/*/*.h src/common/*.h)
+GUEST_HDRS := $(wildcard src/guest/*.h src/guest/*/*.h src/common/*.h)
+ALL_SRC_FILES := $(wildcard src/*/*.[ch] src/*/*/*.[ch])
 
 COMMON_OBJS := $(COMMON_SRCS:src/%.c=$(BUILD)/obj/%.o)
 HOST_OBJS := $(HOST_SRCS:src/%.c=$(BUILD)/obj/%.o)
 # The guest init is static and built without sanitizers, separately.
-GUEST_CFLAGS := $(BASE_CFLAGS) -fPIE
+GUEST_CFLAGS := $(BASE_CFLAGS) $(GUEST_INC) -fPIE
 GUEST_OBJS := $(GUEST_SRCS:src/%.c=$(BUILD)/gobj/%.o) \
 	$(COMMON_SRCS:src/%.c=$(BUILD)/gobj/%.o)
 
@@ -50,10 +58,15 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 all: $(BUILD)/ccvm $(BUILD)/ccvm-init
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
-	$(CC) $(CFLAGS_ALL) -fPIE $(JANSSON_CFLAGS) $(NETTLE_CFLAGS) -c $< -o $@
+$(BUILD)/obj/host/%.o: src/host/%.c $(HOST_HDRS) | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(HOST_INC) -fPIE $(JANSSON_CFLAGS) $(NETTLE_CFLAGS) -c $< -o $@
 
-$(BUILD)/gobj/%.o: src/%.c $(wildcard src/*/*.h) | $(BUILD)/.dirs
+$(BUILD)/obj/common/%.o: src/common/%.c $(wildcard src/common/*.h) | $(BUILD)/.dirs
+	$(CC) $(CFLAGS_ALL) -Isrc/common -fPIE -c $< -o $@
+
+$(BUILD)/gobj/%.o: src/%.c $(GUEST_HDRS) | $(BUILD)/.dirs
+	@mkdir -p $(@D)
 	$(CC) $(GUEST_CFLAGS) -c $< -o $@
 
 $(BUILD)/.dirs:
@@ -68,9 +81,9 @@ $(BUILD)/ccvm-init: $(GUEST_OBJS) $(BUILD)/gobj/guest/main.o
 # The guest init travels inside the host binary (kvmtool's way), so a
 # single file is all an install needs.
 # So do the guest kernel's config fragment and its patch
-# (src/host/guest-kernel.config, src/host/guest-kernel.patch).
-KCONFIG_FRAGMENT := src/host/guest-kernel.config
-KERNEL_PATCH := src/host/guest-kernel.patch
+# (src/host/image/guest-kernel.config, src/host/image/guest-kernel.patch).
+KCONFIG_FRAGMENT := src/host/image/guest-kernel.config
+KERNEL_PATCH := src/host/image/guest-kernel.patch
 $(BUILD)/obj/host/embed.o: $(BUILD)/ccvm-init $(KCONFIG_FRAGMENT) $(KERNEL_PATCH) | $(BUILD)/.dirs
 	printf '.section .rodata\n.balign 16\n.global ccvm_init_blob\nccvm_init_blob:\n.incbin "%s"\n.global ccvm_init_blob_end\nccvm_init_blob_end:\n.global ccvm_kconfig_blob\nccvm_kconfig_blob:\n.incbin "%s"\n.global ccvm_kconfig_blob_end\nccvm_kconfig_blob_end:\n.global ccvm_kpatch_blob\nccvm_kpatch_blob:\n.incbin "%s"\n.global ccvm_kpatch_blob_end\nccvm_kpatch_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
 		"$(BUILD)/ccvm-init" "$(KCONFIG_FRAGMENT)" "$(KERNEL_PATCH)" | $(CC) -c -x assembler -o $@ -
@@ -87,10 +100,10 @@ $(BUILD)/ccvm: $(BUILD)/obj/host/main.o $(BUILD)/libccvm.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 $(BUILD)/tests/test_guest_%: tests/unit/test_guest_%.c $(BUILD)/libccvm-guest.a
-	$(CC) $(CFLAGS_ALL) $(CMOCKA_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SAN_CFLAGS)
+	$(CC) $(CFLAGS_ALL) $(GUEST_INC) $(CMOCKA_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SAN_CFLAGS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libccvm.a
-	$(CC) $(CFLAGS_ALL) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -o $@ $^ \
+	$(CC) $(CFLAGS_ALL) $(HOST_INC) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) -o $@ $^ \
 		$(CMOCKA_LIBS) $(HOST_LIBS) $(SAN_CFLAGS)
 
 unit: $(UNIT_BINS)
@@ -98,7 +111,7 @@ unit: $(UNIT_BINS)
 # Fuzz targets: clang's libFuzzer over the pure parsers, with ASan+UBSan.
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	-Isrc/common -Isrc/host -DCCVM_VERSION='"$(VERSION)"'
+	$(HOST_INC) -DCCVM_VERSION='"$(VERSION)"'
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HOST_SRCS) $(COMMON_SRCS) $(BUILD)/obj/host/embed.o | $(BUILD)/.dirs
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ $< $(HOST_SRCS) \
 		$(COMMON_SRCS) $(BUILD)/obj/host/embed.o $(HOST_LIBS)
@@ -116,14 +129,17 @@ asan:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr --std=c11 -Isrc/common -Isrc/host -Isrc/guest \
-		src
+		--inline-suppr --std=c11 $(HOST_INC) src/common src/host
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr --std=c11 $(GUEST_INC) src/guest
 	clang-tidy --quiet $(COMMON_SRCS) $(HOST_SRCS) src/host/main.c \
-		$(GUEST_SRCS) src/guest/main.c -- $(BASE_CFLAGS) $(JANSSON_CFLAGS)
-	clang-format --dry-run --Werror $(wildcard src/*/*.c src/*/*.h)
+		-- $(BASE_CFLAGS) $(HOST_INC) $(JANSSON_CFLAGS)
+	clang-tidy --quiet $(GUEST_SRCS) src/guest/main.c \
+		-- $(BASE_CFLAGS) $(GUEST_INC)
+	clang-format --dry-run --Werror $(ALL_SRC_FILES)
 
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h)
+	clang-format -i $(ALL_SRC_FILES)
 
 bench: all
 	bench/run

@@ -1,8 +1,8 @@
 #pragma once
 /*
  * One relayed TCP stream of the ccvm.net port (docs/protocol.md), the same
- * on both of its ends: the guest's forwarder (src/guest/net.c) and the
- * host's egress process (src/host/egress.c).
+ * on both of its ends: the guest's forwarder (src/guest/net/egress.c) and the
+ * host's egress process (src/host/net/egress.c).
  *
  * Data from the peer (NET_DATA) waits in buf until the socket takes it;
  * what the socket took is credited back with NET_WINDOW.  Data from the

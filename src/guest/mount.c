@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "glog.h"
-#include "user.h"
+#include "setup/user.h"
 #include "util.h"
 
 #define STAGE	    "/.ccvm"
@@ -491,8 +491,8 @@ int mnt_virtiofs(const char *tag, const char *path, bool readonly,
 
 /*
  * ccvm's kernel fills a whole directory with one READDIRPLUS at the first
- * lookup that misses in it (src/host/guest-kernel.patch), when asked: only
- * worth it when the guest keeps what it looks up, that is when the host
+ * lookup that misses in it (src/host/image/guest-kernel.patch), when asked:
+ * only worth it when the guest keeps what it looks up, that is when the host
  * reports its changes.  Debian's kernel has no such parameter.
  */
 static void lookup_prefetch_on(void)

@@ -1,7 +1,7 @@
 #pragma once
 /*
  * Nix in the guest (nix.enable; the image has Debian's nix-bin, its
- * /etc/nix/nix.conf and the nixbld build users, see src/host/image.h).
+ * /etc/nix/nix.conf and the nixbld build users, see src/host/image/image.h).
  * Multi-user mode without systemd: ccvm-init starts nix-daemon as root;
  * the agent is not a trusted user and talks to it (NIX_REMOTE=daemon in
  * its environment, sent by the host).
@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "err.h"
-#include "setup.h"
+#include "setup/setup.h"
 
 #define NIX_DAEMON	"/usr/bin/nix-daemon"
 #define NIX_CONF	"/etc/nix/nix.conf"

@@ -15,11 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "accel.h"
-#include "clip.h"
-#include "hostpath.h"
-#include "image.h"
-#include "qemu.h"
+#include "vm/accel.h"
+#include "term/clipboard.h"
+#include "sys/hostpath.h"
+#include "image/image.h"
+#include "vm/qemu.h"
 #include "util.h"
 
 extern char **environ;

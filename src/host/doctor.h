@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "options/config.h"
 #include "err.h"
 
 /*

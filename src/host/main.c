@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
+#include "options/cli.h"
+#include "options/config.h"
 #include "doctor.h"
-#include "image.h"
-#include "procs.h"
-#include "session.h"
+#include "image/image.h"
+#include "sys/procs.h"
+#include "session/session.h"
 
 extern char **environ;
 

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 #include "dns.h"
-#include "egress_policy.h"
+#include "net/egress_policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

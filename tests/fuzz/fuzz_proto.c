@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "clip.h"
+#include "term/clipboard.h"
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,9 +1,9 @@
 #!/bin/bash
 # The documentation cannot drift from the code: every option (from
-# --ccvm-dump-config, which walks the option table in src/host/config.c),
+# --ccvm-dump-config, which walks the option table in src/host/options/config.c),
 # every environment variable the host code reads (its "CCVM_*" string
 # literals) and every flag the parser knows (the "--..." literals in
-# src/host/cli.c) must appear in the man page, README.md, docs/options.md
+# src/host/options/cli.c) must appear in the man page, README.md, docs/options.md
 # and, for flags and option variables, in --ccvm-help and the completions;
 # and the docs may name no option, variable or flag the code lacks.  The
 # defaults in the README and options.md tables must equal the dumped ones.
@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 SRC=${CCVM_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-if [ ! -r "$SRC/src/host/cli.c" ] || [ ! -r "$SRC/docs/ccvm.1" ]; then
+if [ ! -r "$SRC/src/host/options/cli.c" ] || [ ! -r "$SRC/docs/ccvm.1" ]; then
 	skip "docs agree with the code" "no readable source checkout at $SRC"
 	done_testing
 	exit 0
@@ -83,7 +83,7 @@ for doc in README.md docs/options.md; do
 done
 
 # ---- environment variables ----
-mapfile -t envs < <(grep -ohE '"CCVM_[A-Z_]+"' "$SRC"/src/host/*.[ch] |
+mapfile -t envs < <(grep -ohE '"CCVM_[A-Z_]+"' "$SRC"/src/host/*.[ch] "$SRC"/src/host/*/*.[ch] |
 	tr -d '"' | sort -u)
 check "the host reads CCVM_* variables (${#envs[@]})" test ${#envs[@]} -ge 20
 bad=()
@@ -108,7 +108,7 @@ check "the docs name no CCVM_* variable the code lacks (${extra[*]:-})" \
 	test ${#extra[@]} -eq 0
 
 # ---- flags ----
-mapfile -t flags < <(grep -ohE '"--[a-z][a-z-]*[a-z]"' "$SRC/src/host/cli.c" |
+mapfile -t flags < <(grep -ohE '"--[a-z][a-z-]*[a-z]"' "$SRC/src/host/options/cli.c" |
 	tr -d '"' | sort -u)
 check "cli.c knows flags (${#flags[@]})" test ${#flags[@]} -ge 11
 comps=("$SRC/contrib/completions/ccvm.bash" "$SRC/contrib/completions/_ccvm")

@@ -133,7 +133,7 @@ if [ "$kind" = custom ]; then
 	diag "kernel build: $(jq -r .buildSeconds "$kdir/kernel.json" 2>/dev/null) s"
 	check "the built kernel is cached in kernels/ and is the image's vmlinux" \
 		cmp -s "$kdir/vmlinux" "$kernel"
-	patch=${CCVM_SRC:-.}/src/host/guest-kernel.patch
+	patch=${CCVM_SRC:-.}/src/host/image/guest-kernel.patch
 	check "it was built with ccvm's kernel patch" \
 		test "$(jq -r .patchSha256 "$kdir/kernel.json")" = \
 		"$(sha256sum <"$patch" | cut -d' ' -f1)"

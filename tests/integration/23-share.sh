@@ -230,7 +230,7 @@ check "ro: ... but cannot write through it ($(tr '\n' '|' <<<"$out"))" \
 after=$(find . -printf '%p %s %T@ %m\n' | sort; cat keep)
 check "ro: host tree byte-for-byte unchanged" [ "$before" = "$after" ]
 
-# --- guest RAM: a nameless huge-page file (src/host/ram.h) ---------------------
+# --- guest RAM: a nameless huge-page file (src/host/vm/ram.h) ---------------------
 # virtiofsd maps guest RAM, so it is a shared file: ccvm's own, on a tmpfs
 # mounted huge=always in a throw-away namespace and attached nowhere, not
 # QEMU's memfd (4 KiB pages: ~0.3 s of every TCG boot).

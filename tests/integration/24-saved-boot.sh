@@ -1,5 +1,5 @@
 #!/bin/bash
-# Saved boots (src/host/snap.h; docs/protocol.md, "Session" step 0): the
+# Saved boots (src/host/vm/park.h; docs/protocol.md, "Session" step 0): the
 # first session of an image saves its VM once the guest's root is mounted,
 # later ones restore it.  Real VMs under TCG, as an unprivileged user.
 source "$(dirname "$0")/lib.sh"

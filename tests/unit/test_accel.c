@@ -1,4 +1,4 @@
-/* Unit tests for the KVM probe and the accelerator choice (src/host/accel.c).
+/* Unit tests for the KVM probe and the accelerator choice (src/host/vm/accel.c).
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "accel.h"
+#include "vm/accel.h"
 #include "util.h"
 
 #define MISSING "/nonexistent/ccvm-test/kvm"

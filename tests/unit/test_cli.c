@@ -1,4 +1,4 @@
-/* Unit tests for the argv split (src/host/cli.c). */
+/* Unit tests for the argv split (src/host/options/cli.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "options/cli.h"
 #include "util.h"
 
 /* Parses the NULL-ended list (argv[0] is added). */

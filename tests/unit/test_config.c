@@ -1,4 +1,4 @@
-/* Unit tests for option resolution (src/host/config.c). */
+/* Unit tests for option resolution (src/host/options/config.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "config.h"
+#include "options/cli.h"
+#include "options/config.h"
 #include "util.h"
 
 static char tmpdir[] = "/tmp/ccvm-test-config.XXXXXX";

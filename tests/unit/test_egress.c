@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "egress.h"
+#include "net/egress.h"
 #include "proto.h"
 #include "util.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for the host-side egress policy (src/host/egress_policy.c). */
+/* Unit tests for the host-side egress policy (src/host/net/egress_policy.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "egress_policy.h"
+#include "net/egress_policy.h"
 #include "util.h"
 
 /* A policy from a NULL-ended allowlist and a 0-ended port list. */

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
-#include "env.h"
-#include "setup.h"
+#include "setup/control.h"
+#include "setup/env.h"
+#include "setup/setup.h"
 
 #define KV(s) ((const uint8_t *)(s)), (sizeof(s) - 1)
 

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "nl.h"
+#include "net/nl.h"
 
 static struct nlmsghdr *msg_at(struct nl_req *r, size_t off)
 {

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the UNPARK payload (src/guest/park.c).  park_apply itself
+ * Unit tests for the UNPARK payload (src/guest/vm/park.c).  park_apply itself
  * sets the clock, reseeds the kernel's generator and rescans PCI: it runs
  * in real guests only (tests/integration/24-saved-boot.sh).
  */
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "park.h"
+#include "vm/park.h"
 #include "proto.h"
 
 static void test_parse(void **state)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the guest's share-sync worker (src/guest/sharesync.c):
+ * Unit tests for the guest's share-sync worker (src/guest/share/sharesync.c):
  * which paths it accepts, and that applying a batch never changes a tree.
  * The cache-dropping effect itself needs virtiofs and a host that changes
  * files: tests/integration/23-share.sh checks it on a real VM.
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "proto.h"
-#include "sharesync.h"
+#include "share/sharesync.h"
 #include "util.h"
 
 static bool ok(const char *p)

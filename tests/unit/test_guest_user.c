@@ -1,4 +1,4 @@
-/* Unit tests for the agent user (src/guest/user.c): account file editors,
+/* Unit tests for the agent user (src/guest/setup/user.c): account file editors,
  * group membership, and home/FILE creation in a temporary tree. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "user.h"
+#include "setup/user.h"
 #include "util.h"
 
 static struct guest_setup setup_for(const char *user, uid_t uid, gid_t gid,

@@ -1,4 +1,4 @@
-/* Unit tests for finding host programs (src/host/hostpath.c). */
+/* Unit tests for finding host programs (src/host/sys/hostpath.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hostpath.h"
+#include "sys/hostpath.h"
 #include "util.h"
 
 struct fx {

@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "cpio.h"
-#include "image.h"
-#include "kernel.h"
+#include "image/cpio.h"
+#include "image/image.h"
+#include "image/kernel.h"
 #include "util.h"
 
 /* ---- cache key ---- */

@@ -1,4 +1,4 @@
-/* Unit tests for the no-setuid seccomp filter (src/host/nosuid.c): a child
+/* Unit tests for the no-setuid seccomp filter (src/host/sys/nosuid.c): a child
  * installs it and tries every way to give a file S_ISUID or S_ISGID. */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nosuid.h"
+#include "sys/nosuid.h"
 #include "util.h"
 
 #ifndef SYS_fchmodat2

@@ -1,4 +1,4 @@
-/* Unit tests for the secret places and link chains (src/host/places.c). */
+/* Unit tests for the secret places and link chains (src/host/setup/places.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "places.h"
+#include "setup/places.h"
 #include "util.h"
 
 /* Which directories may be shared: homes (given and passwd), their

@@ -1,4 +1,4 @@
-/* Unit tests for ccvm's own process (src/host/procs.c). */
+/* Unit tests for ccvm's own process (src/host/sys/procs.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "procs.h"
+#include "sys/procs.h"
 #include "util.h"
 
 #define KEY "sk-ant-api03-procs-unit-test-key"

@@ -1,4 +1,4 @@
-/* Unit tests for QEMU's argv (src/host/qemu.c). */
+/* Unit tests for QEMU's argv (src/host/vm/qemu.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qemu.h"
+#include "vm/qemu.h"
 #include "util.h"
 
 static struct qemu_spec base_spec(void)

@@ -1,4 +1,4 @@
-/* Unit tests for src/host/route.c: what the kernel routes to this host. */
+/* Unit tests for src/host/net/route.c: what the kernel routes to this host. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "route.h"
+#include "net/route.h"
 #include "util.h"
 
 static int local4(const char *s)

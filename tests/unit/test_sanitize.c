@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sanitize.h"
+#include "setup/sanitize.h"
 #include "util.h"
 
 /* ---- ~/.claude.json ----------------------------------------------------- */

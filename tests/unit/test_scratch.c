@@ -1,4 +1,4 @@
-/* Unit tests for the host side of the scratch disk (src/host/scratch.c):
+/* Unit tests for the host side of the scratch disk (src/host/vm/scratch.c):
  * where it goes, its size, and that the file is sparse and nameless. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +15,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "scratch.h"
+#include "options/config.h"
+#include "vm/scratch.h"
 #include "util.h"
 
 static void test_dir_choose(void **state)

@@ -1,4 +1,4 @@
-/* Unit tests for staging (src/host/stage.c) over fixture home trees. */
+/* Unit tests for staging (src/host/setup/stage.c) over fixture home trees. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stage.h"
+#include "setup/stage.h"
 #include "util.h"
 
 /* Every secret of the fixture; none may appear in any staged byte. */

@@ -1,4 +1,4 @@
-/* Unit tests for the guest output's filter (src/host/termfilter.c): what a
+/* Unit tests for the guest output's filter (src/host/term/termfilter.c): what a
  * full-screen program draws with passes unchanged, every sequence that acts
  * outside the window or makes the terminal answer with host data is gone,
  * whole, however the stream is cut into reads. */
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "termfilter.h"
+#include "term/termfilter.h"
 
 struct tcase {
 	const char *name;

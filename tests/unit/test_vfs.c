@@ -1,4 +1,4 @@
-/* Unit tests for virtiofsd's start-up (src/host/vfs.c). */
+/* Unit tests for virtiofsd's start-up (src/host/share/vfs.c). */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "util.h"
-#include "vfs.h"
+#include "share/vfs.h"
 
 static size_t argc_of(char **v)
 {

@@ -1,0 +1,779 @@
+#define _GNU_SOURCE
+/*
+ * The host end of ccvm.net (see egress.h and docs/egress.md).  Everything
+ * that arrives on the port is hostile input: frames are bounded by the
+ * reader, NET_OPEN payloads are decoded strictly, each stream may hold at
+ * most the window it was granted, and every connection and every lookup is
+ * the policy's decision.
+ */
+#include "net/egress.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <resolv.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "sys/procs.h"
+#include "proto.h"
+#include "net/route.h"
+#include "stream.h"
+#include "util.h"
+
+struct hchan {
+	struct stream st; /* the socket <-> the guest */
+	bool connecting;
+	bool ok_pending; /* connected, NET_OPEN_OK not sent yet */
+	long long deadline;
+	uint16_t port;
+	/* host.ccvm.internal: the host's other loopback address, tried when
+	 * the first refuses (a service may listen on 127.0.0.1 or ::1 only,
+	 * whichever address family the guest happened to pick). */
+	bool has_alt;
+	struct dns_addr alt;
+	char dst[64]; /* "1.2.3.4:80" for messages */
+};
+
+struct dns_job {
+	uint16_t id;
+	uint8_t transport;
+	struct dns_query q;
+	int gai;
+	struct dns_addr addrs[64];
+	size_t n;
+	int wfd;
+};
+
+struct eg {
+	int net;
+	struct egress_policy *p;
+	struct proto_reader *rd;
+	struct proto_writer wr;
+	struct stream_table ch; /* struct hchan by stream id */
+	int jobs[2];		/* finished dns_job pointers */
+	unsigned dns_busy;
+	bool failed;
+};
+
+static void put(struct eg *e, uint8_t type, uint16_t chan, const void *d,
+		size_t n)
+{
+	if (proto_writer_put(&e->wr, type, chan, d, n) < 0)
+		e->failed = true;
+}
+
+static void put_u8_text(struct eg *e, uint8_t type, uint16_t chan, uint8_t b,
+			const char *text)
+{
+	uint8_t buf[300];
+	size_t n = strlen(text);
+	if (n > sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	buf[0] = b;
+	memcpy(buf + 1, text, n);
+	put(e, type, chan, buf, n + 1);
+}
+
+static void chan_free(struct eg *e, uint16_t id, bool reset)
+{
+	struct hchan *c = stream_table_remove(&e->ch, id);
+	if (!c)
+		return;
+	stream_close(&c->st, reset);
+	free(c);
+}
+
+static void chan_abort(struct eg *e, uint16_t id)
+{
+	uint8_t k = PROTO_NET_ABORT;
+	put(e, PROTO_NET_CLOSE, id, &k, 1);
+	chan_free(e, id, true);
+}
+
+/* --- opening ----------------------------------------------------------- */
+
+static void open_fail(struct eg *e, uint16_t id, uint8_t kind, const char *why)
+{
+	put_u8_text(e, PROTO_NET_OPEN_FAIL, id, kind, why);
+}
+
+/* A non-blocking connect of c's socket (a new one; an old one is closed)
+ * to target:c->port; 0, -EINPROGRESS or -errno. */
+static int chan_connect(struct hchan *c, const struct dns_addr *target)
+{
+	union {
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} sa;
+	socklen_t sl;
+	char ts[48];
+	egress_addr_str(target, ts, sizeof(ts));
+	snprintf(c->dst, sizeof(c->dst),
+		 target->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ts,
+		 (unsigned)c->port);
+	memset(&sa, 0, sizeof(sa));
+	if (target->family == AF_INET) {
+		sa.in.sin_family = AF_INET;
+		sa.in.sin_port = htons(c->port);
+		memcpy(&sa.in.sin_addr, target->bytes, 4);
+		sl = sizeof(sa.in);
+	} else {
+		sa.in6.sin6_family = AF_INET6;
+		sa.in6.sin6_port = htons(c->port);
+		memcpy(&sa.in6.sin6_addr, target->bytes, 16);
+		sl = sizeof(sa.in6);
+	}
+	if (c->st.fd >= 0)
+		close(c->st.fd);
+	c->st.fd = socket(target->family,
+			  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->st.fd < 0)
+		return -errno;
+	if (connect(c->st.fd, (struct sockaddr *)&sa, sl) < 0)
+		return -errno;
+	return 0;
+}
+
+static void net_open(struct eg *e, const struct proto_msg *m)
+{
+	uint16_t id = m->chan;
+	if (stream_table_get(&e->ch, id)) {
+		/* A second open on a live stream: the guest is confused. */
+		chan_abort(e, id);
+		return;
+	}
+	struct proto_net_open o;
+	if (proto_net_open_decode(m->data, m->len, &o) < 0) {
+		open_fail(e, id, PROTO_NET_FAIL_POLICY,
+			  "blocked: malformed open request");
+		return;
+	}
+	struct egress_decision d;
+	memset(&d, 0, sizeof(d));
+	egress_connect_check(e->p, o.family, o.addr, o.port, &d);
+	if (d.verdict != EGRESS_ALLOW) {
+		struct dns_addr a = {.family = o.family};
+		memcpy(a.bytes, o.addr, sizeof(o.addr));
+		char as[64];
+		egress_addr_str(&a, as, sizeof(as));
+		egress_note_blocked(e->p, d.dest[0] ? d.dest : as, o.port);
+		open_fail(e, id, PROTO_NET_FAIL_POLICY, d.why);
+		return;
+	}
+	if (stream_table_full(&e->ch)) {
+		open_fail(e, id, PROTO_NET_FAIL_CONNECT,
+			  "failed: too many open connections");
+		return;
+	}
+	struct hchan *c = calloc(1, sizeof(*c));
+	if (!c || stream_init(&c->st, -1) < 0) {
+		if (c)
+			stream_close(&c->st, false);
+		free(c);
+		open_fail(e, id, PROTO_NET_FAIL_CONNECT, "failed: no memory");
+		return;
+	}
+	c->port = o.port;
+	if (strcmp(d.dest, EGRESS_HOST_NAME) == 0) {
+		c->has_alt = true;
+		c->alt.family = d.target.family == AF_INET ? AF_INET6 : AF_INET;
+		if (c->alt.family == AF_INET)
+			inet_pton(AF_INET, "127.0.0.1", c->alt.bytes);
+		else
+			c->alt.bytes[15] = 1; /* ::1 */
+	}
+	stream_table_add(&e->ch, id, c); /* free and not full: checked */
+	int rc = chan_connect(c, &d.target);
+	if (rc == -ECONNREFUSED && c->has_alt) {
+		c->has_alt = false;
+		rc = chan_connect(c, &c->alt);
+	}
+	if (rc == -EINPROGRESS) {
+		c->connecting = true;
+		c->deadline = util_now_ms() + EGRESS_CONNECT_TIMEOUT_MS;
+		return;
+	}
+	if (rc < 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "failed: connect to %s: %s", c->dst,
+			 strerror(-rc));
+		open_fail(e, id, PROTO_NET_FAIL_CONNECT, why);
+		chan_free(e, id, false);
+		return;
+	}
+	c->ok_pending = true;
+}
+
+static void connect_done(struct eg *e, uint16_t id, int error)
+{
+	struct hchan *c = stream_table_get(&e->ch, id);
+	if (error == ECONNREFUSED && c->has_alt) {
+		c->has_alt = false;
+		int rc = chan_connect(c, &c->alt);
+		if (rc == -EINPROGRESS)
+			return; /* still connecting, same deadline */
+		error = -rc;
+	}
+	if (error) {
+		char why[256];
+		snprintf(why, sizeof(why), "failed: connect to %s: %s", c->dst,
+			 error == ETIMEDOUT ? "timed out" : strerror(error));
+		open_fail(e, id, PROTO_NET_FAIL_CONNECT, why);
+		chan_free(e, id, false);
+		return;
+	}
+	c->connecting = false;
+	c->ok_pending = true;
+}
+
+/*
+ * NET_OPEN_OK travels with the stream's first other frame to the guest,
+ * not alone: the guest has sent its data already (optimistic open) and
+ * needs nothing from it, and a lone frame costs it a wakeup (under TCG
+ * about a millisecond) per connection.  reading: a read of the socket
+ * follows (a frame will); else a write, which queues a frame only when it
+ * completes a credit step (more: bytes about to be added).
+ */
+static void ok_before(struct eg *e, uint16_t id, bool reading, size_t more)
+{
+	struct hchan *c = stream_table_get(&e->ch, id);
+	if (!c->ok_pending ||
+	    (!reading && c->st.consumed + (c->st.len - c->st.off) + more <
+			     STREAM_WINDOW_ACK))
+		return;
+	c->ok_pending = false;
+	char why[128];
+	snprintf(why, sizeof(why), "connected: %s", c->dst);
+	put(e, PROTO_NET_OPEN_OK, id, why, strlen(why));
+}
+
+/* --- streams ----------------------------------------------------------- */
+
+/* After a stream_* step: free what finished, abort what broke. */
+static void chan_after(struct eg *e, uint16_t id, enum stream_state st)
+{
+	if (st == STREAM_DONE)
+		chan_free(e, id, false);
+	else if (st == STREAM_BROKEN)
+		chan_abort(e, id);
+	else if (st == STREAM_NO_QUEUE)
+		e->failed = true;
+}
+
+static void sock_write(struct eg *e, uint16_t id)
+{
+	struct hchan *c = stream_table_get(&e->ch, id);
+	ok_before(e, id, false, 0);
+	chan_after(e, id, stream_write(&c->st, &e->wr, id));
+}
+
+static void sock_read(struct eg *e, uint16_t id)
+{
+	struct hchan *c = stream_table_get(&e->ch, id);
+	ok_before(e, id, true, 0);
+	chan_after(e, id, stream_read(&c->st, &e->wr, id));
+}
+
+static void net_data(struct eg *e, const struct proto_msg *m)
+{
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
+	if (!c || m->len == 0)
+		return; /* a stream that ended meanwhile */
+	if (!c->connecting) {
+		ok_before(e, m->chan, false, m->len);
+		/* Broken also for more than the window: aborted. */
+		chan_after(
+		    e, m->chan,
+		    stream_deliver(&c->st, &e->wr, m->chan, m->data, m->len));
+		return;
+	}
+	/* Sent with the open (optimistic): kept until connected. */
+	if (!stream_take(&c->st, m->data, m->len))
+		chan_abort(e, m->chan); /* more than the window */
+}
+
+static void net_window(struct eg *e, const struct proto_msg *m)
+{
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
+	if (c)
+		stream_credit(&c->st, m->data, m->len);
+}
+
+static void net_close(struct eg *e, const struct proto_msg *m)
+{
+	struct hchan *c = stream_table_get(&e->ch, m->chan);
+	if (!c)
+		return;
+	if (m->len != 1 || m->data[0] != PROTO_NET_FIN) {
+		chan_free(e, m->chan, true);
+		return;
+	}
+	c->st.peer_fin = true;
+	if (!c->connecting)
+		sock_write(e, m->chan);
+}
+
+/* --- DNS --------------------------------------------------------------- */
+
+static void dns_answer(struct eg *e, uint16_t id, uint8_t flags,
+		       const struct dns_query *q, enum dns_rcode rc,
+		       const struct dns_addr *a, size_t n, uint8_t transport)
+{
+	static uint8_t out[1 + DNS_TCP_MAX];
+	size_t len = 0;
+	out[0] = flags;
+	if (dns_build_response(q, rc, a, n, EGRESS_DNS_TTL,
+			       transport == PROTO_DNS_TCP ? DNS_TCP_MAX
+							  : DNS_UDP_MAX,
+			       out + 1, sizeof(out) - 1, &len) < 0)
+		len = 0;
+	put(e, PROTO_DNS_ANSWER, id, out, 1 + len);
+}
+
+static void *dns_thread(void *arg)
+{
+	struct dns_job *j = arg;
+	/* The name as given, never with the host's search list: a trailing
+	 * dot would do that for DNS but glibc's files backend then misses
+	 * /etc/hosts entries, so switch the search list off instead (_res is
+	 * per thread). */
+	res_init();
+	_res.options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+	const char *name = j->q.name;
+	struct addrinfo hints = {
+	    .ai_family = j->q.qtype == DNS_TYPE_A ? AF_INET : AF_INET6,
+	    .ai_socktype = SOCK_STREAM,
+	};
+	struct addrinfo *res = NULL;
+	j->gai = getaddrinfo(name, NULL, &hints, &res);
+	for (struct addrinfo *ai = res; ai && j->n < ARRAY_LEN(j->addrs);
+	     ai = ai->ai_next) {
+		struct dns_addr a = {.family = ai->ai_family};
+		if (ai->ai_family == AF_INET)
+			memcpy(a.bytes,
+			       &((struct sockaddr_in *)ai->ai_addr)->sin_addr,
+			       4);
+		else if (ai->ai_family == AF_INET6)
+			memcpy(a.bytes,
+			       &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
+			       16);
+		else
+			continue;
+		bool dup = false;
+		for (size_t i = 0; i < j->n; i++)
+			dup |= memcmp(&j->addrs[i], &a, sizeof(a)) == 0;
+		if (!dup)
+			j->addrs[j->n++] = a;
+	}
+	if (res)
+		freeaddrinfo(res);
+	if (write(j->wfd, &j, sizeof(j)) != sizeof(j)) {
+		/* the relay is gone */
+	}
+	return NULL;
+}
+
+static void dns_query(struct eg *e, const struct proto_msg *m)
+{
+	static uint8_t out[1 + DNS_HEADER_LEN + 16];
+	if (m->len < 1 + DNS_HEADER_LEN)
+		return;
+	uint8_t transport = m->data[0];
+	const uint8_t *msg = m->data + 1;
+	size_t len = m->len - 1;
+	struct dns_query q;
+	int r = dns_parse_query(msg, len, &q);
+	if (r < 0) {
+		enum dns_rcode rc =
+		    r == -EOPNOTSUPP ? DNS_RCODE_NOTIMP : DNS_RCODE_FORMERR;
+		size_t ol = 0;
+		out[0] = 0;
+		if (dns_build_error(msg, len, rc, out + 1, sizeof(out) - 1,
+				    &ol) < 0)
+			ol = 0;
+		put(e, PROTO_DNS_ANSWER, m->chan, out, 1 + ol);
+		return;
+	}
+	enum egress_name_verdict v = egress_name_check(e->p, q.name);
+	if (v == EGRESS_NAME_DENY) {
+		egress_note_blocked(e->p, q.name, 0);
+		dns_answer(e, m->chan, PROTO_DNS_DENIED, &q, DNS_RCODE_NXDOMAIN,
+			   NULL, 0, transport);
+		return;
+	}
+	if (v == EGRESS_NAME_HOST_ALIAS) {
+		struct dns_addr a[2];
+		egress_host_alias_addrs(a);
+		dns_answer(e, m->chan, 0, &q, DNS_RCODE_NOERROR, a, 2,
+			   transport);
+		return;
+	}
+	if ((q.qtype != DNS_TYPE_A && q.qtype != DNS_TYPE_AAAA) ||
+	    q.qclass != DNS_CLASS_IN) {
+		dns_answer(e, m->chan, 0, &q, DNS_RCODE_NOERROR, NULL, 0,
+			   transport);
+		return;
+	}
+	struct dns_job *j = NULL;
+	pthread_t t;
+	pthread_attr_t at;
+	if (e->dns_busy < EGRESS_DNS_THREADS && (j = calloc(1, sizeof(*j)))) {
+		j->id = m->chan;
+		j->transport = transport;
+		j->q = q;
+		j->wfd = e->jobs[1];
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&at, 256 * 1024);
+		if (pthread_create(&t, &at, dns_thread, j) == 0) {
+			e->dns_busy++;
+			pthread_attr_destroy(&at);
+			return;
+		}
+		pthread_attr_destroy(&at);
+		free(j);
+	}
+	dns_answer(e, m->chan, 0, &q, DNS_RCODE_SERVFAIL, NULL, 0, transport);
+}
+
+static void dns_done(struct eg *e)
+{
+	struct dns_job *j;
+	while (read(e->jobs[0], &j, sizeof(j)) == sizeof(j)) {
+		e->dns_busy--;
+		enum dns_rcode rc = DNS_RCODE_NOERROR;
+		if (j->gai == EAI_NONAME)
+			rc = DNS_RCODE_NXDOMAIN;
+		else if (j->gai != 0 && j->gai != EAI_NODATA &&
+			 j->gai != EAI_ADDRFAMILY)
+			rc = DNS_RCODE_SERVFAIL;
+		if (rc == DNS_RCODE_NOERROR && j->n)
+			egress_note_resolved(e->p, j->q.name, j->addrs, j->n);
+		dns_answer(e, j->id, 0, &j->q, rc, j->addrs,
+			   rc == DNS_RCODE_NOERROR ? j->n : 0, j->transport);
+		free(j);
+	}
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+static void handle(struct eg *e, const struct proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_NET_OPEN:
+		net_open(e, m);
+		break;
+	case PROTO_NET_DATA:
+		net_data(e, m);
+		break;
+	case PROTO_NET_WINDOW:
+		net_window(e, m);
+		break;
+	case PROTO_NET_CLOSE:
+		net_close(e, m);
+		break;
+	case PROTO_DNS_QUERY:
+		dns_query(e, m);
+		break;
+	default:
+		break; /* nothing else belongs on this port */
+	}
+}
+
+/*
+ * Handles the frames the reader holds while what is queued for the guest
+ * stays under PROTO_WRITER_HIGH, then, when readable and still under it,
+ * reads the port once and handles what that brought.  A guest that asks
+ * (NET_OPEN, DNS_QUERY, NET_DATA to credit) without reading the answers
+ * is read no further, so the queue stays bounded; one read per turn keeps
+ * the streams served while it writes.  1 go on, 0 end of file or a
+ * protocol error.
+ */
+static int read_net(struct eg *e, bool readable)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		struct proto_msg m;
+		int r = 0;
+		while (!proto_writer_full(&e->wr) &&
+		       (r = proto_reader_next(e->rd, &m)) > 0)
+			handle(e, &m);
+		if (r < 0)
+			return 0;
+		if (pass > 0 || !readable || proto_writer_full(&e->wr))
+			break;
+		ssize_t n = proto_reader_fill(e->rd, e->net);
+		if (n == 0 || (n < 0 && n != -EAGAIN))
+			return 0;
+	}
+	return 1;
+}
+
+static int loop(struct eg *e)
+{
+	static struct pollfd pf[2 + EGRESS_MAX_STREAMS];
+	static uint16_t ids[2 + EGRESS_MAX_STREAMS];
+	for (;;) {
+		if (e->failed)
+			return -ENOMEM;
+		/* Frames held while the queue was full: the port may have
+		 * nothing more to wake the poll. */
+		if (!read_net(e, false))
+			return 0;
+		bool full = proto_writer_full(&e->wr);
+		int np = 0;
+		pf[np++] = (struct pollfd){
+		    .fd = e->net,
+		    .events = (full ? 0 : POLLIN) |
+			      (proto_writer_pending(&e->wr) ? POLLOUT : 0)};
+		pf[np++] = (struct pollfd){.fd = e->jobs[0], .events = POLLIN};
+		long long now = util_now_ms(), next = -1;
+		struct stream_iter it = {0};
+		struct hchan *c;
+		while ((c = stream_table_next(&e->ch, &it))) {
+			if (c->connecting && now >= c->deadline) {
+				/* May free c: the walk goes on all the same. */
+				connect_done(e, it.chan, ETIMEDOUT);
+				continue;
+			}
+			short ev = 0;
+			if (c->connecting) {
+				ev = POLLOUT;
+				if (next < 0 || c->deadline < next)
+					next = c->deadline;
+			} else {
+				ev = stream_events(&c->st, full);
+			}
+			if (!ev)
+				continue;
+			ids[np] = it.chan;
+			pf[np++] =
+			    (struct pollfd){.fd = c->st.fd, .events = ev};
+		}
+		int timeout = next < 0 ? -1 : (int)(next - now + 1);
+		int n = poll(pf, (nfds_t)np, timeout);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		for (int i = 2; i < np; i++) {
+			c = stream_table_get(&e->ch, ids[i]);
+			short re = pf[i].revents;
+			if (!c || !re || c->st.fd != pf[i].fd)
+				continue;
+			if (c->connecting) {
+				int err = 0;
+				socklen_t sl = sizeof(err);
+				getsockopt(c->st.fd, SOL_SOCKET, SO_ERROR, &err,
+					   &sl);
+				connect_done(e, ids[i], err);
+				c = stream_table_get(&e->ch, ids[i]);
+				/* What the guest sent meanwhile (optimistic
+				 * open), and its FIN. */
+				if (c && !c->connecting &&
+				    (c->st.len || c->st.peer_fin))
+					sock_write(e, ids[i]);
+				continue;
+			}
+			if (re & POLLOUT)
+				sock_write(e, ids[i]);
+			if (stream_table_get(&e->ch, ids[i]) &&
+			    (re & (POLLIN | POLLHUP | POLLERR)))
+				sock_read(e, ids[i]);
+		}
+		if (pf[1].revents & POLLIN)
+			dns_done(e);
+		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    !read_net(e, true))
+			return 0;
+		int r = proto_writer_flush(&e->wr, e->net);
+		if (r < 0 && r != -EAGAIN)
+			return 0; /* the port is gone */
+	}
+}
+
+int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
+{
+	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}};
+	int r = -ENOMEM;
+	e.rd = malloc(sizeof(*e.rd));
+	if (!e.rd || stream_table_init(&e.ch, EGRESS_MAX_STREAMS) < 0 ||
+	    proto_writer_init(&e.wr) < 0)
+		goto out;
+	proto_reader_init(e.rd);
+	if (pipe2(e.jobs, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out;
+	}
+	util_set_nonblock(e.jobs[0], true);
+	util_set_nonblock(net_fd, true);
+	egress_set_local_check(p, route_is_local);
+	r = loop(&e);
+out:
+	if (summary_fd >= 0) {
+		FILE *f = fdopen(summary_fd, "w");
+		if (f) {
+			egress_summary(p, f);
+			fclose(f);
+		}
+	}
+	struct stream_iter it = {0};
+	while (stream_table_next(&e.ch, &it))
+		chan_free(&e, it.chan, true);
+	stream_table_fini(&e.ch);
+	free(e.rd);
+	proto_writer_free(&e.wr);
+	/* Resolver threads may still run: leave their pipe to exit(). */
+	return r;
+}
+
+int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
+		 pid_t *pid, struct ccvm_err *err)
+{
+	int sp[2];
+	if (pipe2(sp, O_CLOEXEC) < 0)
+		return ccvm_err_sys(err, errno, "pipe");
+	pid_t parent = getpid();
+	pid_t c = fork();
+	if (c < 0) {
+		int e = errno;
+		close(sp[0]);
+		close(sp[1]);
+		return ccvm_err_sys(err, e, "fork (egress relay)");
+	}
+	if (c == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		/* The API key is none of the relay's business. */
+		procs_forget_secrets();
+		prctl(PR_SET_NAME, "ccvm-egress");
+		/* Keep the port, the summary pipe and stderr; the terminal
+		 * and everything else of the session stay out of reach. */
+		int nfd = fcntl(net_fd, F_DUPFD_CLOEXEC, 10);
+		int sfd = fcntl(sp[1], F_DUPFD_CLOEXEC, 10);
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nfd < 0 || sfd < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
+		    dup2(devnull, 1) < 0 || dup3(nfd, 3, O_CLOEXEC) < 0 ||
+		    dup3(sfd, 4, O_CLOEXEC) < 0)
+			_exit(1);
+		close_range(5, ~0U, 0);
+		_exit(egress_run(3, p, 4) < 0 ? 1 : 0);
+	}
+	close(sp[1]);
+	*summary_fd = sp[0];
+	*pid = c;
+	return 0;
+}
+
+void egress_finish(pid_t pid, int summary_fd, int timeout_ms)
+{
+	char buf[4096];
+	size_t len = 0;
+	long long deadline = util_now_ms() + timeout_ms;
+	if (summary_fd >= 0) {
+		for (;;) {
+			long long left = deadline - util_now_ms();
+			struct pollfd p = {.fd = summary_fd, .events = POLLIN};
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+				break;
+			ssize_t n =
+			    read(summary_fd, buf + len, sizeof(buf) - 1 - len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			if (len == sizeof(buf) - 1)
+				break;
+		}
+		close(summary_fd);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (len)
+		util_write_all(STDERR_FILENO, buf, len);
+}
+
+int egress_base_url(const char *url, char *host, size_t hostsz, uint16_t *port,
+		    char **guest_url)
+{
+	size_t skip;
+	long def;
+	if (strncasecmp(url, "https://", 8) == 0) {
+		skip = 8;
+		def = 443;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		skip = 7;
+		def = 80;
+	} else {
+		return -EINVAL;
+	}
+	const char *a = url + skip;
+	size_t alen = strcspn(a, "/?#");
+	const char *rest = a + alen;
+	if (alen == 0 || memchr(a, '@', alen))
+		return -EINVAL;
+	const char *h = a, *hend, *colon;
+	if (a[0] == '[') {
+		const char *rb = memchr(a, ']', alen);
+		if (!rb)
+			return -EINVAL;
+		h = a + 1;
+		hend = rb;
+		colon = rb + 1 < a + alen ? rb + 1 : NULL;
+		if (colon && *colon != ':')
+			return -EINVAL;
+	} else {
+		colon = memchr(a, ':', alen);
+		hend = colon ? colon : a + alen;
+	}
+	size_t hl = (size_t)(hend - h);
+	if (hl == 0 || hl >= hostsz || hl > DNS_NAME_MAX)
+		return -EINVAL;
+	long pv = def;
+	if (colon) {
+		char num[8];
+		size_t nl = (size_t)(a + alen - colon - 1);
+		if (nl == 0 || nl >= sizeof(num))
+			return -EINVAL;
+		memcpy(num, colon + 1, nl);
+		num[nl] = '\0';
+		if (!util_parse_long(num, 1, 65535, &pv))
+			return -EINVAL;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	for (char *p = host; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return -EINVAL;
+	if (host[hl - 1] == '.' && hl > 1)
+		host[hl - 1] = '\0';
+	uint8_t ab[16];
+	bool loop = strcasecmp(host, "localhost") == 0 ||
+		    (inet_pton(AF_INET, host, ab) == 1 && ab[0] == 127) ||
+		    (inet_pton(AF_INET6, host, ab) == 1 &&
+		     memcmp(ab, &in6addr_loopback, 16) == 0);
+	*port = (uint16_t)pv;
+	if (loop) {
+		util_strlcpy(host, EGRESS_HOST_NAME, hostsz);
+		*guest_url = util_asprintf("%.*s%s:%ld%s", (int)skip, url,
+					   EGRESS_HOST_NAME, pv, rest);
+	} else {
+		*guest_url = strdup(url);
+	}
+	return *guest_url ? 0 : -ENOMEM;
+}

@@ -1,0 +1,134 @@
+/* ccvm's own process and what it forks (see procs.h). */
+#define _GNU_SOURCE
+#include "sys/procs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define MAX_KIDS 64
+
+static char *secret;
+static size_t secret_len;
+/* Children ccvm had before it started any (a shell's "exec ccvm" keeps
+ * its background jobs): not ccvm's to end. */
+static pid_t initial[MAX_KIDS];
+static int n_initial;
+
+static int list_children(pid_t *out, int max);
+
+static bool inherited(pid_t pid)
+{
+	for (int i = 0; i < n_initial; i++)
+		if (initial[i] == pid)
+			return true;
+	return false;
+}
+
+int procs_harden(struct ccvm_err *err)
+{
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) < 0)
+		return ccvm_err_sys(err, errno, "setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return ccvm_err_sys(err, errno, "prctl(PR_SET_DUMPABLE)");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return ccvm_err_sys(err, errno,
+				    "prctl(PR_SET_CHILD_SUBREAPER)");
+	int n = list_children(initial, MAX_KIDS);
+	n_initial = n > 0 ? n : 0;
+	return 0;
+}
+
+/* The children /proc lists for each of ccvm's threads, up to max; how
+ * many, or -errno. */
+static int list_children(pid_t *out, int max)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -errno;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/task/%.20s/children",
+			 de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		long pid;
+		while (n < max && fscanf(f, "%ld", &pid) == 1)
+			if (pid > 0)
+				out[n++] = (pid_t)pid;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+void procs_reap_all(void)
+{
+	/* A child killed and reaped can have handed its own children to
+	 * us meanwhile: again until none is left. */
+	for (int round = 0; round < 64; round++) {
+		pid_t kids[MAX_KIDS] = {0};
+		int n = list_children(kids, MAX_KIDS), mine = 0;
+		for (int i = 0; i < n; i++) {
+			if (inherited(kids[i]))
+				continue;
+			kill(kids[i], SIGKILL);
+			while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+				;
+			mine++;
+		}
+		if (mine == 0)
+			return;
+	}
+}
+
+const char *procs_take_secret(const char *var, size_t *len)
+{
+	procs_secret_free();
+	*len = 0;
+	char *val = var && *var ? getenv(var) : NULL;
+	if (!val)
+		return NULL;
+	size_t n = strlen(val);
+	secret = malloc(n + 1);
+	if (secret) {
+		memcpy(secret, val, n + 1);
+		secret_len = n;
+	}
+	explicit_bzero(val, n); /* the environment's own copy */
+	unsetenv(var);
+	*len = secret_len;
+	return secret;
+}
+
+void procs_secret_free(void)
+{
+	if (secret) {
+		explicit_bzero(secret, secret_len);
+		free(secret);
+	}
+	secret = NULL;
+	secret_len = 0;
+}
+
+void procs_forget_secrets(void)
+{
+	if (secret)
+		explicit_bzero(secret, secret_len);
+}

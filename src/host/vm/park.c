@@ -1,0 +1,316 @@
+/* Saved boots (snap.h). */
+#define _GNU_SOURCE
+#include "vm/park.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/image_build.h"
+#include "proto.h"
+#include "util.h"
+
+#define PAGE  4096u
+#define CHUNK (2u << 20)
+
+int snap_key(char *const argv[], int scratch_fd, char out[65],
+	     struct ccvm_err *err)
+{
+	struct stat q, d = {0};
+	if (!argv[0] || stat(argv[0], &q) < 0)
+		return ccvm_err_sys(err, errno, "%s",
+				    argv[0] ? argv[0] : "QEMU");
+	if (scratch_fd >= 0 && fstat(scratch_fd, &d) < 0)
+		return ccvm_err_sys(err, errno, "the scratch disk");
+	char *buf = util_asprintf(
+	    "ccvm %s protocol %d qemu %lu:%lu:%lld:%lld.%09ld scratch %lld",
+	    CCVM_VERSION, PROTO_VERSION, (unsigned long)q.st_dev,
+	    (unsigned long)q.st_ino, (long long)q.st_size,
+	    (long long)q.st_mtim.tv_sec, q.st_mtim.tv_nsec,
+	    (long long)d.st_size);
+	size_t len = buf ? strlen(buf) + 1 : 0;
+	for (size_t i = 0; buf && argv[i]; i++) {
+		size_t n = strlen(argv[i]) + 1;
+		char *nb = realloc(buf, len + n);
+		if (!nb) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		buf = nb;
+		memcpy(buf + len, argv[i], n);
+		len += n;
+	}
+	if (!buf)
+		return ccvm_err_sys(err, ENOMEM, "saved boot key");
+	image_sha256_hex(buf, len, out);
+	free(buf);
+	return 0;
+}
+
+/* All of n bytes at off, or -errno (-EIO for an early end). */
+static int full_io(int fd, void *p, size_t n, uint64_t off, bool write)
+{
+	for (size_t done = 0; done < n;) {
+		char *at = (char *)p + done;
+		off_t o = (off_t)(off + done);
+		ssize_t r = write ? pwrite(fd, at, n - done, o)
+				  : pread(fd, at, n - done, o);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static int full_pread(int fd, void *p, size_t n, uint64_t off)
+{
+	return full_io(fd, p, n, off, false);
+}
+
+static int full_pwrite(int fd, const void *p, size_t n, uint64_t off)
+{
+	return full_io(fd, (void *)p, n, off, true);
+}
+
+static void path_of(struct snap *s, const char *dir, const char *key)
+{
+	snprintf(s->path, sizeof(s->path), "%s/boot-%s.snap", dir, key);
+}
+
+int snap_open(struct snap *s, const char *dir, const char *key,
+	      uint64_t ram_len, struct ccvm_err *err)
+{
+	s->fd = -1;
+	path_of(s, dir, key);
+	int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT
+			   ? 0
+			   : ccvm_err_sys(err, errno, "%s", s->path);
+	uint8_t h[64];
+	struct stat st;
+	if (fstat(fd, &st) < 0 || full_pread(fd, h, sizeof(h), 0) < 0) {
+		close(fd);
+		return ccvm_err_set(err, EINVAL, "%s: cannot read its header",
+				    s->path);
+	}
+	size_t m = strlen(SNAP_MAGIC);
+	s->state_off = proto_get_u64(h + m);
+	s->state_len = proto_get_u64(h + m + 8);
+	s->ram_off = proto_get_u64(h + m + 16);
+	s->ram_len = proto_get_u64(h + m + 24);
+	if (memcmp(h, SNAP_MAGIC, m) || s->state_off != SNAP_HDR_LEN ||
+	    s->state_len == 0 || s->ram_off % PAGE ||
+	    s->ram_off < s->state_off + s->state_len || s->ram_len != ram_len ||
+	    s->ram_off + s->ram_len != (uint64_t)st.st_size) {
+		close(fd);
+		return ccvm_err_set(err, EINVAL, "%s: not a whole saved boot",
+				    s->path);
+	}
+	s->fd = fd;
+	return 1;
+}
+
+/* The page at p (of n bytes left) holds only zeros. */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zero[PAGE];
+	return memcmp(p, zero, n < PAGE ? n : PAGE) == 0;
+}
+
+/*
+ * Copies the data of [from_off, from_off + len) of from to to at to_off +
+ * the same distance, but neither the holes nor pages of zeros: they stay
+ * holes (or whatever to held there: callers write into fresh files).
+ */
+static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
+		     uint64_t len)
+{
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	uint64_t end = from_off + len;
+	for (uint64_t at = from_off; at < end && r == 0;) {
+		off_t d = lseek(from, (off_t)at, SEEK_DATA);
+		if (d < 0) {
+			r = errno == ENXIO ? 0 : -errno;
+			break;
+		}
+		if ((uint64_t)d >= end)
+			break;
+		off_t h = lseek(from, d, SEEK_HOLE);
+		if (h < 0) {
+			r = -errno;
+			break;
+		}
+		uint64_t stop = (uint64_t)h < end ? (uint64_t)h : end;
+		for (uint64_t o = (uint64_t)d & ~(uint64_t)(PAGE - 1);
+		     o < stop && r == 0;) {
+			size_t n = stop - o < CHUNK ? stop - o : CHUNK;
+			r = full_pread(from, buf, n, o);
+			for (size_t p = 0; p < n && r == 0;) {
+				/* A run of pages not all zeros, then one that
+				 * is. */
+				size_t q = p;
+				while (q < n && !all_zero(buf + q, n - q))
+					q += PAGE;
+				if (q > n)
+					q = n;
+				if (q > p)
+					r = full_pwrite(to, buf + p, q - p,
+							to_off + o - from_off +
+							    p);
+				p = q + PAGE; /* past a zero page */
+			}
+			o += n;
+		}
+		at = stop;
+	}
+	free(buf);
+	return r;
+}
+
+int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err)
+{
+	if (ftruncate(ram_fd, (off_t)s->ram_len) < 0)
+		return ccvm_err_sys(err, errno, "the guest RAM file");
+	/* Zero pages skipped here too: where the cache's file system does
+	 * not report holes, its whole RAM reads as data. */
+	int r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len);
+	/* Back where QEMU reads the device state (SEEK_DATA moved it). */
+	if (r == 0 && lseek(s->fd, (off_t)s->state_off, SEEK_SET) < 0)
+		r = -errno;
+	if (r < 0)
+		return ccvm_err_sys(err, -r, "loading %s", s->path);
+	return 0;
+}
+
+int snap_create(struct snap *s, const char *dir, const char *key,
+		struct ccvm_err *err)
+{
+	path_of(s, dir, key);
+	s->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (s->fd < 0)
+		return ccvm_err_sys(err, errno, "%s", dir);
+	if (lseek(s->fd, SNAP_HDR_LEN, SEEK_SET) < 0) {
+		int e = errno;
+		snap_close(s);
+		return ccvm_err_sys(err, e, "%s", dir);
+	}
+	return 0;
+}
+
+struct aged {
+	char name[80];
+	struct timespec mtime;
+};
+
+static int newest_first(const void *a, const void *b)
+{
+	const struct timespec *x = &((const struct aged *)a)->mtime;
+	const struct timespec *y = &((const struct aged *)b)->mtime;
+	if (x->tv_sec != y->tv_sec)
+		return x->tv_sec < y->tv_sec ? 1 : -1;
+	return x->tv_nsec < y->tv_nsec ? 1 : x->tv_nsec > y->tv_nsec ? -1 : 0;
+}
+
+/* Keeps dir's SNAP_KEEP newest saved boots: one per set of options a
+ * user starts sessions with, not one per ccvm build ever run. */
+static void prune(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct aged *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, "boot-", 5) || len < 10 ||
+		    len >= sizeof(v->name) ||
+		    strcmp(e->d_name + len - 5, ".snap") ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (n == cap) {
+			struct aged *nv =
+			    realloc(v, (cap = cap * 2 + 8) * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		memcpy(v[n].name, e->d_name, len + 1);
+		v[n++].mtime = st.st_mtim;
+	}
+	if (n > SNAP_KEEP) {
+		qsort(v, n, sizeof(*v), newest_first);
+		for (size_t i = SNAP_KEEP; i < n; i++)
+			unlinkat(dirfd(d), v[i].name, 0);
+	}
+	free(v);
+	closedir(d);
+}
+
+int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
+		struct ccvm_err *err)
+{
+	struct stat st;
+	if (fstat(s->fd, &st) < 0)
+		return ccvm_err_sys(err, errno, "%s", s->path);
+	s->state_off = SNAP_HDR_LEN;
+	if ((uint64_t)st.st_size <= s->state_off)
+		return ccvm_err_set(err, EIO, "%s: QEMU saved nothing",
+				    s->path);
+	s->state_len = (uint64_t)st.st_size - s->state_off;
+	s->ram_off =
+	    (s->state_off + s->state_len + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
+	s->ram_len = ram_len;
+	int r = copy_data(ram_fd, 0, s->fd, s->ram_off, ram_len);
+	if (r == 0 && ftruncate(s->fd, (off_t)(s->ram_off + ram_len)) < 0)
+		r = -errno;
+	uint8_t h[SNAP_HDR_LEN] = {0};
+	size_t m = strlen(SNAP_MAGIC);
+	memcpy(h, SNAP_MAGIC, m);
+	proto_put_u64(h + m, s->state_off);
+	proto_put_u64(h + m + 8, s->state_len);
+	proto_put_u64(h + m + 16, s->ram_off);
+	proto_put_u64(h + m + 24, s->ram_len);
+	if (r == 0)
+		r = full_pwrite(s->fd, h, sizeof(h), 0);
+	/* On disk before it has a name: a crash leaves no torn file. */
+	if (r == 0 && fdatasync(s->fd) < 0)
+		r = -errno;
+	if (r < 0)
+		return ccvm_err_sys(err, -r, "saving %s", s->path);
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->fd);
+	if (linkat(AT_FDCWD, fdpath, AT_FDCWD, s->path, AT_SYMLINK_FOLLOW) <
+		0 &&
+	    errno != EEXIST) /* another session saved the same boot */
+		return ccvm_err_sys(err, errno, "%s", s->path);
+	char *slash = strrchr(s->path, '/');
+	if (slash) {
+		*slash = '\0';
+		prune(s->path);
+		*slash = '/';
+	}
+	return 0;
+}
+
+void snap_close(struct snap *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
