@@ -9,13 +9,14 @@
 #include "doctor.h"
 #include "image/image.h"
 #include "sys/procs.h"
+#include "term/say.h"
 #include "session/session.h"
 
 extern char **environ;
 
 static int fail(const struct ccvm_err *err, int status)
 {
-	fprintf(stderr, "ccvm: %s\n", err->msg[0] ? err->msg : "failed");
+	say("%s", err->msg[0] ? err->msg : "failed");
 	return status;
 }
 

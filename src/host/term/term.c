@@ -1,5 +1,7 @@
 #include "term/term.h"
 
+#include "term/say.h"
+
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@ int term_raw(struct term_state *t)
 	if (tcsetattr(t->fd, TCSADRAIN, &raw) < 0)
 		return -errno;
 	t->raw = true;
+	say_set_raw(true);
 	return 0;
 }
 
@@ -33,6 +36,7 @@ void term_restore(struct term_state *t)
 	if (t->saved && t->raw) {
 		tcsetattr(t->fd, TCSADRAIN, &t->orig);
 		t->raw = false;
+		say_set_raw(false);
 	}
 }
 
