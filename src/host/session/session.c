@@ -35,6 +35,7 @@
 #include "sys/hostpath.h"
 #include "image/image.h"
 #include "sys/nosuid.h"
+#include "setup/handover.h"
 #include "setup/places.h"
 #include "sys/procs.h"
 #include "proto.h"
@@ -368,66 +369,6 @@ static void qemu_kill(struct session *s)
 
 /* --- the setup sent on the guest's HELLO --------------------------------- */
 
-struct kvbuf {
-	char buf[8192];
-	size_t len;
-	bool overflow;
-};
-
-static void kv_add(struct kvbuf *b, const char *key, const char *val)
-{
-	size_t kl = strlen(key), vl = strlen(val);
-	if (b->len + kl + vl + 2 > sizeof(b->buf)) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->buf + b->len, key, kl);
-	b->buf[b->len + kl] = '=';
-	memcpy(b->buf + b->len + kl + 1, val, vl);
-	b->buf[b->len + kl + 1 + vl] = '\0';
-	b->len += kl + vl + 2;
-}
-
-static void kv_addl(struct kvbuf *b, const char *key, long v)
-{
-	char num[32];
-	snprintf(num, sizeof(num), "%ld", v);
-	kv_add(b, key, num);
-}
-
-struct who {
-	char name[256];
-	char home[PATH_MAX];
-	uid_t uid;
-	gid_t gid;
-};
-
-static int who_am_i(struct who *w, struct ccvm_err *err)
-{
-	struct passwd *pw = getpwuid(getuid());
-	if (!pw)
-		return ccvm_err_set(err, ENOENT,
-				    "cannot find user %u in the password "
-				    "database",
-				    (unsigned)getuid());
-	if (util_strlcpy(w->name, pw->pw_name, sizeof(w->name)) < 0 ||
-	    util_strlcpy(w->home, pw->pw_dir, sizeof(w->home)) < 0)
-		return ccvm_err_set(err, ENAMETOOLONG,
-				    "user name or home too long");
-	for (const char *p = w->name; *p; p++)
-		if (*p == ':' || *p == '\n' || (unsigned char)*p < 0x20)
-			return ccvm_err_set(
-			    err, EINVAL, "user name %s is not usable", w->name);
-	if (w->home[0] != '/' || strchr(w->home, ':') || strchr(w->home, '\n'))
-		return ccvm_err_set(err, EINVAL,
-				    "home directory %s is not "
-				    "usable",
-				    w->home);
-	w->uid = getuid();
-	w->gid = getgid();
-	return 0;
-}
-
 static int queue(struct session *s, uint8_t type, const void *p, size_t n)
 {
 	int r = proto_writer_put(&s->wr, type, 0, p, n);
@@ -437,151 +378,36 @@ static int queue(struct session *s, uint8_t type, const void *p, size_t n)
 	return r;
 }
 
-/* Hands the API key (taken out of the environment at the start,
- * procs.h) on as the guest's ANTHROPIC_API_KEY and wipes ccvm's copy. */
-static int queue_api_key(struct session *s)
-{
-	if (!s->key)
-		return 0;
-	static const char name[] = "ANTHROPIC_API_KEY=";
-	size_t n = sizeof(name) - 1 + s->key_len;
-	if (n > PROTO_MAX_PAYLOAD) {
-		set_error(s, "%s is too long", s->cfg->api_key_variable);
-		return -E2BIG;
-	}
-	char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, name, sizeof(name) - 1);
-	memcpy(buf + sizeof(name) - 1, s->key, s->key_len);
-	int r = queue(s, PROTO_SECRET, buf, n);
-	explicit_bzero(buf, n);
-	free(buf);
-	procs_secret_free();
-	s->key = NULL;
-	s->secrets_queued = true;
-	return r;
-}
-
-/* Staged files as FILE frames: u32 mode, path, NUL, contents; a file
- * larger than one frame continues in frames with PROTO_FILE_APPEND set. */
-static int queue_files(struct session *s)
-{
-	static uint8_t frame[PROTO_MAX_PAYLOAD];
-	for (size_t i = 0; i < s->staged.n; i++) {
-		const struct stage_file *f = &s->staged.v[i];
-		size_t pl = strlen(f->path);
-		if (4 + pl + 1 >= sizeof(frame) / 2)
-			continue; /* cannot happen: paths are PATH_MAX */
-		size_t room = sizeof(frame) - 4 - pl - 1, off = 0;
-		uint32_t mode = f->mode & 07777;
-		do {
-			size_t n = f->len - off < room ? f->len - off : room;
-			proto_put_u32(frame, mode);
-			memcpy(frame + 4, f->path, pl + 1);
-			memcpy(frame + 4 + pl + 1, f->data + off, n);
-			int r = queue(s, PROTO_FILE, frame, 4 + pl + 1 + n);
-			explicit_bzero(frame + 4 + pl + 1, n);
-			if (r < 0)
-				return r;
-			off += n;
-			mode |= PROTO_FILE_APPEND;
-		} while (off < f->len);
-	}
-	/* The contents now live in the writer, wiped once sent. */
-	s->secrets_queued = true;
-	stage_list_free(&s->staged);
-	return 0;
-}
-
+/* The hand-over (handover.h): the key and the staged files leave ccvm's
+ * own memory for the writer here. */
 static int send_setup(struct session *s, const char *cwd, struct ccvm_err *err)
 {
-	struct who w;
-	int r = who_am_i(&w, err);
-	if (r < 0)
-		return r;
-	static struct kvbuf kv;
-	kv.len = 0;
-	kv.overflow = false;
-	kv_add(&kv, "mode", s->args->mode == CLI_RUN_SHELL ? "shell" : "agent");
-	kv_add(&kv, "cwd", cwd);
-	kv_add(&kv, "writable", s->cfg->writable_cwd ? "1" : "0");
-	kv_add(&kv, "share", s->vfs.pid > 0 ? "virtiofs" : "9p");
-	kv_add(&kv, "share_sync", s->watch ? "1" : "0");
-	kv_add(&kv, "user", w.name);
-	kv_addl(&kv, "uid", (long)w.uid);
-	kv_addl(&kv, "gid", (long)w.gid);
-	kv_add(&kv, "home", w.home);
-	kv_add(&kv, "pty", s->pty ? "1" : "0");
-	unsigned rows = 24, cols = 80;
+	struct handover h = {
+	    .shell = s->args->mode == CLI_RUN_SHELL,
+	    .cwd = cwd,
+	    .writable = s->cfg->writable_cwd,
+	    .virtiofs = s->vfs.pid > 0,
+	    .share_sync = s->watch != NULL,
+	    .pty = s->pty,
+	    .rows = 24,
+	    .cols = 80,
+	    .term = getenv("TERM"),
+	    .projects = s->cfg->persist_projects,
+	    .scratch = s->cfg->vm_disk_size_gib > 0,
+	    .debug = s->args->debug,
+	    .nix = s->cfg->nix_enable,
+	    .argc = s->args->argc,
+	    .argv = s->args->argv,
+	    .api_url = s->api_url,
+	    .key_var = s->cfg->api_key_variable,
+	    .key = s->key,
+	    .key_len = s->key_len,
+	    .staged = &s->staged,
+	};
 	if (s->pty)
-		term_size(STDOUT_FILENO, &rows, &cols);
-	kv_addl(&kv, "rows", rows);
-	kv_addl(&kv, "cols", cols);
-	const char *term = getenv("TERM");
-	kv_add(&kv, "term", term && *term ? term : "xterm-256color");
-	kv_add(&kv, "projects", s->cfg->persist_projects ? "1" : "0");
-	kv_add(&kv, "scratch", s->cfg->vm_disk_size_gib > 0 ? "1" : "0");
-	kv_add(&kv, "debug", s->args->debug ? "1" : "0");
-	if (kv.overflow)
-		return ccvm_err_set(err, E2BIG, "session setup too large");
-
-	uint8_t hello[4];
-	proto_put_u32(hello, PROTO_VERSION);
-	if ((r = queue(s, PROTO_HELLO, hello, sizeof(hello))) < 0 ||
-	    (r = queue(s, PROTO_SETUP, kv.buf, kv.len)) < 0)
-		return r;
-
-	/* argv: the agent with its arguments, or the --shell command. */
-	if (s->args->mode == CLI_RUN_SHELL) {
-		if (s->args->argc == 0) {
-			if ((r = queue(s, PROTO_ARG, "bash", 4)) < 0 ||
-			    (r = queue(s, PROTO_ARG, "-l", 2)) < 0)
-				return r;
-		}
-	} else if ((r = queue(s, PROTO_ARG, "claude", 6)) < 0) {
-		return r;
-	}
-	for (size_t i = 0; i < s->args->argc; i++) {
-		size_t n = strlen(s->args->argv[i]);
-		if (n > PROTO_MAX_PAYLOAD)
-			return ccvm_err_set(err, E2BIG,
-					    "argument %zu is too "
-					    "long",
-					    i + 1);
-		if ((r = queue(s, PROTO_ARG, s->args->argv[i], n)) < 0)
-			return r;
-	}
-
-	/* The environment is built, never inherited: only these cross. */
-	static const char *const pass[] = {"COLORTERM", "TERM_PROGRAM",
-					   "TERM_PROGRAM_VERSION"};
-	if ((r = queue(s, PROTO_ENV, "LANG=C.UTF-8", 12)) < 0)
-		return r;
-	/* Nix images run nix-daemon; the agent, not trusted, goes through
-	 * it (docs/options.md). */
-	if (s->cfg->nix_enable &&
-	    (r = queue(s, PROTO_ENV, "NIX_REMOTE=daemon", 17)) < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_LEN(pass); i++) {
-		const char *v = getenv(pass[i]);
-		if (!v)
-			continue;
-		autofree char *e = util_asprintf("%s=%s", pass[i], v);
-		if (e && (r = queue(s, PROTO_ENV, e, strlen(e))) < 0)
-			return r;
-	}
-	if (s->api_url) {
-		autofree char *e =
-		    util_asprintf("ANTHROPIC_BASE_URL=%s", s->api_url);
-		if (e && (r = queue(s, PROTO_ENV, e, strlen(e))) < 0)
-			return r;
-	}
-	if ((r = queue_api_key(s)) < 0)
-		return r;
-	if ((r = queue_files(s)) < 0)
-		return r;
-	return queue(s, PROTO_START, NULL, 0);
+		term_size(STDOUT_FILENO, &h.rows, &h.cols);
+	s->key = NULL;
+	return handover_queue(&s->wr, &h, &s->secrets_queued, err);
 }
 
 static void send_resize(struct session *s)

@@ -1,0 +1,239 @@
+#define _GNU_SOURCE
+/* The hand-over to the guest init (handover.h). */
+#include "setup/handover.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "setup/stage.h"
+#include "sys/procs.h"
+#include "util.h"
+
+struct kvbuf {
+	char buf[8192];
+	size_t len;
+	bool overflow;
+};
+
+static void kv_add(struct kvbuf *b, const char *key, const char *val)
+{
+	size_t kl = strlen(key), vl = strlen(val);
+	if (b->len + kl + vl + 2 > sizeof(b->buf)) {
+		b->overflow = true;
+		return;
+	}
+	memcpy(b->buf + b->len, key, kl);
+	b->buf[b->len + kl] = '=';
+	memcpy(b->buf + b->len + kl + 1, val, vl);
+	b->buf[b->len + kl + 1 + vl] = '\0';
+	b->len += kl + vl + 2;
+}
+
+static void kv_addl(struct kvbuf *b, const char *key, long v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%ld", v);
+	kv_add(b, key, num);
+}
+
+int handover_user(struct handover_user *w, struct ccvm_err *err)
+{
+	struct passwd *pw = getpwuid(getuid());
+	if (!pw)
+		return ccvm_err_set(err, ENOENT,
+				    "cannot find user %u in the password "
+				    "database",
+				    (unsigned)getuid());
+	if (util_strlcpy(w->name, pw->pw_name, sizeof(w->name)) < 0 ||
+	    util_strlcpy(w->home, pw->pw_dir, sizeof(w->home)) < 0)
+		return ccvm_err_set(err, ENAMETOOLONG,
+				    "user name or home too long");
+	for (const char *p = w->name; *p; p++)
+		if (*p == ':' || *p == '\n' || (unsigned char)*p < 0x20)
+			return ccvm_err_set(
+			    err, EINVAL, "user name %s is not usable", w->name);
+	if (w->home[0] != '/' || strchr(w->home, ':') || strchr(w->home, '\n'))
+		return ccvm_err_set(err, EINVAL,
+				    "home directory %s is not "
+				    "usable",
+				    w->home);
+	w->uid = getuid();
+	w->gid = getgid();
+	return 0;
+}
+
+static int queue(struct proto_writer *w, uint8_t type, const void *p, size_t n,
+		 struct ccvm_err *err)
+{
+	int r = proto_writer_put(w, type, 0, p, n);
+	if (r < 0)
+		return ccvm_err_set(err, -r, "cannot queue a %s frame: %s",
+				    proto_type_name(type), strerror(-r));
+	return r;
+}
+
+/* The API key as the guest's ANTHROPIC_API_KEY; ccvm's copy is wiped. */
+static int queue_api_key(struct proto_writer *w, const struct handover *h,
+			 bool *secrets, struct ccvm_err *err)
+{
+	if (!h->key)
+		return 0;
+	static const char name[] = "ANTHROPIC_API_KEY=";
+	size_t n = sizeof(name) - 1 + h->key_len;
+	if (n > PROTO_MAX_PAYLOAD) {
+		procs_secret_free();
+		return ccvm_err_set(err, E2BIG, "%s is too long", h->key_var);
+	}
+	char *buf = malloc(n);
+	if (!buf) {
+		procs_secret_free();
+		return ccvm_err_sys(err, ENOMEM, "the API key");
+	}
+	memcpy(buf, name, sizeof(name) - 1);
+	memcpy(buf + sizeof(name) - 1, h->key, h->key_len);
+	int r = queue(w, PROTO_SECRET, buf, n, err);
+	explicit_bzero(buf, n);
+	free(buf);
+	procs_secret_free();
+	*secrets = true;
+	return r;
+}
+
+/* Staged files as FILE frames: u32 mode, path, NUL, contents; a file
+ * larger than one frame continues in frames with PROTO_FILE_APPEND set. */
+static int queue_files(struct proto_writer *w, struct stage_list *staged,
+		       bool *secrets, struct ccvm_err *err)
+{
+	static uint8_t frame[PROTO_MAX_PAYLOAD];
+	int r = 0;
+	for (size_t i = 0; i < staged->n && r == 0; i++) {
+		const struct stage_file *f = &staged->v[i];
+		size_t pl = strlen(f->path);
+		if (4 + pl + 1 >= sizeof(frame) / 2)
+			continue; /* cannot happen: paths are PATH_MAX */
+		size_t room = sizeof(frame) - 4 - pl - 1, off = 0;
+		uint32_t mode = f->mode & 07777;
+		do {
+			size_t n = f->len - off < room ? f->len - off : room;
+			proto_put_u32(frame, mode);
+			memcpy(frame + 4, f->path, pl + 1);
+			memcpy(frame + 4 + pl + 1, f->data + off, n);
+			r = queue(w, PROTO_FILE, frame, 4 + pl + 1 + n, err);
+			explicit_bzero(frame + 4 + pl + 1, n);
+			off += n;
+			mode |= PROTO_FILE_APPEND;
+		} while (r == 0 && off < f->len);
+	}
+	/* The contents now live in the writer, wiped once sent. */
+	*secrets = true;
+	stage_list_free(staged);
+	return r;
+}
+
+static int queue_setup(struct proto_writer *w, const struct handover *h,
+		       struct ccvm_err *err)
+{
+	struct handover_user u;
+	int r = handover_user(&u, err);
+	if (r < 0)
+		return r;
+	static struct kvbuf kv;
+	kv.len = 0;
+	kv.overflow = false;
+	kv_add(&kv, "mode", h->shell ? "shell" : "agent");
+	kv_add(&kv, "cwd", h->cwd);
+	kv_add(&kv, "writable", h->writable ? "1" : "0");
+	kv_add(&kv, "share", h->virtiofs ? "virtiofs" : "9p");
+	kv_add(&kv, "share_sync", h->share_sync ? "1" : "0");
+	kv_add(&kv, "user", u.name);
+	kv_addl(&kv, "uid", (long)u.uid);
+	kv_addl(&kv, "gid", (long)u.gid);
+	kv_add(&kv, "home", u.home);
+	kv_add(&kv, "pty", h->pty ? "1" : "0");
+	kv_addl(&kv, "rows", h->rows);
+	kv_addl(&kv, "cols", h->cols);
+	kv_add(&kv, "term", h->term && *h->term ? h->term : "xterm-256color");
+	kv_add(&kv, "projects", h->projects ? "1" : "0");
+	kv_add(&kv, "scratch", h->scratch ? "1" : "0");
+	kv_add(&kv, "debug", h->debug ? "1" : "0");
+	if (kv.overflow)
+		return ccvm_err_set(err, E2BIG, "session setup too large");
+
+	uint8_t hello[4];
+	proto_put_u32(hello, PROTO_VERSION);
+	if ((r = queue(w, PROTO_HELLO, hello, sizeof(hello), err)) < 0)
+		return r;
+	return queue(w, PROTO_SETUP, kv.buf, kv.len, err);
+}
+
+/* argv: the agent with its arguments, or the --shell command. */
+static int queue_args(struct proto_writer *w, const struct handover *h,
+		      struct ccvm_err *err)
+{
+	int r;
+	if (h->shell) {
+		if (h->argc == 0 &&
+		    ((r = queue(w, PROTO_ARG, "bash", 4, err)) < 0 ||
+		     (r = queue(w, PROTO_ARG, "-l", 2, err)) < 0))
+			return r;
+	} else if ((r = queue(w, PROTO_ARG, "claude", 6, err)) < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < h->argc; i++) {
+		size_t n = strlen(h->argv[i]);
+		if (n > PROTO_MAX_PAYLOAD)
+			return ccvm_err_set(err, E2BIG,
+					    "argument %zu is too long", i + 1);
+		if ((r = queue(w, PROTO_ARG, h->argv[i], n, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The environment is built, never inherited: only these cross. */
+static int queue_env(struct proto_writer *w, const struct handover *h,
+		     struct ccvm_err *err)
+{
+	static const char *const pass[] = {"COLORTERM", "TERM_PROGRAM",
+					   "TERM_PROGRAM_VERSION"};
+	int r;
+	if ((r = queue(w, PROTO_ENV, "LANG=C.UTF-8", 12, err)) < 0)
+		return r;
+	/* Nix images run nix-daemon; the agent, not trusted, goes through
+	 * it (docs/options.md). */
+	if (h->nix &&
+	    (r = queue(w, PROTO_ENV, "NIX_REMOTE=daemon", 17, err)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_LEN(pass); i++) {
+		const char *v = getenv(pass[i]);
+		if (!v)
+			continue;
+		autofree char *e = util_asprintf("%s=%s", pass[i], v);
+		if (e && (r = queue(w, PROTO_ENV, e, strlen(e), err)) < 0)
+			return r;
+	}
+	if (h->api_url) {
+		autofree char *e =
+		    util_asprintf("ANTHROPIC_BASE_URL=%s", h->api_url);
+		if (e && (r = queue(w, PROTO_ENV, e, strlen(e), err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int handover_queue(struct proto_writer *w, const struct handover *h,
+		   bool *secrets, struct ccvm_err *err)
+{
+	int r;
+	if ((r = queue_setup(w, h, err)) < 0 ||
+	    (r = queue_args(w, h, err)) < 0 || (r = queue_env(w, h, err)) < 0 ||
+	    (r = queue_api_key(w, h, secrets, err)) < 0 ||
+	    (r = queue_files(w, h->staged, secrets, err)) < 0)
+		return r;
+	return queue(w, PROTO_START, NULL, 0, err);
+}

@@ -1,0 +1,60 @@
+#pragma once
+/*
+ * The hand-over: everything the host sends the guest init between its
+ * HELLO and START (docs/protocol.md): HELLO, SETUP, the program's ARGs,
+ * its ENV, the API key as a SECRET, the staged files as FILE frames, and
+ * START.  Queued on the control port's writer in one go; the secret and
+ * the files then live only in the writer, which the caller wipes once it
+ * has sent them.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "options/cli.h"
+
+struct proto_writer;
+struct stage_list;
+
+/* The host user the agent user mirrors. */
+struct handover_user {
+	char name[256];
+	char home[4096];
+	uid_t uid;
+	gid_t gid;
+};
+
+struct handover {
+	bool shell;	 /* --shell: the command or bash -l */
+	const char *cwd; /* the shared directory, same path in the guest */
+	bool writable;	 /* the share is read-write */
+	bool virtiofs;	 /* else 9p */
+	bool share_sync; /* the host reports share changes */
+	bool pty;	 /* the program gets a PTY of rows x cols */
+	unsigned rows, cols;
+	const char *term; /* TERM for the program */
+	bool projects;	  /* ~/.claude/projects/NAME is shared */
+	bool scratch;	  /* /scratch on the second disk */
+	bool debug;	  /* --ccvm-debug */
+	bool nix;	  /* NIX_REMOTE=daemon for the agent */
+	size_t argc;	  /* the agent's arguments, or the --shell command */
+	char *const *argv;
+	const char *api_url; /* ANTHROPIC_BASE_URL, or NULL */
+	const char *key_var; /* the variable the key was taken from */
+	const char *key;     /* the API key (procs.h), or NULL */
+	size_t key_len;
+	struct stage_list *staged; /* freed once queued */
+};
+
+/* The user ccvm runs as, checked usable for the guest's account files. */
+int handover_user(struct handover_user *u, struct ccvm_err *err);
+
+/*
+ * Queues HELLO .. START on w.  The key, once queued, is wiped from ccvm's
+ * own buffer (procs_secret_free) and the staged list is freed; *secrets is
+ * set when the writer holds secret bytes to wipe after sending.  0, or a
+ * negative errno with err saying what.
+ */
+int handover_queue(struct proto_writer *w, const struct handover *h,
+		   bool *secrets, struct ccvm_err *err);
