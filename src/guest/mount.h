@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "err.h"
-#include "setup/setup.h"
+#include "setup.h"
 
 #define MNT_MODULE_DIR	"/lib/modules/ccvm"
 #define MNT_ROOT_DEV	"/dev/vda"

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "err.h"
-#include "setup/setup.h"
+#include "setup.h"
 
 #define NIX_DAEMON	"/usr/bin/nix-daemon"
 #define NIX_CONF	"/etc/nix/nix.conf"

@@ -153,7 +153,7 @@ int ctl_feed(struct ctl_state *st, const struct proto_msg *msg,
 	if (msg->type == PROTO_SETUP) {
 		if (st->got_setup)
 			return ccvm_err_set(err, EPROTO, "second SETUP");
-		int r = setup_parse(msg->data, msg->len, &st->setup, err);
+		int r = setup_decode(msg->data, msg->len, &st->setup, err);
 		if (r < 0)
 			return r;
 		st->got_setup = true;

@@ -12,7 +12,7 @@
 
 #include "err.h"
 #include "proto.h"
-#include "setup/setup.h"
+#include "setup.h"
 
 #define CTL_ARGS_MAX	  4096
 #define CTL_ARGS_BYTES	  (1024 * 1024)

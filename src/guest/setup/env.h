@@ -7,7 +7,7 @@
  */
 #include <stddef.h>
 
-#include "setup/setup.h"
+#include "setup.h"
 
 /* First: xclip and wl-paste that paste images from the host (clip.h). */
 #define ENV_DEFAULT_PATH                                                       \

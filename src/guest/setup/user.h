@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "err.h"
-#include "setup/setup.h"
+#include "setup.h"
 
 #define USER_SUDO_GROUP "ccvm-sudo"
 #define USER_GROUPS_MAX 64

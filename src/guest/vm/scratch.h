@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "setup/setup.h"
+#include "setup.h"
 
 #define SCRATCH_DEV	"/dev/vdb"
 #define SCRATCH_DM_NAME "ccvm-scratch"

@@ -1423,7 +1423,10 @@ static int run(const struct ccvm_config *cfg, const struct cli_args *args,
 	const char *key = procs_take_secret(cfg->api_key_variable, &key_len);
 	char cwd[PATH_MAX];
 	int r = check_cwd(cwd, sizeof(cwd), pl, err);
-	if (r < 0 || check_config_links(cfg, cwd, pl, err) < 0) {
+	/* What the guest would refuse in SETUP, refused before booting. */
+	struct handover hc = {.cwd = cwd, .term = getenv("TERM")};
+	if (r < 0 || check_config_links(cfg, cwd, pl, err) < 0 ||
+	    handover_check(&hc, err) < 0) {
 		procs_secret_free();
 		return CCVM_EXIT_USAGE;
 	}

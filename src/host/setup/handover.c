@@ -10,61 +10,53 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "setup.h"
 #include "setup/stage.h"
 #include "sys/procs.h"
 #include "util.h"
 
-struct kvbuf {
-	char buf[8192];
-	size_t len;
-	bool overflow;
-};
-
-static void kv_add(struct kvbuf *b, const char *key, const char *val)
+/* The SETUP the guest gets for h, as the host user ccvm runs as. */
+static int build_setup(const struct handover *h, struct guest_setup *s,
+		       struct ccvm_err *err)
 {
-	size_t kl = strlen(key), vl = strlen(val);
-	if (b->len + kl + vl + 2 > sizeof(b->buf)) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->buf + b->len, key, kl);
-	b->buf[b->len + kl] = '=';
-	memcpy(b->buf + b->len + kl + 1, val, vl);
-	b->buf[b->len + kl + 1 + vl] = '\0';
-	b->len += kl + vl + 2;
-}
-
-static void kv_addl(struct kvbuf *b, const char *key, long v)
-{
-	char num[32];
-	snprintf(num, sizeof(num), "%ld", v);
-	kv_add(b, key, num);
-}
-
-int handover_user(struct handover_user *w, struct ccvm_err *err)
-{
+	memset(s, 0, sizeof(*s));
 	struct passwd *pw = getpwuid(getuid());
 	if (!pw)
 		return ccvm_err_set(err, ENOENT,
 				    "cannot find user %u in the password "
 				    "database",
 				    (unsigned)getuid());
-	if (util_strlcpy(w->name, pw->pw_name, sizeof(w->name)) < 0 ||
-	    util_strlcpy(w->home, pw->pw_dir, sizeof(w->home)) < 0)
+	const char *term = h->term && *h->term ? h->term : "xterm-256color";
+	if (util_strlcpy(s->user, pw->pw_name, sizeof(s->user)) < 0 ||
+	    util_strlcpy(s->home, pw->pw_dir, sizeof(s->home)) < 0)
 		return ccvm_err_set(err, ENAMETOOLONG,
 				    "user name or home too long");
-	for (const char *p = w->name; *p; p++)
-		if (*p == ':' || *p == '\n' || (unsigned char)*p < 0x20)
-			return ccvm_err_set(
-			    err, EINVAL, "user name %s is not usable", w->name);
-	if (w->home[0] != '/' || strchr(w->home, ':') || strchr(w->home, '\n'))
-		return ccvm_err_set(err, EINVAL,
-				    "home directory %s is not "
-				    "usable",
-				    w->home);
-	w->uid = getuid();
-	w->gid = getgid();
+	if (util_strlcpy(s->cwd, h->cwd, sizeof(s->cwd)) < 0)
+		return ccvm_err_set(err, ENAMETOOLONG, "directory too long");
+	if (util_strlcpy(s->term, term, sizeof(s->term)) < 0)
+		return ccvm_err_set(err, ENAMETOOLONG, "TERM too long");
+	s->shell = h->shell;
+	s->writable = h->writable;
+	s->virtiofs = h->virtiofs;
+	s->share_sync = h->share_sync;
+	s->uid = getuid();
+	s->gid = getgid();
+	s->pty = h->pty;
+	s->rows = h->rows > 0xffff ? 0xffff : (unsigned short)h->rows;
+	s->cols = h->cols > 0xffff ? 0xffff : (unsigned short)h->cols;
+	s->projects = h->projects;
+	s->scratch = h->scratch;
+	s->debug = h->debug;
 	return 0;
+}
+
+int handover_check(const struct handover *h, struct ccvm_err *err)
+{
+	static struct guest_setup s; /* 8 KiB, ccvm is single-threaded */
+	int r = build_setup(h, &s, err);
+	if (r == 0)
+		r = setup_validate(&s, err);
+	return r;
 }
 
 static int queue(struct proto_writer *w, uint8_t type, const void *p, size_t n,
@@ -138,37 +130,18 @@ static int queue_files(struct proto_writer *w, struct stage_list *staged,
 static int queue_setup(struct proto_writer *w, const struct handover *h,
 		       struct ccvm_err *err)
 {
-	struct handover_user u;
-	int r = handover_user(&u, err);
-	if (r < 0)
+	static struct guest_setup s;
+	static uint8_t frame[SETUP_MAX];
+	size_t len = 0;
+	int r = build_setup(h, &s, err);
+	if (r < 0 ||
+	    (r = setup_encode(&s, frame, sizeof(frame), &len, err)) < 0)
 		return r;
-	static struct kvbuf kv;
-	kv.len = 0;
-	kv.overflow = false;
-	kv_add(&kv, "mode", h->shell ? "shell" : "agent");
-	kv_add(&kv, "cwd", h->cwd);
-	kv_add(&kv, "writable", h->writable ? "1" : "0");
-	kv_add(&kv, "share", h->virtiofs ? "virtiofs" : "9p");
-	kv_add(&kv, "share_sync", h->share_sync ? "1" : "0");
-	kv_add(&kv, "user", u.name);
-	kv_addl(&kv, "uid", (long)u.uid);
-	kv_addl(&kv, "gid", (long)u.gid);
-	kv_add(&kv, "home", u.home);
-	kv_add(&kv, "pty", h->pty ? "1" : "0");
-	kv_addl(&kv, "rows", h->rows);
-	kv_addl(&kv, "cols", h->cols);
-	kv_add(&kv, "term", h->term && *h->term ? h->term : "xterm-256color");
-	kv_add(&kv, "projects", h->projects ? "1" : "0");
-	kv_add(&kv, "scratch", h->scratch ? "1" : "0");
-	kv_add(&kv, "debug", h->debug ? "1" : "0");
-	if (kv.overflow)
-		return ccvm_err_set(err, E2BIG, "session setup too large");
-
 	uint8_t hello[4];
 	proto_put_u32(hello, PROTO_VERSION);
 	if ((r = queue(w, PROTO_HELLO, hello, sizeof(hello), err)) < 0)
 		return r;
-	return queue(w, PROTO_SETUP, kv.buf, kv.len, err);
+	return queue(w, PROTO_SETUP, frame, len, err);
 }
 
 /* argv: the agent with its arguments, or the --shell command. */

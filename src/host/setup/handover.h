@@ -17,14 +17,6 @@
 struct proto_writer;
 struct stage_list;
 
-/* The host user the agent user mirrors. */
-struct handover_user {
-	char name[256];
-	char home[4096];
-	uid_t uid;
-	gid_t gid;
-};
-
 struct handover {
 	bool shell;	 /* --shell: the command or bash -l */
 	const char *cwd; /* the shared directory, same path in the guest */
@@ -47,8 +39,15 @@ struct handover {
 	struct stage_list *staged; /* freed once queued */
 };
 
-/* The user ccvm runs as, checked usable for the guest's account files. */
-int handover_user(struct handover_user *u, struct ccvm_err *err);
+/*
+ * Runs the guest's checks (setup.h) on the SETUP handover_queue would send
+ * for h, as the user ccvm runs as: called before QEMU starts, so what the
+ * guest would refuse (a user name like jdoe@corp.example, a home of
+ * /home/u/) is refused before booting.  Of h, only cwd and term matter
+ * here.  0, or -errno with err holding one line naming
+ * the value and the SETUP key.
+ */
+int handover_check(const struct handover *h, struct ccvm_err *err);
 
 /*
  * Queues HELLO .. START on w.  The key, once queued, is wiped from ccvm's
