@@ -124,6 +124,44 @@ static int store(struct ctl_list *l, const struct proto_msg *msg,
 	return 0;
 }
 
+/* The first frame: HELLO with our protocol version. */
+static int feed_hello(struct ctl_state *st, const struct proto_msg *msg,
+		      struct ccvm_err *err)
+{
+	if (msg->type != PROTO_HELLO)
+		return ccvm_err_set(err, EPROTO,
+				    "expected HELLO from the host, got %s",
+				    proto_type_name(msg->type));
+	if (msg->len < 4)
+		return ccvm_err_set(err, EPROTO, "HELLO too short");
+	uint32_t v = proto_get_u32(msg->data);
+	if (v != PROTO_VERSION)
+		return ccvm_err_set(err, EPROTO,
+				    "host speaks protocol %u, ccvm-init "
+				    "speaks %u",
+				    v, PROTO_VERSION);
+	st->got_hello = true;
+	return 0;
+}
+
+static int feed_file(struct ctl_state *st, const struct proto_msg *msg,
+		     enum ctl_action *action, struct ctl_file *file,
+		     struct ccvm_err *err)
+{
+	if (st->files >= CTL_FILES_MAX ||
+	    msg->len > CTL_FILES_BYTES - st->file_bytes)
+		return ccvm_err_set(err, E2BIG,
+				    "FILE: more than %d files or %d bytes",
+				    CTL_FILES_MAX, CTL_FILES_BYTES);
+	int r = ctl_parse_file(msg->data, msg->len, file, err);
+	if (r < 0)
+		return r;
+	st->files++;
+	st->file_bytes += msg->len;
+	*action = CTL_FILE;
+	return 0;
+}
+
 int ctl_feed(struct ctl_state *st, const struct proto_msg *msg,
 	     enum ctl_action *action, struct ctl_file *file,
 	     struct ccvm_err *err)
@@ -132,24 +170,8 @@ int ctl_feed(struct ctl_state *st, const struct proto_msg *msg,
 	*action = CTL_NONE;
 	if (st->started)
 		return ccvm_err_set(err, EPROTO, "%s after START", name);
-	if (!st->got_hello) {
-		if (msg->type != PROTO_HELLO)
-			return ccvm_err_set(err, EPROTO,
-					    "expected HELLO from the host, got "
-					    "%s",
-					    name);
-		if (msg->len < 4)
-			return ccvm_err_set(err, EPROTO, "HELLO too short");
-		uint32_t v = proto_get_u32(msg->data);
-		if (v != PROTO_VERSION)
-			return ccvm_err_set(
-			    err, EPROTO,
-			    "host speaks protocol %u, ccvm-init "
-			    "speaks %u",
-			    v, PROTO_VERSION);
-		st->got_hello = true;
-		return 0;
-	}
+	if (!st->got_hello)
+		return feed_hello(st, msg, err);
 	if (msg->type == PROTO_SETUP) {
 		if (st->got_setup)
 			return ccvm_err_set(err, EPROTO, "second SETUP");
@@ -205,21 +227,8 @@ int ctl_feed(struct ctl_state *st, const struct proto_msg *msg,
 					    "SECRET %zu: not NAME=value",
 					    st->secrets.count);
 		return store(&st->secrets, msg, "SECRET", err);
-	case PROTO_FILE: {
-		if (st->files >= CTL_FILES_MAX ||
-		    msg->len > CTL_FILES_BYTES - st->file_bytes)
-			return ccvm_err_set(err, E2BIG,
-					    "FILE: more than %d files or %d "
-					    "bytes",
-					    CTL_FILES_MAX, CTL_FILES_BYTES);
-		int r = ctl_parse_file(msg->data, msg->len, file, err);
-		if (r < 0)
-			return r;
-		st->files++;
-		st->file_bytes += msg->len;
-		*action = CTL_FILE;
-		return 0;
-	}
+	case PROTO_FILE:
+		return feed_file(st, msg, action, file, err);
 	case PROTO_START:
 		if (st->args.count == 0)
 			return ccvm_err_set(err, EINVAL,

@@ -187,6 +187,9 @@ static char *read_link(const char *path)
 	return strdup(buf);
 }
 
+/* One link at a time, like the kernel (places.h).  Kept as one loop of
+ * about 80 lines: every step reads and rewrites the same state (the
+ * resolved prefix, the rest of the path, the hop count). */
 int places_resolve(const char *path, struct places_chain *out)
 {
 	if (!path || path[0] != '/')
