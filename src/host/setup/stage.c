@@ -67,8 +67,8 @@ void stage_warnf(struct stage_ctx *c, const char *fmt, ...)
 void stage_warnf(struct stage_ctx *c, const char *fmt, ...)
 {
 	va_list ap;
-	fputs("ccvm: warning: ", c->warn);
 	va_start(ap, fmt);
+	fputs("ccvm: warning: ", c->warn);
 	vfprintf(c->warn, fmt, ap);
 	fputc('\n', c->warn);
 	va_end(ap);
@@ -581,12 +581,27 @@ static int stage_dir_item(struct stage_ctx *c, const char *name)
 
 /* The paths and file identities one run checks against (struct
  * stage_ctx); on failure everything is freed. */
+/* Frees what ctx_open allocated. */
+static void ctx_close(struct stage_ctx *c)
+{
+	free(c->claude_dir);
+	free(c->claude_real);
+	free(c->home_real);
+	c->claude_dir = c->claude_real = c->home_real = NULL;
+	places_free(&c->own_places);
+}
+
+/* The paths and file identities one run checks against (struct
+ * stage_ctx); on failure everything is freed. */
 static int ctx_open(struct stage_ctx *c, const char *home,
 		    const struct stage_env *env, struct ccvm_err *err)
 {
 	c->claude_dir = util_path_join(home, ".claude");
-	if (!c->claude_dir)
-		return ccvm_err_sys(err, errno, "%s/.claude", home);
+	if (!c->claude_dir) {
+		int e = errno ? errno : ENOMEM;
+		ccvm_err_sys(err, e, "%s/.claude", home);
+		return -e;
+	}
 	c->claude_real = realpath(c->claude_dir, NULL);
 	c->home_real = realpath(home, NULL);
 	autofree char *cred =
@@ -600,10 +615,9 @@ static int ctx_open(struct stage_ctx *c, const char *home,
 	autofree char *sett = util_path_join(c->claude_dir, "settings.json");
 	autofree char *cj = util_path_join(home, ".claude.json");
 	if (!cred || !sett || !cj) {
-		free(c->claude_dir);
-		free(c->claude_real);
-		free(c->home_real);
-		return ccvm_err_sys(err, ENOMEM, "%s", home);
+		ctx_close(c);
+		ccvm_err_sys(err, ENOMEM, "%s", home);
+		return -ENOMEM;
 	}
 	const char *const sj[] = {sett, cj};
 	for (size_t i = 0; i < ARRAY_LEN(sj); i++)
@@ -615,10 +629,10 @@ static int ctx_open(struct stage_ctx *c, const char *home,
 		int pr = places_init(&c->own_places, home, NULL,
 				     env ? env->xdg_config_home : NULL);
 		if (pr < 0) {
-			free(c->claude_dir);
-			free(c->claude_real);
-			free(c->home_real);
-			return ccvm_err_sys(err, -pr, "%s", home);
+			ctx_close(c);
+			int e = -pr;
+			ccvm_err_sys(err, e, "%s", home);
+			return -e;
 		}
 		c->places = &c->own_places;
 	}
@@ -678,10 +692,7 @@ int stage_collect(const struct ccvm_config *cfg, const char *home,
 		r = stage_md_item(&c);
 	if (!r && cfg->share.git_config)
 		r = stage_git_items(&c);
-	free(c.claude_dir);
-	free(c.claude_real);
-	free(c.home_real);
-	places_free(&c.own_places);
+	ctx_close(&c);
 	if (r) {
 		stage_list_free(&c.list);
 		return r;
