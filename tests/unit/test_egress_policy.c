@@ -7,13 +7,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include <jansson.h>
 
 #include "net/egress_policy.h"
 #include "util.h"

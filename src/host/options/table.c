@@ -1,7 +1,7 @@
 /*
- * The option table: one row per option of ../../../shared/DESIGN.md
- * section 3 (docs/options.md), with its default; and what walks the rows
- * to own a struct ccvm_config (defaults, copy, free).
+ * The option table: one row per option of docs/options.md, with its
+ * default; and what walks the rows to own a struct ccvm_config (the
+ * defaults, copy, free).
  */
 #define _GNU_SOURCE
 #include "options/table.h"
