@@ -1,11 +1,13 @@
 /* libFuzzer target: the config-file parser and the dump of what it accepts,
- * which must parse back to the same dump. */
+ * which must parse back to the same dump; and what it accepts, the
+ * session's egress policy accepts too (one entry parser). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "options/config.h"
+#include "net/egress_policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,6 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (cfg_parse_json(&c, (const char *)data, size, "fuzz.json", &e) ==
 	    0) {
+		struct egress_policy *p = NULL;
+		if (egress_policy_from_config(&c, &p, &e) < 0)
+			abort(); /* config said yes, the session would say no */
+		egress_policy_free(p);
 		char *d1 = NULL, *d2 = NULL;
 		struct ccvm_config c2;
 		if (cfg_dump_json(&c, CFG_DUMP_PRETTY, &d1, &e) < 0 ||

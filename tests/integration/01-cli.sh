@@ -103,6 +103,29 @@ f=$(cfgfile egress.json '{"egressAllowlist": ["github.com", "10.0.0.0/33"]}')
 run CCVM_CONFIG="$f" --ccvm-dump-config
 expect_err "invalid CIDR" 2 "$f" "egressAllowlist[1]" '"10.0.0.0/33"'
 
+# An entry the session's egress policy refuses is refused by config
+# resolution (the same parser), in every mode, before any image build:
+# nothing appears in the cache.  PATH points nowhere, so that even a
+# regression here could not start a real build.
+f=$(cfgfile loop.json '{"egressAllowlist": ["github.com", "127.0.0.1"]}')
+mkdir -p "$T_TMP/cache-loop" "$T_TMP/proj"
+run CCVM_CONFIG="$f" XDG_CACHE_HOME="$T_TMP/cache-loop" --ccvm-dump-config
+expect_err "a loopback egress entry is refused by --ccvm-dump-config" 2 \
+	"$f" "egressAllowlist[1]" '"127.0.0.1"' "host loopback" \
+	"host.ccvm.internal"
+check "nothing on stdout after the refused egress entry" test -z "$OUT"
+cd "$T_TMP/proj" || exit 1
+for mode in --ccvm-build "--shell -- true" some-agent-arg; do
+	# shellcheck disable=SC2086 # $mode is words on purpose
+	run PATH="$T_TMP/nopath" CCVM_ALLOW_ROOT=1 CCVM_CONFIG="$f" \
+		XDG_CACHE_HOME="$T_TMP/cache-loop" $mode
+	expect_err "a loopback egress entry stops $mode (exit 2)" 2 \
+		"egressAllowlist[1]" '"127.0.0.1"'
+	check "$mode with a loopback egress entry left the cache empty" \
+		test -z "$(ls -A "$T_TMP/cache-loop")"
+done
+cd - >/dev/null || exit 1
+
 f=$(cfgfile type.json '{"writableCwd": "yes"}')
 run CCVM_CONFIG="$f" --ccvm-dump-config
 expect_err "wrong type" 2 "$f" "writableCwd" "expected true or false"
@@ -162,7 +185,7 @@ done
 # ---- --ccvm-dump-config ----
 f=$(cfgfile prec.json '{"memory": 1000, "cores": 3, "writableCwd": true,
   "share": {"plugins": true}, "clipboard": {"images": true},
-  "egressAllowlist": ["*.example.com", "2001:db8::/32"], "egressPorts": [80]}')
+  "egressAllowlist": ["*.example.com", "2600:1f00::/24"], "egressPorts": [80]}')
 run CCVM_CONFIG="$f" CCVM_MEMORY=2000 CCVM_WRITABLE_CWD=1 \
 	CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_SKILLS=yes \
 	CCVM_CLIPBOARD_IMAGES=0 --read-only-cwd --ccvm-dump-config

@@ -16,6 +16,7 @@
 
 #include "options/cli.h"
 #include "options/config.h"
+#include "options/table.h"
 #include "util.h"
 
 static char tmpdir[] = "/tmp/ccvm-test-config.XXXXXX";
@@ -115,6 +116,88 @@ static void test_defaults(void **state)
 			    "/nonexistent/ccvm-test-home/.config/ccvm/"
 			    "config.json");
 	cfg_free(&c);
+}
+
+/*
+ * One source of truth: every row of the option table has a default, that
+ * default is what cfg_init gives (the dump shows it, under the row's key),
+ * and the dump has no key without a row.
+ */
+static void test_table_defaults(void **state)
+{
+	(void)state;
+	struct ccvm_config c;
+	struct ccvm_err e = {0};
+	assert_int_equal(cfg_init(&c, &e), 0);
+	char *d = NULL;
+	assert_int_equal(cfg_dump_json(&c, CFG_DUMP_PRETTY, &d, &e), 0);
+	json_t *dump = json_loads(d, 0, NULL);
+	assert_non_null(dump);
+	size_t leaves = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(dump, k, v) leaves +=
+	    json_is_object(v) ? json_object_size(v) : 1;
+	assert_int_equal(leaves, cfg_n_opts);
+	for (size_t i = 0; i < cfg_n_opts; i++) {
+		const struct opt *o = &cfg_opts[i];
+		if (!o->def)
+			fail_msg("%s has no default in its row", o->key);
+		json_t *want = json_loads(o->def, JSON_DECODE_ANY, NULL);
+		if (!want)
+			fail_msg("%s: default %s is not JSON", o->key, o->def);
+		char group[32] = "";
+		const char *name = o->key, *dot = strchr(o->key, '.');
+		if (dot) {
+			snprintf(group, sizeof(group), "%.*s",
+				 (int)(dot - o->key), o->key);
+			name = dot + 1;
+		}
+		json_t *got = json_object_get(
+		    group[0] ? json_object_get(dump, group) : dump, name);
+		if (!json_equal(want, got))
+			fail_msg(
+			    "%s: row default %s, dump shows %s", o->key, o->def,
+			    got ? json_dumps(got, JSON_ENCODE_ANY) : "nothing");
+		json_decref(want);
+	}
+	/* The same defaults as a resolution without file or environment. */
+	struct ccvm_config r;
+	assert_int_equal(resolve(&r, NULL, NULL, -1, &e), 0);
+	char *d2 = NULL;
+	assert_int_equal(cfg_dump_json(&r, CFG_DUMP_PRETTY, &d2, &e), 0);
+	assert_string_equal(d, d2);
+	json_decref(dump);
+	free(d);
+	free(d2);
+	cfg_free(&c);
+	cfg_free(&r);
+}
+
+/* The help's "(default ...)" comes from the same rows. */
+static void test_usage_defaults(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	cfg_usage(f, NULL);
+	fclose(f);
+	assert_null(strstr(buf, "{}"));
+	static const char *const want[] = {
+	    "CCVM_MEMORY                guest memory in MiB (default 4096)",
+	    "CCVM_ACCEL                 auto, kvm or tcg (default auto)",
+	    "CCVM_SHARE_PLUGINS         share ~/.claude/plugins (default 0)",
+	    "CCVM_SHARE_SETTINGS        share ~/.claude/settings.json "
+	    "(default 1)",
+	    "CCVM_WRITABLE_CWD          project directory writable (bool, "
+	    "default 1)",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(want); i++)
+		if (!strstr(buf, want[i]))
+			fail_msg("help lacks \"%s\"", want[i]);
+	free(buf);
 }
 
 /* ---- the precedence matrix ---- */
@@ -492,6 +575,24 @@ static const struct bad bad_files[] = {
      "https"},
     {"{\"egressAllowlist\": [\"under_score.com\"]}", "egressAllowlist[0]",
      "not a host name"},
+    /* What the session's egress policy refuses, refused here already
+     * (the same parser): before any image build or VM. */
+    {"{\"egressAllowlist\": [\"127.0.0.1\"]}", "egressAllowlist[0]",
+     "\"127.0.0.1\" is host loopback"},
+    {"{\"egressAllowlist\": [\"github.com\", \"::1\"]}", "egressAllowlist[1]",
+     "\"::1\" is host loopback"},
+    {"{\"egressAllowlist\": [\"::ffff:127.0.0.1\"]}", "egressAllowlist[0]",
+     "host loopback"},
+    {"{\"egressAllowlist\": [\"0.0.0.0\"]}", "egressAllowlist[0]",
+     "host loopback"},
+    {"{\"egressAllowlist\": [\"192.0.2.0/24\"]}", "egressAllowlist[0]",
+     "reserved"},
+    {"{\"egressAllowlist\": [\"192.0.2.2\"]}", "egressAllowlist[0]",
+     "host.ccvm.internal"},
+    {"{\"egressAllowlist\": [\"100.100.100.100\"]}", "egressAllowlist[0]",
+     "a service on this host"},
+    {"{\"egressAllowlist\": [\"a.ccvm.internal\"]}", "egressAllowlist[0]",
+     "ccvm's own namespace"},
     {"{\"egressPorts\": 443}", "egressPorts", "expected an array"},
     {"{\"egressPorts\": [443, 0]}", "egressPorts[1]", "outside 1..65535"},
     {"{\"egressPorts\": [443, 80, 65536]}", "egressPorts[2]",
@@ -582,7 +683,8 @@ static void test_good_values(void **state)
 	    " \"persistClaudeProjects\": true, \"vmDiskSize\": 65536,"
 	    " \"clipboard\": {\"images\": false},"
 	    " \"egressAllowlist\": [\"github.com\", \"*.npmjs.org\","
-	    "  \"1.2.3.4\", \"::1\", \"2001:db8::/32\", \"10.0.0.0/8\","
+	    "  \"1.2.3.4\", \"2606:4700::1111\", \"2600:1f00::/24\", "
+	    "\"10.0.0.0/8\","
 	    "  \"0.0.0.0/0\", \"::/0\", \"host.ccvm.internal\", \"a-b.c\","
 	    "  \"example.com.\", \"xn--bcher-kva.example\", \"localhost\","
 	    "  \"10.1.2.3/32\", \"fe80::1/128\", \"123.example\"],"
@@ -628,7 +730,8 @@ static void test_good_values_fields(void **state)
 		    "{\"share\": {\"plugins\": true, \"settings\": false},"
 		    " \"nix\": {\"enable\": true, \"substituters\": [\"a\","
 		    " \"b\"]}, \"agentSudo\": true, \"egressPorts\": [],"
-		    " \"egressAllowlist\": [\"*.example.com\", \"::1\"],"
+		    " \"egressAllowlist\": [\"*.example.com\", "
+		    "\"2606:4700::1111\"],"
 		    " \"extraPackages\": [\"g++\"], \"vmDiskSize\": 0,"
 		    " \"extraGuestModules\": [\"/p\"], \"apiKeyVariable\":"
 		    " \"K\", \"package\": \"x@1\"}",
@@ -667,7 +770,9 @@ static void test_validators(void **state)
 	assert_false(cfg_valid_env_name("A B"));
 	assert_false(cfg_valid_env_name("A=B"));
 	assert_true(cfg_valid_egress("*.a.b"));
-	assert_true(cfg_valid_egress("2001:db8::1"));
+	assert_true(cfg_valid_egress("2606:4700::1111"));
+	assert_false(cfg_valid_egress("2001:db8::1")); /* documentation */
+	assert_false(cfg_valid_egress("127.0.0.1"));   /* the session's no */
 	assert_true(cfg_valid_egress("192.168.0.0/16"));
 	assert_false(cfg_valid_egress("192.168.0.0/16/1"));
 	assert_false(cfg_valid_egress("fe80::1%eth0"));
@@ -688,6 +793,71 @@ static void test_validators(void **state)
 	assert_true(cfg_valid_npm_spec("@scope/pkg@^1.2"));
 	assert_true(cfg_valid_npm_spec("file:/tmp/x.tgz"));
 	assert_false(cfg_valid_npm_spec("a\tb"));
+}
+
+/* A JSON config whose key holds n copies of item: [item, item, ...]. */
+static char *repeat_json(const char *key, const char *item, size_t n)
+{
+	size_t il = strlen(item);
+	size_t cap = strlen(key) + 16 + n * (il + 1);
+	char *s = malloc(cap);
+	assert_non_null(s);
+	size_t o = (size_t)snprintf(s, cap, "{\"%s\": [", key);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(s + o, item, il);
+		o += il;
+		s[o++] = i + 1 < n ? ',' : ']';
+	}
+	memcpy(s + o, "}", 2);
+	return s;
+}
+
+/*
+ * Limits the image build or the session enforced only after the image
+ * was built (or while building it) hold in config resolution already:
+ * the npm spec's length (image_build.c refused over 512), the allowlist's
+ * and the ports' counts (egress_policy.c refused over 1024 / 65535).
+ */
+static void test_limits_before_build(void **state)
+{
+	(void)state;
+	struct ccvm_config c;
+	struct ccvm_err e = {0};
+	char spec[600];
+	memset(spec, 'a', sizeof(spec));
+	spec[512] = '\0';
+	assert_true(cfg_valid_npm_spec(spec));
+	spec[512] = 'a';
+	spec[513] = '\0';
+	assert_false(cfg_valid_npm_spec(spec));
+	char *json = util_asprintf("{\"package\": \"%s\"}", spec);
+	assert_int_equal(resolve(&c, json, NULL, -1, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, ": package: "));
+	assert_non_null(strstr(e.msg, "512"));
+	free(json);
+
+	json = repeat_json("egressAllowlist", "\"a.com\"", 1024);
+	if (resolve(&c, json, NULL, -1, &e) != 0)
+		fail_msg("1024 entries: %s", e.msg);
+	cfg_free(&c);
+	free(json);
+	json = repeat_json("egressAllowlist", "\"a.com\"", 1025);
+	assert_true(resolve(&c, json, NULL, -1, &e) < 0);
+	assert_non_null(strstr(e.msg, ": egressAllowlist: "));
+	assert_non_null(strstr(e.msg, "1024"));
+	assert_null(strchr(e.msg, '\n'));
+	free(json);
+
+	json = repeat_json("egressPorts", "1", 65535);
+	if (resolve(&c, json, NULL, -1, &e) != 0)
+		fail_msg("65535 ports: %s", e.msg);
+	cfg_free(&c);
+	free(json);
+	json = repeat_json("egressPorts", "1", 65536);
+	assert_true(resolve(&c, json, NULL, -1, &e) < 0);
+	assert_non_null(strstr(e.msg, ": egressPorts: "));
+	assert_non_null(strstr(e.msg, "65535"));
+	free(json);
 }
 
 static void test_parse_keeps_cfg_on_error(void **state)
@@ -1049,6 +1219,8 @@ int main(void)
 	size_t n = 0;
 #define T(f) tests[n++] = (struct CMUnitTest)cmocka_unit_test(f)
 	T(test_defaults);
+	T(test_table_defaults);
+	T(test_usage_defaults);
 	for (size_t i = 0; i < ARRAY_LEN(precs); i++) {
 		static char names[ARRAY_LEN(precs)][64];
 		snprintf(names[i], sizeof(names[i]), "test_precedence %s",
@@ -1066,6 +1238,7 @@ int main(void)
 	T(test_good_values);
 	T(test_good_values_fields);
 	T(test_validators);
+	T(test_limits_before_build);
 	T(test_parse_keeps_cfg_on_error);
 	T(test_bad_env);
 	T(test_extra_claude_md_null);

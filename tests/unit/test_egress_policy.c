@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -694,13 +695,21 @@ static void test_from_config(void **state)
 	assert_int_equal(cfg_init(&cfg, &e), 0);
 	const char *json = "{\"egressAllowlist\": [\"github.com\", "
 			   "\"192.0.2.0/24\"]}";
-	/* A documentation range is a valid config entry, but a useless
-	 * one: the policy says so at startup. */
+	/* A documentation range can never be reached: the config file is
+	 * refused with the policy's own words (the same entry parser), so
+	 * no session gets as far as building an image with it. */
 	assert_int_equal(cfg_parse_json(&cfg, json, strlen(json), "c.json", &e),
-			 0);
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "c.json: egressAllowlist[1]: "
+				      "\"192.0.2.0/24\" is a reserved range"));
 	struct egress_policy *p = NULL;
+	/* The policy refuses it too, in the same words. */
+	char *bad[] = {"github.com", "192.0.2.0/24"};
+	cfg.egress_allowlist = (struct cfg_strlist){.v = bad, .n = 2};
 	assert_int_equal(egress_policy_from_config(&cfg, &p, &e), -EINVAL);
-	assert_non_null(strstr(e.msg, "192.0.2.0/24"));
+	assert_non_null(strstr(e.msg, "egressAllowlist: \"192.0.2.0/24\" is a "
+				      "reserved range"));
+	cfg.egress_allowlist = (struct cfg_strlist){0};
 	cfg_free(&cfg);
 	assert_int_equal(cfg_init(&cfg, &e), 0);
 	json = "{\"egressAllowlist\": [\"github.com\"], \"egressPorts\": "
@@ -757,6 +766,77 @@ static void test_set_api(void **state)
 	egress_policy_free(p);
 }
 
+/*
+ * The one entry parser: what it makes of each kind of entry, and that
+ * config resolution and the policy refuse exactly what it refuses, in
+ * its words.
+ */
+static void test_entry_parse(void **state)
+{
+	(void)state;
+	struct egress_entry e;
+	assert_null(egress_entry_parse("GitHub.COM.", &e));
+	assert_int_equal(e.kind, EGRESS_ENTRY_NAME);
+	assert_string_equal(e.name, "github.com");
+	assert_null(egress_entry_parse("*.Example.com", &e));
+	assert_int_equal(e.kind, EGRESS_ENTRY_WILDCARD);
+	assert_string_equal(e.name, "example.com");
+	assert_null(egress_entry_parse("10.1.2.3/8", &e));
+	assert_int_equal(e.kind, EGRESS_ENTRY_NET);
+	assert_int_equal(e.prefix, 8);
+	assert_memory_equal(e.net.bytes, ((uint8_t[]){10, 0, 0, 0}), 4);
+	assert_null(egress_entry_parse("::ffff:10.0.0.0/104", &e));
+	assert_int_equal(e.net.family, AF_INET);
+	assert_int_equal(e.prefix, 8);
+	assert_null(egress_entry_parse("HOST.ccvm.internal", &e));
+	assert_int_equal(e.kind, EGRESS_ENTRY_HOST_ALIAS);
+
+	static const char *const bad[] = {"",
+					  "https://a.com",
+					  "a.com:443",
+					  "10.0.0.0/33",
+					  "bad host",
+					  "127.0.0.1",
+					  "::1",
+					  "0.0.0.0",
+					  "::ffff:127.0.0.1",
+					  "192.0.2.2",
+					  "192.0.2.0/24",
+					  "100.100.100.100",
+					  "224.0.0.1",
+					  "a.ccvm.internal",
+					  "ccvm.internal"};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		const char *why = egress_entry_parse(bad[i], &e);
+		if (!why)
+			fail_msg("%s: accepted", bad[i]);
+		/* Config resolution: the same verdict, the same words. */
+		assert_false(cfg_valid_egress(bad[i]));
+		struct ccvm_config cfg;
+		struct ccvm_err ce = {0};
+		assert_int_equal(cfg_init(&cfg, &ce), 0);
+		json_t *j = json_pack("{s[s]}", "egressAllowlist", bad[i]);
+		char *text = json_dumps(j, 0);
+		json_decref(j);
+		assert_int_equal(
+		    cfg_parse_json(&cfg, text, strlen(text), "c.json", &ce),
+		    -EINVAL);
+		free(text);
+		cfg_free(&cfg);
+		if (!strstr(ce.msg, "c.json: egressAllowlist[0]: ") ||
+		    !strstr(ce.msg, why))
+			fail_msg("%s: config says \"%s\", parser \"%s\"",
+				 bad[i], ce.msg, why);
+		/* The policy: the same words. */
+		if (!strstr(mk_fails(bad[i]), why))
+			fail_msg("%s: policy says \"%s\", parser \"%s\"",
+				 bad[i], mk_fails(bad[i]), why);
+	}
+	/* Wider than a special range: fine (it just skips it). */
+	assert_null(egress_entry_parse("0.0.0.0/0", &e));
+	assert_null(egress_entry_parse("120.0.0.0/5", &e));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -777,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_from_config),
+	    cmocka_unit_test(test_entry_parse),
 	    cmocka_unit_test(test_set_api),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

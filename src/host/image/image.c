@@ -131,8 +131,7 @@ static void hex(const uint8_t *d, size_t n, char *out)
 
 const char *image_agent_package(const struct ccvm_config *cfg)
 {
-	return cfg->package && cfg->package[0] ? cfg->package
-					       : CCVM_DEFAULT_PACKAGE;
+	return cfg->package; /* its default is the option table's */
 }
 
 bool image_agent_sudo(const struct ccvm_config *cfg)

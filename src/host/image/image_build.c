@@ -732,20 +732,10 @@ static int find_native(const char *node_modules, char out[PATH_MAX],
 	return r;
 }
 
-static bool npm_spec_ok(const char *s)
-{
-	if (!s[0] || s[0] == '-' || strlen(s) > 512)
-		return false;
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return false;
-	return true;
-}
-
 static int step_npm(struct build *b, struct ccvm_err *err)
 {
 	const char *spec = image_agent_package(b->cfg);
-	if (!npm_spec_ok(spec))
+	if (!cfg_valid_npm_spec(spec))
 		return ccvm_err_set(err, EINVAL, "package: bad npm spec '%s'",
 				    spec);
 	autofree char *prefix = util_path_join(b->dir, "npm");
@@ -788,30 +778,6 @@ static int step_npm(struct build *b, struct ccvm_err *err)
 	util_rm_rf(prefix);
 	util_rm_rf(cache);
 	return 0;
-}
-
-/* Debian package names (with an optional =version or /suite), checked
- * so that nothing else reaches mmdebstrap's --include. */
-static bool deb_name_ok(const char *s)
-{
-	size_t i = 0;
-	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return false;
-	for (; s[i] && s[i] != '=' && s[i] != '/'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' ||
-		      s[i] == '-' || s[i] == '.'))
-			return false;
-	if (i < 2 || i > 128)
-		return false;
-	if (!s[i])
-		return true;
-	for (i++; s[i]; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("+-.~:_", s[i])))
-			return false;
-	return true;
 }
 
 struct argv_buf {
@@ -904,18 +870,12 @@ static int nix_list(const struct cfg_strlist *l, const char *name, char **out,
 	size_t len = 1;
 	for (size_t i = 0; i < l->n; i++) {
 		const char *v = l->v[i];
-		if (!v[0] || strchr(v, '#'))
+		if (!cfg_valid_nix_item(v))
 			return ccvm_err_set(err, EINVAL,
-					    "nix.%s[%zu]: empty "
-					    "or contains '#'",
+					    "nix.%s[%zu]: empty or contains "
+					    "whitespace, control characters "
+					    "or '#'",
 					    name, i);
-		for (const char *p = v; *p; p++)
-			if ((unsigned char)*p <= ' ' || *p == 0x7f)
-				return ccvm_err_set(err, EINVAL,
-						    "nix.%s[%zu]: contains "
-						    "whitespace or control "
-						    "characters",
-						    name, i);
 		len += strlen(v) + 1;
 	}
 	char *s = calloc(1, len);
@@ -1053,7 +1013,7 @@ static int mmdebstrap_argv(struct build *b, struct argv_buf *out)
 static int step_root(struct build *b, struct ccvm_err *err)
 {
 	for (size_t i = 0; i < b->cfg->extra_packages.n; i++)
-		if (!deb_name_ok(b->cfg->extra_packages.v[i]))
+		if (!cfg_valid_deb_name(b->cfg->extra_packages.v[i]))
 			return ccvm_err_set(err, EINVAL,
 					    "extraPackages: '%s' is not a "
 					    "Debian package name",

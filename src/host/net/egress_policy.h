@@ -28,70 +28,25 @@
 #include "options/config.h"
 #include "dns.h"
 #include "err.h"
+#include "net/egress_addr.h"
+#include "net/egress_parse.h"
 
 /* The agent's API host: allowed on port 443 in every mode. */
 #define EGRESS_API_HOST "api.anthropic.com"
 #define EGRESS_API_PORT 443
 
-/*
- * The guest's name for the host.  The guest's DNS stub answers it with
- * these addresses (only when it is listed); a connection to them goes to
- * the host's 127.0.0.1 / ::1.  They come from the documentation ranges
- * (RFC 5737, RFC 3849), which by definition are never a real destination,
- * so they cannot shadow a host an allowlist names (100.64/10 would shadow
- * Tailscale's addresses, fd00::/8 somebody's ULA).
- */
-#define EGRESS_HOST_NAME  "host.ccvm.internal"
-#define EGRESS_HOST_ADDR4 "192.0.2.2"
-#define EGRESS_HOST_ADDR6 "2001:db8::2"
-
-/* Bounds (documented in docs/egress.md). */
-#define EGRESS_MAX_ENTRIES  1024 /* allowlist entries */
+/* Bounds (documented in docs/egress.md; the allowlist's in egress_parse.h). */
 #define EGRESS_RESOLVED_MAX 4096 /* remembered (name, address) pairs */
 #define EGRESS_BLOCKED_MAX  32	 /* distinct blocked destinations counted */
-
-/* What an address is, most specific first. */
-enum egress_addr_class {
-	EGRESS_ADDR_PUBLIC = 0,
-	EGRESS_ADDR_PRIVATE,	/* RFC 1918, 100.64/10, fc00::/7, 198.18/15 */
-	EGRESS_ADDR_LINK_LOCAL, /* 169.254/16, fe80::/10 */
-	EGRESS_ADDR_METADATA,	/* cloud instance metadata services */
-	EGRESS_ADDR_LOOPBACK,	/* 127/8, ::1, 0.0.0.0, :: (reach the host) */
-	EGRESS_ADDR_SELF,	/* the kernel routes it to this host */
-	EGRESS_ADDR_HOST_ALIAS, /* EGRESS_HOST_ADDR4/6 */
-	EGRESS_ADDR_RESERVED,	/* multicast, broadcast, documentation, ... */
-	EGRESS_ADDR_HOST_SVC,	/* Tailscale's 100.100.100.100: this host */
-};
-
-const char *egress_addr_class_name(enum egress_addr_class c);
-
-/*
- * Classifies family/addr (AF_INET: 4 bytes, AF_INET6: 16).  IPv6 forms
- * that carry an IPv4 address (mapped ::ffff:0:0/96, compatible ::/96,
- * NAT64 64:ff9b::/96, 6to4 2002::/16) are classified by that address
- * when it is not public.  Does not know what the kernel routes to this
- * host (EGRESS_ADDR_SELF): egress_connect_check() asks (see
- * egress_set_local_check).
- */
-enum egress_addr_class egress_classify(int family, const void *addr);
-
-/*
- * Rewrites an IPv4-mapped IPv6 address (::ffff:a.b.c.d) to AF_INET in
- * place; other addresses are left alone.  What the host connects to.
- */
-void egress_addr_normalize(struct dns_addr *a);
-
-/* "1.2.3.4" or "2001:db8::1" (buf of at least 46 bytes). */
-const char *egress_addr_str(const struct dns_addr *a, char *buf, size_t n);
 
 struct egress_policy;
 
 /*
- * Builds a policy from the allowlist entries and egressPorts.  Entries are
- * re-checked with cfg_valid_egress; an invalid one, or one that only names
- * host loopback ("127.0.0.1", "::1/128": use host.ccvm.internal), is an
- * error naming the entry.  Names are stored lowercased without a trailing
- * dot; CIDRs with their host bits cleared.
+ * Builds a policy from the allowlist entries and egressPorts.  Each entry
+ * goes through egress_entry_parse (egress_parse.h), the parser config
+ * resolution uses too: an entry it refuses (bad syntax, or one that only
+ * names host loopback, "127.0.0.1", "::1/128": use host.ccvm.internal) is
+ * an error naming the entry.
  */
 int egress_policy_new(const struct cfg_strlist *allow, const uint16_t *ports,
 		      size_t nports, struct egress_policy **out,
@@ -122,9 +77,6 @@ enum egress_name_verdict egress_name_check(const struct egress_policy *p,
 					   const char *name);
 /* egress_name_check() != EGRESS_NAME_DENY. */
 bool egress_name_allowed(const struct egress_policy *p, const char *name);
-
-/* The two addresses the stub answers host.ccvm.internal with. */
-void egress_host_alias_addrs(struct dns_addr out[2]);
 
 /*
  * Remembers that the host resolved name to addrs[0..n), so that

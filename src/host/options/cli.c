@@ -39,6 +39,24 @@ usage_err(struct ccvm_err *e, bool *have, const char *fmt, ...)
 	e->code = -EINVAL;
 }
 
+/* A mode flag (--shell, --ccvm-build, ...) sets a->mode; a second,
+ * different one is an error.  false when s is no mode flag. */
+static bool take_mode_flag(const char *s, struct cli_args *a,
+			   struct ccvm_err *e, bool *have_err)
+{
+	for (size_t m = 0; m < ARRAY_LEN(mode_flags); m++) {
+		if (strcmp(s, mode_flags[m].flag) != 0)
+			continue;
+		if (a->mode != CLI_RUN_AGENT && a->mode != mode_flags[m].mode)
+			usage_err(e, have_err, "%s conflicts with %s", s,
+				  mode_flag(a->mode));
+		else
+			a->mode = mode_flags[m].mode;
+		return true;
+	}
+	return false;
+}
+
 int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 {
 	struct cli_args a = {.mode = CLI_RUN_AGENT, .writable = -1};
@@ -68,20 +86,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 		} else if (strcmp(s, "--ccvm-debug") == 0) {
 			a.debug = true;
 		} else {
-			bool is_mode = false;
-			for (size_t m = 0; m < ARRAY_LEN(mode_flags); m++) {
-				if (strcmp(s, mode_flags[m].flag) != 0)
-					continue;
-				is_mode = true;
-				if (a.mode != CLI_RUN_AGENT &&
-				    a.mode != mode_flags[m].mode)
-					usage_err(&e, &have_err,
-						  "%s conflicts with %s", s,
-						  mode_flag(a.mode));
-				else
-					a.mode = mode_flags[m].mode;
-			}
-			if (is_mode)
+			if (take_mode_flag(s, &a, &e, &have_err))
 				continue;
 			if (strncmp(s, "--ccvm-", 7) == 0) {
 				usage_err(&e, &have_err,

@@ -1,203 +1,23 @@
 /*
  * Option resolution: built-in default -> config file -> CCVM_* environment
- * -> flags.  Every option is one row of opts[]; parsing, the environment,
- * copying, freeing and the dump all walk that table.
+ * -> flags.  Every option is one row of the table (table.c); the config
+ * file, the environment and the defaults all go through the code here.
  */
 #define _GNU_SOURCE
 #include "options/config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "options/cli.h"
+#include "options/table.h"
 #include "util.h"
 
-enum opt_kind {
-	K_BOOL,	    /* bool */
-	K_INT,	    /* long in [min, max] */
-	K_ACCEL,    /* enum cfg_accel */
-	K_TRISTATE, /* int: -1 null, 0 false, 1 true */
-	K_STR,	    /* char * */
-	K_STRLIST,  /* struct cfg_strlist */
-	K_PORTS,    /* egress_ports / n_egress_ports */
-};
-
-enum opt_check {
-	CK_ANY = 0,
-	CK_ENV_NAME,
-	CK_NPM,
-	CK_EGRESS,
-	CK_DEB,
-	CK_ABS_PATH,
-	CK_NIX, /* a nix.conf list item: non-empty, no whitespace, control
-		   characters or '#' */
-};
-
-enum env_style {
-	ENV_PARSE = 0, /* parsed like the option's type */
-	ENV_ONLY_ZERO, /* only "0" has an effect (sets false) */
-	ENV_TEXT,      /* the value itself, verbatim */
-};
-
-struct opt {
-	const char *key; /* JSON path, "group.name" when nested */
-	size_t off;
-	long min, max;	 /* K_INT */
-	const char *env; /* or NULL */
-	const char *doc; /* for --ccvm-help */
-	enum opt_kind kind;
-	enum opt_check check;
-	enum env_style env_style;
-	bool claude_share; /* set by CCVM_SHARE_CLAUDE_CONFIG */
-	bool build_time;
-	bool nullable; /* K_STR: null (NULL) allowed, the default */
-};
-
-#define OFF(f) offsetof(struct ccvm_config, f)
-#define SHARE(name, field, envname, doc_)                                      \
-	{                                                                      \
-		.key = "share." name, .kind = K_BOOL, .off = OFF(share.field), \
-		.env = envname, .claude_share = true, .doc = doc_              \
-	}
-
-static const struct opt opts[] = {
-    {.key = "writableCwd",
-     .kind = K_BOOL,
-     .off = OFF(writable_cwd),
-     .env = "CCVM_WRITABLE_CWD",
-     .doc = "project directory writable (bool, default true)"},
-    {.key = "memory",
-     .kind = K_INT,
-     .off = OFF(memory_mib),
-     .min = 1,
-     .max = CFG_MEMORY_MAX,
-     .env = "CCVM_MEMORY",
-     .doc = "guest memory in MiB (default 4096)"},
-    {.key = "cores",
-     .kind = K_INT,
-     .off = OFF(cores),
-     .min = 1,
-     .max = CFG_CORES_MAX,
-     .env = "CCVM_CORES",
-     .doc = "guest CPUs (default 4)"},
-    {.key = "acceleration",
-     .kind = K_ACCEL,
-     .off = OFF(accel),
-     .env = "CCVM_ACCEL",
-     .doc = "auto, kvm or tcg (default auto)"},
-    SHARE("settings", settings, "CCVM_SHARE_SETTINGS",
-	  "share ~/.claude/settings.json (default 1)"),
-    SHARE("claudeMd", claude_md, "CCVM_SHARE_CLAUDEMD",
-	  "share ~/.claude/CLAUDE.md (default 1)"),
-    SHARE("keybindings", keybindings, "CCVM_SHARE_KEYBINDINGS",
-	  "share ~/.claude/keybindings.json (default 1)"),
-    SHARE("commands", commands, "CCVM_SHARE_COMMANDS",
-	  "share ~/.claude/commands (default 1)"),
-    SHARE("agents", agents, "CCVM_SHARE_AGENTS",
-	  "share ~/.claude/agents (default 1)"),
-    SHARE("skills", skills, "CCVM_SHARE_SKILLS",
-	  "share ~/.claude/skills (default 1)"),
-    SHARE("outputStyles", output_styles, "CCVM_SHARE_OUTPUTSTYLES",
-	  "share ~/.claude/output-styles (default 1)"),
-    SHARE("plugins", plugins, "CCVM_SHARE_PLUGINS",
-	  "share ~/.claude/plugins (default 0)"),
-    SHARE("config", config, "CCVM_SHARE_CONFIG",
-	  "share a sanitized ~/.claude.json (default 0)"),
-    {.key = "share.gitConfig",
-     .kind = K_BOOL,
-     .off = OFF(share.git_config),
-     .env = "CCVM_SHARE_GIT_CONFIG",
-     .doc = "share a sanitized git config (default 1)"},
-    {.key = "nix.enable",
-     .kind = K_BOOL,
-     .off = OFF(nix_enable),
-     .build_time = true},
-    {.key = "nix.substituters",
-     .kind = K_STRLIST,
-     .off = OFF(nix_substituters),
-     .check = CK_NIX,
-     .build_time = true},
-    {.key = "nix.trustedPublicKeys",
-     .kind = K_STRLIST,
-     .off = OFF(nix_trusted_keys),
-     .check = CK_NIX,
-     .build_time = true},
-    {.key = "persistClaudeProjects",
-     .kind = K_BOOL,
-     .off = OFF(persist_projects),
-     .env = "CCVM_PERSIST_PROJECTS",
-     .doc = "keep this project's ~/.claude/projects transcripts "
-	    "(default 0)"},
-    {.key = "vmDiskSize",
-     .kind = K_INT,
-     .off = OFF(vm_disk_size_gib),
-     .min = 0,
-     .max = CFG_DISK_SIZE_MAX,
-     .env = "CCVM_VM_DISK_SIZE",
-     .doc = "scratch disk in GiB at /scratch, 0 = none (default 0)"},
-    {.key = "clipboard.images",
-     .kind = K_BOOL,
-     .off = OFF(clipboard_images),
-     .env = "CCVM_CLIPBOARD_IMAGES",
-     .env_style = ENV_ONLY_ZERO,
-     .doc = "0 disables image paste (other values are ignored)"},
-    {.key = "egressAllowlist",
-     .kind = K_STRLIST,
-     .off = OFF(egress_allowlist),
-     .check = CK_EGRESS},
-    {.key = "egressPorts", .kind = K_PORTS, .off = 0},
-    {.key = "agentSudo",
-     .kind = K_TRISTATE,
-     .off = OFF(agent_sudo),
-     .build_time = true},
-    {.key = "apiKeyVariable",
-     .kind = K_STR,
-     .off = OFF(api_key_variable),
-     .check = CK_ENV_NAME},
-    {.key = "extraClaudeMd",
-     .kind = K_STR,
-     .off = OFF(extra_claude_md),
-     .env = "CCVM_CLAUDE_MD",
-     .env_style = ENV_TEXT,
-     .nullable = true,
-     .doc = "text added to the agent's CLAUDE.md (empty disables)"},
-    {.key = "extraPackages",
-     .kind = K_STRLIST,
-     .off = OFF(extra_packages),
-     .check = CK_DEB,
-     .build_time = true},
-    {.key = "package",
-     .kind = K_STR,
-     .off = OFF(package),
-     .check = CK_NPM,
-     .build_time = true},
-    {.key = "extraGuestModules",
-     .kind = K_STRLIST,
-     .off = OFF(extra_guest_modules),
-     .check = CK_ABS_PATH,
-     .build_time = true},
-    {.key = "lockGuestMemory",
-     .kind = K_BOOL,
-     .off = OFF(lock_guest_memory),
-     .env = "CCVM_MLOCK",
-     .doc = "mlock the guest's memory (bool, default 0)"},
-};
-
-/* Objects that group keys in the file. */
-static const char *const groups[] = {"share", "nix", "clipboard"};
-
-#define FIELD(cfg, o, type)  ((type *)((char *)(cfg) + (o)->off))
-#define CFIELD(cfg, o, type) ((const type *)((const char *)(cfg) + (o)->off))
-
-/* ---- messages ---- */
-
-#define ESC_MAX 400
+/* ---- the config file ---- */
 
 static const char *json_type_name(const json_t *v)
 {
@@ -219,358 +39,6 @@ static const char *json_type_name(const json_t *v)
 		return "null";
 	}
 	return "a value";
-}
-
-/* ---- validators: NULL when valid, else what is wrong ---- */
-
-static const char *env_name_problem(const char *s)
-{
-	size_t len = strlen(s);
-	if (len == 0)
-		return "is empty; expected an environment variable name";
-	if (len > 255)
-		return "is longer than 255 characters";
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			     c == '_';
-		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
-			return "is not an environment variable name "
-			       "([A-Za-z_][A-Za-z0-9_]*)";
-	}
-	return NULL;
-}
-
-bool cfg_valid_env_name(const char *s)
-{
-	return env_name_problem(s) == NULL;
-}
-
-/* A DNS host name: labels of 1-63 letters, digits and inner '-', at most
- * 253 characters, optional final '.', last label not all digits. */
-static bool valid_hostname(const char *s)
-{
-	size_t len = strlen(s);
-	if (len > 0 && s[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return false;
-	size_t label = 0;
-	bool all_digits = true;
-	for (size_t i = 0; i <= len; i++) {
-		char c = i < len ? s[i] : '.';
-		if (c == '.') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return false;
-			if (i == len && all_digits)
-				return false;
-			label = 0;
-			all_digits = true;
-			continue;
-		}
-		bool digit = c >= '0' && c <= '9';
-		bool alnum =
-		    digit || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-		if (!alnum && !(c == '-' && label > 0))
-			return false;
-		if (!digit)
-			all_digits = false;
-		label++;
-	}
-	return true;
-}
-
-static const char *egress_problem(const char *s)
-{
-	const char *what = "is not a host name, *.wildcard, IP address or CIDR";
-	if (*s == '\0')
-		return "is empty";
-	if (strstr(s, "://"))
-		return "is a URL; give only the host name";
-	const char *slash = strchr(s, '/');
-	if (slash) {
-		char addr[INET6_ADDRSTRLEN];
-		size_t alen = (size_t)(slash - s);
-		if (alen == 0 || alen >= sizeof(addr))
-			return "is not a valid CIDR (address/prefix)";
-		memcpy(addr, s, alen);
-		addr[alen] = '\0';
-		unsigned char bin[16];
-		long max;
-		if (inet_pton(AF_INET, addr, bin) == 1)
-			max = 32;
-		else if (inet_pton(AF_INET6, addr, bin) == 1)
-			max = 128;
-		else
-			return "is not a valid CIDR: bad IP address before '/'";
-		const char *p = slash + 1;
-		size_t plen = strlen(p);
-		bool digits =
-		    plen >= 1 && plen <= 3 && strspn(p, "0123456789") == plen;
-		long prefix;
-		if (!digits || (plen > 1 && p[0] == '0') ||
-		    !util_parse_long(p, 0, max, &prefix))
-			return max == 32
-				   ? "is not a valid CIDR: prefix must be "
-				     "0..32 for IPv4"
-				   : "is not a valid CIDR: prefix must be "
-				     "0..128 for IPv6";
-		return NULL;
-	}
-	unsigned char bin[16];
-	if (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1)
-		return NULL;
-	if (strchr(s, ':'))
-		return "is not a valid IPv6 address (a port goes in "
-		       "egressPorts, not here)";
-	if (s[0] == '*') {
-		if (s[1] != '.' || !valid_hostname(s + 2))
-			return "is not a valid wildcard (use *.example.com)";
-		return NULL;
-	}
-	if (strspn(s, "0123456789.") == strlen(s))
-		return "is not a valid IPv4 address";
-	return valid_hostname(s) ? NULL : what;
-}
-
-bool cfg_valid_egress(const char *s)
-{
-	return egress_problem(s) == NULL;
-}
-
-/* Debian policy 5.6.1: [a-z0-9][a-z0-9+.-]+ */
-static const char *deb_problem(const char *s)
-{
-	size_t len = strlen(s);
-	if (len < 2 || len > 128)
-		return "is not a Debian package name (2..128 characters)";
-	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
-		return "is not a Debian package name (must start with a "
-		       "lowercase letter or digit)";
-	if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+.-") != len)
-		return "is not a Debian package name (only a-z, 0-9, '+', "
-		       "'.', '-')";
-	return NULL;
-}
-
-bool cfg_valid_deb_name(const char *s)
-{
-	return deb_problem(s) == NULL;
-}
-
-static bool has_space_or_ctl(const char *s, bool ascii_only)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p <= 0x20 || *p == 0x7f || (ascii_only && *p >= 0x80))
-			return true;
-	return false;
-}
-
-static bool has_ctl(const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return true;
-	return false;
-}
-
-static const char *npm_problem(const char *s)
-{
-	if (*s == '\0')
-		return "is empty; expected an npm package spec";
-	if (strlen(s) > 1024)
-		return "is longer than 1024 characters";
-	if (s[0] == '-')
-		return "must not start with '-'";
-	if (has_space_or_ctl(s, true))
-		return "is not an npm package spec (printable ASCII without "
-		       "spaces)";
-	return NULL;
-}
-
-bool cfg_valid_npm_spec(const char *s)
-{
-	return npm_problem(s) == NULL;
-}
-
-static const char *check_problem(enum opt_check ck, const char *s)
-{
-	switch (ck) {
-	case CK_ANY:
-		return NULL;
-	case CK_ENV_NAME:
-		return env_name_problem(s);
-	case CK_NPM:
-		return npm_problem(s);
-	case CK_EGRESS:
-		return egress_problem(s);
-	case CK_DEB:
-		return deb_problem(s);
-	case CK_ABS_PATH:
-		if (s[0] != '/')
-			return "is not an absolute path";
-		if (strlen(s) >= PATH_MAX)
-			return "is longer than PATH_MAX";
-		if (has_ctl(s))
-			return "contains control characters";
-		return NULL;
-	case CK_NIX:
-		if (*s == '\0')
-			return "is empty";
-		if (has_space_or_ctl(s, false))
-			return "contains whitespace or control characters";
-		/* nix.conf drops everything from '#' on as a comment. */
-		if (strchr(s, '#'))
-			return "contains '#' (nix.conf reads it as a comment)";
-		return NULL;
-	}
-	return NULL;
-}
-
-/* ---- struct ownership ---- */
-
-static void strlist_free(struct cfg_strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static int strlist_copy(struct cfg_strlist *dst, const struct cfg_strlist *src)
-{
-	dst->v = NULL;
-	dst->n = 0;
-	if (src->n == 0)
-		return 0;
-	dst->v = calloc(src->n, sizeof(*dst->v));
-	if (!dst->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < src->n; i++) {
-		dst->v[i] = strdup(src->v[i]);
-		if (!dst->v[i]) {
-			dst->n = i;
-			strlist_free(dst);
-			return -ENOMEM;
-		}
-	}
-	dst->n = src->n;
-	return 0;
-}
-
-void cfg_free(struct ccvm_config *cfg)
-{
-	if (!cfg)
-		return;
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		const struct opt *o = &opts[i];
-		if (o->kind == K_STR)
-			free(*FIELD(cfg, o, char *));
-		else if (o->kind == K_STRLIST)
-			strlist_free(FIELD(cfg, o, struct cfg_strlist));
-	}
-	free(cfg->egress_ports);
-	free(cfg->config_path);
-	memset(cfg, 0, sizeof(*cfg));
-}
-
-/* Deep copy; dst is overwritten (not freed). */
-static int cfg_copy(struct ccvm_config *dst, const struct ccvm_config *src)
-{
-	*dst = *src;
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		const struct opt *o = &opts[i];
-		if (o->kind == K_STR)
-			*FIELD(dst, o, char *) = NULL;
-		else if (o->kind == K_STRLIST)
-			*FIELD(dst, o, struct cfg_strlist) =
-			    (struct cfg_strlist){0};
-	}
-	dst->egress_ports = NULL;
-	dst->config_path = NULL;
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		const struct opt *o = &opts[i];
-		if (o->kind == K_STR && *CFIELD(src, o, char *)) {
-			char *s = strdup(*CFIELD(src, o, char *));
-			if (!s)
-				goto nomem;
-			*FIELD(dst, o, char *) = s;
-		} else if (o->kind == K_STRLIST &&
-			   strlist_copy(FIELD(dst, o, struct cfg_strlist),
-					CFIELD(src, o, struct cfg_strlist)) <
-			       0) {
-			goto nomem;
-		}
-	}
-	if (src->n_egress_ports) {
-		dst->egress_ports =
-		    calloc(src->n_egress_ports, sizeof(uint16_t));
-		if (!dst->egress_ports)
-			goto nomem;
-		memcpy(dst->egress_ports, src->egress_ports,
-		       src->n_egress_ports * sizeof(uint16_t));
-	}
-	if (src->config_path && !(dst->config_path = strdup(src->config_path)))
-		goto nomem;
-	return 0;
-nomem:
-	cfg_free(dst);
-	return -ENOMEM;
-}
-
-int cfg_init(struct ccvm_config *cfg, struct ccvm_err *err)
-{
-	struct ccvm_config c = {
-	    .writable_cwd = true,
-	    .memory_mib = 4096,
-	    .cores = 4,
-	    .accel = CFG_ACCEL_AUTO,
-	    .share = {.settings = true,
-		      .claude_md = true,
-		      .keybindings = true,
-		      .commands = true,
-		      .agents = true,
-		      .skills = true,
-		      .output_styles = true,
-		      .plugins = false,
-		      .config = false,
-		      .git_config = true},
-	    .vm_disk_size_gib = 0,
-	    .clipboard_images = true,
-	    .agent_sudo = -1,
-	};
-	c.egress_ports = calloc(1, sizeof(uint16_t));
-	c.api_key_variable = strdup("ANTHROPIC_API_KEY");
-	/* extraClaudeMd: NULL, the built-in note (stage.c), which depends
-	 * on the session's options. */
-	c.package = strdup(CCVM_DEFAULT_PACKAGE);
-	if (!c.egress_ports || !c.api_key_variable || !c.package) {
-		cfg_free(&c);
-		return ccvm_err_set(err, ENOMEM, "out of memory");
-	}
-	c.egress_ports[0] = 443;
-	c.n_egress_ports = 1;
-	*cfg = c;
-	return 0;
-}
-
-/* ---- the config file ---- */
-
-static const struct opt *opt_find(const char *key)
-{
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++)
-		if (strcmp(opts[i].key, key) == 0)
-			return &opts[i];
-	return NULL;
-}
-
-static bool is_group(const char *key)
-{
-	for (size_t i = 0; i < ARRAY_LEN(groups); i++)
-		if (strcmp(groups[i], key) == 0)
-			return true;
-	return false;
 }
 
 struct file_ctx {
@@ -602,6 +70,9 @@ static int set_strlist(const struct file_ctx *fc, const struct opt *o,
 			    "got %s",
 			    json_type_name(val));
 	size_t n = json_array_size(val);
+	if (o->max && n > (size_t)o->max)
+		return ferr(fc, EINVAL, o->key, "more than %ld entries",
+			    o->max);
 	struct cfg_strlist l = {0};
 	if (n) {
 		l.v = calloc(n, sizeof(*l.v));
@@ -614,26 +85,26 @@ static int set_strlist(const struct file_ctx *fc, const struct opt *o,
 		snprintf(path, sizeof(path), "%s[%zu]", o->key, i);
 		const char *problem = NULL;
 		if (!json_is_string(item)) {
-			strlist_free(&l);
+			cfg_strlist_free(&l);
 			return ferr(fc, EINVAL, path,
 				    "expected a string, got %s",
 				    json_type_name(item));
 		}
 		const char *s = json_string_value(item);
-		if ((problem = check_problem(o->check, s))) {
+		if ((problem = opt_check_problem(o->check, s))) {
 			char q[ESC_MAX];
-			strlist_free(&l);
+			cfg_strlist_free(&l);
 			return ferr(fc, EINVAL, path, "%s %s",
 				    util_escape(q, sizeof(q), s, true),
 				    problem);
 		}
 		if (!(l.v[i] = strdup(s))) {
-			strlist_free(&l);
+			cfg_strlist_free(&l);
 			return ccvm_err_set(fc->err, ENOMEM, "out of memory");
 		}
 		l.n = i + 1;
 	}
-	strlist_free(out);
+	cfg_strlist_free(out);
 	*out = l;
 	return 0;
 }
@@ -646,6 +117,8 @@ static int set_ports(const struct file_ctx *fc, const struct opt *o,
 			    "expected an array of port numbers, got %s",
 			    json_type_name(val));
 	size_t n = json_array_size(val);
+	if (o->max && n > (size_t)o->max)
+		return ferr(fc, EINVAL, o->key, "more than %ld ports", o->max);
 	uint16_t *ports = NULL;
 	if (n && !(ports = calloc(n, sizeof(*ports))))
 		return ccvm_err_set(fc->err, ENOMEM, "out of memory");
@@ -675,10 +148,81 @@ static int set_ports(const struct file_ctx *fc, const struct opt *o,
 	return 0;
 }
 
-static int set_value(const struct file_ctx *fc, const struct opt *o,
+static bool accel_from_name(const char *s, enum cfg_accel *a)
+{
+	static const char *const names[] = {"auto", "kvm", "tcg"};
+	static const enum cfg_accel vals[] = {CFG_ACCEL_AUTO, CFG_ACCEL_KVM,
+					      CFG_ACCEL_TCG};
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*a = vals[i];
+			return true;
+		}
+	return false;
+}
+
+static int set_int(const struct file_ctx *fc, const struct opt *o, json_t *val,
+		   struct ccvm_config *c)
+{
+	if (!json_is_integer(val))
+		return ferr(fc, EINVAL, o->key, "expected an integer, got %s",
+			    json_type_name(val));
+	json_int_t v = json_integer_value(val);
+	if (v < o->min || v > o->max)
+		return ferr(fc, ERANGE, o->key,
+			    "%" JSON_INTEGER_FORMAT " is out of range %ld..%ld",
+			    v, o->min, o->max);
+	*FIELD(c, o, long) = (long)v;
+	return 0;
+}
+
+static int set_accel(const struct file_ctx *fc, const struct opt *o,
 		     json_t *val, struct ccvm_config *c)
 {
 	char q[ESC_MAX];
+	const char *s = json_string_value(val);
+	if (!s)
+		return ferr(fc, EINVAL, o->key,
+			    "expected \"auto\", \"kvm\" or \"tcg\", got %s",
+			    json_type_name(val));
+	if (!accel_from_name(s, FIELD(c, o, enum cfg_accel)))
+		return ferr(fc, EINVAL, o->key,
+			    "expected \"auto\", \"kvm\" or \"tcg\", got %s",
+			    util_escape(q, sizeof(q), s, true));
+	return 0;
+}
+
+static int set_str(const struct file_ctx *fc, const struct opt *o, json_t *val,
+		   struct ccvm_config *c)
+{
+	if (o->nullable && json_is_null(val)) {
+		free(*FIELD(c, o, char *));
+		*FIELD(c, o, char *) = NULL;
+		return 0;
+	}
+	if (!json_is_string(val))
+		return ferr(fc, EINVAL, o->key,
+			    o->nullable ? "expected a string or null, got %s"
+					: "expected a string, got %s",
+			    json_type_name(val));
+	const char *s = json_string_value(val);
+	const char *problem = opt_check_problem(o->check, s);
+	if (problem) {
+		char q[ESC_MAX];
+		return ferr(fc, EINVAL, o->key, "%s %s",
+			    util_escape(q, sizeof(q), s, true), problem);
+	}
+	char *dup = strdup(s);
+	if (!dup)
+		return ccvm_err_set(fc->err, ENOMEM, "out of memory");
+	free(*FIELD(c, o, char *));
+	*FIELD(c, o, char *) = dup;
+	return 0;
+}
+
+static int set_value(const struct file_ctx *fc, const struct opt *o,
+		     json_t *val, struct ccvm_config *c)
+{
 	switch (o->kind) {
 	case K_BOOL:
 		if (!json_is_boolean(val))
@@ -687,42 +231,10 @@ static int set_value(const struct file_ctx *fc, const struct opt *o,
 				    json_type_name(val));
 		*FIELD(c, o, bool) = json_is_true(val);
 		return 0;
-	case K_INT: {
-		if (!json_is_integer(val))
-			return ferr(fc, EINVAL, o->key,
-				    "expected an integer, got %s",
-				    json_type_name(val));
-		json_int_t v = json_integer_value(val);
-		if (v < o->min || v > o->max)
-			return ferr(fc, ERANGE, o->key,
-				    "%" JSON_INTEGER_FORMAT
-				    " is out of range %ld..%ld",
-				    v, o->min, o->max);
-		*FIELD(c, o, long) = (long)v;
-		return 0;
-	}
-	case K_ACCEL: {
-		const char *s = json_string_value(val);
-		enum cfg_accel a;
-		if (!s)
-			return ferr(fc, EINVAL, o->key,
-				    "expected \"auto\", \"kvm\" or \"tcg\", "
-				    "got %s",
-				    json_type_name(val));
-		if (!strcmp(s, "auto"))
-			a = CFG_ACCEL_AUTO;
-		else if (!strcmp(s, "kvm"))
-			a = CFG_ACCEL_KVM;
-		else if (!strcmp(s, "tcg"))
-			a = CFG_ACCEL_TCG;
-		else
-			return ferr(fc, EINVAL, o->key,
-				    "expected \"auto\", \"kvm\" or \"tcg\", "
-				    "got %s",
-				    util_escape(q, sizeof(q), s, true));
-		*FIELD(c, o, enum cfg_accel) = a;
-		return 0;
-	}
+	case K_INT:
+		return set_int(fc, o, val, c);
+	case K_ACCEL:
+		return set_accel(fc, o, val, c);
 	case K_TRISTATE:
 		if (json_is_null(val))
 			*FIELD(c, o, int) = -1;
@@ -733,37 +245,21 @@ static int set_value(const struct file_ctx *fc, const struct opt *o,
 				    "expected null, true or false, got %s",
 				    json_type_name(val));
 		return 0;
-	case K_STR: {
-		if (o->nullable && json_is_null(val)) {
-			free(*FIELD(c, o, char *));
-			*FIELD(c, o, char *) = NULL;
-			return 0;
-		}
-		if (!json_is_string(val))
-			return ferr(fc, EINVAL, o->key,
-				    o->nullable ? "expected a string or null, "
-						  "got %s"
-						: "expected a string, got %s",
-				    json_type_name(val));
-		const char *s = json_string_value(val);
-		const char *problem = check_problem(o->check, s);
-		if (problem)
-			return ferr(fc, EINVAL, o->key, "%s %s",
-				    util_escape(q, sizeof(q), s, true),
-				    problem);
-		char *dup = strdup(s);
-		if (!dup)
-			return ccvm_err_set(fc->err, ENOMEM, "out of memory");
-		free(*FIELD(c, o, char *));
-		*FIELD(c, o, char *) = dup;
-		return 0;
-	}
+	case K_STR:
+		return set_str(fc, o, val, c);
 	case K_STRLIST:
 		return set_strlist(fc, o, val, FIELD(c, o, struct cfg_strlist));
 	case K_PORTS:
 		return set_ports(fc, o, val, c);
 	}
 	return ferr(fc, EINVAL, o->key, "internal: unknown option kind");
+}
+
+int opt_set_json(const struct opt *o, json_t *val, struct ccvm_config *c,
+		 const char *file, struct ccvm_err *err)
+{
+	struct file_ctx fc = {.file = file, .err = err};
+	return set_value(&fc, o, val, c);
 }
 
 static int parse_object(const struct file_ctx *fc, json_t *obj,
@@ -783,7 +279,7 @@ static int parse_object(const struct file_ctx *fc, json_t *obj,
 		}
 		snprintf(path, sizeof(path), "%s%s%s", group ? group : "",
 			 group ? "." : "", key);
-		if (!group && is_group(key)) {
+		if (!group && opt_is_group(key)) {
 			if (!json_is_object(val))
 				return ferr(fc, EINVAL, path,
 					    "expected an object, got %s",
@@ -921,13 +417,7 @@ static int env_set(struct ccvm_config *c, const struct opt *o, const char *v,
 		return 0;
 	}
 	case K_ACCEL:
-		if (!strcmp(v, "auto"))
-			*FIELD(c, o, enum cfg_accel) = CFG_ACCEL_AUTO;
-		else if (!strcmp(v, "kvm"))
-			*FIELD(c, o, enum cfg_accel) = CFG_ACCEL_KVM;
-		else if (!strcmp(v, "tcg"))
-			*FIELD(c, o, enum cfg_accel) = CFG_ACCEL_TCG;
-		else
+		if (!accel_from_name(v, FIELD(c, o, enum cfg_accel)))
 			return ccvm_err_set(err, EINVAL,
 					    "%s: expected auto, kvm or tcg, "
 					    "got %s",
@@ -959,15 +449,16 @@ int cfg_apply_env(struct ccvm_config *cfg, char *const *envp,
 			    util_escape(q, sizeof(q), all, true));
 			goto out;
 		}
-		for (size_t i = 0; i < ARRAY_LEN(opts); i++)
-			if (opts[i].claude_share)
-				*FIELD(&tmp, &opts[i], bool) = b;
+		for (size_t i = 0; i < cfg_n_opts; i++)
+			if (cfg_opts[i].claude_share)
+				*FIELD(&tmp, &cfg_opts[i], bool) = b;
 	}
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
+	for (size_t i = 0; i < cfg_n_opts; i++) {
 		const char *v;
-		if (!opts[i].env || !(v = cfg_env_get(envp, opts[i].env)))
+		if (!cfg_opts[i].env ||
+		    !(v = cfg_env_get(envp, cfg_opts[i].env)))
 			continue;
-		if ((r = env_set(&tmp, &opts[i], v, err)) < 0)
+		if ((r = env_set(&tmp, &cfg_opts[i], v, err)) < 0)
 			goto out;
 	}
 out:
@@ -1064,105 +555,7 @@ fail:
 	return r;
 }
 
-/* ---- dump ---- */
-
-static json_t *strlist_json(const struct cfg_strlist *l)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < l->n; i++)
-		if (json_array_append_new(a, json_string(l->v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
-static json_t *opt_json(const struct ccvm_config *c, const struct opt *o)
-{
-	static const char *const accel[] = {"auto", "kvm", "tcg"};
-	switch (o->kind) {
-	case K_BOOL:
-		return json_boolean(*CFIELD(c, o, bool));
-	case K_INT:
-		return json_integer(*CFIELD(c, o, long));
-	case K_ACCEL: {
-		enum cfg_accel a = *CFIELD(c, o, enum cfg_accel);
-		return json_string(accel[(unsigned)a < 3 ? a : 0]);
-	}
-	case K_TRISTATE: {
-		int t = *CFIELD(c, o, int);
-		return t < 0 ? json_null() : json_boolean(t);
-	}
-	case K_STR: {
-		const char *s = *CFIELD(c, o, char *);
-		return s ? json_string(s) : json_null();
-	}
-	case K_STRLIST:
-		return strlist_json(CFIELD(c, o, struct cfg_strlist));
-	case K_PORTS: {
-		json_t *a = json_array();
-		for (size_t i = 0; a && i < c->n_egress_ports; i++)
-			if (json_array_append_new(
-				a, json_integer(c->egress_ports[i])) < 0) {
-				json_decref(a);
-				return NULL;
-			}
-		return a;
-	}
-	}
-	return NULL;
-}
-
-int cfg_dump_json(const struct ccvm_config *cfg, enum cfg_dump_mode mode,
-		  char **out, struct ccvm_err *err)
-{
-	json_t *root = json_object();
-	if (!root)
-		return ccvm_err_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		const struct opt *o = &opts[i];
-		if (mode == CFG_DUMP_BUILD && !o->build_time)
-			continue;
-		json_t *parent = root;
-		const char *name = o->key;
-		const char *dot = strchr(o->key, '.');
-		if (dot) {
-			char g[32];
-			snprintf(g, sizeof(g), "%.*s", (int)(dot - o->key),
-				 o->key);
-			parent = json_object_get(root, g);
-			if (!parent) {
-				parent = json_object();
-				if (json_object_set_new(root, g, parent) < 0)
-					goto nomem;
-			}
-			name = dot + 1;
-		}
-		if (json_object_set_new(parent, name, opt_json(cfg, o)) < 0)
-			goto nomem;
-	}
-	size_t flags = mode == CFG_DUMP_PRETTY
-			   ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
-			   : JSON_COMPACT | JSON_SORT_KEYS;
-	char *s = json_dumps(root, flags);
-	json_decref(root);
-	if (!s)
-		return ccvm_err_set(err, ENOMEM, "out of memory");
-	if (mode == CFG_DUMP_PRETTY) {
-		char *nl = util_asprintf("%s\n", s);
-		free(s);
-		if (!nl)
-			return ccvm_err_set(err, ENOMEM, "out of memory");
-		s = nl;
-	}
-	*out = s;
-	return 0;
-nomem:
-	json_decref(root);
-	return ccvm_err_set(err, ENOMEM, "out of memory");
-}
-
-/* ---- root, help ---- */
+/* ---- root ---- */
 
 int cfg_check_root(unsigned euid, char *const *envp, struct ccvm_err *err)
 {
@@ -1184,45 +577,4 @@ int cfg_check_root(unsigned euid, char *const *envp, struct ccvm_err *err)
 			    "would then own the host, and the image cache and "
 			    "project files would become root's; run ccvm as "
 			    "your normal user (CCVM_ALLOW_ROOT=1 overrides)");
-}
-
-void cfg_usage(FILE *out, char *const *envp)
-{
-	fputs("Environment (override the config file; flags override "
-	      "these):\n",
-	      out);
-	bool all_shown = false;
-	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
-		if (!opts[i].env)
-			continue;
-		if (opts[i].claude_share && !all_shown) {
-			fprintf(out, "  %-26s %s\n", "CCVM_SHARE_CLAUDE_CONFIG",
-				"0/1: all share.* but gitConfig at once "
-				"(per-item variables win)");
-			all_shown = true;
-		}
-		fprintf(out, "  %-26s %s\n", opts[i].env, opts[i].doc);
-	}
-	fprintf(out, "  %-26s %s\n", "CCVM_CONFIG",
-		"config file to read instead of the default (must exist)");
-	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_ROOT",
-		"1 lets ccvm run as root (refused otherwise)");
-	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_SECRET_DIRS",
-		"1 lets ccvm share a directory holding or inside ~/.ssh and "
-		"the like");
-	fputs("Booleans accept 1/0, true/false, yes/no.\n\n", out);
-	char *path = NULL;
-	bool required = false;
-	struct ccvm_err e = {0};
-	if (cfg_config_path(envp, &path, &required, &e) < 0 || !path) {
-		fputs("Config file: none (set HOME, XDG_CONFIG_HOME or "
-		      "CCVM_CONFIG)\n",
-		      out);
-	} else {
-		char f[ESC_MAX];
-		fprintf(out, "Config file: %s%s\n",
-			util_escape(f, sizeof(f), path, false),
-			required ? " (from CCVM_CONFIG)" : "");
-	}
-	free(path);
 }

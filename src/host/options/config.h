@@ -67,8 +67,10 @@ struct ccvm_config {
 #define CFG_CORES_MAX	  1024L
 #define CFG_DISK_SIZE_MAX 65536L	/* GiB: 64 TiB */
 #define CFG_FILE_MAX	  (1024 * 1024) /* bytes of config file read */
+#define CFG_NPM_SPEC_MAX  512		/* characters of an npm spec */
 
-/* Fills cfg with the built-in defaults.  0 or -ENOMEM. */
+/* Fills cfg with the built-in defaults, the option table's (table.c).
+ * 0 or -ENOMEM. */
 int cfg_init(struct ccvm_config *cfg, struct ccvm_err *err);
 
 /* Frees everything cfg owns and leaves it zeroed; safe on a zeroed cfg. */
@@ -134,11 +136,23 @@ int cfg_check_root(unsigned euid, char *const *envp, struct ccvm_err *err);
 /* Parses an environment boolean: 1/0, true/false, yes/no (any case). */
 bool cfg_parse_bool(const char *s, bool *out);
 
-/* Validators shared with the tests (true when valid). */
+/*
+ * The option checks (true when valid), the only copies: config resolution
+ * applies them to every value, the image build calls the package-name ones
+ * again before handing names to npm and mmdebstrap.  cfg_valid_egress is
+ * the session's own entry parser (net/egress_parse.h).
+ */
 bool cfg_valid_env_name(const char *s);
 bool cfg_valid_egress(const char *s);
+/* Debian policy 5.6.1 [a-z0-9][a-z0-9+.-]+, 2..128 characters; no
+ * version or architecture. */
 bool cfg_valid_deb_name(const char *s);
+/* Printable ASCII without spaces, not starting with '-', at most
+ * CFG_NPM_SPEC_MAX characters. */
 bool cfg_valid_npm_spec(const char *s);
+/* A nix.conf list item: non-empty, no whitespace, control characters or
+ * '#'. */
+bool cfg_valid_nix_item(const char *s);
 
 /* Writes the environment-variable and config-file part of --ccvm-help. */
 void cfg_usage(FILE *out, char *const *envp);
