@@ -5,9 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 #include "vm/accel.h"
 #include "term/clipboard.h"
 #include "sys/hostpath.h"
+#include "sys/spawn.h"
 #include "image/image.h"
 #include "vm/qemu.h"
 #include "util.h"
@@ -62,61 +61,32 @@ int doctor_first_line(char *const argv[], int timeout_ms, char *out,
 	if (outsz == 0)
 		return -EINVAL;
 	out[0] = '\0';
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	autoclose int rd = p[0];
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	char *env[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-	pid_t pid;
-	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (r != 0)
-		return -r;
-
-	char buf[4096];
-	size_t len = 0;
-	long long deadline = util_now_ms() + timeout_ms;
-	bool timed_out = false;
-	for (;;) {
-		long long left = deadline - util_now_ms();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		struct pollfd pfd = {.fd = rd, .events = POLLIN};
-		int n = poll(&pfd, 1, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			timed_out = n == 0;
-			break;
-		}
-		if (len == sizeof(buf) - 1)
-			break; /* enough: the rest is not read */
-		ssize_t got = read(rd, buf + len, sizeof(buf) - 1 - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		len += (size_t)got;
+	static const char *const env[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
+					  NULL};
+	static const struct spawn_fd fds[] = {
+	    {0, SPAWN_NULL}, {1, SPAWN_PIPE}, {2, SPAWN_NULL}};
+	struct spawn_opts o = {.argv = (const char *const *)argv,
+			       .envp = env,
+			       .fds = fds,
+			       .n_fds = ARRAY_LEN(fds)};
+	struct spawn_child c;
+	struct ccvm_err err = {0};
+	int r = spawn_start(&o, &c, &err);
+	if (r < 0)
+		return r;
+	/* The first 4 KiB are enough: past them the probe is killed. */
+	struct spawn_buf buf = {.max = 4095};
+	r = spawn_wait(&c, timeout_ms, &buf, NULL);
+	if (r == -ETIMEDOUT) {
+		spawn_buf_free(&buf);
+		return r;
 	}
-	buf[len] = '\0';
-	if (timed_out || len == sizeof(buf) - 1)
-		kill(pid, SIGKILL);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (timed_out)
-		return -ETIMEDOUT;
-	buf[strcspn(buf, "\n")] = '\0';
-	util_strlcpy(out, buf, outsz);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+	if (buf.data) {
+		buf.data[strcspn(buf.data, "\n")] = '\0';
+		util_strlcpy(out, buf.data, outsz);
+	}
+	spawn_buf_free(&buf);
+	return WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0 ? 0 : -EIO;
 }
 
 /* The QEMU binary a session would use: $CCVM_QEMU, else the trusted

@@ -19,16 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "dns.h"
-#include "sys/procs.h"
 #include "proto.h"
 #include "net/route.h"
 #include "stream.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 struct hchan {
@@ -637,42 +636,49 @@ out:
 	return r;
 }
 
+struct relay_arg {
+	struct egress_policy *p;
+};
+
+/* The relay's process (spawn_call): the port is its fd 3, the summary
+ * pipe fd 4. */
+static int relay_main(void *arg)
+{
+	const struct relay_arg *a = arg;
+	return egress_run(3, a->p, 4) < 0 ? 1 : 0;
+}
+
 int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
 		 pid_t *pid, struct ccvm_err *err)
 {
 	int sp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0)
 		return ccvm_err_sys(err, errno, "pipe");
-	pid_t parent = getpid();
-	pid_t c = fork();
-	if (c < 0) {
-		int e = errno;
-		close(sp[0]);
-		close(sp[1]);
-		return ccvm_err_sys(err, e, "fork (egress relay)");
-	}
-	if (c == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		/* The API key is none of the relay's business. */
-		procs_forget_secrets();
-		prctl(PR_SET_NAME, "ccvm-egress");
-		/* Keep the port, the summary pipe and stderr; the terminal
-		 * and everything else of the session stay out of reach. */
-		int nfd = fcntl(net_fd, F_DUPFD_CLOEXEC, 10);
-		int sfd = fcntl(sp[1], F_DUPFD_CLOEXEC, 10);
-		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (nfd < 0 || sfd < 0 || devnull < 0 || dup2(devnull, 0) < 0 ||
-		    dup2(devnull, 1) < 0 || dup3(nfd, 3, O_CLOEXEC) < 0 ||
-		    dup3(sfd, 4, O_CLOEXEC) < 0)
-			_exit(1);
-		close_range(5, ~0U, 0);
-		_exit(egress_run(3, p, 4) < 0 ? 1 : 0);
-	}
+	/* Keep the port, the summary pipe and stderr; the terminal and
+	 * everything else of the session stay out of reach (the spawner
+	 * also wipes the API key: none of the relay's business).  A forked
+	 * function, not a program: it keeps ccvm's signal state, SIGPIPE
+	 * blocked included. */
+	const struct spawn_fd fds[] = {{0, SPAWN_NULL},
+				       {1, SPAWN_NULL},
+				       {2, STDERR_FILENO},
+				       {3, net_fd},
+				       {4, sp[1]}};
+	struct spawn_opts o = {.fds = fds,
+			       .n_fds = ARRAY_LEN(fds),
+			       .keep_signals = true,
+			       .name = "ccvm-egress"};
+	struct relay_arg a = {.p = p};
+	struct spawn_child c;
+	struct ccvm_err e = {0};
+	int r = spawn_call(&o, relay_main, &a, &c, &e);
 	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		return ccvm_err_set(err, -r, "egress relay: %s", e.msg);
+	}
 	*summary_fd = sp[0];
-	*pid = c;
+	*pid = c.pid;
 	return 0;
 }
 

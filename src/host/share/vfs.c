@@ -52,6 +52,7 @@
 
 #include "sys/nosuid.h"
 #include "sys/procs.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 #if defined(__x86_64__)
@@ -174,34 +175,12 @@ int vfs_argv(const char *bin, const char *dir, bool debug, bool cached,
 
 /* --- the child: set up the namespace, then exec ----------------------- */
 
-/* What the child reports on its status pipe when a step fails. */
-struct child_fail {
-	int err;
-	char step[48];
-};
-
+/* What the pre-exec hook needs (spawn.h): prepared before the fork. */
 struct child_plan {
-	char *const *argv;
 	const char *dir;
 	bool writable;
-	int listen_fd, err_fd, status_fd;
 	char uid_map[32], gid_map[32];
-	pid_t parent;
 };
-
-static __attribute__((noreturn)) void child_fail(const struct child_plan *p,
-						 const char *step)
-{
-	struct child_fail f = {.err = errno};
-	size_t n = strlen(step);
-	if (n >= sizeof(f.step))
-		n = sizeof(f.step) - 1;
-	memcpy(f.step, step, n);
-	if (write(p->status_fd, &f, sizeof(f)) < 0) {
-		/* the parent sees EOF and a dead child */
-	}
-	_exit(127);
-}
 
 static int write_proc(const char *path, const char *s)
 {
@@ -288,63 +267,31 @@ static int bind_read_only(const char *dir)
 			    &attr, sizeof(attr));
 }
 
-static int place_fd(int fd, int target)
+/*
+ * In the child, after the fd map and before execve (spawn.h's pre-exec
+ * hook).  Ids and capabilities change only within what PR_SET_PDEATHSIG
+ * survives (a new user namespace, a subset of capabilities), so
+ * virtiofsd still dies with ccvm, even on SIGKILL.
+ */
+static int child_setup(void *arg, const char **step)
 {
-	if (fd == target)
-		return util_set_cloexec(fd, false);
-	return dup2(fd, target) < 0 ? -1 : 0;
-}
-
-static __attribute__((noreturn)) void child_run(const struct child_plan *p)
-{
-	/* Dies with ccvm, even on SIGKILL.  Ids and capabilities change
-	 * below only within what PR_SET_PDEATHSIG survives (a new user
-	 * namespace, a subset of capabilities). */
-	if (!util_child_dies_with(p->parent))
-		_exit(127);
-	setpgid(0, 0); /* the terminal's Ctrl-C is ccvm's to handle */
-	const char *step;
-	if (vfs_unshare_self(p->uid_map, p->gid_map, &step) < 0)
-		child_fail(p, step);
+	const struct child_plan *p = arg;
+	if (vfs_unshare_self(p->uid_map, p->gid_map, step) < 0)
+		return -1;
+	*step = "making mounts private";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		child_fail(p, "making mounts private");
+		return -1;
+	*step = "read-only bind of the directory";
 	if (!p->writable && bind_read_only(p->dir) < 0)
-		child_fail(p, "read-only bind of the directory");
-	/* virtiofsd holds a file for every inode the guest knows, and the
-	 * guest keeps what it caches: as many as the user may have. */
-	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
+		return -1;
+	*step = "ambient capabilities";
 	if (raise_ambient_caps() < 0)
-		child_fail(p, "ambient capabilities");
+		return -1;
+	*step = "seccomp filter";
 	if (id_calls_succeed() < 0)
-		child_fail(p, "seccomp filter");
-	if (nosuid_install(false) < 0)
-		child_fail(p, "seccomp filter (no setuid files)");
-
-	int hi_listen = fcntl(p->listen_fd, F_DUPFD_CLOEXEC, 10);
-	int hi_status = fcntl(p->status_fd, F_DUPFD_CLOEXEC, 10);
-	int out = p->err_fd >= 0 ? fcntl(p->err_fd, F_DUPFD_CLOEXEC, 10)
-				 : open("/dev/null", O_WRONLY | O_CLOEXEC);
-	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (hi_listen < 0 || hi_status < 0 || out < 0 || in < 0)
-		child_fail(p, "file descriptors");
-	struct child_plan q = *p;
-	q.status_fd = hi_status;
-	if (place_fd(in, 0) < 0 || place_fd(out, 1) < 0 ||
-	    place_fd(out, 2) < 0 ||
-	    place_fd(hi_listen, VFS_CHILD_LISTEN_FD) < 0)
-		child_fail(&q, "file descriptors");
-	/* Everything else closes, the status pipe on exec. */
-	for (int fd = VFS_CHILD_LISTEN_FD + 1; fd < 10; fd++)
-		close(fd);
-	close_range(10, (unsigned)hi_status - 1, 0);
-	close_range((unsigned)hi_status + 1, ~0U, 0);
-	static char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
-	execve(p->argv[0], p->argv, envp);
-	child_fail(&q, "exec virtiofsd");
+		return -1;
+	*step = "seccomp filter (no setuid files)";
+	return nosuid_install(false);
 }
 
 /* --- the parent ---------------------------------------------------------- */
@@ -403,14 +350,8 @@ int vfs_start(const char *bin, const char *dir, bool writable, bool cached,
 	int r = vfs_argv(bin, dir, errfd >= 0, cached, &argv, err);
 	if (r < 0)
 		return r;
-	int lfd = -1, cfd = -1, st[2] = {-1, -1};
-	struct child_plan p = {
-	    .argv = argv,
-	    .dir = dir,
-	    .writable = writable,
-	    .err_fd = errfd,
-	    .parent = getpid(),
-	};
+	int lfd = -1, cfd = -1;
+	struct child_plan p = {.dir = dir, .writable = writable};
 	if (vfs_id_map(getuid(), p.uid_map, sizeof(p.uid_map)) < 0 ||
 	    vfs_id_map(getgid(), p.gid_map, sizeof(p.gid_map)) < 0) {
 		r = ccvm_err_set(err, EINVAL, "virtiofs: id map");
@@ -418,42 +359,34 @@ int vfs_start(const char *bin, const char *dir, bool writable, bool cached,
 	}
 	if ((r = socket_pair_via_path(&lfd, &cfd, err)) < 0)
 		goto out;
-	if (pipe2(st, O_CLOEXEC) < 0) {
-		r = ccvm_err_sys(err, errno, "virtiofs: pipe");
+	static const char *const envp[] = {"PATH=/usr/bin:/bin", "LC_ALL=C",
+					   NULL};
+	int out_fd = errfd >= 0 ? errfd : SPAWN_NULL;
+	const struct spawn_fd fds[] = {{0, SPAWN_NULL},
+				       {1, out_fd},
+				       {2, out_fd},
+				       {VFS_CHILD_LISTEN_FD, lfd}};
+	/* Its own process group: the terminal's Ctrl-C is ccvm's to
+	 * handle.  virtiofsd holds a file for every inode the guest knows,
+	 * and the guest keeps what it caches: as many as the user may
+	 * have (nofile_max). */
+	struct spawn_opts o = {.argv = (const char *const *)argv,
+			       .envp = envp,
+			       .fds = fds,
+			       .n_fds = ARRAY_LEN(fds),
+			       .new_pgrp = true,
+			       .nofile_max = true,
+			       .pre_exec = child_setup,
+			       .pre_exec_arg = &p};
+	struct spawn_child c;
+	struct ccvm_err e = {0};
+	r = spawn_start(&o, &c, &e);
+	if (r < 0) {
+		r = ccvm_err_set(err, -r, "virtiofs: starting virtiofsd: %s",
+				 e.msg);
 		goto out;
 	}
-	p.listen_fd = lfd;
-	p.status_fd = st[1];
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = ccvm_err_sys(err, errno, "virtiofs: fork");
-		goto out;
-	}
-	if (pid == 0)
-		child_run(&p);
-	close(st[1]);
-	st[1] = -1;
-	/* EOF: virtiofsd is executing.  A record: a step failed. */
-	struct child_fail f;
-	ssize_t n;
-	do
-		n = read(st[0], &f, sizeof(f));
-	while (n < 0 && errno == EINTR);
-	if (n != 0) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		if (n == (ssize_t)sizeof(f)) {
-			f.step[sizeof(f.step) - 1] = '\0';
-			r = ccvm_err_sys(err, f.err,
-					 "virtiofs: starting virtiofsd: %s",
-					 f.step);
-		} else {
-			r = ccvm_err_set(err, EIO,
-					 "virtiofs: starting virtiofsd failed");
-		}
-		goto out;
-	}
-	d->pid = pid;
+	d->pid = c.pid;
 	d->qemu_fd = cfd;
 	cfd = -1;
 	r = 0;
@@ -462,9 +395,6 @@ out:
 		close(lfd);
 	if (cfd >= 0)
 		close(cfd);
-	for (int i = 0; i < 2; i++)
-		if (st[i] >= 0)
-			close(st[i]);
 	vfs_argv_free(argv);
 	return r;
 }

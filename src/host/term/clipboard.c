@@ -2,7 +2,6 @@
 #include "term/clipboard.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "sys/hostpath.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -216,41 +216,23 @@ static int spawn_tool(struct clip *c, const char *tool)
 	clip_argv_build(c->backend, tool, &c->req, argv);
 	static struct clip_envp env;
 	clip_envp_build(c->backend, const_getenv, &env);
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return -e;
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid == 0) {
-		/* Only async-signal-safe calls from here on. */
-		if (!util_child_dies_with(parent))
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		setpgid(0, 0); /* out of the terminal's process group */
-		if (dup2(devnull, 0) < 0 || dup2(p[1], 1) < 0 ||
-		    dup2(devnull, 2) < 0)
-			_exit(127);
-		close_range(3, ~0U, 0);
-		execve(tool, (char *const *)argv, env.v);
-		_exit(127);
-	}
-	int e = errno;
-	close(p[1]);
-	close(devnull);
-	if (pid < 0) {
-		close(p[0]);
-		return -e;
-	}
-	util_set_nonblock(p[0], true);
-	c->pid = pid;
-	c->fd = p[0];
+	static const struct spawn_fd fds[] = {
+	    {0, SPAWN_NULL}, {1, SPAWN_PIPE}, {2, SPAWN_NULL}};
+	/* Out of the terminal's process group; the session reaps it
+	 * (clip_on_sigchld, kill_tool). */
+	struct spawn_opts o = {.argv = argv,
+			       .envp = (const char *const *)env.v,
+			       .fds = fds,
+			       .n_fds = ARRAY_LEN(fds),
+			       .new_pgrp = true};
+	struct spawn_child sc;
+	struct ccvm_err err = {0};
+	int r = spawn_start(&o, &sc, &err);
+	if (r < 0)
+		return r;
+	util_set_nonblock(sc.pipe[1], true);
+	c->pid = sc.pid;
+	c->fd = sc.pipe[1];
 	return 0;
 }
 

@@ -20,12 +20,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "sys/procs.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 const char *accel_name(enum accel_kind k)
@@ -227,8 +225,6 @@ static int check_guest(const uint8_t *mem)
 
 static __attribute__((noreturn)) void probe_child(int kvm, int out)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	procs_forget_secrets();
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
 		probe_fail(out, ST_CREATE_VM, errno);
@@ -318,6 +314,13 @@ static __attribute__((noreturn)) void probe_child(int kvm, int out)
 			_exit(1);
 		}
 	}
+}
+
+/* The child (spawn_call): /dev/kvm is its fd 3, the report pipe fd 4. */
+static int probe_main(void *arg)
+{
+	(void)arg;
+	probe_child(3, 4);
 }
 
 /* ---- the parent side ------------------------------------------------- */
@@ -493,22 +496,23 @@ int accel_probe_kvm(const char *dev, struct ccvm_err *err)
 	autoclose int rd = p[0];
 	autoclose int wr = p[1];
 	long long start = util_now_ms();
-	pid_t pid = fork();
-	if (pid < 0)
-		return ccvm_err_sys(err, errno, "KVM probe: fork");
-	if (pid == 0) {
-		close(rd);
-		probe_child(kvm, wr);
-	}
+	/* The probe keeps ccvm's signal state (keep_signals): KVM_RUN is
+	 * interrupted only by what would interrupt ccvm. */
+	const struct spawn_fd fds[] = {
+	    {2, STDERR_FILENO}, {3, kvm}, {4, wr}};
+	struct spawn_opts o = {
+	    .fds = fds, .n_fds = ARRAY_LEN(fds), .keep_signals = true};
+	struct spawn_child c;
+	struct ccvm_err e = {0};
+	int r = spawn_call(&o, probe_main, NULL, &c, &e);
 	close(steal_fd(&wr));
+	if (r < 0)
+		return ccvm_err_set(err, -r, "KVM probe: %s", e.msg);
 
 	struct probe_state ps = {0};
 	bool finished = probe_wait(rd, start + ACCEL_PROBE_DEADLINE_MS, &ps);
-	kill(pid, SIGKILL); /* not yet reaped, so pid is still ours */
-	int wstatus = 0;
-	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-		;
-	return probe_verdict(dev, &ps, !finished, wstatus, err);
+	spawn_kill(&c);
+	return probe_verdict(dev, &ps, !finished, c.status, err);
 }
 
 /* ---- choosing -------------------------------------------------------- */

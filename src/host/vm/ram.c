@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "sys/spawn.h"
 #include "util.h"
 #include "share/vfs.h"
 
@@ -97,35 +97,41 @@ static int receive(int sock, struct ccvm_err *err)
 	return ccvm_err_set(err, EIO, "guest RAM: the helper died");
 }
 
+struct ram_plan {
+	char uid_map[32], gid_map[32];
+	long mib;
+};
+
+/* The child (spawn_call): the socket is its fd 3. */
+static int ram_child(void *arg)
+{
+	const struct ram_plan *p = arg;
+	child_run(3, p->uid_map, p->gid_map, p->mib);
+}
+
 int ram_open(long mib, struct ccvm_err *err)
 {
 	if (mib <= 0)
 		return ccvm_err_set(err, EINVAL, "guest RAM: %ld MiB", mib);
-	char uid_map[32], gid_map[32];
-	if (vfs_id_map(getuid(), uid_map, sizeof(uid_map)) < 0 ||
-	    vfs_id_map(getgid(), gid_map, sizeof(gid_map)) < 0)
+	struct ram_plan p = {.mib = mib};
+	if (vfs_id_map(getuid(), p.uid_map, sizeof(p.uid_map)) < 0 ||
+	    vfs_id_map(getgid(), p.gid_map, sizeof(p.gid_map)) < 0)
 		return ccvm_err_set(err, EINVAL, "guest RAM: id map");
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return ccvm_err_sys(err, errno, "guest RAM: socketpair");
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sp[0]);
-		close(sp[1]);
-		return ccvm_err_sys(err, e, "guest RAM: fork");
-	}
-	if (pid == 0) {
-		if (!util_child_dies_with(parent))
-			_exit(1);
-		close(sp[0]);
-		child_run(sp[1], uid_map, gid_map, mib);
-	}
+	const struct spawn_fd fds[] = {{2, STDERR_FILENO}, {3, sp[1]}};
+	struct spawn_opts o = {.fds = fds, .n_fds = ARRAY_LEN(fds)};
+	struct spawn_child c;
+	struct ccvm_err e = {0};
+	int r = spawn_call(&o, ram_child, &p, &c, &e);
 	close(sp[1]);
+	if (r < 0) {
+		close(sp[0]);
+		return ccvm_err_set(err, -r, "guest RAM: %s", e.msg);
+	}
 	int fd = receive(sp[0], err);
 	close(sp[0]);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	spawn_wait(&c, 0, NULL, NULL);
 	return fd;
 }
