@@ -48,6 +48,7 @@
 #include "image/cpio.h"
 #include "image/kernel.h"
 #include "image/image_build.h"
+#include "term/say.h"
 #include "util.h"
 
 extern const unsigned char ccvm_init_blob[], ccvm_init_blob_end[];
@@ -460,8 +461,8 @@ static int open_lock(const char *images, struct ccvm_err *err)
 		close(fd);
 		return r;
 	}
-	fprintf(stderr, "ccvm: another ccvm is building a guest image; "
-			"waiting for it to finish...\n");
+	say("another ccvm is building a guest image; waiting for it to "
+	    "finish...");
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR || image_interrupted) {
 			r = image_interrupted

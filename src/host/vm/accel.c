@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sys/spawn.h"
+#include "term/say.h"
 #include "util.h"
 
 const char *accel_name(enum accel_kind k)
@@ -223,6 +224,9 @@ static int check_guest(const uint8_t *mem)
 	return 0;
 }
 
+/* The probe, in its own process: creates a VM, runs the guest and reports
+ * each stage on out.  Long (~90 lines) on purpose: one fixed sequence of
+ * KVM ioctls, each reporting its own step, read best top to bottom. */
 static __attribute__((noreturn)) void probe_child(int kvm, int out)
 {
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -534,8 +538,7 @@ int accel_choose_dev(enum cfg_accel want, const char *dev, bool quiet,
 		return ccvm_err_set(err, -r, "acceleration=kvm: %s",
 				    probe_err.msg);
 	if (!quiet)
-		fprintf(stderr, "ccvm: KVM not usable (%s); using TCG (slow)\n",
-			probe_err.msg);
+		say("KVM not usable (%s); using TCG (slow)", probe_err.msg);
 	*out = ACCEL_TCG;
 	return 0;
 }

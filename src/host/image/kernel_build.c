@@ -1,0 +1,412 @@
+/*
+ * The guest kernel, built from Debian's kernel source with ccvm's config
+ * fragment and patch (image_kernel_config, image_kernel_patch); kernel.c
+ * reads what it produces.
+ *
+ * Built once per (source package version, config fragment) into
+ * <cache>/ccvm/kernels/<key>/vmlinux, shared by every image; when the
+ * source package is missing or the build fails, the image gets Debian's
+ * stock kernel and modules instead (one line says why).  A failed build
+ * leaves kernels/<key>.failed so that later images do not try again;
+ * removing it (or --ccvm-prune) retries.
+ */
+#define _GNU_SOURCE
+#include "image/build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/image_build.h"
+#include "image/kernel.h"
+#include "image/run.h"
+#include "sys/hostpath.h"
+#include "util.h"
+
+#define KERNEL_MAX	   (128u << 20)
+#define KSRC_PKG	   IMAGE_KERNEL_PKG
+#define KSRC_TAR	   IMAGE_KERNEL_SOURCE
+#define KSRC_DIR	   KSRC_PKG
+#define KERNEL_RECIPE	   "1"
+#define KERNEL_NICE	   "10"
+#define KERNEL_VERSION_MAX 256
+
+int image_kernels_dir(const char *images, char out[PATH_MAX])
+{
+	const char *slash = strrchr(images, '/');
+	if (!slash || slash == images)
+		return -EINVAL;
+	int n = snprintf(out, PATH_MAX, "%.*s/kernels", (int)(slash - images),
+			 images);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The installed source package's version (dpkg-query), or "". */
+static void ksrc_version(struct build *b, const char *tmpdir, char *out,
+			 size_t outsz)
+{
+	out[0] = '\0';
+	char dq[PATH_MAX];
+	if (hostpath_find("dpkg-query", dq) < 0)
+		return;
+	autofree char *p = util_path_join(tmpdir, "ksrc-version");
+	if (!p)
+		return;
+	autoclose int fd =
+	    open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	const char *argv[] = {dq, "-W", "-f=${Version}", KSRC_PKG, NULL};
+	struct run_cmd c = {
+	    .argv = argv, .cwd = tmpdir, .in_fd = -1, .out_fd = fd};
+	struct ccvm_err e = {0};
+	if (run_cmds(&b->st, b->env, &c, 1, &e) == 0) {
+		ssize_t n = pread(fd, out, outsz - 1, 0);
+		out[n > 0 ? n : 0] = '\0';
+		out[strcspn(out, "\r\n")] = '\0';
+	}
+	unlink(p);
+}
+
+/* The tools the kernel build runs, found on PATH. */
+struct ktools {
+	char make[PATH_MAX], tar[PATH_MAX], nice[PATH_MAX], patch[PATH_MAX];
+};
+
+/* What the kernel build needs besides the source: tool, Debian package. */
+static int kernel_tools(struct ktools *t, struct ccvm_err *err)
+{
+	char dummy[PATH_MAX];
+	struct tool_req req[] = {
+	    {"make", "make", t->make},
+	    {"tar", "tar", t->tar},
+	    {"nice", "coreutils", t->nice},
+	    {"patch", "patch", t->patch},
+	    {"xz", "xz-utils", dummy},
+	    {"gcc", "gcc", dummy},
+	    {"bc", "bc", dummy},
+	    {"bison", "bison", dummy},
+	    {"flex", "flex", dummy},
+	    {"perl", "perl-base", dummy},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(req); i++)
+		if (hostpath_find(req[i].tool, req[i].dst) < 0)
+			return ccvm_err_set(err, ENOENT,
+					    "%s not found (install the Debian "
+					    "package %s)",
+					    req[i].tool, req[i].package);
+	static const struct {
+		const char *path, *package;
+	} hdr[] = {
+	    {"/usr/include/gelf.h", "libelf-dev"},
+	    {"/usr/include/openssl/opensslv.h", "libssl-dev"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(hdr); i++)
+		if (access(hdr[i].path, R_OK) < 0)
+			return ccvm_err_set(err, ENOENT,
+					    "%s not found (install the Debian "
+					    "package %s)",
+					    hdr[i].path, hdr[i].package);
+	return 0;
+}
+
+static void kernel_key(const char *version, const struct stat *tar,
+		       char out[65])
+{
+	size_t flen, plen;
+	const void *frag = image_kernel_config(&flen);
+	const void *patch = image_kernel_patch(&plen);
+	struct sha256_ctx c;
+	sha256_init(&c);
+	char meta[128];
+	snprintf(meta, sizeof(meta), "ccvm-kernel %s %lld %lld", KERNEL_RECIPE,
+		 (long long)tar->st_size, (long long)tar->st_mtime);
+	sha256_update(&c, strlen(meta) + 1, (const uint8_t *)meta);
+	sha256_update(&c, strlen(version) + 1, (const uint8_t *)version);
+	sha256_update(&c, flen, frag);
+	sha256_update(&c, plen, patch);
+	uint8_t d[SHA256_DIGEST_SIZE];
+	sha256_digest(&c, sizeof(d), d);
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(d); i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* Writes the config fragment (fstr) to frag and the patch next to it,
+ * extracts the source into tmp (src) and patches it. */
+static int kernel_source(struct build *b, const char *tmp,
+			 const struct ktools *t, const char *src,
+			 const char *frag, const char *fstr,
+			 struct ccvm_err *err)
+{
+	autofree char *pfile = util_path_join(tmp, "guest-kernel.patch");
+	if (!pfile)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    tmp);
+	size_t plen;
+	const char *ptext = image_kernel_patch(&plen);
+	int r = build_write_text(frag, fstr, 0644, err);
+	if (r < 0 || (r = build_write_bytes(pfile, ptext, plen, 0644, err)) < 0)
+		return r;
+	steps_detail(&b->st, "extracting the source");
+	const char *untar[] = {t->tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
+	struct run_cmd c = {
+	    .argv = untar, .cwd = tmp, .in_fd = -1, .out_fd = -1};
+	if ((r = run_cmds(&b->st, b->env, &c, 1, err)) < 0)
+		return r;
+	/* A source it no longer applies to fails the build: the image gets
+	 * the stock kernel, and build.log says which hunk. */
+	steps_detail(&b->st, "patching");
+	const char *pat[] = {t->patch,
+			     "-d",
+			     src,
+			     "-p1",
+			     "--batch",
+			     "--forward",
+			     "--no-backup-if-mismatch",
+			     "-i",
+			     pfile,
+			     NULL};
+	c.argv = pat;
+	return run_cmds(&b->st, b->env, &c, 1, err);
+}
+
+/* Extracts the source into tmp, configures it with the fragment, checks
+ * the result, builds vmlinux and moves it to tmp/vmlinux; release gets
+ * the kernel's release string. */
+static int kernel_compile(struct build *b, const char *tmp,
+			  const struct ktools *t, char *release, size_t relsz,
+			  struct ccvm_err *err)
+{
+	autofree char *src = util_path_join(tmp, KSRC_DIR);
+	autofree char *frag = util_path_join(tmp, "guest-kernel.config");
+	autofree char *allconfig = util_asprintf("KCONFIG_ALLCONFIG=%s", frag);
+	autofree char *dotconfig = util_path_join(src, ".config");
+	autofree char *relp = util_path_join(src, "include/config/"
+						  "kernel.release");
+	autofree char *built = util_path_join(src, "vmlinux");
+	autofree char *out = util_path_join(tmp, "vmlinux");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	autofree char *jobs = util_asprintf("-j%ld", cpus > 0 ? cpus : 1);
+	if (!src || !frag || !allconfig || !dotconfig || !relp || !built ||
+	    !out || !jobs)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    tmp);
+	size_t flen;
+	const char *ftext = image_kernel_config(&flen);
+	autofree char *fstr = strndup(ftext, flen);
+	if (!fstr)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
+	int r = kernel_source(b, tmp, t, src, frag, fstr, err);
+	if (r < 0)
+		return r;
+	steps_detail(&b->st, "configuring");
+	const char *conf[] = {t->nice, "-n", KERNEL_NICE,   t->make,   "-C",
+			      src,     "-s", "allnoconfig", allconfig, NULL};
+	struct run_cmd c = {
+	    .argv = conf, .cwd = tmp, .in_fd = -1, .out_fd = -1};
+	if ((r = run_cmds(&b->st, b->env, &c, 1, err)) < 0)
+		return r;
+	autofree char *dc = NULL;
+	if ((r = util_read_file(dotconfig, TEXT_MAX, &dc, NULL, err)) < 0 ||
+	    (r = kernel_config_check(fstr, dc, err)) < 0)
+		return r;
+	steps_detail(&b->st, "compiling (%s, nice %s)", jobs, KERNEL_NICE);
+	const char *mk[] = {t->nice,
+			    "-n",
+			    KERNEL_NICE,
+			    t->make,
+			    "-C",
+			    src,
+			    "-s",
+			    jobs,
+			    "vmlinux",
+			    "KBUILD_BUILD_USER=ccvm",
+			    "KBUILD_BUILD_HOST=ccvm",
+			    NULL};
+	c.argv = mk;
+	if ((r = run_cmds(&b->st, b->env, &c, 1, err)) < 0)
+		return r;
+	autofree char *rel = NULL;
+	if ((r = util_read_file(relp, 4096, &rel, NULL, err)) < 0)
+		return r;
+	rel[strcspn(rel, "\r\n")] = '\0';
+	snprintf(release, relsz, "%s", rel);
+	if (rename(built, out) < 0)
+		return ccvm_err_sys(err, errno, "%s", out);
+	/* The resolved config stays next to the kernel, for reference. */
+	autofree char *keep = util_path_join(tmp, "config");
+	if (keep)
+		rename(dotconfig, keep);
+	autofree char *img = NULL;
+	size_t len = 0;
+	if ((r = util_read_file(out, KERNEL_MAX, &img, &len, err)) < 0)
+		return r;
+	return kernel_check_pvh_elf((unsigned char *)img, len, err);
+}
+
+/* Builds the kernel for key into kdir (via kernels/.tmp-XXXXXX). */
+static int kernel_build(struct build *b, const char *kernels, const char *kdir,
+			const char *version, struct ccvm_err *err)
+{
+	struct ktools t;
+	int r = kernel_tools(&t, err);
+	if (r < 0)
+		return r;
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", kernels) >=
+	    (int)sizeof(tmp))
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    kernels);
+	if (!mkdtemp(tmp))
+		return ccvm_err_sys(err, errno, "%s", tmp);
+	long long t0 = util_now_ms();
+	char release[128] = "";
+	r = kernel_compile(b, tmp, &t, release, sizeof(release), err);
+	if (r < 0 && !image_interrupted) {
+		char msg[CCVM_ERR_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		ccvm_err_set(err, -r,
+			     "building it failed (%s; the image's build.log "
+			     "has the details)",
+			     msg);
+	}
+	autofree char *src = util_path_join(tmp, KSRC_DIR);
+	if (src)
+		util_rm_rf(src);
+	double secs = (double)(util_now_ms() - t0) / 1000.0;
+	if (r == 0) {
+		size_t flen, plen;
+		const void *frag = image_kernel_config(&flen);
+		const void *kpatch = image_kernel_patch(&plen);
+		char fh[65], ph[65];
+		image_sha256_hex(frag, flen, fh);
+		image_sha256_hex(kpatch, plen, ph);
+		json_t *j =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "release",
+			      release, "sourcePackage", KSRC_PKG,
+			      "sourceVersion", version, "configSha256", fh,
+			      "patchSha256", ph, "buildSeconds", secs);
+		autofree char *jp = util_path_join(tmp, "kernel.json");
+		if (!j || !jp ||
+		    json_dump_file(j, jp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
+			r = ccvm_err_set(err, EIO,
+					 "cannot write %s/kernel.json", tmp);
+		json_decref(j);
+	}
+	if (r == 0 && rename(tmp, kdir) < 0)
+		r = ccvm_err_sys(err, errno, "%s", kdir);
+	if (r < 0) {
+		util_rm_rf(tmp);
+		return r;
+	}
+	b->kernel_build_s = secs;
+	steps_note(&b->st,
+		   "guest kernel %s built from %s %s in %.0f s (%s, nice %s)",
+		   release, KSRC_PKG, version, secs,
+		   sysconf(_SC_NPROCESSORS_ONLN) > 1 ? "all cores" : "1 core",
+		   KERNEL_NICE);
+	return 0;
+}
+
+int image_kernel_check(struct ccvm_err *err)
+{
+	if (image_stock_kernel())
+		return ccvm_err_set(err, ENOENT, "CCVM_STOCK_KERNEL is set");
+	struct stat st;
+	if (stat(KSRC_TAR, &st) < 0)
+		return ccvm_err_set(err, ENOENT,
+				    "%s is not installed (install it and "
+				    "make gcc bc bison flex patch libelf-dev "
+				    "libssl-dev)",
+				    KSRC_PKG);
+	struct ktools t;
+	return kernel_tools(&t, err);
+}
+
+static int custom_kernel(struct build *b, struct ccvm_err *err)
+{
+	struct stat st;
+	if (stat(KSRC_TAR, &st) < 0 || !S_ISREG(st.st_mode))
+		return ccvm_err_set(err, ENOENT, "%s is not installed (no %s)",
+				    KSRC_PKG, KSRC_TAR);
+	char kernels[PATH_MAX];
+	int r = image_kernels_dir(b->images, kernels);
+	if (r < 0)
+		return ccvm_err_set(err, -r, "%s: bad cache path", b->images);
+	if ((r = util_mkdir_p(kernels, 0700)) < 0)
+		return ccvm_err_sys(err, -r, "%s", kernels);
+	image_remove_stale(kernels, NULL); /* we hold the images lock */
+	char version[KERNEL_VERSION_MAX];
+	ksrc_version(b, kernels, version, sizeof(version));
+	if (image_interrupted)
+		return ccvm_err_set(err, EINTR, "interrupted by signal %d",
+				    (int)image_interrupted);
+	char key[65];
+	kernel_key(version, &st, key);
+	autofree char *kdir = util_path_join(kernels, key);
+	autofree char *failed = util_asprintf("%s/%s.failed", kernels, key);
+	autofree char *vml = util_path_join(kdir ? kdir : "", "vmlinux");
+	if (!kdir || !failed || !vml)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    kernels);
+	dprintf(b->st.logfd, "guest kernel: %s %s, key %s\n", KSRC_PKG, version,
+		key);
+	if (access(failed, F_OK) == 0)
+		return ccvm_err_set(err, EIO,
+				    "an earlier build of this kernel failed "
+				    "(remove %s to try again)",
+				    failed);
+	if (access(vml, R_OK) != 0) {
+		util_rm_rf(kdir); /* an incomplete leftover */
+		r = kernel_build(b, kernels, kdir, version, err);
+		if (r < 0) {
+			if (!image_interrupted)
+				build_write_text(failed, err->msg, 0644,
+						 &(struct ccvm_err){0});
+			return r;
+		}
+	} else {
+		steps_note(&b->st, "guest kernel from the cache: %s", kdir);
+	}
+	snprintf(b->custom_vmlinux, sizeof(b->custom_vmlinux), "%s", vml);
+	snprintf(b->kernel_key, sizeof(b->kernel_key), "%s", key);
+	autofree char *jp = util_path_join(kdir, "kernel.json");
+	json_error_t je;
+	json_t *j = jp ? json_load_file(jp, 0, &je) : NULL;
+	const char *rel = NULL;
+	if (j && json_unpack(j, "{s:s}", "release", &rel) == 0)
+		snprintf(b->kver, sizeof(b->kver), "%s", rel);
+	json_decref(j);
+	return 0;
+}
+
+int kernel_build_step(void *ctx, struct ccvm_err *err)
+{
+	struct build *b = ctx;
+	if (b->stock_kernel) {
+		steps_note(&b->st,
+			   "guest kernel: CCVM_STOCK_KERNEL is set: using "
+			   "Debian's stock kernel and modules");
+		return 0;
+	}
+	struct ccvm_err e = {0};
+	int r = custom_kernel(b, &e);
+	if (r < 0 && image_interrupted)
+		return ccvm_err_set(err, -r, "%s", e.msg);
+	if (r < 0)
+		steps_note(&b->st,
+			   "guest kernel: %s; using Debian's stock kernel "
+			   "and modules instead (slower boot)",
+			   e.msg);
+	return 0;
+}
