@@ -17,7 +17,7 @@
 #include "glog.h"
 #include "util.h"
 
-/* The build users' uids (src/host/image/image_build.c, hook_nix). */
+/* The build users' uids (src/host/image/rootfs.c, hook_nix). */
 #define NIX_BUILD_UID_MIN 30001
 #define NIX_BUILD_UID_MAX 30008
 

@@ -68,7 +68,7 @@ struct image_blob {
  * (null resolved as on), the nix settings, and the guest kernel: the
  * config fragment it is built with (kconfig), or NULL for Debian's stock
  * kernel.  The kernel source package's version is not in it: that is in
- * the kernel cache's own key (image_build.c).  Pure: runtime options
+ * the kernel cache's own key (kernel_build.c).  Pure: runtime options
  * never enter it.
  */
 void image_key(const struct ccvm_config *cfg, const struct image_blob *scripts,

@@ -1,5 +1,5 @@
 #pragma once
-/* Internal to the image module (image.c, image_build.c). */
+/* Internal to the image module (image.c and the build: build.h). */
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -362,9 +362,9 @@ int spawn_wait(struct spawn_child *c, int timeout_ms, struct spawn_buf *out,
 			break;
 		}
 	}
-	bool open = c->pipe[1] >= 0 || c->pipe[2] >= 0;
+	bool still_open = c->pipe[1] >= 0 || c->pipe[2] >= 0;
 	spawn_child_close(c);
-	if (open && !c->reaped && c->pid > 0)
+	if (still_open && !c->reaped && c->pid > 0)
 		kill(c->pid, SIGKILL); /* not yet reaped: still ours */
 	while (!c->reaped && c->pid > 0) {
 		int st;
