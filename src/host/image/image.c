@@ -12,7 +12,7 @@
  * The key covers the build-time inputs only; the initramfs is named by
  * the init binary's hash, so a new ccvm-init only adds a new cpio.
  *
- * The build itself is in image_build.c (and build.h).  Building: npm installs the agent
+ * The build itself is in image_build.c.  Building: npm installs the agent
  * package on the host; mmdebstrap builds the Debian root in a user namespace,
  * installing the agent, running the provisioning scripts and checking `claude
  * --version` from customize hooks, hands the kernel and modules out (sync-out)
