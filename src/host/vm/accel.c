@@ -502,8 +502,7 @@ int accel_probe_kvm(const char *dev, struct ccvm_err *err)
 	long long start = util_now_ms();
 	/* The probe keeps ccvm's signal state (keep_signals): KVM_RUN is
 	 * interrupted only by what would interrupt ccvm. */
-	const struct spawn_fd fds[] = {
-	    {2, STDERR_FILENO}, {3, kvm}, {4, wr}};
+	const struct spawn_fd fds[] = {{2, STDERR_FILENO}, {3, kvm}, {4, wr}};
 	struct spawn_opts o = {
 	    .fds = fds, .n_fds = ARRAY_LEN(fds), .keep_signals = true};
 	struct spawn_child c;
