@@ -21,18 +21,20 @@
 #include "util.h"
 
 /*
- * ccvm's copy of the key lives in sys/procs.c; handover.o is the only
- * user of procs.o in this binary, so this definition stands in for it and
- * the test sees the wipe.  (Should procs.o ever be linked in for another
- * symbol, its definition wins and test_frames fails on wipes == 0.)
+ * ccvm's copy of the key lives in sys/procs.c.  This binary is linked
+ * with -Wl,--wrap=procs_secret_free (Makefile), so handover.o's call
+ * lands here: the test sees the wipe, then the real function runs.
  */
 static char key_copy[] = "sk-ant-test-0123456789";
 static int wipes;
 
-__attribute__((weak)) void procs_secret_free(void)
+void __real_procs_secret_free(void);
+void __wrap_procs_secret_free(void);
+void __wrap_procs_secret_free(void)
 {
 	explicit_bzero(key_copy, sizeof(key_copy));
 	wipes++;
+	__real_procs_secret_free();
 }
 
 struct frames {

@@ -3,9 +3,6 @@
  * reads it, sanitized, and the excludes file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +12,7 @@
 #include "setup/sanitize.h"
 #include "setup/stage.h"
 #include "setup/stage_ctx.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 #define GIT_MAX_OUTPUT (4u * 1024 * 1024)
@@ -50,71 +48,9 @@ static bool exists(const char *path)
 	return path && lstat(path, &st) == 0;
 }
 
-/* Reads what fd has into b (up to cap bytes, the rest is counted in
- * *over); returns false at EOF or error. */
-static bool drain(int fd, struct sanitize_buf *b, size_t cap, bool *over)
-{
-	char tmp[16384];
-	ssize_t n = read(fd, tmp, sizeof(tmp));
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN;
-	if (n == 0)
-		return false;
-	size_t room = b->len < cap ? cap - b->len : 0;
-	size_t take = (size_t)n < room ? (size_t)n : room;
-	if (take < (size_t)n)
-		*over = true;
-	if (take && sanitize_buf_add(b, tmp, take) < 0)
-		*over = true;
-	explicit_bzero(tmp, sizeof(tmp));
-	return true;
-}
-
-static int spawn_git(const char *git, char *const argv[], char *const envp[],
-		     int out_w, int err_w, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	int r = posix_spawn_file_actions_init(&fa);
-	if (r)
-		return -r;
-	r = posix_spawnattr_init(&at);
-	if (r) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -r;
-	}
-	sigset_t none, deflt;
-	sigemptyset(&none);
-	sigemptyset(&deflt);
-	int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD};
-	for (size_t i = 0; i < ARRAY_LEN(sigs); i++)
-		sigaddset(&deflt, sigs[i]);
-	if (!r)
-		r = posix_spawnattr_setsigmask(&at, &none);
-	if (!r)
-		r = posix_spawnattr_setsigdefault(&at, &deflt);
-	if (!r)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-						      POSIX_SPAWN_SETSIGDEF);
-	if (!r)
-		r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
-						     O_RDONLY, 0);
-	if (!r)
-		r = posix_spawn_file_actions_adddup2(&fa, out_w, 1);
-	if (!r)
-		r = posix_spawn_file_actions_adddup2(&fa, err_w, 2);
-	if (!r)
-		r = posix_spawn_file_actions_addchdir_np(&fa, "/");
-	if (!r)
-		r = posix_spawn(pid, git, &fa, &at, argv, envp);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
-}
-
-/* Over 80 lines: the spawn, the bounded reads and the deadline are left as
- * they are until git runs through the common host spawner (issue 21, item
- * 3), which takes this loop over. */
+/* git config --global, run through the host spawner (spawn.h): stdin
+ * /dev/null, stdout kept up to GIT_MAX_OUTPUT (more kills it), the first
+ * KiB of stderr for the message, GIT_TIMEOUT_MS at most, in "/". */
 int stage_git_config_read(const char *git, const char *home,
 			  const char *xdg_config_home, char **out,
 			  size_t *out_len, struct ccvm_err *err)
@@ -149,59 +85,33 @@ int stage_git_config_read(const char *git, const char *home,
 			e_xdg,	    NULL};
 	char *argv[] = {"git",	  "config",	"--global", "--null",
 			"--list", "--includes", NULL};
-	int po[2], pe[2];
-	if (pipe2(po, O_CLOEXEC) < 0)
-		return ccvm_err_sys(err, errno, "git config: pipe");
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		return ccvm_err_sys(err, e, "git config: pipe");
-	}
-	pid_t pid = -1;
-	int r = spawn_git(git, argv, envp, po[1], pe[1], &pid);
-	close(po[1]);
-	close(pe[1]);
-	autoclose int ro = po[0];
-	autoclose int re = pe[0];
+	const struct spawn_fd fds[] = {
+	    {0, SPAWN_NULL}, {1, SPAWN_PIPE}, {2, SPAWN_PIPE}};
+	argv[0] = (char *)git;
+	struct spawn_opts o = {
+	    .argv = (const char *const *)argv,
+	    .envp = (const char *const *)envp,
+	    .fds = fds,
+	    .n_fds = ARRAY_LEN(fds),
+	    .cwd = "/",
+	};
+	struct spawn_child c;
+	int r = spawn_start(&o, &c, err);
 	if (r < 0)
-		return ccvm_err_sys(err, -r, "%s", git);
-	struct sanitize_buf ob = {0}, eb = {0};
-	bool over = false, eover = false, open_o = true, open_e = true;
-	bool timeout = false;
-	long long deadline = util_now_ms() + GIT_TIMEOUT_MS;
-	while ((open_o || open_e) && !over) {
-		struct pollfd p[2] = {{open_o ? ro : -1, POLLIN, 0},
-				      {open_e ? re : -1, POLLIN, 0}};
-		long long left = deadline - util_now_ms();
-		if (left <= 0) {
-			timeout = true;
-			break;
-		}
-		int n = poll(p, 2, (int)left);
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n <= 0)
-			continue;
-		if (p[0].revents && !drain(ro, &ob, GIT_MAX_OUTPUT, &over))
-			open_o = false;
-		if (p[1].revents && !drain(re, &eb, 1024, &eover))
-			open_e = false;
-	}
-	if (open_o || open_e)
-		kill(pid, SIGKILL);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (timeout || over || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		const char *msg = eb.p ? eb.p : "";
+		return r;
+	struct spawn_buf ob = {.max = GIT_MAX_OUTPUT};
+	struct spawn_buf eb = {.max = 1024, .drain_over = true};
+	r = spawn_wait(&c, GIT_TIMEOUT_MS, &ob, &eb);
+	int status = c.status;
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		const char *msg = eb.data ? eb.data : "";
 		size_t ml = strcspn(msg, "\n");
-		if (timeout)
+		if (r == -ETIMEDOUT)
 			r = ccvm_err_set(
 			    err, ETIMEDOUT,
 			    "%s config --global: no answer in %d s", git,
 			    GIT_TIMEOUT_MS / 1000);
-		else if (over)
+		else if (r == -EFBIG)
 			r = ccvm_err_set(err, EFBIG,
 					 "%s config --global: more than %u "
 					 "bytes of output",
@@ -211,17 +121,17 @@ int stage_git_config_read(const char *git, const char *home,
 					 "%s config --global failed (status "
 					 "%d): %.*s",
 					 git, status, (int)ml, msg);
-		sanitize_buf_free(&ob);
-		sanitize_buf_free(&eb);
+		spawn_buf_free(&ob);
+		spawn_buf_free(&eb);
 		return r;
 	}
-	sanitize_buf_free(&eb);
-	if (!ob.p) {
-		ob.p = strdup("");
-		if (!ob.p)
+	spawn_buf_free(&eb);
+	if (!ob.data) {
+		ob.data = strdup("");
+		if (!ob.data)
 			return ccvm_err_sys(err, ENOMEM, "git config");
 	}
-	*out = ob.p;
+	*out = ob.data;
 	*out_len = ob.len;
 	return 0;
 }
