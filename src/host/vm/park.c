@@ -1,4 +1,4 @@
-/* Saved boots (snap.h). */
+/* Saved boots (park.h). */
 #define _GNU_SOURCE
 #include "vm/park.h"
 
