@@ -204,11 +204,11 @@ static void say_nocache(const struct session *s, enum plan_nocache why)
  * mechanism, and the guest's RAM file that virtiofs needs.  Each fallback
  * corrects a fact and plans again.
  */
-static void share_start(struct session *s, struct plan_facts *f)
+static void share_start(struct session *s)
 {
 	const char *why = NULL;
 	const char *vfs_bin = vfs_find(&why);
-	*f = share_facts(s, vfs_bin);
+	struct plan_facts facts = share_facts(s, vfs_bin), *f = &facts;
 	session_plan(f, &s->plan);
 	say_nocache(s, s->plan.nocache);
 	struct watch *w = NULL;
@@ -451,8 +451,7 @@ int session_start(struct session *s, const struct places *pl,
 		ccvm_err_sys(err, errno, "socketpair");
 		return CCVM_EXIT_FAILURE;
 	}
-	struct plan_facts facts;
-	share_start(s, &facts);
+	share_start(s);
 	if (qemu_prepare(s, err) < 0)
 		return CCVM_EXIT_FAILURE;
 	if ((code = before_boot(s, err)) != 0)
