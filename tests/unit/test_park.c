@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "vm/park.h"
+#include "vm/qemu_proc.h"
 #include "util.h"
 
 #define MIB (1u << 20)
@@ -204,6 +205,85 @@ static void test_prune(void **state)
 	close(ram);
 }
 
+/* A session's saved boot (park_boot_*): the first session finds none and
+ * gets a file to save into; once saved, the next session with the same
+ * argv restores it (QEMU started with -incoming). */
+static struct qemu_spec park_spec(void)
+{
+	return (struct qemu_spec){
+	    .qemu = "/bin/sh",
+	    .kernel = "/cache/vmlinux",
+	    .initrd = "/cache/initrd",
+	    .rootfs = "/cache/root.squashfs",
+	    .cwd = "/home/u/proj",
+	    .writable = true,
+	    .memory_mib = 8,
+	    .cores = 1,
+	    .accel = ACCEL_TCG,
+	    .ctl_fd = QEMU_FD_CTL,
+	    .console_fd = QEMU_FD_CON,
+	    .vfs_fd = QEMU_FD_VFS,
+	    .ram_fd = QEMU_FD_RAM,
+	};
+}
+
+static bool has_arg(const struct qemu_argv *qa, const char *a)
+{
+	for (size_t i = 0; i < qa->n; i++)
+		if (strcmp(qa->v[i], a) == 0)
+			return true;
+	return false;
+}
+
+static void test_boot_prepare(void **state)
+{
+	(void)state;
+	uint64_t len = 8 * MIB;
+	struct ccvm_err err = {0};
+	struct park_boot b;
+	park_boot_init(&b, len, false);
+	struct qemu_spec spec = park_spec();
+	assert_int_equal(park_boot_enable(&b, &spec, &err), 0);
+	assert_true(b.enabled && spec.park);
+	assert_int_equal(spec.qmp_fd, QEMU_FD_QMP);
+	assert_true(b.qmp >= 0 && b.qmp_child >= 0);
+	struct qemu_argv qa = {0};
+	assert_int_equal(qemu_argv_build(&spec, &qa, &err), 0);
+	int ram = ram_file("ram", len);
+	assert_int_equal(park_boot_prepare(&b, &spec, &qa, dir, -1, ram, &err),
+			 0);
+	assert_false(b.restoring);
+	assert_false(spec.incoming);
+	assert_false(has_arg(&qa, "-incoming"));
+	assert_true(b.snap.fd >= 0); /* this boot is saved when it parks */
+	const char st[] = "QEVM device state stand-in";
+	assert_int_equal(write(b.snap.fd, st, sizeof(st)), sizeof(st));
+	assert_int_equal(snap_finish(&b.snap, ram, len, &err), 0);
+	park_boot_started(&b);
+	assert_int_equal(b.qmp_child, -1);
+	park_boot_free(&b);
+	qemu_argv_free(&qa);
+
+	park_boot_init(&b, len, false);
+	spec = park_spec();
+	assert_int_equal(park_boot_enable(&b, &spec, &err), 0);
+	assert_int_equal(qemu_argv_build(&spec, &qa, &err), 0);
+	int to = ram_file("to", 0);
+	assert_int_equal(ftruncate(to, 0), 0);
+	assert_int_equal(park_boot_prepare(&b, &spec, &qa, dir, -1, to, &err),
+			 0);
+	assert_true(b.restoring && spec.incoming);
+	assert_true(has_arg(&qa, "-incoming"));
+	struct stat sb;
+	assert_int_equal(fstat(to, &sb), 0);
+	assert_int_equal(sb.st_size, len); /* the saved RAM, loaded */
+	park_boot_free(&b);
+	assert_int_equal(b.qmp, -1);
+	qemu_argv_free(&qa);
+	close(ram);
+	close(to);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +292,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_missing_and_damaged, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_boot_prepare, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include "proto.h"
 #include "util.h"
 #include "share/sharesync.h"
+#include "share/sharesync_pump.h"
 
 static char root[256];
 static char outside[256];
@@ -353,6 +354,73 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(e.msg, "/nonexistent/ccvm"));
 }
 
+/* The guest's answer to the batch in flight: it applied up to seq. */
+static void synced(struct share_pump *sp, uint64_t seq, uint8_t flags)
+{
+	uint8_t p[PROTO_SHARE_HDR] = {0};
+	proto_put_u64(p, seq);
+	p[8] = flags;
+	share_pump_synced(sp, p, sizeof(p), true);
+}
+
+/*
+ * The pump (sharesync_pump.c): input read after a host change waits until
+ * the guest has applied it; a guest that stops following, or does not
+ * answer in time, lets input go and the share is no longer followed.
+ */
+static void test_pump(void **state)
+{
+	(void)state;
+	struct proto_writer wr;
+	assert_int_equal(proto_writer_init(&wr), 0);
+	struct vfs_daemon vfs = {.pid = 0, .qemu_fd = -1};
+	struct ccvm_err fail = {0};
+	struct share_pump sp;
+	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	assert_true(share_pump_input_may_read(&sp, true)); /* nothing new */
+	assert_int_equal(proto_writer_queued(&wr), 0);
+
+	put("c/new", "x");
+	assert_false(share_pump_input_may_read(&sp, true));
+	assert_true(share_pump_input_held(&sp));
+	assert_true(sp.busy);
+	assert_true(proto_writer_queued(&wr) > 0); /* the SHARE_INVAL */
+	assert_true(share_pump_check_synced(&sp, sp.sent_ms) > 0);
+	synced(&sp, watch_seq(sp.watch), 0);
+	assert_false(share_pump_input_held(&sp));
+	assert_true(share_pump_input_may_read(&sp, true));
+
+	/* Not live (the guest is not running): nothing is sent. */
+	put("c/new", "y");
+	size_t q = proto_writer_queued(&wr);
+	share_pump_read(&sp, false);
+	assert_false(sp.busy);
+	assert_int_equal(proto_writer_queued(&wr), q);
+
+	/* No answer in time: no longer followed, input goes on. */
+	assert_false(share_pump_input_may_read(&sp, true));
+	assert_true(sp.busy);
+	assert_int_equal(
+	    share_pump_check_synced(&sp, sp.sent_ms + SHARE_SYNC_TIMEOUT_MS),
+	    -1);
+	assert_null(sp.watch);
+	assert_false(share_pump_input_held(&sp));
+	assert_true(share_pump_input_may_read(&sp, true));
+	assert_int_equal(share_pump_timeout(&sp, 0), -1);
+	assert_int_equal(fail.code, 0);
+	share_pump_free(&sp);
+
+	/* The guest says it stopped following. */
+	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	put("a/b/f", "z");
+	assert_false(share_pump_input_may_read(&sp, true));
+	synced(&sp, 0, 1);
+	assert_null(sp.watch);
+	assert_true(share_pump_input_may_read(&sp, true));
+	share_pump_free(&sp);
+	proto_writer_free(&wr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +432,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_partial_batches, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_attrs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pump, setup, teardown),
 	    cmocka_unit_test(test_fs_complete),
 	    cmocka_unit_test(test_open_errors),
 	};

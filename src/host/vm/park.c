@@ -1,4 +1,4 @@
-/* Saved boots (snap.h). */
+/* Saved boots (park.h). */
 #define _GNU_SOURCE
 #include "vm/park.h"
 
@@ -9,11 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "image/image_build.h"
+#include "term/say.h"
+#include "vm/qemu_proc.h"
+#include "vm/qmp.h"
 #include "proto.h"
 #include "util.h"
 
@@ -313,4 +319,196 @@ void snap_close(struct snap *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
+}
+
+/* --- a session's saved boot ---------------------------------------------- */
+
+#define QMP_MS	   10000 /* one QMP command */
+#define MIGRATE_MS 60000 /* saving or restoring a boot */
+
+void park_boot_init(struct park_boot *b, uint64_t ram_len, bool debug)
+{
+	*b = (struct park_boot){.qmp = -1,
+				.qmp_child = -1,
+				.snap = {.fd = -1},
+				.ram_len = ram_len,
+				.debug = debug};
+}
+
+int park_boot_enable(struct park_boot *b, struct qemu_spec *spec,
+		     struct ccvm_err *err)
+{
+	int qp[2];
+	b->qm = malloc(sizeof(*b->qm));
+	if (!b->qm ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qp) < 0)
+		return ccvm_err_sys(err, errno, "QMP socket");
+	b->qmp = qp[0];
+	b->qmp_child = qp[1];
+	b->enabled = spec->park = true;
+	spec->qmp_fd = QEMU_FD_QMP;
+	return 0;
+}
+
+int park_boot_prepare(struct park_boot *b, struct qemu_spec *spec,
+		      struct qemu_argv *qa, const char *dir, int scratch_fd,
+		      int ram_fd, struct ccvm_err *err)
+{
+	char key[65];
+	struct ccvm_err e = {0};
+	int r = snap_key(qa->v, scratch_fd, key, &e);
+	if (r == 0)
+		r = snap_open(&b->snap, dir, key, b->ram_len, &e);
+	if (r > 0 && snap_load_ram(&b->snap, ram_fd, &e) == 0) {
+		b->restoring = spec->incoming = true;
+		qemu_argv_free(qa);
+		return qemu_argv_build(spec, qa, err);
+	}
+	if (r != 0 && b->debug) /* here r > 0: it did not load */
+		say("no saved boot: %s", e.msg);
+	if (r > 0 || (r < 0 && b->snap.path[0])) {
+		/* Unusable: this session saves a new one. */
+		snap_close(&b->snap);
+		r = ftruncate(ram_fd, 0) < 0 ||
+			    (unlink(b->snap.path) < 0 && errno != ENOENT)
+			? -errno
+			: 0;
+	}
+	if (r >= 0 && snap_create(&b->snap, dir, key, &e) < 0 && b->debug)
+		say("this boot will not be saved: %s", e.msg);
+	return 0;
+}
+
+void park_boot_started(struct park_boot *b)
+{
+	if (b->qmp_child >= 0) {
+		close(b->qmp_child);
+		b->qmp_child = -1;
+	}
+}
+
+/* The guest is parked (restored, or booted and maybe saved): the time and
+ * fresh entropy, so that no two sessions of one saved boot share either. */
+static int send_unpark(struct park_boot *b, struct proto_writer *wr,
+		       struct ccvm_err *err)
+{
+	uint8_t p[PROTO_UNPARK_LEN];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	proto_put_u64(p, (uint64_t)now.tv_sec);
+	proto_put_u32(p + 8, (uint32_t)now.tv_nsec);
+	if (getrandom(p + PROTO_UNPARK_TIME, PROTO_UNPARK_ENTROPY, 0) !=
+	    PROTO_UNPARK_ENTROPY)
+		return ccvm_err_sys(err, errno, "getrandom");
+	int r = proto_writer_put(wr, PROTO_UNPARK, 0, p, sizeof(p));
+	explicit_bzero(p, sizeof(p));
+	b->unparked = true;
+	if (r < 0)
+		return ccvm_err_set(err, -r, "cannot queue a %s frame: %s",
+				    proto_type_name(PROTO_UNPARK),
+				    strerror(-r));
+	return 0;
+}
+
+/* Adds the share's device (it cannot be saved), lets a stopped VM run,
+ * and unparks the guest. */
+static int park_resume(struct park_boot *b, struct proto_writer *wr,
+		       bool stopped, struct ccvm_err *err)
+{
+	json_t *dev = json_loads(QEMU_VFS_DEVICE, 0, NULL);
+	if (!dev)
+		return ccvm_err_set(err, EINVAL, "QEMU_VFS_DEVICE");
+	if (qmp_call(b->qm, "device_add", dev, NULL, QMP_MS, err) < 0 ||
+	    (stopped && qmp_call(b->qm, "cont", NULL, NULL, QMP_MS, err) < 0))
+		return err->code;
+	/* Nothing more to ask QEMU: its monitor goes, so that no event it
+	 * reports waits unread (and no buffer of QEMU's fills with them). */
+	close(b->qmp);
+	b->qmp = -1;
+	return send_unpark(b, wr, err);
+}
+
+static int set_ignore_shared(struct park_boot *b, struct ccvm_err *err)
+{
+	json_t *a = json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+			      "x-ignore-shared", "state", 1);
+	return qmp_call(b->qm, "migrate-set-capabilities", a, NULL, QMP_MS,
+			err);
+}
+
+/* Stops the VM and saves it (its RAM from the RAM file, not through
+ * QEMU); *stopped tells whether it needs a cont. */
+static int park_save(struct park_boot *b, int ram_fd, bool *stopped,
+		     struct ccvm_err *err)
+{
+	long long t0 = util_now_ms();
+	if (qmp_call(b->qm, "stop", NULL, NULL, QMP_MS, err) < 0)
+		return err->code;
+	*stopped = true;
+	/* An outgoing fd: migration takes only a named one. */
+	if (set_ignore_shared(b, err) < 0 ||
+	    qmp_call_fd(b->qm, "getfd", json_pack("{s:s}", "fdname", "snap"),
+			b->snap.fd, NULL, QMP_MS, err) < 0 ||
+	    qmp_call(b->qm, "migrate", json_pack("{s:s}", "uri", "fd:snap"),
+		     NULL, QMP_MS, err) < 0 ||
+	    qmp_wait_migration(b->qm, MIGRATE_MS, err) < 0 ||
+	    snap_finish(&b->snap, ram_fd, b->ram_len, err) < 0)
+		return err->code;
+	if (b->debug)
+		say("boot saved as %s in %lld ms", b->snap.path,
+		    util_now_ms() - t0);
+	return 0;
+}
+
+int park_boot_parked(struct park_boot *b, struct proto_writer *wr, int *ram_fd,
+		     struct ccvm_err *err)
+{
+	if (!b->enabled || b->unparked || b->restoring)
+		return 0;
+	bool stopped = false;
+	int r = qmp_open(b->qm, b->qmp, QMP_MS, err);
+	if (r < 0)
+		return r;
+	if (b->snap.fd >= 0) {
+		struct ccvm_err e = {0};
+		if (park_save(b, *ram_fd, &stopped, &e) < 0)
+			say("the boot was not saved: %s", e.msg);
+		snap_close(&b->snap);
+	}
+	if (*ram_fd >= 0) {
+		close(*ram_fd);
+		*ram_fd = -1;
+	}
+	return park_resume(b, wr, stopped, err);
+}
+
+int park_boot_restore(struct park_boot *b, struct proto_writer *wr,
+		      struct ccvm_err *err)
+{
+	long long t0 = util_now_ms();
+	char uri[32];
+	snprintf(uri, sizeof(uri), "fd:%d", QEMU_FD_SNAP);
+	if (qmp_open(b->qm, b->qmp, QMP_MS, err) < 0 ||
+	    set_ignore_shared(b, err) < 0 ||
+	    qmp_call(b->qm, "migrate-incoming", json_pack("{s:s}", "uri", uri),
+		     NULL, QMP_MS, err) < 0 ||
+	    qmp_wait_migration(b->qm, MIGRATE_MS, err) < 0 ||
+	    park_resume(b, wr, true, err) < 0)
+		return err->code;
+	if (b->debug)
+		say("restored %s in %lld ms", b->snap.path, util_now_ms() - t0);
+	snap_close(&b->snap);
+	return 0;
+}
+
+void park_boot_free(struct park_boot *b)
+{
+	if (b->qmp >= 0)
+		close(b->qmp);
+	if (b->qmp_child >= 0)
+		close(b->qmp_child);
+	b->qmp = b->qmp_child = -1;
+	snap_close(&b->snap);
+	free(b->qm);
+	b->qm = NULL;
 }

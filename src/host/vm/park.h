@@ -15,9 +15,12 @@
  */
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
+#include "proto.h"
+#include "vm/qemu.h"
 
 #define SNAP_MAGIC   "ccvm saved boot\n"
 #define SNAP_HDR_LEN 4096
@@ -58,3 +61,58 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 		struct ccvm_err *err);
 
 void snap_close(struct snap *s);
+
+/* --- a session's saved boot ---------------------------------------------- */
+
+struct qmp;
+
+/*
+ * What a session does with saved boots: QEMU's monitor (ccvm's end, and
+ * QEMU's until it has started), the saved-boot file, and where it stands.
+ * A session that may save or restore one is "enabled" (qemu.h, park).
+ */
+struct park_boot {
+	bool enabled;	/* the guest parks; a boot is saved or restored */
+	bool restoring; /* QEMU was started to restore one (-incoming) */
+	bool unparked;	/* UNPARK queued */
+	int qmp, qmp_child;
+	struct qmp *qm;
+	struct snap snap;
+	uint64_t ram_len; /* the guest's RAM, bytes */
+	bool debug;	  /* --ccvm-debug: say what happens */
+};
+
+void park_boot_init(struct park_boot *b, uint64_t ram_len, bool debug);
+
+/* The monitor's socket; spec gets park and its QMP fd.  0 or -errno. */
+int park_boot_enable(struct park_boot *b, struct qemu_spec *spec,
+		     struct ccvm_err *err);
+
+/*
+ * A saved boot for QEMU's argv qa: load its RAM into ram_fd and rebuild qa
+ * to restore it (spec->incoming), or be ready to save this boot when the
+ * guest parks.  Failing to find, load or prepare one is never an error:
+ * the session boots.  -errno only when qa cannot be rebuilt.
+ */
+int park_boot_prepare(struct park_boot *b, struct qemu_spec *spec,
+		      struct qemu_argv *qa, const char *dir, int scratch_fd,
+		      int ram_fd, struct ccvm_err *err);
+
+/* QEMU started: its end of the monitor socket is QEMU's alone. */
+void park_boot_started(struct park_boot *b);
+
+/* Restores the saved boot into the QEMU just started with -incoming, and
+ * unparks the guest (queued on wr).  0 or -errno. */
+int park_boot_restore(struct park_boot *b, struct proto_writer *wr,
+		      struct ccvm_err *err);
+
+/*
+ * The guest booted and parked (PROTO_PARK): save the boot (when one is
+ * being made; its failure is only said), close *ram_fd, add the share's
+ * device, let the VM run, unpark the guest.  0, or -errno when the
+ * session cannot go on.
+ */
+int park_boot_parked(struct park_boot *b, struct proto_writer *wr, int *ram_fd,
+		     struct ccvm_err *err);
+
+void park_boot_free(struct park_boot *b);

@@ -54,7 +54,7 @@ struct qemu_spec {
 	const char *bios; /* NULL: QEMU's default; else e.g. QEMU_QBOOT_PATH */
 	long tsc_khz;	  /* > 0: tsc_early_khz= and lpj= on the cmdline */
 	/*
-	 * A boot that can be saved and restored (snap.h): ccvm.park on the
+	 * A boot that can be saved and restored (park.h): ccvm.park on the
 	 * guest's command line, a QMP monitor on qmp_fd (a connected
 	 * socket), and no virtiofs device, which cannot be migrated: the
 	 * caller adds it with QEMU_VFS_DEVICE over QMP once the guest has

@@ -1,0 +1,140 @@
+/*
+ * The end of a session: what went wrong, said once, then what QEMU and the
+ * guest said; then nothing left behind (QEMU first, then its helpers).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "session/internal.h"
+#include "sys/procs.h"
+#include "term/say.h"
+#include "util.h"
+
+void tail_add(struct tail *t, const char *p, size_t n)
+{
+	if (n >= sizeof(t->buf)) {
+		p += n - sizeof(t->buf);
+		n = sizeof(t->buf);
+	}
+	if (t->len + n > sizeof(t->buf)) {
+		size_t drop = t->len + n - sizeof(t->buf);
+		memmove(t->buf, t->buf + drop, t->len - drop);
+		t->len -= drop;
+	}
+	memcpy(t->buf + t->len, p, n);
+	t->len += n;
+}
+
+bool tail_has(const struct tail *t, const char *needle)
+{
+	return memmem(t->buf, t->len, needle, strlen(needle)) != NULL;
+}
+
+/* Prints the last max_lines lines of t to stderr, each prefixed. */
+void tail_print(const struct tail *t, const char *label, int max_lines)
+{
+	if (t->len == 0)
+		return;
+	size_t start = t->len;
+	int lines = 0;
+	if (start > 0 && t->buf[start - 1] == '\n')
+		start--;
+	while (start > 0) {
+		if (t->buf[start - 1] == '\n' && ++lines >= max_lines)
+			break;
+		start--;
+	}
+	say("last %s lines:", label);
+	const char *p = t->buf + start, *end = t->buf + t->len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		/* Text only: no control byte, no escape sequence. */
+		char line[1024];
+		termfilter_text(p, n, line, sizeof(line));
+		fprintf(stderr, "  | %s%s", line, say_eol());
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+/* Why the VM ended when the guest did not report the program's exit. */
+static void fail_unexplained(struct session *s)
+{
+	if (s->fail.code)
+		return;
+	const struct qemu_proc *q = &s->qemu;
+	if (tail_has(&s->console, "Kernel panic") ||
+	    tail_has(&s->console, "sysrq: Trigger a crash"))
+		session_fail(s, "the guest kernel panicked");
+	else if (q->reaped && WIFEXITED(q->status))
+		session_fail(s,
+			     "QEMU exited with status %d before the session "
+			     "ended",
+			     WEXITSTATUS(q->status));
+	else if (q->reaped && WIFSIGNALED(q->status))
+		session_fail(s, "QEMU was killed by signal %d",
+			     WTERMSIG(q->status));
+	else
+		session_fail(s, "the VM ended before the session did");
+}
+
+void session_report(struct session *s, int code)
+{
+	spinner_clear(s);
+	term_restore(&s->term);
+	if (!s->have_exit) {
+		fail_unexplained(s);
+		/* The error first, then what QEMU and the guest said. */
+		say("%s", s->fail.msg);
+		if (!s->args->debug && code == CCVM_EXIT_FAILURE) {
+			tail_print(&s->qemu_err, "QEMU", 10);
+			tail_print(&s->console, "guest console", 15);
+		}
+	} else if (s->fail.code) {
+		say("%s", s->fail.msg);
+	}
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void session_teardown(struct session *s)
+{
+	session_kill_qemu(s);
+	clip_free(&s->clip);
+	share_pump_free(&s->share);
+	spinner_clear(s);
+	term_restore(&s->term);
+	vfs_stop(&s->vfs);     /* after QEMU, its only client */
+	if (s->egress_pid > 0) /* QEMU is gone: the relay sees the port close */
+		egress_finish(s->egress_pid, s->egress_summary, 2000);
+	else if (s->egress_summary >= 0)
+		close(s->egress_summary);
+	s->egress_summary = -1;
+	for (int i = 0; i < 2; i++) {
+		close_fd(&s->netp[i]);
+		close_fd(&s->ctlp[i]);
+		close_fd(&s->conp[i]);
+		close_fd(&s->errp[i]);
+	}
+	close_fd(&s->ctl);
+	close_fd(&s->con);
+	close_fd(&s->qerr);
+	close_fd(&s->sigfd);
+	close_fd(&s->scratch);
+	close_fd(&s->ram);
+	park_boot_free(&s->park);
+	if (s->blocked)
+		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+	s->blocked = false;
+}
