@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 	default:
 		status = session_run(&cfg, &args, &err);
 		if (err.msg[0])
-			fprintf(stderr, "ccvm: %s\n", err.msg);
+			say("%s", err.msg);
 		if (status < 0 || status > 255)
 			status = CCVM_EXIT_FAILURE;
 		break;

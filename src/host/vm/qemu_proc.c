@@ -3,12 +3,12 @@
 #include "vm/qemu_proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sys/nosuid.h"
+#include "sys/spawn.h"
 #include "util.h"
 
 char *const qemu_proc_env[] = {"PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
@@ -21,82 +21,39 @@ bool qemu_launch_fd(struct qemu_launch *l, int fd, int child)
 	return true;
 }
 
-/* Moves fd to number target in a child (dup2 clears FD_CLOEXEC). */
-static int child_place_fd(int fd, int target)
+/* In the child, after the fd map (spawn.h): 9p writes the share as
+ * QEMU, so no setuid files (nosuid.h). */
+static int child_nosuid(void *arg, const char **step)
 {
-	if (fd == target)
-		return util_set_cloexec(fd, false);
-	return dup2(fd, target) < 0 ? -errno : 0;
-}
-
-static void child_say(int fd, const char *m, size_t n)
-{
-	if (write(fd, m, n) < 0) {
-		/* nothing more to do */
-	}
-}
-
-/* In the child: only async-signal-safe calls.  Every fd is first moved
- * above the map's numbers, so that placing one never overwrites another. */
-__attribute__((noreturn)) static void child_run(const struct qemu_launch *l,
-						pid_t parent)
-{
-	if (!util_child_dies_with(parent))
-		_exit(127);
-	/* Out of the terminal's process group: ccvm decides what a Ctrl-C
-	 * means, not the tty driver. */
-	setpgid(0, 0);
-	int hi[QEMU_PROC_FDS_MAX];
-	int max = 2;
-	for (size_t i = 0; i < l->nfds; i++) {
-		hi[i] = fcntl(l->fds[i].fd, F_DUPFD_CLOEXEC, 16);
-		if (hi[i] < 0)
-			_exit(127);
-		if (l->fds[i].child > max)
-			max = l->fds[i].child;
-	}
-	int hi_out = fcntl(l->out_fd, F_DUPFD_CLOEXEC, 16);
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (hi_out < 0 || devnull < 0)
-		_exit(127);
-	if (child_place_fd(devnull, 0) < 0 || child_place_fd(hi_out, 1) < 0 ||
-	    child_place_fd(hi_out, 2) < 0)
-		_exit(127);
-	for (size_t i = 0; i < l->nfds; i++)
-		if (child_place_fd(hi[i], l->fds[i].child) < 0)
-			_exit(127);
-	/* The map's fds and nothing else. */
-	for (int fd = 3; fd <= max; fd++) {
-		bool mapped = false;
-		for (size_t i = 0; i < l->nfds; i++)
-			mapped |= l->fds[i].child == fd;
-		if (!mapped)
-			close(fd);
-	}
-	close_range((unsigned)max + 1, ~0U, 0);
-	/* 9p writes the share as QEMU: no setuid files (nosuid.h). */
-	if (l->nosuid && nosuid_install(true) < 0) {
-		static const char m[] = "ccvm: cannot install QEMU's "
-					"no-setuid seccomp filter\n";
-		child_say(2, m, sizeof(m) - 1);
-		_exit(127);
-	}
-	execve(l->argv[0], l->argv, l->envp ? l->envp : qemu_proc_env);
-	static const char msg[] = "ccvm: cannot execute QEMU\n";
-	child_say(2, msg, sizeof(msg) - 1);
-	_exit(127);
+	(void)arg;
+	*step = "QEMU's no-setuid seccomp filter";
+	return nosuid_install(true);
 }
 
 int qemu_proc_start(struct qemu_proc *p, const struct qemu_launch *l,
 		    struct ccvm_err *err)
 {
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0)
-		return ccvm_err_sys(err, errno, "fork");
-	if (pid == 0)
-		child_run(l, parent);
-	*p = (struct qemu_proc){.pid = pid};
+	struct spawn_fd fds[3 + QEMU_PROC_FDS_MAX] = {
+	    {0, SPAWN_NULL}, {1, l->out_fd}, {2, l->out_fd}};
+	size_t n = 3;
+	for (size_t i = 0; i < l->nfds; i++)
+		fds[n++] = (struct spawn_fd){l->fds[i].child, l->fds[i].fd};
+	/* Out of the terminal's process group: ccvm decides what a Ctrl-C
+	 * means, not the tty driver. */
+	struct spawn_opts o = {
+	    .argv = (const char *const *)l->argv,
+	    .envp = (const char *const *)(l->envp ? l->envp : qemu_proc_env),
+	    .fds = fds,
+	    .n_fds = n,
+	    .new_pgrp = true,
+	    .pre_exec = l->nosuid ? child_nosuid : NULL,
+	};
+	struct spawn_child c;
+	int r = spawn_start(&o, &c, err);
+	if (r < 0)
+		return r;
+	spawn_child_close(&c);
+	*p = (struct qemu_proc){.pid = c.pid};
 	return 0;
 }
 

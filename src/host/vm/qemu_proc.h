@@ -1,9 +1,10 @@
 #pragma once
 /*
  * QEMU's process: started from an argv, a fixed environment and an fd map
- * (all data, see struct qemu_launch), then reaped or killed.  QEMU dies
- * with ccvm (PR_SET_PDEATHSIG) and leaves the terminal's process group, so
- * that ccvm decides what a Ctrl-C means.
+ * (all data, see struct qemu_launch) through the host spawner (spawn.h),
+ * then reaped or killed.  QEMU dies with ccvm (PR_SET_PDEATHSIG) and
+ * leaves the terminal's process group, so that ccvm decides what a Ctrl-C
+ * means.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,8 +55,8 @@ struct qemu_proc {
 	int status; /* wait status, once reaped */
 };
 
-/* Forks and executes l: 0 with p->pid set, or -errno (fork failed).  A
- * child that cannot set itself up exits 127, saying why on out_fd. */
+/* Starts l through the host spawner (spawn.h): 0 with p->pid set, or
+ * -errno with err naming what failed (fork, the seccomp filter, exec). */
 int qemu_proc_start(struct qemu_proc *p, const struct qemu_launch *l,
 		    struct ccvm_err *err);
 
