@@ -126,6 +126,21 @@ for mode in --ccvm-build "--shell -- true" some-agent-arg; do
 done
 cd - >/dev/null || exit 1
 
+# What the session reads from the environment is refused before the image
+# is looked for: the cache is a plain file here, so a regression fails at
+# once on the cache instead of starting a build.
+printf x >"$T_TMP/cache-file"
+cd "$T_TMP/proj" || exit 1
+run CCVM_ALLOW_ROOT=1 XDG_CACHE_HOME="$T_TMP/cache-file" \
+	ANTHROPIC_BASE_URL="ftp://example.com" --shell -- true
+expect_err "a bad ANTHROPIC_BASE_URL stops the session before the image (exit 2)" 2 \
+	"ANTHROPIC_BASE_URL" '"ftp://example.com"'
+run CCVM_ALLOW_ROOT=1 XDG_CACHE_HOME="$T_TMP/cache-file" \
+	CCVM_BOOT_TIMEOUT=soon --shell -- true
+expect_err "a bad CCVM_BOOT_TIMEOUT stops the session before the image (exit 2)" 2 \
+	"CCVM_BOOT_TIMEOUT" '"soon"'
+cd - >/dev/null || exit 1
+
 f=$(cfgfile type.json '{"writableCwd": "yes"}')
 run CCVM_CONFIG="$f" --ccvm-dump-config
 expect_err "wrong type" 2 "$f" "writableCwd" "expected true or false"

@@ -78,7 +78,8 @@ struct session {
 	enum phase phase;
 	bool stdin_open;
 	long long boot_start, boot_deadline, kill_deadline;
-	char status[128]; /* spinner text */
+	long boot_timeout_s; /* CCVM_BOOT_TIMEOUT, checked by session_check */
+	char status[128];    /* spinner text */
 	unsigned spin;
 
 	bool have_exit;
@@ -92,6 +93,10 @@ struct session {
 	pid_t egress_pid;
 	int egress_summary;
 	char *api_url;
+	/* The API endpoint: ANTHROPIC_BASE_URL's host and port, checked by
+	 * session_check, or the default host (api_port 0). */
+	char api_host[DNS_NAME_MAX + 1];
+	uint16_t api_port;
 	struct tail console, qemu_err;
 	/* What the guest prints to a host terminal goes through these
 	 * (termfilter.h): its stdout, its stderr, and with --ccvm-debug the

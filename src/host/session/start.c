@@ -75,23 +75,17 @@ static int projects_dir(struct session *s, struct ccvm_err *err)
 	return 0;
 }
 
-/* The egress policy, and the API endpoint from ANTHROPIC_BASE_URL. */
-static int setup_egress(struct session *s, char *api_host, size_t n,
-			struct ccvm_err *err)
+/* The egress policy, with the API endpoint session_check read. */
+static int setup_egress(struct session *s, struct ccvm_err *err)
 {
 	if (egress_policy_from_config(s->cfg, &s->egress, err) < 0)
 		return -EINVAL;
-	util_strlcpy(api_host, STAGE_DEFAULT_API_HOST, n);
-	const char *url = getenv("ANTHROPIC_BASE_URL");
-	if (!url || !*url)
-		return 0;
-	uint16_t port;
-	if (egress_base_url(url, api_host, n, &port, &s->api_url) < 0 ||
-	    egress_set_api(s->egress, api_host, port) < 0)
+	if (s->api_port &&
+	    egress_set_api(s->egress, s->api_host, s->api_port) < 0)
 		return ccvm_err_set(err, EINVAL,
-				    "ANTHROPIC_BASE_URL: expected "
-				    "http(s)://host[:port][/path], got \"%s\"",
-				    url);
+				    "ANTHROPIC_BASE_URL: the egress policy "
+				    "cannot take %s",
+				    s->api_host);
 	return 0;
 }
 
@@ -144,9 +138,7 @@ static int prepare(struct session *s, const struct places *pl, const char *git,
 	}
 	if (cfg->persist_projects && projects_dir(s, err) < 0)
 		return CCVM_EXIT_FAILURE;
-	char api_host[DNS_NAME_MAX + 1];
-	if (setup_egress(s, api_host, sizeof(api_host), err) < 0 ||
-	    stage(s, api_host, git, pl, err) < 0)
+	if (setup_egress(s, err) < 0 || stage(s, s->api_host, git, pl, err) < 0)
 		return CCVM_EXIT_USAGE;
 	/* The scratch disk: a file without a name, so nothing can be left
 	 * behind.  A RAM-backed place is the user's to change. */
@@ -332,16 +324,7 @@ static int before_boot(struct session *s, struct ccvm_err *err)
 	snprintf(s->status, sizeof(s->status), "starting the VM (%s)",
 		 s->accel == ACCEL_KVM ? "KVM" : "TCG");
 	s->boot_start = util_now_ms();
-	long timeout_s = DEFAULT_BOOT_TIMEOUT_S;
-	const char *bt = getenv("CCVM_BOOT_TIMEOUT");
-	if (bt && !util_parse_long(bt, 1, 3600, &timeout_s)) {
-		ccvm_err_set(err, EINVAL,
-			     "CCVM_BOOT_TIMEOUT: expected seconds "
-			     "(1-3600), got \"%s\"",
-			     bt);
-		return CCVM_EXIT_USAGE;
-	}
-	s->boot_deadline = s->boot_start + timeout_s * 1000;
+	s->boot_deadline = s->boot_start + s->boot_timeout_s * 1000;
 	return 0;
 }
 
@@ -444,6 +427,10 @@ int session_start(struct session *s, const struct places *pl,
 	int code = prepare(s, pl, git, err);
 	if (code)
 		return code;
+	/* Only once everything of the user's that can be refused has been
+	 * (prepare): a build can take minutes. */
+	if (image_ensure(s->cfg, true, &s->img, err) < 0)
+		return CCVM_EXIT_FAILURE;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->ctlp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->conp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->netp) < 0 ||
