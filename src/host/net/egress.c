@@ -518,6 +518,9 @@ static int read_net(struct eg *e, bool readable)
 	return 1;
 }
 
+/* The relay's poll loop: the port, the resolver's answers and every
+ * stream (a little over 80 lines: the poll set and its dispatch read best
+ * together). */
 static int loop(struct eg *e)
 {
 	static struct pollfd pf[2 + EGRESS_MAX_STREAMS];

@@ -48,6 +48,20 @@ static bool exists(const char *path)
 	return path && lstat(path, &st) == 0;
 }
 
+/* Whether ~/.gitconfig or the XDG git config exists: 1, 0, or -1 (no
+ * memory). */
+static int has_global_config(const char *home, const char *xdg_config_home)
+{
+	autofree char *global = util_path_join(home, ".gitconfig");
+	autofree char *xdg =
+	    xdg_config_home && xdg_config_home[0] == '/'
+		? util_asprintf("%s/git/config", xdg_config_home)
+		: util_asprintf("%s/.config/git/config", home);
+	if (!global || !xdg)
+		return -1;
+	return exists(global) || exists(xdg);
+}
+
 /* git config --global, run through the host spawner (spawn.h): stdin
  * /dev/null, stdout kept up to GIT_MAX_OUTPUT (more kills it), the first
  * KiB of stderr for the message, GIT_TIMEOUT_MS at most, in "/". */
@@ -59,15 +73,9 @@ int stage_git_config_read(const char *git, const char *home,
 		return ccvm_err_set(err, EINVAL, "git: no absolute path");
 	if (!home || home[0] != '/')
 		return ccvm_err_set(err, EINVAL, "git: no absolute home");
-	autofree char *global = util_path_join(home, ".gitconfig");
-	autofree char *xdg =
-	    xdg_config_home && xdg_config_home[0] == '/'
-		? util_asprintf("%s/git/config", xdg_config_home)
-		: util_asprintf("%s/.config/git/config", home);
-	if (!global || !xdg)
-		return ccvm_err_sys(err, ENOMEM, "git config");
-	if (!exists(global) && !exists(xdg)) {
-		*out = strdup("");
+	int have = has_global_config(home, xdg_config_home);
+	if (have <= 0) {
+		*out = have == 0 ? strdup("") : NULL;
 		if (!*out)
 			return ccvm_err_sys(err, ENOMEM, "git config");
 		*out_len = 0;

@@ -257,6 +257,167 @@ static int check_spec(const struct qemu_spec *s, struct ccvm_err *err)
 	return 0;
 }
 
+/* The machine: CPU, memory, firmware, kernel, the sandbox, the console. */
+static void add_machine(struct builder *b, const struct qemu_spec *s)
+{
+	bool kvm = s->accel == ACCEL_KVM;
+
+	add_raw(b, NULL, "QEMU binary", s->qemu);
+	add2(b, "-name", "ccvm");
+	add(b, "-nodefaults");
+	add(b, "-no-user-config");
+	add2(b, "-display", "none");
+	add2(b, "-machine", "q35");
+	add2(b, "-accel", kvm ? "kvm" : "tcg");
+	/* Under TCG without the fast-string flags: see qemu_cmdline. */
+	add2(b, "-cpu", kvm ? "host" : "max,-erms,-fsrm");
+	add_owned(b, strdup("-m"));
+	add_owned(b, util_asprintf("%ldM", s->memory_mib));
+	if (s->vfs_fd > 0) {
+		/* vhost-user devices need guest RAM virtiofsd can map: the
+		 * huge-page file (ram.h), mapped 2 MiB-aligned, else a memfd.
+		 */
+		add_owned(b, strdup("-object"));
+		add_owned(b, s->ram_fd > 0
+				 ? util_asprintf("memory-backend-file,id=mem,"
+						 "size=%ldM,share=on,align=2M,"
+						 "mem-path=" RAM_PATH_FMT,
+						 s->memory_mib, s->ram_fd)
+				 : util_asprintf("memory-backend-memfd,id=mem,"
+						 "size=%ldM,share=on",
+						 s->memory_mib));
+		add2(b, "-numa", "node,memdev=mem");
+	}
+	add_owned(b, strdup("-smp"));
+	add_owned(b, util_asprintf("%ld", s->cores));
+	if (s->bios)
+		add_raw(b, "-bios", "firmware", s->bios);
+	add_raw(b, "-kernel", "kernel", s->kernel);
+	add_raw(b, "-initrd", "initrd", s->initrd);
+	add_owned(b, strdup("-append"));
+	add_owned(b, qemu_cmdline(s));
+	add(b, "-no-reboot");
+	add2(b, "-sandbox",
+	     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+	     "resourcecontrol=deny");
+	if (s->mem_lock)
+		add2(b, "-overcommit", "mem-lock=on");
+	add2(b, "-nic", "none");
+
+	/* Serial console: the kernel's console=ttyS0. */
+	if (s->console_fd >= 0) {
+		add(b, "-chardev");
+		add_owned(b,
+			  util_asprintf("socket,id=con,fd=%d", s->console_fd));
+		add2(b, "-serial", "chardev:con");
+	} else {
+		add2(b, "-serial", "null");
+	}
+}
+
+/* The root image, the scratch disk and the entropy device. */
+static void add_disks(struct builder *b, const struct qemu_spec *s)
+{
+	/*
+	 * Disks through -blockdev with an explicit file driver: unlike
+	 * -drive file=..., a path holding ':' is never taken for a protocol
+	 * (nbd:, ssh:, ...) and the format is never probed.
+	 */
+	add_fmt(b, "-blockdev", esc(b, "root image", s->rootfs),
+		"driver=raw,node-name=root,read-only=on,file.driver=file,"
+		"file.filename=%s",
+		e_);
+	add2(b, "-device", "virtio-blk-pci,drive=root,romfile=");
+	if (s->scratch_fd > 0) {
+		/* A nameless file QEMU inherits as an fd.  Throw-away
+		 * ciphertext: flushes buy nothing (no-flush).  A full host disk
+		 * is an I/O error in the guest, not a VM paused for good. */
+		add(b, "-add-fd");
+		add_owned(b, util_asprintf("fd=%d,set=%d,opaque=scratch",
+					   s->scratch_fd, QEMU_SCRATCH_FDSET));
+		add(b, "-blockdev");
+		add_owned(b, util_asprintf(
+				 "driver=raw,node-name=scratch,cache.no-flush="
+				 "on,file.driver=file,file.filename=/dev/"
+				 "fdset/%d",
+				 QEMU_SCRATCH_FDSET));
+		add2(b, "-device",
+		     "virtio-blk-pci,drive=scratch,werror=report,rerror=report,"
+		     "romfile=");
+	}
+
+	add2(b, "-device", "virtio-rng-pci,romfile=");
+}
+
+/* The control port and the network port. */
+static void add_channels(struct builder *b, const struct qemu_spec *s)
+{
+	/* Control channel. */
+	add2(b, "-device", "virtio-serial-pci,romfile=");
+	add(b, "-chardev");
+	add_owned(b, util_asprintf("socket,id=ctl,fd=%d", s->ctl_fd));
+	add2(b, "-device", "virtserialport,chardev=ctl,name=ccvm.ctl");
+	if (s->net_fd > 0) { /* the guest's network (docs/egress.md) */
+		add(b, "-chardev");
+		add_owned(b, util_asprintf("socket,id=net,fd=%d", s->net_fd));
+		add2(b, "-device", "virtserialport,chardev=net,name=ccvm.net");
+	}
+}
+
+/* The launch directory (virtiofs or 9p) and the projects directory. */
+static void add_shares(struct builder *b, const struct qemu_spec *s)
+{
+	/* Shares.  virtiofsd serves the launch directory when it runs
+	 * (read-only mode is enforced there); else 9p, where
+	 * multidevs=remap keeps inode numbers unique when the tree spans
+	 * several host file systems. */
+	if (s->vfs_fd > 0) {
+		add(b, "-chardev");
+		add_owned(b, util_asprintf("socket,id=vfs,fd=%d", s->vfs_fd));
+		/* With park, QEMU_VFS_DEVICE over QMP, into a root port:
+		 * q35's root bus takes no device_add.  No hotplug driver in
+		 * the guest: it rescans (the port, hotplug-capable, gets
+		 * address space at boot all the same). */
+		if (!s->park)
+			add2(b, "-device",
+			     "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd,"
+			     "queue-size=1024,romfile=");
+		else
+			add2(b, "-device",
+			     "pcie-root-port,id=" QEMU_VFS_PORT
+			     ",chassis=1,addr=0x10");
+	} else {
+		add_fmt(b, "-fsdev", esc(b, "launch directory", s->cwd),
+			"local,id=cwd,path=%s,security_model=none,"
+			"multidevs=remap%s",
+			e_, s->writable ? "" : ",readonly=on");
+		add2(b, "-device",
+		     "virtio-9p-pci,fsdev=cwd,mount_tag=ccvm.cwd,"
+		     "romfile=");
+	}
+	if (s->projects) {
+		add_fmt(b, "-fsdev", esc(b, "projects directory", s->projects),
+			"local,id=projects,path=%s,security_model=none,"
+			"multidevs=remap",
+			e_);
+		add2(b, "-device",
+		     "virtio-9p-pci,fsdev=projects,"
+		     "mount_tag=ccvm.projects,romfile=");
+	}
+}
+
+/* QMP and -incoming for a saved boot (park.h): last, as they always were. */
+static void add_monitor(struct builder *b, const struct qemu_spec *s)
+{
+	if (s->park) {
+		add(b, "-chardev");
+		add_owned(b, util_asprintf("socket,id=qmp,fd=%d", s->qmp_fd));
+		add2(b, "-mon", "chardev=qmp,mode=control");
+		if (s->incoming)
+			add2(b, "-incoming", "defer");
+	}
+}
+
 int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 		    struct ccvm_err *err)
 {
@@ -264,148 +425,11 @@ int qemu_argv_build(const struct qemu_spec *s, struct qemu_argv *out,
 	if (r < 0)
 		return r;
 	struct builder b = {.e = err};
-	bool kvm = s->accel == ACCEL_KVM;
-
-	add_raw(&b, NULL, "QEMU binary", s->qemu);
-	add2(&b, "-name", "ccvm");
-	add(&b, "-nodefaults");
-	add(&b, "-no-user-config");
-	add2(&b, "-display", "none");
-	add2(&b, "-machine", "q35");
-	add2(&b, "-accel", kvm ? "kvm" : "tcg");
-	/* Under TCG without the fast-string flags: see qemu_cmdline. */
-	add2(&b, "-cpu", kvm ? "host" : "max,-erms,-fsrm");
-	add_owned(&b, strdup("-m"));
-	add_owned(&b, util_asprintf("%ldM", s->memory_mib));
-	if (s->vfs_fd > 0) {
-		/* vhost-user devices need guest RAM virtiofsd can map: the
-		 * huge-page file (ram.h), mapped 2 MiB-aligned, else a memfd.
-		 */
-		add_owned(&b, strdup("-object"));
-		add_owned(&b, s->ram_fd > 0
-				  ? util_asprintf("memory-backend-file,id=mem,"
-						  "size=%ldM,share=on,align=2M,"
-						  "mem-path=" RAM_PATH_FMT,
-						  s->memory_mib, s->ram_fd)
-				  : util_asprintf("memory-backend-memfd,id=mem,"
-						  "size=%ldM,share=on",
-						  s->memory_mib));
-		add2(&b, "-numa", "node,memdev=mem");
-	}
-	add_owned(&b, strdup("-smp"));
-	add_owned(&b, util_asprintf("%ld", s->cores));
-	if (s->bios)
-		add_raw(&b, "-bios", "firmware", s->bios);
-	add_raw(&b, "-kernel", "kernel", s->kernel);
-	add_raw(&b, "-initrd", "initrd", s->initrd);
-	add_owned(&b, strdup("-append"));
-	add_owned(&b, qemu_cmdline(s));
-	add(&b, "-no-reboot");
-	add2(&b, "-sandbox",
-	     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
-	     "resourcecontrol=deny");
-	if (s->mem_lock)
-		add2(&b, "-overcommit", "mem-lock=on");
-	add2(&b, "-nic", "none");
-
-	/* Serial console: the kernel's console=ttyS0. */
-	if (s->console_fd >= 0) {
-		add(&b, "-chardev");
-		add_owned(&b,
-			  util_asprintf("socket,id=con,fd=%d", s->console_fd));
-		add2(&b, "-serial", "chardev:con");
-	} else {
-		add2(&b, "-serial", "null");
-	}
-
-	/*
-	 * Disks through -blockdev with an explicit file driver: unlike
-	 * -drive file=..., a path holding ':' is never taken for a protocol
-	 * (nbd:, ssh:, ...) and the format is never probed.
-	 */
-	add_fmt(&b, "-blockdev", esc(&b, "root image", s->rootfs),
-		"driver=raw,node-name=root,read-only=on,file.driver=file,"
-		"file.filename=%s",
-		e_);
-	add2(&b, "-device", "virtio-blk-pci,drive=root,romfile=");
-	if (s->scratch_fd > 0) {
-		/* A nameless file QEMU inherits as an fd.  Throw-away
-		 * ciphertext: flushes buy nothing (no-flush).  A full host disk
-		 * is an I/O error in the guest, not a VM paused for good. */
-		add(&b, "-add-fd");
-		add_owned(&b, util_asprintf("fd=%d,set=%d,opaque=scratch",
-					    s->scratch_fd, QEMU_SCRATCH_FDSET));
-		add(&b, "-blockdev");
-		add_owned(&b, util_asprintf(
-				  "driver=raw,node-name=scratch,cache.no-flush="
-				  "on,file.driver=file,file.filename=/dev/"
-				  "fdset/%d",
-				  QEMU_SCRATCH_FDSET));
-		add2(&b, "-device",
-		     "virtio-blk-pci,drive=scratch,werror=report,rerror=report,"
-		     "romfile=");
-	}
-
-	add2(&b, "-device", "virtio-rng-pci,romfile=");
-
-	/* Control channel. */
-	add2(&b, "-device", "virtio-serial-pci,romfile=");
-	add(&b, "-chardev");
-	add_owned(&b, util_asprintf("socket,id=ctl,fd=%d", s->ctl_fd));
-	add2(&b, "-device", "virtserialport,chardev=ctl,name=ccvm.ctl");
-	if (s->net_fd > 0) { /* the guest's network (docs/egress.md) */
-		add(&b, "-chardev");
-		add_owned(&b, util_asprintf("socket,id=net,fd=%d", s->net_fd));
-		add2(&b, "-device", "virtserialport,chardev=net,name=ccvm.net");
-	}
-
-	/* Shares.  virtiofsd serves the launch directory when it runs
-	 * (read-only mode is enforced there); else 9p, where
-	 * multidevs=remap keeps inode numbers unique when the tree spans
-	 * several host file systems. */
-	if (s->vfs_fd > 0) {
-		add(&b, "-chardev");
-		add_owned(&b, util_asprintf("socket,id=vfs,fd=%d", s->vfs_fd));
-		/* With park, QEMU_VFS_DEVICE over QMP, into a root port:
-		 * q35's root bus takes no device_add.  No hotplug driver in
-		 * the guest: it rescans (the port, hotplug-capable, gets
-		 * address space at boot all the same). */
-		if (!s->park)
-			add2(&b, "-device",
-			     "vhost-user-fs-pci,chardev=vfs,tag=ccvm.cwd,"
-			     "queue-size=1024,romfile=");
-		else
-			add2(&b, "-device",
-			     "pcie-root-port,id=" QEMU_VFS_PORT
-			     ",chassis=1,addr=0x10");
-	} else {
-		add_fmt(&b, "-fsdev", esc(&b, "launch directory", s->cwd),
-			"local,id=cwd,path=%s,security_model=none,"
-			"multidevs=remap%s",
-			e_, s->writable ? "" : ",readonly=on");
-		add2(&b, "-device",
-		     "virtio-9p-pci,fsdev=cwd,mount_tag=ccvm.cwd,"
-		     "romfile=");
-	}
-	if (s->projects) {
-		add_fmt(&b, "-fsdev",
-			esc(&b, "projects directory", s->projects),
-			"local,id=projects,path=%s,security_model=none,"
-			"multidevs=remap",
-			e_);
-		add2(&b, "-device",
-		     "virtio-9p-pci,fsdev=projects,"
-		     "mount_tag=ccvm.projects,romfile=");
-	}
-
-	if (s->park) {
-		add(&b, "-chardev");
-		add_owned(&b, util_asprintf("socket,id=qmp,fd=%d", s->qmp_fd));
-		add2(&b, "-mon", "chardev=qmp,mode=control");
-		if (s->incoming)
-			add2(&b, "-incoming", "defer");
-	}
-
+	add_machine(&b, s);
+	add_disks(&b, s);
+	add_channels(&b, s);
+	add_shares(&b, s);
+	add_monitor(&b, s);
 	if (b.err) {
 		struct qemu_argv tmp = {b.v, b.n};
 		qemu_argv_free(&tmp);
