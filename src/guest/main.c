@@ -299,6 +299,66 @@ static void control_phase(struct ctl_state *st, struct relay *rl,
 	}
 }
 
+/* The program started with the session's secrets, which then live only
+ * in the child; the share-sync worker forked after, with none left. */
+static void start_program(struct ctl_state *st, struct relay *rl,
+			  struct agent *ag, struct ccvm_err *err)
+{
+	/* xclip and wl-paste for the program: image paste from the host. */
+	static struct paste_srv clip;
+	paste_srv_init(&clip);
+	if (paste_install(st->setup.uid, st->setup.gid, &clip, err) < 0) {
+		glog_always("image paste unavailable: %s", err->msg);
+		ccvm_err_clear(err);
+	} else {
+		rl->clip = &clip;
+	}
+	net_wait_ready(NET_READY_MS);
+	if (nix_wait_ready(NIX_READY_MS, err) < 0)
+		fatal(err);
+	int r = agent_spawn(st, ag, err);
+	/* Secrets now live only in the child. */
+	ctl_wipe_secrets(st);
+	ctl_reader_scrub(&reader);
+	if (r < 0)
+		fatal(err);
+	glog("started %s (pid %d) at %lld ms", st->args.data, (int)ag->pid,
+	     util_now_ms() - boot_ms);
+	if (st->setup.share_sync) {
+		pid_t sp;
+		r = sharesync_start(st->setup.cwd, &sp, err);
+		if (r < 0)
+			fatal(err);
+		rl->share_fd = r;
+	}
+}
+
+/* EXIT to the host once the shares are synced, then power off. */
+__attribute__((noreturn)) static void finish(struct agent *ag, uint32_t kind,
+					     uint32_t code)
+{
+	uint8_t ex[8];
+	proto_put_u32(ex, kind);
+	proto_put_u32(ex + 4, code);
+	glog("relay done, %zu bytes to send", writer.len - writer.off);
+	/* Whatever is still dirty on the share (a shared mapping some
+	 * leftover process holds) reaches the host before EXIT: once the host
+	 * has EXIT it stops the VM at once.  Only the shares: the scratch
+	 * disk and the rest are thrown away, so writing them back (through
+	 * dm-crypt, under TCG) would only delay the end. */
+	mnt_sync_shares();
+	proto_writer_put(&writer, PROTO_EXIT, 0, ex, sizeof(ex));
+	int r = relay_flush(port_fd, &writer, FINAL_FLUSH_MS);
+	if (r < 0)
+		glog_always("sending EXIT: %s", strerror(-r));
+	/* A write returns once the data is in the virtqueue, not once the
+	 * host has it: wait for the host to hang up after reading EXIT. */
+	else if (relay_wait_hangup(port_fd, HANGUP_WAIT_MS) < 0)
+		glog_always("the host did not close the port after EXIT");
+	agent_close(ag);
+	power_off();
+}
+
 int main(int argc, char *argv[])
 {
 	struct ccvm_err err;
@@ -336,65 +396,17 @@ int main(int argc, char *argv[])
 	control_phase(&st, &rl, &err);
 	glog("set-up received at %lld ms (%lld ms since the kernel started)",
 	     util_now_ms() - boot_ms, util_now_ms());
-
-	/* xclip and wl-paste for the program: image paste from the host. */
-	static struct paste_srv clip;
-	paste_srv_init(&clip);
-	if (paste_install(st.setup.uid, st.setup.gid, &clip, &err) < 0) {
-		glog_always("image paste unavailable: %s", err.msg);
-		ccvm_err_clear(&err);
-	} else {
-		rl.clip = &clip;
-	}
-
-	net_wait_ready(NET_READY_MS);
-	if (nix_wait_ready(NIX_READY_MS, &err) < 0)
-		fatal(&err);
 	struct agent ag;
-	int r = agent_spawn(&st, &ag, &err);
-	/* Secrets now live only in the child. */
-	ctl_wipe_secrets(&st);
-	ctl_reader_scrub(&reader);
-	if (r < 0)
-		fatal(&err);
-	glog("started %s (pid %d) at %lld ms", st.args.data, (int)ag.pid,
-	     util_now_ms() - boot_ms);
-	if (st.setup.share_sync) {
-		/* Forked now that no secret is left in this process. */
-		pid_t sp;
-		r = sharesync_start(st.setup.cwd, &sp, &err);
-		if (r < 0)
-			fatal(&err);
-		rl.share_fd = r;
-	}
+	start_program(&st, &rl, &ag, &err);
 	load_other_modules_async();
 
 	uint32_t kind = 0, code = 0;
-	r = relay_run(&rl, &ag, &kind, &code, &err);
+	int r = relay_run(&rl, &ag, &kind, &code, &err);
 	if (r == -EPIPE) {
 		glog_always("the host went away; powering off");
 		power_off();
 	}
 	if (r < 0)
 		fatal(&err);
-	uint8_t ex[8];
-	proto_put_u32(ex, kind);
-	proto_put_u32(ex + 4, code);
-	glog("relay done, %zu bytes to send", writer.len - writer.off);
-	/* Whatever is still dirty on the share (a shared mapping some
-	 * leftover process holds) reaches the host before EXIT: once the host
-	 * has EXIT it stops the VM at once.  Only the shares: the scratch
-	 * disk and the rest are thrown away, so writing them back (through
-	 * dm-crypt, under TCG) would only delay the end. */
-	mnt_sync_shares();
-	proto_writer_put(&writer, PROTO_EXIT, 0, ex, sizeof(ex));
-	r = relay_flush(port_fd, &writer, FINAL_FLUSH_MS);
-	if (r < 0)
-		glog_always("sending EXIT: %s", strerror(-r));
-	/* A write returns once the data is in the virtqueue, not once the
-	 * host has it: wait for the host to hang up after reading EXIT. */
-	else if (relay_wait_hangup(port_fd, HANGUP_WAIT_MS) < 0)
-		glog_always("the host did not close the port after EXIT");
-	agent_close(&ag);
-	power_off();
+	finish(&ag, kind, code);
 }

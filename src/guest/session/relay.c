@@ -336,117 +336,128 @@ static void reap(struct relay *r, struct child_state *cs)
 	}
 }
 
+enum { P_PORT, P_SIG, P_OUT0, P_OUT1, P_IN, P_CL, P_CC, P_SHARE, P_N };
+
+/* The loop's state between polls. */
+struct loop {
+	struct child_state cs;
+	int out_fd[2]; /* pty master, or stdout and stderr pipes */
+	uint8_t out_type[2];
+	bool out_eof[2];
+	long long drain_end; /* after the end, output is read until then */
+	bool polled_out;     /* an output was polled this turn */
+};
+
+/* This turn's poll set; returns the poll timeout. */
+static int poll_set(struct relay *r, struct loop *l, struct pollfd p[P_N],
+		    long long now)
+{
+	for (int i = 0; i < P_N; i++)
+		p[i] = (struct pollfd){.fd = -1};
+	bool room = r->in_len <= RELAY_STDIN_MAX - PROTO_MAX_PAYLOAD;
+	p[P_PORT].fd = r->port;
+	p[P_PORT].events =
+	    (room ? POLLIN : 0) | (proto_writer_pending(r->wr) ? POLLOUT : 0);
+	p[P_SIG] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
+	l->polled_out = false;
+	for (int i = 0; i < 2; i++)
+		if (!l->out_eof[i] && !proto_writer_full(r->wr)) {
+			p[P_OUT0 + i] = (struct pollfd){.fd = l->out_fd[i],
+							.events = POLLIN};
+			l->polled_out = true;
+		}
+	if (r->in_len && !r->in_closed)
+		p[P_IN] = (struct pollfd){.fd = stdin_fd(r), .events = POLLOUT};
+	if (r->share_fd >= 0)
+		p[P_SHARE] =
+		    (struct pollfd){.fd = r->share_fd, .events = POLLIN};
+	if (l->cs.done) {
+		long long left = l->drain_end - now;
+		return (int)(left < DRAIN_IDLE_MS ? left : DRAIN_IDLE_MS);
+	}
+	if (r->clip) {
+		/* Image paste serves the program while it runs. */
+		paste_srv_poll(r->clip, &p[P_CL], &p[P_CC]);
+		return paste_srv_timeout(r->clip, now);
+	}
+	return -1;
+}
+
+/* What this turn's poll found; 0, or a negative errno. */
+static int poll_handle(struct relay *r, struct loop *l,
+		       const struct pollfd p[P_N], struct ccvm_err *err)
+{
+	if (p[P_SIG].revents & POLLIN) {
+		bool was_done = l->cs.done;
+		reap(r, &l->cs);
+		if (l->cs.done && !was_done) {
+			glog("program ended: %s %u",
+			     l->cs.kind ? "signal" : "exit", l->cs.code);
+			l->drain_end = util_now_ms() + DRAIN_TOTAL_MS;
+		}
+	}
+	if (p[P_PORT].revents & (POLLIN | POLLHUP | POLLERR)) {
+		int e = read_port(r, !l->cs.done, err);
+		if (e < 0)
+			return e;
+	}
+	for (int i = 0; i < 2; i++)
+		if ((p[P_OUT0 + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    read_output(r, l->out_fd[i], l->out_type[i])) {
+			l->out_eof[i] = true;
+			proto_writer_put(r->wr, l->out_type[i], 0, NULL, 0);
+		}
+	if (p[P_SHARE].revents & (POLLIN | POLLHUP | POLLERR))
+		share_answer(r);
+	if (r->clip && !l->cs.done)
+		paste_srv_step(r->clip, p[P_CL].revents, p[P_CC].revents,
+			       util_now_ms(), r->wr);
+	push_stdin(r);
+	int e = proto_writer_flush(r->wr, r->port);
+	if (e == -EPIPE || e == -EIO || e == -ECONNRESET)
+		return -EPIPE;
+	if (e < 0)
+		return ccvm_err_sys(err, -e, "writing the port");
+	return 0;
+}
+
 int relay_run(struct relay *r, struct agent *ag, uint32_t *kind, uint32_t *code,
 	      struct ccvm_err *err)
 {
 	r->ag = ag;
 	r->pty = ag->master >= 0;
-	struct child_state cs = {0};
-	/* Output sources: pty master, or stdout and stderr pipes. */
-	int out_fd[2] = {r->pty ? ag->master : ag->out, r->pty ? -1 : ag->err};
-	uint8_t out_type[2] = {PROTO_STDOUT, PROTO_STDERR};
-	bool out_eof[2] = {false, r->pty};
-	long long drain_end = 0;
+	struct loop l = {
+	    .out_fd = {r->pty ? ag->master : ag->out, r->pty ? -1 : ag->err},
+	    .out_type = {PROTO_STDOUT, PROTO_STDERR},
+	    .out_eof = {false, r->pty},
+	};
 	/* Frames that arrived with START are already buffered. */
-	int e0 = dispatch(r, true, err);
-	if (e0 < 0)
-		return e0;
+	int e = dispatch(r, true, err);
+	if (e < 0)
+		return e;
 	push_stdin(r);
-
 	for (;;) {
-		if (cs.done && out_eof[0] && out_eof[1])
+		if (l.cs.done && l.out_eof[0] && l.out_eof[1])
 			break;
 		long long now = util_now_ms();
-		if (cs.done && now >= drain_end)
+		if (l.cs.done && now >= l.drain_end)
 			break;
-		enum {
-			P_PORT,
-			P_SIG,
-			P_OUT0,
-			P_OUT1,
-			P_IN,
-			P_CL,
-			P_CC,
-			P_SHARE,
-			P_N
-		};
 		struct pollfd p[P_N];
-		for (int i = 0; i < P_N; i++)
-			p[i] = (struct pollfd){.fd = -1};
-		bool room = r->in_len <= RELAY_STDIN_MAX - PROTO_MAX_PAYLOAD;
-		p[P_PORT].fd = r->port;
-		p[P_PORT].events = (room ? POLLIN : 0) |
-				   (proto_writer_pending(r->wr) ? POLLOUT : 0);
-		p[P_SIG] = (struct pollfd){.fd = r->sigfd, .events = POLLIN};
-		bool polled_out = false;
-		for (int i = 0; i < 2; i++)
-			if (!out_eof[i] && !proto_writer_full(r->wr)) {
-				p[P_OUT0 + i] = (struct pollfd){
-				    .fd = out_fd[i], .events = POLLIN};
-				polled_out = true;
-			}
-		if (r->in_len && !r->in_closed)
-			p[P_IN] = (struct pollfd){.fd = stdin_fd(r),
-						  .events = POLLOUT};
-		if (r->share_fd >= 0)
-			p[P_SHARE] = (struct pollfd){.fd = r->share_fd,
-						     .events = POLLIN};
-		int timeout = -1;
-		if (cs.done) {
-			long long left = drain_end - now;
-			timeout =
-			    (int)(left < DRAIN_IDLE_MS ? left : DRAIN_IDLE_MS);
-		} else if (r->clip) {
-			/* Image paste serves the program while it runs. */
-			paste_srv_poll(r->clip, &p[P_CL], &p[P_CC]);
-			timeout = paste_srv_timeout(r->clip, now);
-		}
+		int timeout = poll_set(r, &l, p, now);
 		int n = poll(p, P_N, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return ccvm_err_sys(err, errno, "poll");
-		if (n == 0 && cs.done && polled_out)
+		if (n == 0 && l.cs.done && l.polled_out)
 			break; /* output idle after the end: done */
-
-		if (p[P_SIG].revents & POLLIN) {
-			bool was_done = cs.done;
-			reap(r, &cs);
-			if (cs.done && !was_done) {
-				glog("program ended: %s %u",
-				     cs.kind ? "signal" : "exit", cs.code);
-				drain_end = util_now_ms() + DRAIN_TOTAL_MS;
-			}
-		}
-		if (p[P_PORT].revents & (POLLIN | POLLHUP | POLLERR)) {
-			int e = read_port(r, !cs.done, err);
-			if (e < 0)
-				return e;
-		}
-		for (int i = 0; i < 2; i++)
-			if (p[P_OUT0 + i].revents &
-			    (POLLIN | POLLHUP | POLLERR))
-				if (read_output(r, out_fd[i], out_type[i])) {
-					out_eof[i] = true;
-					proto_writer_put(r->wr, out_type[i], 0,
-							 NULL, 0);
-				}
-		if (p[P_SHARE].revents & (POLLIN | POLLHUP | POLLERR))
-			share_answer(r);
-		if (r->clip && !cs.done)
-			paste_srv_step(r->clip, p[P_CL].revents,
-				       p[P_CC].revents, util_now_ms(), r->wr);
-		push_stdin(r);
-		int e = proto_writer_flush(r->wr, r->port);
-		if (e == -EPIPE || e == -EIO || e == -ECONNRESET)
-			return -EPIPE;
-		if (e < 0)
-			return ccvm_err_sys(err, -e, "writing the port");
+		if ((e = poll_handle(r, &l, p, err)) < 0)
+			return e;
 	}
 	for (int i = 0; i < 2; i++)
-		if (!out_eof[i])
-			proto_writer_put(r->wr, out_type[i], 0, NULL, 0);
-	*kind = cs.kind;
-	*code = cs.code;
+		if (!l.out_eof[i])
+			proto_writer_put(r->wr, l.out_type[i], 0, NULL, 0);
+	*kind = l.cs.kind;
+	*code = l.cs.code;
 	return 0;
 }
