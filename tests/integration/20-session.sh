@@ -39,7 +39,13 @@ out=$("$CCVM" --read-only-cwd --shell -- sh -c 'echo x > new.txt && echo y >> in
 rc=$?
 check "ro session: guest sees its own writes (rc=$rc)" [ "$out" = $'x\nfrom the host\ny' ]
 check "ro session: host tree byte-for-byte unchanged" [ "$(snapshot)" = "$before" ]
-CCVM_WRITABLE_CWD=false "$CCVM" --shell -- sh -c 'echo z > viaenv.txt' >/dev/null 2>&1
+# The guest writes (to its overlay) and reads back: the marker shows the
+# session ran, so the file's absence on the host means something.
+out=$(CCVM_WRITABLE_CWD=false "$CCVM" --shell -- sh -c 'echo z > viaenv.txt && cat viaenv.txt && echo ccvm-ro-env-ran' 2>"$T_TMP/roenv.err")
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$T_TMP/roenv.err"
+check "CCVM_WRITABLE_CWD=false: the session ran and wrote in the guest (rc=$rc, $(tr '\n' ' ' <<<"$out" | head -c 200))" \
+	[ $rc -eq 0 -a "$out" = $'z\nccvm-ro-env-ran' ]
 check "CCVM_WRITABLE_CWD=false is read-only too" [ ! -e viaenv.txt ]
 
 # argv: byte-exact, including empty strings, newlines, quotes, non-UTF-8.

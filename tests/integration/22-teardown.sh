@@ -1,8 +1,9 @@
 #!/bin/bash
 # Nothing outlives a session, whatever way it ends: at the instant ccvm
 # returns, no process it started (found by parentage while the session
-# ran: QEMU, virtiofsd and its sandbox child, the network relay, ...) is
-# still there.
+# ran: QEMU, virtiofsd and its sandbox child, the network relay, the
+# clipboard tool, ...) is still there; after SIGKILL of ccvm, none is
+# there a few seconds later.
 source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
@@ -21,14 +22,31 @@ strays() {
 }
 wait_file() { local i; for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 wait_gone() { local i; for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+# The processes of the last traced tree ("seen" lines) that still run:
+# same pid, same start time.
+survivors() {
+	local pid comm start s
+	while read -r _ pid comm start; do
+		s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		s=${s##*) }
+		# shellcheck disable=SC2086 # the fields after the name
+		set -- $s
+		[ "${20}" = "$start" ] && echo "$pid $comm"
+	done < <(grep '^seen ' "$TREE" 2>/dev/null)
+}
+# Nothing of ccvm's tree is left (the probe saw a tree).
+tree_gone() { grep -q '^seen ' "$TREE" && [ -z "$(survivors)" ]; }
 clean_after() {
 	local what=$1 i
-	for ((i = 0; i < 50; i++)); do [ -z "$(leftovers)" ] && break; sleep 0.1; done
+	for ((i = 0; i < 50; i++)); do [ -z "$(leftovers)$(survivors)" ] && break; sleep 0.1; done
 	check "$what: no QEMU left" [ -z "$(leftovers)" ]
+	check "$what: no process of ccvm's tree left ($(survivors | tr '\n' ' '))" tree_gone
 	check "$what: no temp files left" [ -z "$(strays)" ]
 	leftovers | sed 's/^/# left: /'
 	strays | sed 's/^/# stray: /'
-	for pid in $(leftovers | awk '{print $1}'); do kill -KILL "$pid" 2>/dev/null; done
+	for pid in $(leftovers | awk '{print $1}') $(survivors | awk '{print $1}'); do
+		kill -KILL "$pid" 2>/dev/null
+	done
 }
 
 # ccvm under proctree.py, which records its process tree and, the moment
@@ -62,6 +80,8 @@ start_session() {
 # Normal exit.
 traced --shell -- true >/dev/null 2>&1
 none_left "normal exit" "${SESSION[@]}"
+check "normal exit: the probe saw virtiofsd and its sandbox child" \
+	test "$(grep -c '^seen [0-9]* virtiofsd ' "$TREE")" -ge 2
 clean_after "normal exit"
 
 # SIGTERM and SIGHUP to ccvm: forwarded, then everything ends.
@@ -113,6 +133,29 @@ else
 	not_ok "session for QEMU kill started"
 	diag "stderr: $(tail -c 1500 "$T_TMP/err" | tr '\n' ' ')"
 fi
+
+# A clipboard tool still running when the session ends (a paste the guest
+# asked for and did not wait for): a stand-in xclip that says it started,
+# then sleeps.
+mkdir -p "$T_TMP/bin"
+cat >"$T_TMP/bin/xclip" <<EOF
+#!/usr/bin/python3
+import time
+open("$P/clip-started", "w").close()
+time.sleep(300)
+EOF
+chmod +x "$T_TMP/bin/xclip"
+rm -f "$P/clip-started"
+(
+	unset WAYLAND_DISPLAY
+	DISPLAY=:99 CCVM_XCLIP=$T_TMP/bin/xclip CCVM_CLIPBOARD_IMAGES=1 traced --shell -- sh -c '
+		xclip -selection clipboard -o -t image/png >/dev/null 2>&1 &
+		for i in $(seq 100); do [ -e clip-started ] && break; sleep 0.1; done
+		[ -e clip-started ] && echo clip-started' >"$T_TMP/clip.out" 2>"$T_TMP/err"
+)
+check "clipboard: the host's tool was running when the guest left" grep -q clip-started "$T_TMP/clip.out"
+none_left "clipboard tool running at exit" "${SESSION[@]}" xclip
+clean_after "clipboard tool running at exit"
 
 # Guest kernel panic (needs root in the guest: agentSudo is on by default).
 traced --shell -- sh -c 'sudo -n sh -c "echo c > /proc/sysrq-trigger"' >/dev/null 2>"$T_TMP/err"

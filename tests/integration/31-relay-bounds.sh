@@ -44,12 +44,15 @@ with open(d + "/ctl.frames", "wb") as f:
 EOF
 
 kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# within BEFORE AFTER: both were read (a relay that was never measured
+# proves nothing) and AFTER is at most BOUND_KIB above BEFORE.
+within() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && [ $(($2 - $1)) -le $BOUND_KIB ]; }
 wait_text() { local i; for ((i = 0; i < $3 * 10; i++)); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # flood NAME FRAMESIZE MAXBYTES: one session whose guest root floods port
 # NAME for 20 s or MAXBYTES, while the relay's memory is sampled.
 flood() {
-	local name=$1 fsize=$2 max=$3 pid rc mpid base hwm0 hwm peak rss h i
+	local name=$1 fsize=$2 max=$3 pid rc qpid mpid base hwm0 hwm peak rss h i
 	rm -f go
 	"$CCVM" --shell -- sh -c "echo up; while [ ! -e go ]; do sleep 0.1; done
 		sudo -n perl ./hostile_port.pl $name 20 $max $fsize $name.frames
@@ -62,6 +65,7 @@ flood() {
 		wait $pid 2>/dev/null
 		return
 	fi
+	qpid=$(pgrep -P $pid -f qemu-system | head -1)
 	if [ "$name" = net ]; then
 		mpid=$(pgrep -P $pid -x ccvm-egress | head -1)
 	else
@@ -94,10 +98,10 @@ flood() {
 	h=$(kib "$mpid" VmHWM)
 	[ -n "$h" ] && hwm=$h
 	diag "$name: relay pid $mpid: VmRSS $base -> peak $peak KiB; VmHWM $hwm0 -> $hwm KiB; guest: $(grep -a -e '^sent' -e '^flood-rc' "$T_TMP/$name.out" | tr '\n' ' ')"
-	check "$name flood: the relay's RSS grew by at most $BOUND_KIB KiB ($((peak - base)))" \
-		[ $((peak - base)) -le $BOUND_KIB ]
-	check "$name flood: its peak (VmHWM) grew by at most $BOUND_KIB KiB ($((hwm - hwm0)))" \
-		[ $((hwm - hwm0)) -le $BOUND_KIB ]
+	check "$name flood: the relay's RSS grew by at most $BOUND_KIB KiB (${base:-unread} -> ${peak:-unread})" \
+		within "$base" "$peak"
+	check "$name flood: its peak (VmHWM) grew by at most $BOUND_KIB KiB (${hwm0:-unread} -> ${hwm:-unread})" \
+		within "$hwm0" "$hwm"
 	# The probe ran: the guest got to flood (a marker only it prints).
 	check "$name flood: the guest wrote requests" grep -q '^sent [1-9]' "$T_TMP/$name.out"
 	for ((i = 0; i < 600; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
@@ -115,7 +119,8 @@ flood() {
 	fi
 	check "$name flood: the relay process is gone" [ ! -e "/proc/$mpid/status" ]
 	for ((i = 0; i < 50; i++)); do [ -z "$(leftovers)" ] && break; sleep 0.1; done
-	check "$name flood: no QEMU or virtiofsd left" [ -z "$(leftovers)" ]
+	check "$name flood: its QEMU (${qpid:-never seen}) is gone, no QEMU or virtiofsd left" \
+		bash -c '[ -n "$1" ] && [ ! -e "/proc/$1" ] && [ -z "$2" ]' _ "$qpid" "$(leftovers)"
 	kill_session_qemu
 }
 

@@ -1,7 +1,9 @@
 #!/bin/bash
 # vmDiskSize: an encrypted, ephemeral /scratch.  The host file is only
 # ciphertext, has no name while the session runs, and is gone after it,
-# even after kill -9; RAM-backed places are refused.
+# even after kill -9; RAM-backed places are refused.  The key is made in
+# the guest, differs between sessions, is not zeros, and is never on the
+# host (scratch file, argv, environment, cache dir).
 source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
@@ -19,6 +21,72 @@ disk_fds() {
 	done
 }
 qemu_of() { pgrep -u "$(id -u)" -P "$1" -f qemu-system | head -1; }
+
+# The dm-crypt key: the guest reads it as root (dmsetup table --showkeys)
+# and prints "key HEX" on stdout, never into the share.  key_of OUT waits
+# for that line in file OUT and prints HEX.
+key_of() {
+	local i k
+	for ((i = 0; i < 100; i++)); do
+		k=$(sed -n 's/^key //p' "$1" 2>/dev/null | head -1)
+		[ -n "$k" ] && break
+		sleep 0.1
+	done
+	echo "$k"
+}
+# A key as the guest made it: 64 random bytes (128 hex digits), not zeros.
+good_key() { [[ $1 =~ ^[0-9a-f]{128}$ && ! $1 =~ ^0+$ ]]; }
+# hunt KEY FILE...: "found FILE" for each FILE holding KEY as hex text or
+# as its 64 raw bytes, "unreadable FILE" for each that cannot be read.
+hunt() {
+	python3 - "$@" <<'PY'
+import mmap, os, sys
+key = sys.argv[1]
+pats = [key.encode(), bytes.fromhex(key)]
+for path in sys.argv[2:]:
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:  # /proc files, empty files
+                data = f.read()
+            else:
+                data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+            if any(data.find(p) >= 0 for p in pats):
+                print("found", path)
+    except (OSError, ValueError) as e:
+        print("unreadable", path, getattr(e, "strerror", e))
+PY
+}
+descendants() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+# key_nowhere WHAT KEY CCVMPID QEMUPID DISKFD STARTMARKER: the key is in
+# none of the host's places that could hold it: the scratch file, the argv
+# and environment of ccvm and of every process below it, the files of the
+# cache dir ($SD) written since STARTMARKER.  Needs the search to work (it
+# finds the key where the guest printed it) and QEMU's argv and environment
+# and ccvm's argv to have been read.
+key_nowhere() {
+	local what=$1 key=$2 cpid=$3 q=$4 fd=$5 since=$6 files p res
+	files=("$fd")
+	for p in "$cpid" $(descendants "$cpid"); do
+		files+=("/proc/$p/cmdline" "/proc/$p/environ")
+	done
+	while IFS= read -r -d '' p; do files+=("$p"); done < \
+		<(find "$SD" -type f \( -newer "$since" -o -cnewer "$since" \) -print0 2>/dev/null)
+	res=$(hunt "$key" "${files[@]}")
+	diag "$what: searched ${#files[@]} places; $(grep -c '^unreadable' <<<"$res") unreadable: $(grep '^unreadable' <<<"$res" | cut -d' ' -f2 | tr '\n' ' ')"
+	check "$what: control: the search finds the key where the guest printed it" \
+		grep -q '^found' <<<"$(hunt "$key" "$T_TMP/$what.out")"
+	check "$what: QEMU's argv and environment and ccvm's argv were read" \
+		bash -c '[ -n "$2" ] && [ -n "$3" ] && ! grep -qE "^unreadable (/proc/$2/(cmdline|environ)|/proc/$3/cmdline) " <<<"$1"' \
+		_ "$res" "$q" "$cpid"
+	check "$what: the key is not in the scratch file, any argv or environment, or the cache ($(grep '^found' <<<"$res" | tr '\n' ' '))" \
+		bash -c '! grep -q "^found" <<<"$1"' _ "$res"
+}
 
 # --- vmDiskSize=0: no disk, no /scratch --------------------------------------
 out=$(CCVM_VM_DISK_SIZE=0 "$CCVM" --shell -- sh -c 'test -e /scratch && echo scratch; test -e /sys/block/vdb && echo vdb; echo end' 2>"$T_TMP/err")
@@ -44,16 +112,18 @@ sync
 	echo "slaves $(ls /sys/block/dm-0/slaves)"
 	if sudo -n true 2>/dev/null; then
 		echo "table $(sudo -n dmsetup table ccvm-scratch | awk '{print $3, $4, $6, $7}')"
+		echo "key $(sudo -n dmsetup table --showkeys ccvm-scratch | awk '{print $5}')" >&3
 	else
 		echo "table nosudo"
 	fi
 	echo "rootmounted $(awk '$1 ~ /ccvm-scratch/' /proc/mounts | wc -l)"
-} > info.tmp
+} 3>&1 > info.tmp
 mv info.tmp info
 while [ ! -e stop ]; do sleep 0.2; done
 GEOF
 rm -f info stop
-CCVM_VM_DISK_SIZE=1 "$CCVM" --shell -- sh guest.sh "$CANARY" >"$T_TMP/out" 2>"$T_TMP/err" &
+touch "$T_TMP/start1"
+CCVM_VM_DISK_SIZE=1 "$CCVM" --shell -- sh guest.sh "$CANARY" >"$T_TMP/session1.out" 2>"$T_TMP/err" &
 PID=$!
 if wait_file info 120; then
 	info=$(cat info)
@@ -87,6 +157,10 @@ if wait_file info 120; then
 			bash -c '! grep -aqF "scratch" < <(head -c 8M "$1")' _ "$fd"
 		break # the fds are one file; one read is enough
 	done
+	KEY1=$(key_of "$T_TMP/session1.out")
+	check "session 1: the guest read its dm-crypt key as root (${KEY1:0:8}..., ${#KEY1} hex digits, not zeros)" \
+		good_key "$KEY1"
+	[ -z "$KEY1" ] || key_nowhere session1 "$KEY1" "$PID" "$Q" "${fds%%$'\n'*}" "$T_TMP/start1"
 	touch stop
 	if wait_gone "$PID" 60; then
 		wait "$PID"; rc=$?
@@ -104,11 +178,18 @@ fi
 SD2=$T_TMP/elsewhere
 mkdir -p "$SD2"
 rm -f info stop
-CCVM_SCRATCH_DIR=$SD2 CCVM_VM_DISK_SIZE=1 "$CCVM" --shell -- sh guest.sh "$CANARY" >/dev/null 2>"$T_TMP/err" &
+touch "$T_TMP/start2"
+CCVM_SCRATCH_DIR=$SD2 CCVM_VM_DISK_SIZE=1 "$CCVM" --shell -- sh guest.sh "$CANARY" >"$T_TMP/session2.out" 2>"$T_TMP/err" &
 PID=$!
 if wait_file info 120; then
 	Q=$(qemu_of "$PID")
-	check "CCVM_SCRATCH_DIR picks the place" [ -n "$(disk_fds "$Q" "$SD2")" ]
+	fds=$(disk_fds "$Q" "$SD2")
+	check "CCVM_SCRATCH_DIR picks the place" [ -n "$fds" ]
+	KEY2=$(key_of "$T_TMP/session2.out")
+	check "session 2: the guest read its dm-crypt key as root (${KEY2:0:8}..., ${#KEY2} hex digits, not zeros)" \
+		good_key "$KEY2"
+	check "the two sessions' keys differ" bash -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "$KEY1" "$KEY2"
+	[ -z "$KEY2" ] || key_nowhere session2 "$KEY2" "$PID" "$Q" "${fds%%$'\n'*}" "$T_TMP/start2"
 	kill -KILL "$PID"
 	wait "$PID" 2>/dev/null
 	wait_gone "$Q" 10

@@ -8,7 +8,9 @@ While it runs, every process below it (by parentage: the
 /proc/PID/task/TID/children lists) is recorded every 10 ms; the instant CMD exits (a pidfd says so) each recorded
 process is looked up again.  REPORT gets lines:
 
-    seen PID COMM     every process seen below CMD
+    seen PID COMM START   every process seen below CMD (START: its start
+                          time, field 22 of /proc/PID/stat, to tell it
+                          from a later process with the same pid)
     left PID COMM     one of them still running when CMD had exited
     zombie PID COMM   one of them exited but not yet reaped by anyone
 
@@ -89,8 +91,8 @@ def main():
             (zombies if st[1] in "ZX" else left).append((p, comm))
     _, status = os.waitpid(pid, 0)
     with open(report, "w") as f:
-        for (p, _), comm in sorted(seen.items()):
-            f.write(f"seen {p} {comm}\n")
+        for (p, start), comm in sorted(seen.items()):
+            f.write(f"seen {p} {comm} {start}\n")
         for p, comm in left:
             f.write(f"left {p} {comm}\n")
         for p, comm in zombies:
