@@ -231,7 +231,7 @@ elif unshare -r true 2>/dev/null; then
 	as_root=(unshare -r)
 fi
 if [ ${#as_root[@]} -eq 0 ]; then
-	skip "root refusal" "not root and unshare -r (user namespaces) fails here"
+	skip_missing userns "root refusal" "not root and unshare -r (user namespaces) fails here"
 else
 	"${as_root[@]}" env -i PATH="$PATH" HOME="$H" "$CCVM" >"$T_TMP/out" \
 		2>"$T_TMP/err"

@@ -8,12 +8,12 @@
 SRC=${CCVM_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 BLD=${CCVM_BUILD:-build}
 if [ ! -f "$SRC/Makefile" ] || [ ! -r "$SRC/docs/ccvm.1" ]; then
-	skip "make install" "no readable source checkout at $SRC (set CCVM_SRC)"
+	skip_missing source-checkout "make install" "no readable source checkout at $SRC (set CCVM_SRC)"
 	done_testing
 	exit 0
 fi
 if ! command -v make >/dev/null; then
-	skip "make install" "make is not installed"
+	skip_missing make "make install" "make is not installed"
 	done_testing
 	exit 0
 fi
@@ -67,7 +67,7 @@ if command -v man >/dev/null; then
 		-a -n "$(grep -e '^EXIT STATUS' <<<"$page")"
 	check "groff has no warnings about the page ($warn)" test -z "$warn"
 else
-	skip "man -l renders the page" "man (man-db) is not installed"
+	skip_missing man "man -l renders the page" "man (man-db) is not installed"
 fi
 
 comp=$(bash --norc -c '. "$1"; complete -p ccvm' _ \
@@ -85,7 +85,7 @@ if command -v zsh >/dev/null; then
 		"$D$P/share/zsh/site-functions" "$T_TMP/zcompdump" 2>&1)
 	check "zsh compinit picks up _ccvm ($z)" test "$z" = "_ccvm"
 else
-	skip "zsh completion loads" "zsh is not installed"
+	skip_missing zsh "zsh completion loads" "zsh is not installed"
 fi
 
 if mk uninstall DESTDIR="$D" PREFIX="$P"; then
@@ -120,7 +120,7 @@ if [ -r "$H/.profile" ]; then
 			test "$out" = "$H/.local/share/man/man1/ccvm.1"
 	fi
 else
-	skip "login shell finds ccvm" "no /etc/skel/.profile to put ~/.local/bin on PATH"
+	skip_missing skel-profile "login shell finds ccvm" "no /etc/skel/.profile to put ~/.local/bin on PATH"
 fi
 if [ -r /usr/share/bash-completion/bash_completion ]; then
 	out=$(login '. /usr/share/bash-completion/bash_completion
@@ -128,7 +128,7 @@ if [ -r /usr/share/bash-completion/bash_completion ]; then
 	check "bash-completion loads ccvm's completion from ~/.local ($out)" \
 		test -n "$(grep -e '-F _ccvm ccvm$' <<<"$out")"
 else
-	skip "bash-completion autoloads from ~/.local" "bash-completion is not installed"
+	skip_missing bash-completion "bash-completion autoloads from ~/.local" "bash-completion is not installed"
 fi
 mk uninstall PREFIX="$H/.local"
 left=$(find "$H/.local" \( -type f -o -type l \) | head -5)

@@ -12,12 +12,12 @@
 
 SRC=${CCVM_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 if [ ! -r "$SRC/src/host/options/cli.c" ] || [ ! -r "$SRC/docs/ccvm.1" ]; then
-	skip "docs agree with the code" "no readable source checkout at $SRC"
+	skip_missing source-checkout "docs agree with the code" "no readable source checkout at $SRC"
 	done_testing
 	exit 0
 fi
 if ! command -v jq >/dev/null; then
-	skip "docs agree with the code" "jq is not installed"
+	skip_missing jq "docs agree with the code" "jq is not installed"
 	done_testing
 	exit 0
 fi
@@ -28,7 +28,7 @@ mkdir -p "$H"
 sed 's/\\-/-/g' "$SRC/docs/ccvm.1" >"$T_TMP/man"
 env -i PATH=/usr/bin:/bin HOME="$H" "$CCVM" --ccvm-help >"$T_TMP/help" 2>&1
 env -i PATH=/usr/bin:/bin HOME="$H" "$CCVM" --ccvm-dump-config >"$T_TMP/dump" 2>&1
-check "--ccvm-dump-config prints JSON" jq -e . "$T_TMP/dump" >/dev/null
+check "--ccvm-dump-config prints JSON" bash -c 'jq -e . "$1" >/dev/null' _ "$T_TMP/dump"
 
 docs=("$T_TMP/man" "$SRC/README.md" "$SRC/docs/options.md")
 names=(man README.md docs/options.md)

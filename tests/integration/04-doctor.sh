@@ -176,7 +176,7 @@ fi
 doctor CCVM_ACCEL=tcg CCVM_CLIPBOARD_IMAGES=0
 check "clipboard skipped with CCVM_CLIPBOARD_IMAGES=0" test "$(verdict clipboard)" = skip
 if command -v xclip >/dev/null; then
-	skip "xclip missing is a warning" "xclip is installed on this host"
+	skip_missing host-without-xclip "xclip missing is a warning" "xclip is installed on this host"
 else
 	doctor CCVM_ACCEL=tcg DISPLAY=:99
 	check "DISPLAY without xclip: a warning naming the package" \

@@ -11,7 +11,7 @@ for t in mmdebstrap npm mksquashfs unsquashfs cpio; do
 	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
 done
 if [ -n "$missing" ]; then
-	skip "guest image build" "missing tools:$missing (run .ci/deps)"
+	skip_missing image-build-tools "guest image build" "missing tools:$missing (run .ci/deps)"
 	done_testing
 	exit
 fi
@@ -189,7 +189,7 @@ if command -v qemu-system-x86_64 >/dev/null; then
 	check "vmlinux boots (PVH) and runs /init from the initramfs" \
 		grep -q 'Run /init as init process' "$T_TMP/console"
 else
-	skip "vmlinux boots and runs /init" "qemu-system-x86_64 not installed"
+	skip_missing qemu "vmlinux boots and runs /init" "qemu-system-x86_64 not installed"
 fi
 
 # 2. Cached: a second --ccvm-build builds nothing and is fast.

@@ -2,7 +2,7 @@
 # Terminal fidelity, driven through a real terminal (tmux): window size and
 # resize, Ctrl-C, Ctrl-Z and fg, and a sane terminal afterwards.
 source "$(dirname "$0")/lib.sh"
-command -v tmux >/dev/null || { skip "terminal tests" "tmux is not installed"; done_testing; exit 0; }
+command -v tmux >/dev/null || { skip_missing tmux "terminal tests" "tmux is not installed"; done_testing; exit 0; }
 need_image
 export CCVM_ACCEL=tcg
 P=$(new_project)

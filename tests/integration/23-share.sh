@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
 if [ ! -x /usr/lib/qemu/virtiofsd ]; then
-	skip "virtiofs share" "/usr/lib/qemu/virtiofsd is not installed (qemu-system-common)"
+	skip_missing virtiofsd "virtiofs share" "/usr/lib/qemu/virtiofsd is not installed (qemu-system-common)"
 	done_testing
 	exit 0
 fi
@@ -198,7 +198,7 @@ if cc -static -O2 -o mmapw "$T_TMP/mmapw.c" 2>"$T_TMP/cc.err"; then
 			[ "$(head -c 7 mapped 2>/dev/null)" = MMAP-OK ]
 	done
 else
-	skip "mmap write-back" "no static C compiler here ($(head -1 "$T_TMP/cc.err"))"
+	skip_missing static-cc "mmap write-back" "no static C compiler here ($(head -1 "$T_TMP/cc.err"))"
 fi
 
 # Read-only mode puts an overlay over the share, which cannot be told
@@ -274,7 +274,7 @@ if wait_file up 120; then
 	shmem=$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null)
 	pmd=$(awk '$1 == "ShmemPmdMapped:" {print $2}' "/proc/$Q/smaps_rollup")
 	if [[ $shmem == *"[deny]"* || -z $shmem ]]; then
-		skip "guest RAM in 2 MiB pages" "the host denies huge shmem pages (shmem_enabled: $shmem)"
+		skip_missing shmem-hugepages "guest RAM in 2 MiB pages" "the host denies huge shmem pages (shmem_enabled: $shmem)"
 	else
 		check "guest RAM is in 2 MiB pages (ShmemPmdMapped ${pmd:-?} kB)" [ "${pmd:-0}" -gt 0 ]
 	fi

@@ -80,7 +80,7 @@ check "no OSC 52 in --ccvm-debug's log and console output" \
 # renders, and a prompt typed into it is answered by a stand-in of the
 # Anthropic API on the host's loopback (as in 35-agent-e2e.sh).
 if ! command -v tmux >/dev/null; then
-	skip "the agent's UI in tmux" "tmux is not installed"
+	skip_missing tmux "the agent's UI in tmux" "tmux is not installed"
 	done_testing
 	exit
 fi

@@ -34,7 +34,7 @@ check "session leader: ccvm returns with the program's exit status (4)" [ "$rc" 
 check "session leader: the program was continued" grep -aq LEADER-RESUMED "$T_TMP/lead.out"
 
 if ! command -v tmux >/dev/null; then
-	skip "terminal cases" "tmux is not installed"
+	skip_missing tmux "terminal cases" "tmux is not installed"
 	check "no QEMU left" [ -z "$(leftovers)" ]
 	done_testing
 	exit

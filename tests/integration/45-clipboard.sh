@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 for tool in Xvfb xclip python3; do
 	if ! command -v "$tool" >/dev/null; then
-		skip "clipboard image paste" "$tool not installed (Debian: xvfb, xclip)"
+		skip_missing "$tool" "clipboard image paste" "$tool not installed (Debian: xvfb, xclip)"
 		done_testing
 		exit 0
 	fi
@@ -164,7 +164,7 @@ check "CCVM_CLIPBOARD_IMAGES=0: the host never ran a clipboard tool" [ ! -s "$LO
 check "CCVM_CLIPBOARD_IMAGES=0: the guest says no image is there" \
 	grep -q "target image/png not available" "$T_TMP/err"
 
-skip "Wayland (wl-paste on the host)" \
+skip_missing headless-wayland "Wayland (wl-paste on the host)" \
 	"no Wayland compositor that can own a clipboard runs headless here; the host's Wayland argv, environment and type filter are unit tests (test_clip)"
 check "no QEMU left behind" [ -z "$(leftovers)" ]
 done_testing

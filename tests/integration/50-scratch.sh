@@ -135,7 +135,7 @@ if wait_file info 120; then
 	check "the mapping is a plain dm-crypt device (uuid)" grep -qx "uuid CRYPT-PLAIN-ccvm-scratch" <<<"$info"
 	check "the mapping sits on the second disk" grep -qx "slaves vdb" <<<"$info"
 	if grep -qx "table nosudo" <<<"$info"; then
-		skip "dmsetup table shows crypt aes-xts-plain64" "no sudo for the agent in this guest"
+		not_ok "dmsetup table shows crypt aes-xts-plain64: sudo works for the agent (agentSudo is on by default)"
 	else
 		# fields: type, cipher, iv offset, device
 		check "dmsetup table shows crypt aes-xts-plain64 over vdb" \
@@ -216,7 +216,7 @@ if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
 	# A boot takes several seconds under TCG; a refusal comes first.
 	check "tmpfs scratch dir: refused before any VM starts ($((t1 - t0)) s)" [ $((t1 - t0)) -le 3 ]
 else
-	skip "tmpfs scratch dir refused" "/dev/shm is not a tmpfs here"
+	skip_missing shm-tmpfs "tmpfs scratch dir refused" "/dev/shm is not a tmpfs here"
 fi
 
 done_testing

@@ -36,9 +36,9 @@ export CCVM_CONFIG=$NIXCFG
 t0=$(date +%s)
 if ! "$CCVM" --ccvm-build >"$T_TMP/build.out" 2>"$T_TMP/build.err"; then
 	sed 's/^/# /' "$T_TMP/build.err" | tail -15
-	skip "nix image" "the Nix guest image cannot be built here (see above)"
+	not_ok "nix image: ccvm --ccvm-build builds the Nix guest image (see above)"
 	done_testing
-	exit
+	exit 1
 fi
 if grep -q 'building the guest image' "$T_TMP/build.err"; then
 	diag "Nix image built in $(($(date +%s) - t0)) s"
@@ -55,7 +55,7 @@ P=$(new_project)
 cd "$P" || exit 1
 if ! command -v cc >/dev/null || ! printf 'int main(void){return 0;}\n' >t.c ||
 	! cc -static -o t t.c 2>/dev/null; then
-	skip "nix builds" "no C compiler with static glibc here (Debian: gcc, libc6-dev)"
+	skip_missing static-cc "nix builds" "no C compiler with static glibc here (Debian: gcc, libc6-dev)"
 	HAVE_CC=0
 else
 	HAVE_CC=1
@@ -164,7 +164,7 @@ else
 				bash -c '! grep -q "user $1 (trusted)" <<<"$2"' _ "$(id -un)" "$log"
 			check "daemon log: root's connection is trusted" grep -q "user root (trusted)" <<<"$log"
 		else
-			skip "trusted root comparison" "no sudo for the agent in this guest"
+			not_ok "trusted root comparison: sudo works for the agent (agentSudo is on by default)"
 		fi
 	fi
 	check "the report is complete" grep -qx "== end" out1.txt
@@ -207,7 +207,7 @@ else
 		if grep -q '^== upper' out2.txt; then
 			check "the built path lies in the upper directory on /scratch's disk" grep -qx '== upper 1' out2.txt
 		else
-			skip "built path in the upper directory" "no sudo for the agent in this guest"
+			not_ok "built path in the upper directory: sudo works for the agent (agentSudo is on by default)"
 		fi
 	fi
 	check "the report is complete" grep -qx "== end" out2.txt

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 for tool in Xvfb xclip python3 git; do
 	if ! command -v "$tool" >/dev/null; then
-		skip "planted host programs" "$tool not installed (Debian: xvfb, xclip, git)"
+		skip_missing "$tool" "planted host programs" "$tool not installed (Debian: xvfb, xclip, git)"
 		done_testing
 		exit 0
 	fi

@@ -94,7 +94,7 @@ fi
 # 2. In a user namespace of the test's own, where it may read the
 # environ of a non-dumpable process: no key there.
 if ! unshare -r true 2>/dev/null; then
-	skip "environ contents" "unshare -r: unprivileged user namespaces are not allowed here"
+	skip_missing userns "environ contents" "unshare -r: unprivileged user namespaces are not allowed here"
 elif session unshare -r env CCVM_ALLOW_ROOT=1; then
 	check "in a user namespace: the guest got the key" grep -qxF "$KEY" seen
 	sed 's/^/# /' "$T_TMP/facts"
