@@ -1,6 +1,7 @@
 # ccvm — one GNU Makefile.  `make` builds build/ccvm (with the static guest
 # init embedded), `make check` runs every test, `make asan` the unit tests
-# under ASan+UBSan, `make lint` the static checks, `make fuzz` the fuzzers.
+# (host and guest code) under ASan+UBSan, `make lint` the static checks,
+# `make fuzz` the fuzzers, `make fuzz-replay` their corpora once.
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
@@ -44,6 +45,10 @@ HOST_OBJS := $(HOST_SRCS:src/%.c=$(BUILD)/obj/%.o)
 GUEST_CFLAGS := $(BASE_CFLAGS) $(GUEST_INC) -fPIE
 GUEST_OBJS := $(GUEST_SRCS:src/%.c=$(BUILD)/gobj/%.o) \
 	$(COMMON_SRCS:src/%.c=$(BUILD)/gobj/%.o)
+# With sanitizers (make asan), the guest unit tests get a sanitized copy of
+# the same objects; ccvm-init keeps the plain ones.
+GUEST_SAN_OBJS := $(GUEST_OBJS:$(BUILD)/gobj/%=$(BUILD)/sgobj/%)
+GUEST_TEST_LIB := $(if $(SAN_CFLAGS),$(BUILD)/libccvm-guest-san.a,$(BUILD)/libccvm-guest.a)
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_HOST_SRCS := $(filter-out tests/unit/test_guest_%,$(UNIT_SRCS))
@@ -68,6 +73,10 @@ $(BUILD)/obj/common/%.o: src/common/%.c $(wildcard src/common/*.h) | $(BUILD)/.d
 $(BUILD)/gobj/%.o: src/%.c $(GUEST_HDRS) | $(BUILD)/.dirs
 	@mkdir -p $(@D)
 	$(CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/sgobj/%.o: src/%.c $(GUEST_HDRS) | $(BUILD)/.dirs
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) $(SAN_CFLAGS) -c $< -o $@
 
 $(BUILD)/.dirs:
 	mkdir -p $(BUILD)/obj/common $(BUILD)/obj/host $(BUILD)/obj/guest \
@@ -96,10 +105,14 @@ $(BUILD)/libccvm-guest.a: $(GUEST_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/libccvm-guest-san.a: $(GUEST_SAN_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/ccvm: $(BUILD)/obj/host/main.o $(BUILD)/libccvm.a
 	$(CC) $(HOST_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
-$(BUILD)/tests/test_guest_%: tests/unit/test_guest_%.c $(BUILD)/libccvm-guest.a
+$(BUILD)/tests/test_guest_%: tests/unit/test_guest_%.c $(GUEST_TEST_LIB)
 	$(CC) $(CFLAGS_ALL) $(GUEST_INC) $(CMOCKA_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SAN_CFLAGS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libccvm.a
@@ -121,15 +134,23 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(HOST_SRCS) $(COMMON_SRCS) $(BUILD)/o
 
 fuzz: $(FUZZ_BINS)
 
+# Each fuzzer once over its corpus, no new inputs: seconds, deterministic
+# (after a parser change).  `make check` does the same, then fuzzes a little.
+fuzz-replay: $(FUZZ_BINS)
+	BUILD=$(BUILD) CCVM_TEST_ONLY=fuzz CCVM_FUZZ_RUNS=0 tests/run
+
 check: all unit fuzz
 	BUILD=$(BUILD) tests/run
 
+# The unit tests (host code and a sanitized copy of the guest code) and one
+# session (host code only: the guest init stays static and plain).
 asan:
 	$(MAKE) BUILD=build/asan SAN_CFLAGS='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' unit all
 	BUILD=build/asan CCVM_TEST_ONLY=unit tests/run
 	BUILD=build/asan CCVM_TEST_ONLY=integration \
 		CCVM_TEST_FILTER='20-session.sh' tests/run
 
+# clang-tidy's checks and which of them are errors: .clang-tidy.
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr --std=c11 $(HOST_INC) src/common src/host
