@@ -101,6 +101,8 @@ extra=()
 for f in "${docs[@]}" "$T_TMP/help"; do
 	while read -r v; do
 		[[ $v == *"*" ]] && continue # a pattern: CCVM_SHARE_*
+		# The test runner's own (CCVM_TEST_STRICT), read by tests/run.
+		[[ $v == CCVM_TEST_* ]] && grep -qw -- "$v" "$SRC/tests/run" && continue
 		printf '%s\n' "${envs[@]}" | grep -qxF -- "$v" || extra+=("$v")
 	done < <(grep -oE 'CCVM_[A-Z_]+\*?' "$f" | sort -u)
 done
