@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int err_vset(struct ccvm_err *err, int errnum, int with_strerror,
-		    const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int
+err_vset(struct ccvm_err *err, int errnum, int with_strerror, const char *fmt,
+	 va_list ap)
 {
 	if (errnum <= 0)
 		errnum = EINVAL;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,11 @@ static void sb_add(struct sbuf *b, const char *s, size_t len)
 {
 	if (b->oom)
 		return;
-	if (b->len + len + 1 > b->cap) {
+	if (len > SIZE_MAX / 4 - b->len) { /* the doubling below overflows */
+		b->oom = true;
+		return;
+	}
+	if (!b->s || b->len + len + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (b->len + len + 1 > cap)
 			cap *= 2;

@@ -545,7 +545,7 @@ void paste_srv_free(struct paste_srv *c)
 
 static bool reserve(struct paste_srv *c, size_t more)
 {
-	if (c->len + more <= c->cap)
+	if (c->buf && c->len + more <= c->cap)
 		return true;
 	if (c->len + more > REPLY_HDR + (size_t)PROTO_CLIP_MAX)
 		return false;

@@ -31,20 +31,22 @@ int park_parse(const uint8_t *p, size_t len, struct timespec *now)
  * held, what it gives from now on depends on this host's bytes. */
 static int reseed(const uint8_t *bytes, size_t n, struct ccvm_err *err)
 {
-	struct {
+	/* The header, then room for the bytes in its flexible array. */
+	union {
 		struct rand_pool_info info;
-		uint32_t buf[(PROTO_UNPARK_ENTROPY + 256) / 4];
+		uint8_t raw[sizeof(struct rand_pool_info) +
+			    PROTO_UNPARK_ENTROPY + 256];
 	} req;
-	if (n > sizeof(req.buf))
-		n = sizeof(req.buf);
+	if (n > sizeof(req) - sizeof(req.info))
+		n = sizeof(req) - sizeof(req.info);
 	req.info.entropy_count = (int)(n * 8);
 	req.info.buf_size = (int)n;
-	memcpy(req.buf, bytes, n);
+	memcpy(req.info.buf, bytes, n);
 	autoclose int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
 	int r = 0;
 	if (fd < 0)
 		r = ccvm_err_sys(err, errno, "/dev/urandom");
-	else if (ioctl(fd, RNDADDENTROPY, &req) < 0)
+	else if (ioctl(fd, RNDADDENTROPY, &req.info) < 0)
 		r = ccvm_err_sys(err, errno, "RNDADDENTROPY");
 	else if (ioctl(fd, RNDRESEEDCRNG) < 0)
 		r = ccvm_err_sys(err, errno, "RNDRESEEDCRNG");
