@@ -1,3 +1,4 @@
+#define CCVM_ERR_IMPL /* the functions, not err.h's analyzer wrappers */
 #include "err.h"
 
 #include <errno.h>

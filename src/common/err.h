@@ -22,3 +22,15 @@ int ccvm_err_sys(struct ccvm_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 void ccvm_err_clear(struct ccvm_err *err);
+
+#if defined(__clang_analyzer__) && !defined(CCVM_ERR_IMPL)
+/* clang-tidy's analyzer reads one file at a time and cannot see that the
+ * two above return < 0, so it follows "error" paths as if they succeeded:
+ * here it may know. */
+static inline int ccvm_err_neg_(int r)
+{
+	return r < 0 ? r : -1;
+}
+#define ccvm_err_set(...) ccvm_err_neg_(ccvm_err_set(__VA_ARGS__))
+#define ccvm_err_sys(...) ccvm_err_neg_(ccvm_err_sys(__VA_ARGS__))
+#endif
