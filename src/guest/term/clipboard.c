@@ -209,6 +209,36 @@ static int wl_short(char c)
 	return -1;
 }
 
+/* One wl-paste option's effect on out; true when parsing ends here. */
+static bool wl_apply(int kind, const char *val, const char *arg,
+		     struct paste_args *out, bool *list)
+{
+	switch (kind) {
+	case W_HELP:
+		out->ask = PASTE_ASK_HELP;
+		return true;
+	case W_VERSION:
+		out->ask = PASTE_ASK_VERSION;
+		return true;
+	case W_LIST:
+		*list = true;
+		break;
+	case W_TYPE:
+		out->target = val;
+		break;
+	case W_PRIMARY:
+		out->primary = true;
+		break;
+	case W_WATCH:
+		out->ask = PASTE_ASK_UNSUPPORTED;
+		out->bad = arg;
+		return true;
+	default: /* W_NONL, W_SEAT: no effect on a paste */
+		break;
+	}
+	return false;
+}
+
 void paste_parse_wl_paste(int n, char *const args[], struct paste_args *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -259,30 +289,8 @@ void paste_parse_wl_paste(int n, char *const args[], struct paste_args *out)
 				}
 				val = args[++i];
 			}
-			switch (wopts[k].kind) {
-			case W_HELP:
-				out->ask = PASTE_ASK_HELP;
+			if (wl_apply(wopts[k].kind, val, a, out, &list))
 				return;
-			case W_VERSION:
-				out->ask = PASTE_ASK_VERSION;
-				return;
-			case W_LIST:
-				list = true;
-				break;
-			case W_TYPE:
-				out->target = val;
-				break;
-			case W_PRIMARY:
-				out->primary = true;
-				break;
-			case W_WATCH:
-				out->ask = PASTE_ASK_UNSUPPORTED;
-				out->bad = a;
-				return;
-			case W_NONL:
-			case W_SEAT:
-				break;
-			}
 		}
 	}
 	if (list)
