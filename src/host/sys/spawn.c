@@ -10,11 +10,20 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sys/procs.h"
 #include "util.h"
+
+/* The kernel's struct sigaction on x86-64 (not glibc's). */
+struct kernel_sigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
 
 /* What a child reports on its status pipe when a step fails. */
 struct spawn_report {
@@ -52,12 +61,14 @@ static void child_signals(const struct plan *p)
 	const struct spawn_opts *o = p->o;
 	bool reset = p->exec || !o->keep_signals;
 	if (reset) {
-		struct sigaction dfl = {.sa_handler = SIG_DFL};
-		sigemptyset(&dfl.sa_mask);
+		/* The raw system call: glibc's sigaction refuses the two
+		 * signals it keeps for itself (32, 33), and an ignored one
+		 * would stay ignored across execve. */
+		struct kernel_sigaction dfl = {.handler = SIG_DFL};
 		for (int sig = 1; sig < NSIG; sig++)
 			if (sig != SIGKILL && sig != SIGSTOP)
-				sigaction(sig, &dfl, NULL); /* EINVAL for
-							     * libc's own */
+				syscall(SYS_rt_sigaction, sig, &dfl, NULL,
+					sizeof(dfl.mask));
 	}
 	prctl(PR_SET_PDEATHSIG, o->death_sig ? o->death_sig : SIGKILL);
 	if (getppid() != p->parent)
