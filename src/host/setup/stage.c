@@ -69,9 +69,6 @@ void stage_warnf(struct stage_ctx *c, const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	fputs("ccvm: warning: ", c->warn);
-	/* False positive once stage_warnf is inlined into an exported
-	 * caller: ap is started just above. */
-	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 	vfprintf(c->warn, fmt, ap);
 	fputc('\n', c->warn);
 	va_end(ap);
@@ -111,9 +108,7 @@ int stage_add_file(struct stage_ctx *c, const char *rel, uint32_t mode,
 		stage_wipe_free(data, len);
 		return r;
 	}
-	/* n < cap here, so v is allocated; the analyzer, seeing this
-	 * function as an entry point, does not know that n <= cap. */
-	// NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
+	/* n < cap here, so v is allocated. */
 	c->list.v[c->list.n++] = (struct stage_file){
 	    .path = path, .mode = mode, .data = data, .len = len};
 	c->list.total_bytes += len;
