@@ -17,6 +17,7 @@
 
 #include "image/cpio.h"
 #include "image/image.h"
+#include "image/image_build.h"
 #include "image/kernel.h"
 #include "util.h"
 
@@ -711,6 +712,35 @@ static void test_ensure_without_build(void **state)
 	assert_int_equal(util_rm_rf(dir), 0);
 }
 
+/* The list and prune report what an image takes on disk: a saved boot's
+ * sparse RAM file counts its written blocks, not its length. */
+static void test_dir_size_allocated(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/ccvm-test-size-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	autofree char *sparse = util_path_join(dir, "boot-x.snap");
+	autofree char *full = util_path_join(dir, "root.sqfs");
+	FILE *f = fopen(sparse, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), 1LL << 30), 0);
+	fclose(f);
+	static char block[65536];
+	memset(block, 'x', sizeof(block));
+	f = fopen(full, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(block, 1, sizeof(block), f), sizeof(block));
+	fclose(f);
+	long long apparent = image_dir_size(dir, 1, false);
+	long long used = image_dir_size(dir, 1, true);
+	assert_true(apparent == (1LL << 30) + (long long)sizeof(block));
+	assert_true(used >= (long long)sizeof(block));
+	assert_true(used < 4 * 1048576);
+	unlink(sparse);
+	unlink(full);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +766,7 @@ int main(void)
 	    cmocka_unit_test(test_initrd_from_modules),
 	    cmocka_unit_test(test_cache_dir),
 	    cmocka_unit_test(test_ensure_without_build),
+	    cmocka_unit_test(test_dir_size_allocated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

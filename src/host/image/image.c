@@ -324,7 +324,7 @@ static int set_path(char dst[PATH_MAX], const char *dir, const char *rel,
 /* ------------------------------------------------------------------ */
 /* Sizes                                                              */
 
-long long image_dir_size(const char *dir, int depth)
+long long image_dir_size(const char *dir, int depth, bool allocated)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -340,9 +340,10 @@ long long image_dir_size(const char *dir, int depth)
 		if (!p || lstat(p, &st) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode) && depth > 0)
-			total += image_dir_size(p, depth - 1);
+			total += image_dir_size(p, depth - 1, allocated);
 		else if (S_ISREG(st.st_mode))
-			total += (long long)st.st_size;
+			total += allocated ? (long long)st.st_blocks * 512
+					   : (long long)st.st_size;
 	}
 	closedir(d);
 	return total;
@@ -604,8 +605,8 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 		fprintf(out,
 			"%c %.16s  %6.1f MiB  %s  claude %s  kernel %s%s\n",
 			cur ? '*' : ' ', de->d_name,
-			(double)image_dir_size(p, 1) / 1048576.0, built, agent,
-			kver, m ? "" : "  (incomplete)");
+			(double)image_dir_size(p, 1, true) / 1048576.0, built,
+			agent, kver, m ? "" : "  (incomplete)");
 		json_decref(m);
 		count++;
 	}
@@ -705,7 +706,7 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 				closedir(id);
 			continue;
 		}
-		double mib = (double)image_dir_size(p, 1) / 1048576.0;
+		double mib = (double)image_dir_size(p, 1, true) / 1048576.0;
 		int rr = util_rm_rf(p);
 		if (rr < 0) {
 			r = ccvm_err_sys(err, -rr, "cannot remove %s", p);

@@ -99,7 +99,7 @@ static int write_manifest(struct build *b, double seconds, struct ccvm_err *err)
 		json_array_append_new(
 		    nixk, json_string(b->cfg->nix_trusted_keys.v[i]));
 	autofree char *md = util_path_join(b->dir, "modules");
-	long long modules_size = md ? image_dir_size(md, 0) : 0;
+	long long modules_size = md ? image_dir_size(md, 0, false) : 0;
 	time_t now = time(NULL);
 	char when[64];
 	struct tm tm;

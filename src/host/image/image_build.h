@@ -23,8 +23,10 @@ void image_remove_stale(const char *images, FILE *out);
 const char *image_agent_package(const struct ccvm_config *cfg);
 bool image_agent_sudo(const struct ccvm_config *cfg); /* null -> on */
 void image_sha256_hex(const void *p, size_t n, char out[65]);
-/* Bytes in regular files under dir, descending depth levels. */
-long long image_dir_size(const char *dir, int depth);
+/* Bytes in regular files under dir, descending depth levels: their
+ * sizes, or (allocated) what they take on disk, which is what the image
+ * list and prune report: a saved boot's RAM file is sparse. */
+long long image_dir_size(const char *dir, int depth, bool allocated);
 
 /* The kernel source ccvm builds the guest kernel from. */
 #define IMAGE_KERNEL_PKG    "linux-source-6.1"
