@@ -18,7 +18,7 @@
 #include "vm/qemu_proc.h"
 
 /* Starts argv with out on a pipe and the map given; returns the read end. */
-static int start(struct qemu_proc *p, char *const argv[],
+static int start(struct spawn_child *p, char *const argv[],
 		 const struct qemu_proc_fd *map, size_t n)
 {
 	int out[2];
@@ -47,14 +47,14 @@ static void read_all(int fd, char *buf, size_t cap)
 static void test_exit_status(void **state)
 {
 	(void)state;
-	struct qemu_proc p;
+	struct spawn_child p;
 	char *const argv[] = {"/bin/sh", "-c", "exit 7", NULL};
 	int out = start(&p, argv, NULL, 0);
-	qemu_proc_reap(&p, true);
+	spawn_wait(&p, 0, NULL, NULL);
 	assert_true(p.reaped);
 	assert_true(WIFEXITED(p.status));
 	assert_int_equal(WEXITSTATUS(p.status), 7);
-	qemu_proc_kill(&p); /* reaped already: nothing to do */
+	spawn_kill(&p); /* reaped already: nothing to do */
 	assert_true(WIFEXITED(p.status));
 	close(out);
 }
@@ -62,12 +62,12 @@ static void test_exit_status(void **state)
 static void test_kill(void **state)
 {
 	(void)state;
-	struct qemu_proc p;
+	struct spawn_child p;
 	char *const argv[] = {"/bin/sleep", "30", NULL};
 	int out = start(&p, argv, NULL, 0);
-	qemu_proc_reap(&p, false);
+	spawn_poll(&p);
 	assert_false(p.reaped); /* still sleeping */
-	qemu_proc_kill(&p);
+	spawn_kill(&p);
 	assert_true(p.reaped);
 	assert_true(WIFSIGNALED(p.status));
 	assert_int_equal(WTERMSIG(p.status), SIGKILL);
@@ -90,11 +90,11 @@ static void test_fd_map_and_env(void **state)
 	    "[ -e /proc/self/fd/$f ] && printf '%s ' $f; done; "
 	    "printf '%s|%s|%s' \"$PATH\" \"$LC_ALL\" \"${HOME-unset}\"",
 	    NULL};
-	struct qemu_proc p;
+	struct spawn_child p;
 	int out = start(&p, argv, map, 2);
 	char buf[256];
 	read_all(out, buf, sizeof(buf));
-	qemu_proc_reap(&p, true);
+	spawn_wait(&p, 0, NULL, NULL);
 	assert_true(WIFEXITED(p.status));
 	assert_string_equal(buf, "0 1 2 3 7 /usr/bin:/bin|C|unset");
 	for (int i = 0; i < 2; i++) {
@@ -114,7 +114,7 @@ static void test_exec_fails(void **state)
 	int out[2];
 	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
 	struct qemu_launch l = {.argv = argv, .out_fd = out[1]};
-	struct qemu_proc p = {0};
+	struct spawn_child p = {0};
 	struct ccvm_err e = {0};
 	assert_int_equal(qemu_proc_start(&p, &l, &e), -ENOENT);
 	assert_int_equal(p.pid, 0);
@@ -132,9 +132,9 @@ static void test_map_full(void **state)
 	for (int i = 0; i < QEMU_PROC_FDS_MAX; i++)
 		assert_true(qemu_launch_fd(&l, 0, 3 + i));
 	assert_false(qemu_launch_fd(&l, 0, 3 + QEMU_PROC_FDS_MAX));
-	struct qemu_proc never = {0};
-	qemu_proc_reap(&never, true); /* not started: nothing to do */
-	qemu_proc_kill(&never);
+	struct spawn_child never = {0};
+	spawn_poll(&never); /* not started: nothing to do */
+	spawn_kill(&never);
 	assert_false(never.reaped);
 }
 

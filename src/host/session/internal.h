@@ -56,11 +56,11 @@ struct session {
 	enum accel_kind accel;
 
 	int sigfd, ctl, con, qerr;
-	int scratch;	       /* nameless disk file for QEMU, or -1 */
-	int ram;	       /* guest RAM file for QEMU (ram.h), or -1 */
-	struct vfs_daemon vfs; /* virtiofsd, when it serves the directory */
-	struct park_boot park; /* a boot saved or restored (park.h) */
-	struct qemu_proc qemu;
+	int scratch;		 /* nameless disk file for QEMU, or -1 */
+	int ram;		 /* guest RAM file for QEMU (ram.h), or -1 */
+	struct vfs_daemon vfs;	 /* virtiofsd, when it serves the directory */
+	struct park_boot park;	 /* a boot saved or restored (park.h) */
+	struct spawn_child qemu; /* qemu_proc.h */
 	/* Until QEMU has started: its argv, and the other ends of its
 	 * channels (control, console, network, stderr). */
 	struct qemu_argv qa;

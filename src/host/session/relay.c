@@ -52,7 +52,7 @@ int session_queue(struct session *s, uint8_t type, const void *p, size_t n)
 
 void session_kill_qemu(struct session *s)
 {
-	qemu_proc_kill(&s->qemu);
+	spawn_kill(&s->qemu);
 }
 
 /* --- the spinner ------------------------------------------------------ */
@@ -403,7 +403,7 @@ static int handle_signal(struct session *s, int sig)
 {
 	switch (sig) {
 	case SIGCHLD:
-		qemu_proc_reap(&s->qemu, false);
+		spawn_poll(&s->qemu);
 		clip_on_sigchld(&s->clip);
 		return 0;
 	case SIGWINCH:

@@ -68,7 +68,7 @@ static void fail_unexplained(struct session *s)
 {
 	if (s->fail.code)
 		return;
-	const struct qemu_proc *q = &s->qemu;
+	const struct spawn_child *q = &s->qemu;
 	if (tail_has(&s->console, "Kernel panic") ||
 	    tail_has(&s->console, "sysrq: Trigger a crash"))
 		session_fail(s, "the guest kernel panicked");

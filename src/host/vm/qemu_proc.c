@@ -1,10 +1,8 @@
-/* QEMU's process: fork, exec, reap, kill (qemu_proc.h). */
+/* QEMU started through the host spawner (qemu_proc.h). */
 #define _GNU_SOURCE
 #include "vm/qemu_proc.h"
 
 #include <errno.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sys/nosuid.h"
@@ -30,7 +28,7 @@ static int child_nosuid(void *arg, const char **step)
 	return nosuid_install(true);
 }
 
-int qemu_proc_start(struct qemu_proc *p, const struct qemu_launch *l,
+int qemu_proc_start(struct spawn_child *c, const struct qemu_launch *l,
 		    struct ccvm_err *err)
 {
 	struct spawn_fd fds[3 + QEMU_PROC_FDS_MAX] = {
@@ -48,34 +46,8 @@ int qemu_proc_start(struct qemu_proc *p, const struct qemu_launch *l,
 	    .new_pgrp = true,
 	    .pre_exec = l->nosuid ? child_nosuid : NULL,
 	};
-	struct spawn_child c;
-	int r = spawn_start(&o, &c, err);
-	if (r < 0)
-		return r;
-	spawn_child_close(&c);
-	*p = (struct qemu_proc){.pid = c.pid};
-	return 0;
-}
-
-void qemu_proc_reap(struct qemu_proc *p, bool block)
-{
-	if (p->pid <= 0 || p->reaped)
-		return;
-	int st;
-	pid_t r;
-	do
-		r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == p->pid) {
-		p->reaped = true;
-		p->status = st;
-	}
-}
-
-void qemu_proc_kill(struct qemu_proc *p)
-{
-	if (p->pid > 0 && !p->reaped) {
-		kill(p->pid, SIGKILL);
-		qemu_proc_reap(p, true);
-	}
+	int r = spawn_start(&o, c, err);
+	if (r == 0)
+		spawn_child_close(c);
+	return r;
 }

@@ -2,7 +2,7 @@
 /*
  * QEMU's process: started from an argv, a fixed environment and an fd map
  * (all data, see struct qemu_launch) through the host spawner (spawn.h),
- * then reaped or killed.  QEMU dies with ccvm (PR_SET_PDEATHSIG) and
+ * which reaps or kills it.  QEMU dies with ccvm (PR_SET_PDEATHSIG) and
  * leaves the terminal's process group, so that ccvm decides what a Ctrl-C
  * means.
  */
@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "sys/spawn.h"
 
 /* The fd numbers QEMU finds its channels on (qemu.h's spec names them). */
 #define QEMU_FD_CTL	  3  /* the control port (ccvm.ctl) */
@@ -49,19 +50,9 @@ struct qemu_launch {
 /* Adds fd as child's number child; false when the map is full. */
 bool qemu_launch_fd(struct qemu_launch *l, int fd, int child);
 
-struct qemu_proc {
-	pid_t pid; /* 0: not started */
-	bool reaped;
-	int status; /* wait status, once reaped */
-};
-
-/* Starts l through the host spawner (spawn.h): 0 with p->pid set, or
- * -errno with err naming what failed (fork, the seccomp filter, exec). */
-int qemu_proc_start(struct qemu_proc *p, const struct qemu_launch *l,
+/* Starts l through the host spawner: 0 with c->pid set (no pipes left
+ * open), or -errno with err naming what failed (fork, the seccomp filter,
+ * exec).  The process is the spawner's from then on: spawn_poll reaps it
+ * once it has ended, spawn_kill ends it. */
+int qemu_proc_start(struct spawn_child *c, const struct qemu_launch *l,
 		    struct ccvm_err *err);
-
-/* Collects the exit status when QEMU has ended (block: waits for it). */
-void qemu_proc_reap(struct qemu_proc *p, bool block);
-
-/* SIGKILL and reap, when started and not yet reaped. */
-void qemu_proc_kill(struct qemu_proc *p);
