@@ -156,7 +156,6 @@ void clip_init(struct clip *c, bool enabled, const char *wayland,
 	memset(c, 0, sizeof(*c));
 	c->enabled = enabled;
 	c->backend = clip_backend_choose(wayland, display);
-	c->pid = -1;
 	c->fd = -1;
 	struct ccvm_err err = {0};
 	if (enabled && c->backend != CLIP_BACKEND_NONE &&
@@ -179,24 +178,15 @@ static void reset(struct clip *c)
 	}
 	c->buf = NULL;
 	c->len = c->cap = c->sent = 0;
-	c->busy = c->answering = c->exited = false;
+	c->busy = c->answering = false;
 	c->overflow = c->timed_out = false;
-	c->pid = -1;
-}
-
-static void kill_tool(struct clip *c)
-{
-	if (c->pid > 0 && !c->exited) {
-		kill(c->pid, SIGKILL);
-		while (waitpid(c->pid, &c->wstatus, 0) < 0 && errno == EINTR)
-			;
-		c->exited = true;
-	}
+	c->proc.pid = 0;
+	c->proc.reaped = false;
 }
 
 void clip_free(struct clip *c)
 {
-	kill_tool(c);
+	spawn_kill(&c->proc);
 	reset(c);
 }
 
@@ -219,7 +209,7 @@ static int spawn_tool(struct clip *c, const char *tool)
 	static const struct spawn_fd fds[] = {
 	    {0, SPAWN_NULL}, {1, SPAWN_PIPE}, {2, SPAWN_NULL}};
 	/* Out of the terminal's process group; the session reaps it
-	 * (clip_on_sigchld, kill_tool). */
+	 * (clip_on_sigchld, spawn_kill). */
 	struct spawn_opts o = {.argv = argv,
 			       .envp = (const char *const *)env.v,
 			       .fds = fds,
@@ -231,7 +221,7 @@ static int spawn_tool(struct clip *c, const char *tool)
 	if (r < 0)
 		return r;
 	util_set_nonblock(sc.pipe[1], true);
-	c->pid = sc.pid;
+	c->proc = sc;
 	c->fd = sc.pipe[1];
 	return 0;
 }
@@ -313,7 +303,7 @@ void clip_on_readable(struct clip *c)
 		}
 	}
 	/* Over the cap: stop the tool, the answer is FAILED. */
-	kill_tool(c);
+	spawn_kill(&c->proc);
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -322,14 +312,7 @@ void clip_on_readable(struct clip *c)
 
 void clip_on_sigchld(struct clip *c)
 {
-	if (c->pid <= 0 || c->exited)
-		return;
-	pid_t r;
-	do
-		r = waitpid(c->pid, &c->wstatus, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == c->pid)
-		c->exited = true;
+	spawn_poll(&c->proc);
 }
 
 /* The tool is done: decide what crosses. */
@@ -342,7 +325,7 @@ static void decide(struct clip *c)
 		c->len = 0;
 		return;
 	}
-	bool ok = WIFEXITED(c->wstatus) && WEXITSTATUS(c->wstatus) == 0;
+	bool ok = WIFEXITED(c->proc.status) && WEXITSTATUS(c->proc.status) == 0;
 	if (!c->buf) {
 		ok = false; /* the tool wrote nothing */
 	} else if (ok && c->req.op == PROTO_CLIP_TARGETS) {
@@ -369,17 +352,17 @@ void clip_pump(struct clip *c, long long now, struct proto_writer *w)
 	if (!c->busy)
 		return;
 	if (!c->answering) {
-		if (now >= c->deadline && (!c->exited || c->fd >= 0)) {
+		if (now >= c->deadline && (!c->proc.reaped || c->fd >= 0)) {
 			c->timed_out = true;
-			kill_tool(c);
+			spawn_kill(&c->proc);
 			if (c->fd >= 0) {
 				close(c->fd);
 				c->fd = -1;
 			}
 		}
-		if (c->fd < 0 && !c->exited)
+		if (c->fd < 0 && !c->proc.reaped)
 			clip_on_sigchld(c);
-		if (c->fd >= 0 || !c->exited)
+		if (c->fd >= 0 || !c->proc.reaped)
 			return;
 		decide(c);
 	}

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "sys/spawn.h"
 
 #define CLIP_TOOL_TIMEOUT_MS 5000
 
@@ -67,10 +68,9 @@ struct clip {
 	bool busy;
 	uint16_t chan;
 	struct proto_clip_req req;
-	pid_t pid; /* the tool, or -1 */
-	int fd;	   /* its stdout, or -1 once at EOF */
-	int wstatus;
-	bool exited, overflow, timed_out;
+	struct spawn_child proc; /* the tool (pid 0: none), reaped once ended */
+	int fd;			 /* its stdout, or -1 once at EOF */
+	bool overflow, timed_out;
 	long long deadline;
 	uint8_t *buf;
 	size_t len, cap;
