@@ -37,7 +37,7 @@ let
   settings = clean {
     inherit (cfg) writableCwd memory cores acceleration persistClaudeProjects
       vmDiskSize egressAllowlist egressPorts agentSudo apiKeyVariable
-      extraClaudeMd extraPackages package extraGuestModules lockGuestMemory;
+      credentialProxy extraClaudeMd extraPackages package extraGuestModules lockGuestMemory;
     share = {
       inherit (cfg.share) settings claudeMd keybindings commands agents skills
         outputStyles plugins config gitConfig;
@@ -88,6 +88,7 @@ in
     egressPorts = opt (types.listOf types.port) "[ 443 ]" "Ports the allowlist permits.";
     agentSudo = opt types.bool "null (auto)" "Passwordless sudo for the agent; null: on unless an allowlist is set (build-time).";
     apiKeyVariable = opt types.str "\"ANTHROPIC_API_KEY\"" "Host variable holding the API key.";
+    credentialProxy = bool "true" "Keep the API credential on the host (ccvm's API proxy adds it); false hands it to the agent.";
     extraClaudeMd = opt types.lines "a built-in note" "Text added to the agent's CLAUDE.md; \"\" disables.";
     extraPackages = opt (types.listOf types.str) "[]" "Debian package names added to the guest image (build-time).";
     package = opt types.str "the pinned @anthropic-ai/claude-code" "npm package spec of the agent (build-time).";

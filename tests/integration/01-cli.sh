@@ -203,12 +203,13 @@ f=$(cfgfile prec.json '{"memory": 1000, "cores": 3, "writableCwd": true,
   "egressAllowlist": ["*.example.com", "2600:1f00::/24"], "egressPorts": [80]}')
 run CCVM_CONFIG="$f" CCVM_MEMORY=2000 CCVM_WRITABLE_CWD=1 \
 	CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_SKILLS=yes \
-	CCVM_CLIPBOARD_IMAGES=0 --read-only-cwd --ccvm-dump-config
+	CCVM_CLIPBOARD_IMAGES=0 CCVM_CREDENTIAL_PROXY=no --read-only-cwd --ccvm-dump-config
 check "dump-config exits 0 with nothing on stderr" test "$RC" -eq 0 -a -z "$ERR"
 cp "$T_TMP/out" "$T_TMP/dump1.json"
 for want in '"memory": 2000' '"cores": 3' '"writableCwd": false' \
 	'"plugins": false' '"skills": true' '"gitConfig": true' \
-	'"images": false' '"*.example.com"' '"apiKeyVariable": "ANTHROPIC_API_KEY"'; do
+	'"images": false' '"*.example.com"' '"apiKeyVariable": "ANTHROPIC_API_KEY"' \
+	'"credentialProxy": false'; do
 	check "dump shows $want (default < file < env < flag)" \
 		grep -qF -- "$want" "$T_TMP/dump1.json"
 done

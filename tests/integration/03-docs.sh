@@ -47,8 +47,8 @@ lacking() {
 mapfile -t keys < <(jq -r 'def leaves: to_entries[] |
 	if (.value | type) == "object" then .key as $k |
 	(.value | leaves | "\($k).\(.)") else .key end; leaves' "$T_TMP/dump")
-check "the dump has the 29 options of the design table (${#keys[@]})" \
-	test ${#keys[@]} -eq 29
+check "the dump has the 30 options of the design table (${#keys[@]})" \
+	test ${#keys[@]} -eq 30
 bad=()
 for k in "${keys[@]}"; do
 	m=$(lacking "$k" "$T_TMP/man")
@@ -77,7 +77,7 @@ for doc in README.md docs/options.md; do
 		[ "$want" = "$got" ] || wrong+=("$opt: doc $got, code $want")
 	done < <(sed -n '/^| option | default/,/^$/p' "$SRC/$doc" | tail -n +3)
 	check "$doc option table: $rows rows, all known options (${unknown[*]:-})" \
-		test ${#unknown[@]} -eq 0 -a $rows -eq 29
+		test ${#unknown[@]} -eq 0 -a $rows -eq 30
 	check "$doc option table defaults equal the code's (${wrong[*]:-})" \
 		test ${#wrong[@]} -eq 0
 done

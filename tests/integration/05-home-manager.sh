@@ -69,6 +69,7 @@ ALL='{
   persistClaudeProjects = true; vmDiskSize = 8; clipboard.images = false;
   egressAllowlist = [ "github.com" "*.npmjs.org" "10.0.0.0/8" ];
   egressPorts = [ 443 22 ]; agentSudo = false; apiKeyVariable = "MY_KEY";
+  credentialProxy = false;
   extraClaudeMd = "hello\n"; extraPackages = [ "ripgrep" "jq" ];
   package = "@anthropic-ai/claude-code@2.1.0";
   extraGuestModules = [ "/etc/ccvm/setup.sh" ]; lockGuestMemory = true;
@@ -94,7 +95,7 @@ check "ccvm resolves every written option to the value set (${diffs:-})" test -z
 n=$(jq -r '.json | fromjson | def leaves: to_entries[] |
 	if (.value | type) == "object" then (.value | leaves) else .key end;
 	[leaves] | length' "$T_TMP/hm.json")
-check "all 29 options are written when all are set ($n)" test "$n" -eq 29
+check "all 30 options are written when all are set ($n)" test "$n" -eq 30
 
 hm '{ enable = true; memory = 0; }'
 check "a non-positive memory is refused at evaluation" test $? -ne 0

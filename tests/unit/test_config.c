@@ -106,6 +106,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.egress_ports[0], 443);
 	assert_int_equal(c.agent_sudo, -1);
 	assert_string_equal(c.api_key_variable, "ANTHROPIC_API_KEY");
+	assert_true(c.credential_proxy);
 	assert_null(c.extra_claude_md); /* the built-in note, made by stage.c */
 	assert_int_equal(c.extra_packages.n, 0);
 	assert_string_equal(c.package, CCVM_DEFAULT_PACKAGE);
@@ -267,6 +268,8 @@ static const struct prec precs[] = {
     {"extraClaudeMd", "{\"extraClaudeMd\": %s}", "CCVM_CLAUDE_MD", false,
      FT_STR, OFF(extra_claude_md), "\"from file\"", "from file", 0, "from file",
      "\"\"", "", 0, ""},
+    PBOOL("credentialProxy", "{\"credentialProxy\": %s}",
+	  "CCVM_CREDENTIAL_PROXY", credential_proxy, true),
     PBOOL("lockGuestMemory", "{\"lockGuestMemory\": %s}", "CCVM_MLOCK",
 	  lock_guest_memory, false),
 };
@@ -516,6 +519,8 @@ static const struct bad bad_files[] = {
      "expected true or false"},
     {"{\"persistClaudeProjects\": null}", "persistClaudeProjects", "null"},
     {"{\"lockGuestMemory\": \"1\"}", "lockGuestMemory", "a string"},
+    {"{\"credentialProxy\": 0}", "credentialProxy", "expected true or false"},
+    {"{\"credentialProxy\": null}", "credentialProxy", "null"},
     {"{\"memory\": \"4096\"}", "memory", "expected an integer"},
     {"{\"memory\": 1.5}", "memory", "expected an integer"},
     {"{\"memory\": 0}", "memory", "out of range"},
@@ -690,6 +695,7 @@ static void test_good_values(void **state)
 	    "  \"10.1.2.3/32\", \"fe80::1/128\", \"123.example\"],"
 	    " \"egressPorts\": [1, 443, 65535],"
 	    " \"agentSudo\": false, \"apiKeyVariable\": \"_MY_KEY2\","
+	    " \"credentialProxy\": false,"
 	    " \"extraClaudeMd\": \"line1\\nline2 \\u00e9\","
 	    " \"extraPackages\": [\"vim\", \"g++\", \"libc6-dev\", \"0ad\","
 	    "  \"python3.11\"],"
@@ -716,6 +722,7 @@ static void test_good_values(void **state)
 	assert_int_equal(c.extra_packages.n, 5);
 	assert_string_equal(c.extra_guest_modules.v[0], "/etc/ccvm/a b.sh");
 	assert_true(c.lock_guest_memory);
+	assert_false(c.credential_proxy);
 	assert_int_equal(c.vm_disk_size_gib, 65536);
 	assert_int_equal(c.agent_sudo, 0);
 	cfg_free(&c);
@@ -925,6 +932,8 @@ static const struct bad_env bad_envs[] = {
     {"CCVM_SHARE_GIT_CONFIG=t", "CCVM_SHARE_GIT_CONFIG"},
     {"CCVM_PERSIST_PROJECTS=1 ", "CCVM_PERSIST_PROJECTS"},
     {"CCVM_MLOCK=2", "CCVM_MLOCK"},
+    {"CCVM_CREDENTIAL_PROXY=off", "CCVM_CREDENTIAL_PROXY"},
+    {"CCVM_CREDENTIAL_PROXY=", "CCVM_CREDENTIAL_PROXY"},
     {"CCVM_MLOCK=1\n2", "CCVM_MLOCK"},
 };
 
@@ -1134,7 +1143,7 @@ static void test_dump_roundtrip(void **state)
 	 * the top level holds exactly the documented keys. */
 	json_t *j = json_loads(d1, 0, NULL);
 	assert_non_null(j);
-	assert_int_equal(json_object_size(j), 18);
+	assert_int_equal(json_object_size(j), 19);
 	assert_int_equal(json_object_size(json_object_get(j, "share")), 10);
 	assert_true(json_is_true(json_object_get(j, "agentSudo")));
 	json_decref(j);
@@ -1202,6 +1211,7 @@ static void test_usage(void **state)
 					   "CCVM_PERSIST_PROJECTS",
 					   "CCVM_VM_DISK_SIZE",
 					   "CCVM_CLIPBOARD_IMAGES",
+					   "CCVM_CREDENTIAL_PROXY",
 					   "CCVM_CLAUDE_MD",
 					   "CCVM_MLOCK",
 					   "CCVM_CONFIG",

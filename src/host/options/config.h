@@ -48,6 +48,7 @@ struct ccvm_config {
 	size_t n_egress_ports;
 	int agent_sudo;		/* -1 auto (null), 0, 1; build-time */
 	char *api_key_variable; /* valid env var name */
+	bool credential_proxy;	/* the host-side API proxy holds the key */
 	char *extra_claude_md;	/* NULL: the built-in note; "" disables */
 	struct cfg_strlist extra_packages;	/* build-time */
 	char *package;				/* npm spec; build-time */

@@ -137,6 +137,15 @@ const struct opt cfg_opts[] = {
      .off = OFF(api_key_variable),
      .def = "\"ANTHROPIC_API_KEY\"",
      .check = CK_ENV_NAME},
+    /* The host-side API proxy (net/apiproxy.c) holds the credential;
+     * false hands it to the agent's environment, as before. */
+    {.key = "credentialProxy",
+     .kind = K_BOOL,
+     .off = OFF(credential_proxy),
+     .def = "true",
+     .env = "CCVM_CREDENTIAL_PROXY",
+     .doc = "keep the API credential on the host, 0 hands it to "
+	    "the agent (default {})"},
     /* null is the built-in note, which stage.c writes from the
      * session's options (it names the allowlist and the ports). */
     {.key = "extraClaudeMd",
