@@ -69,14 +69,18 @@ static int queue(struct proto_writer *w, uint8_t type, const void *p, size_t n,
 	return r;
 }
 
-/* The API key as the guest's ANTHROPIC_API_KEY; ccvm's copy is wiped. */
+/* The API key (or the API proxy's placeholder) as the agent's variable;
+ * ccvm's copies of the credentials are wiped. */
 static int queue_api_key(struct proto_writer *w, const struct handover *h,
 			 bool *secrets, struct ccvm_err *err)
 {
-	if (!h->key)
+	if (!h->key) {
+		procs_secret_free();
 		return 0;
-	static const char name[] = "ANTHROPIC_API_KEY=";
-	size_t n = sizeof(name) - 1 + h->key_len;
+	}
+	const char *var = h->key_env ? h->key_env : "ANTHROPIC_API_KEY";
+	size_t vl = strlen(var);
+	size_t n = vl + 1 + h->key_len;
 	if (n > PROTO_MAX_PAYLOAD) {
 		procs_secret_free();
 		return ccvm_err_set(err, E2BIG, "%s is too long", h->key_var);
@@ -86,8 +90,9 @@ static int queue_api_key(struct proto_writer *w, const struct handover *h,
 		procs_secret_free();
 		return ccvm_err_sys(err, ENOMEM, "the API key");
 	}
-	memcpy(buf, name, sizeof(name) - 1);
-	memcpy(buf + sizeof(name) - 1, h->key, h->key_len);
+	memcpy(buf, var, vl);
+	buf[vl] = '=';
+	memcpy(buf + vl + 1, h->key, h->key_len);
 	int r = queue(w, PROTO_SECRET, buf, n, err);
 	explicit_bzero(buf, n);
 	free(buf);

@@ -34,6 +34,8 @@ struct handover {
 	char *const *argv;
 	const char *api_url; /* ANTHROPIC_BASE_URL, or NULL */
 	const char *key_var; /* the variable the key was taken from */
+	const char *key_env; /* the agent's variable for it (NULL: the API
+				key's, ANTHROPIC_API_KEY) */
 	const char *key;     /* the API key (procs.h), or NULL */
 	size_t key_len;
 	struct stage_list *staged; /* freed once queued */

@@ -18,8 +18,12 @@
 
 #define MAX_KIDS 64
 
-static char *secret;
-static size_t secret_len;
+/* The credentials taken out of the environment (procs_take_secret). */
+#define SECRETS_MAX 4
+static struct {
+	char *v;
+	size_t len;
+} secrets[SECRETS_MAX];
 /* Children ccvm had before it started any (a shell's "exec ccvm" keeps
  * its background jobs): not ccvm's to end. */
 static pid_t initial[MAX_KIDS];
@@ -100,35 +104,42 @@ void procs_reap_all(void)
 
 const char *procs_take_secret(const char *var, size_t *len)
 {
-	procs_secret_free();
 	*len = 0;
 	char *val = var && *var ? getenv(var) : NULL;
 	if (!val)
 		return NULL;
 	size_t n = strlen(val);
-	secret = malloc(n + 1);
-	if (secret) {
-		memcpy(secret, val, n + 1);
-		secret_len = n;
+	int slot = -1;
+	for (int i = 0; i < SECRETS_MAX && slot < 0; i++)
+		if (!secrets[i].v)
+			slot = i;
+	char *copy = slot >= 0 ? malloc(n + 1) : NULL;
+	if (copy) {
+		memcpy(copy, val, n + 1);
+		secrets[slot].v = copy;
+		secrets[slot].len = n;
+		*len = n;
 	}
 	explicit_bzero(val, n); /* the environment's own copy */
 	unsetenv(var);
-	*len = secret_len;
-	return secret;
+	return copy;
 }
 
 void procs_secret_free(void)
 {
-	if (secret) {
-		explicit_bzero(secret, secret_len);
-		free(secret);
+	for (int i = 0; i < SECRETS_MAX; i++) {
+		if (secrets[i].v) {
+			explicit_bzero(secrets[i].v, secrets[i].len);
+			free(secrets[i].v);
+		}
+		secrets[i].v = NULL;
+		secrets[i].len = 0;
 	}
-	secret = NULL;
-	secret_len = 0;
 }
 
 void procs_forget_secrets(void)
 {
-	if (secret)
-		explicit_bzero(secret, secret_len);
+	for (int i = 0; i < SECRETS_MAX; i++)
+		if (secrets[i].v)
+			explicit_bzero(secrets[i].v, secrets[i].len);
 }

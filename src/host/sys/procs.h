@@ -9,7 +9,7 @@
  * leave behind (virtiofsd's sandbox child) becomes ccvm's child, so
  * procs_reap_all can end and wait for it before ccvm exits.
  *
- * The API key: procs_take_secret moves it out of the environment before
+ * The credentials: procs_take_secret moves each out of the environment before
  * anything is forked (the environment's bytes are zeroed in place, so
  * /proc/PID/environ no longer has it); a forked child that does not execute
  * a program at once calls procs_forget_secrets to wipe its copy.
@@ -26,9 +26,10 @@ void procs_reap_all(void);
 
 /* The value of the environment variable var, moved into a buffer of
  * ccvm's own (NULL, 0 when unset); the variable is removed and its bytes
- * zeroed.  One secret at a time; a second call replaces the first. */
+ * zeroed.  Up to four secrets are held (the API key and the tokens the
+ * API proxy may use); the buffer stays valid until procs_secret_free. */
 const char *procs_take_secret(const char *var, size_t *len);
-/* The secret's buffer, wiped and freed. */
+/* Every secret's buffer, wiped and freed. */
 void procs_secret_free(void);
-/* In a forked child: wipes the secret (async-signal-safe). */
+/* In a forked child: wipes the secrets (async-signal-safe). */
 void procs_forget_secrets(void);

@@ -113,7 +113,8 @@ static int child_setup(const struct plan *p)
 {
 	const struct spawn_opts *o = p->o;
 	child_signals(p);
-	procs_forget_secrets();
+	if (p->exec || !o->keep_secrets)
+		procs_forget_secrets();
 	if (o->new_pgrp && setpgid(0, 0) < 0)
 		child_fail(p->status_fd, "setpgid");
 	if (o->nofile_max) {

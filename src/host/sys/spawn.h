@@ -53,6 +53,8 @@ struct spawn_opts {
 	bool new_pgrp;	   /* setpgid(0, 0), and from ccvm's side too */
 	bool nofile_max;   /* RLIMIT_NOFILE soft limit raised to the hard */
 	bool keep_signals; /* spawn_call only: ccvm's mask and handlers */
+	bool keep_secrets; /* spawn_call only: procs.h's secrets not wiped
+			      (the API proxy takes its credential) */
 	const char *cwd;   /* chdir before execve, or NULL */
 	const char *name;  /* spawn_call: PR_SET_NAME, or NULL */
 	/*
