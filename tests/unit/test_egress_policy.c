@@ -341,6 +341,61 @@ static void test_api_host_always(void **state)
 	egress_policy_free(p);
 }
 
+/* ccvm's API proxy (issue 22): api.ccvm.internal only while it is on,
+ * port 80 only, in every mode; the API host itself is no longer let
+ * through by itself. */
+static void test_api_proxy(void **state)
+{
+	(void)state;
+	const char *allow[] = {"github.com", NULL};
+	struct egress_policy *off = mk(NULL, p443);
+	assert_int_equal(egress_name_check(off, "api.ccvm.internal"),
+			 EGRESS_NAME_DENY);
+	assert_int_equal(conn(off, EGRESS_PROXY_ADDR4, 80),
+			 EGRESS_DENY_RESERVED);
+	assert_non_null(strstr(last_why, "off"));
+	egress_policy_free(off);
+
+	for (int mode = 0; mode < 2; mode++) {
+		struct egress_policy *p = mk(mode ? allow : NULL, p443);
+		egress_set_proxy(p);
+		assert_int_equal(egress_name_check(p, "API.ccvm.internal."),
+				 EGRESS_NAME_PROXY);
+		struct dns_addr a[2];
+		egress_proxy_addrs(a);
+		for (int i = 0; i < 2; i++) {
+			struct egress_decision d;
+			egress_connect_check(p, a[i].family, a[i].bytes, 80,
+					     &d);
+			assert_int_equal(d.verdict, EGRESS_ALLOW);
+			assert_true(d.proxy);
+			assert_string_equal(d.dest, "api.ccvm.internal");
+			egress_connect_check(p, a[i].family, a[i].bytes, 443,
+					     &d);
+			assert_int_equal(d.verdict, EGRESS_DENY_PORT);
+			assert_false(d.proxy);
+		}
+		/* The API host: in allowlist mode no longer allowed by
+		 * itself; in open mode like any name. */
+		assert_int_equal(egress_name_allowed(p, "api.anthropic.com"),
+				 mode == 0);
+		/* Not noted: the host never resolves it. */
+		assert_int_equal(
+		    egress_note_resolved(p, "api.ccvm.internal", a, 2),
+		    -EPERM);
+		/* Another address of the proxy's range is nothing. */
+		assert_int_equal(conn(p, "192.0.2.4", 80),
+				 EGRESS_DENY_RESERVED);
+		egress_policy_free(p);
+	}
+	/* Listed by the user, the API host is allowed as any entry. */
+	const char *api[] = {"api.anthropic.com", NULL};
+	struct egress_policy *p = mk(api, p443);
+	egress_set_proxy(p);
+	assert_true(egress_name_allowed(p, "api.anthropic.com"));
+	egress_policy_free(p);
+}
+
 static void test_resolved_memory(void **state)
 {
 	(void)state;
@@ -622,7 +677,13 @@ static void test_classify(void **state)
 	    {"fd7a:115c:a1e0::53", EGRESS_ADDR_HOST_SVC},
 	    {"ff02::1", EGRESS_ADDR_RESERVED},
 	    {"2001:db8::2", EGRESS_ADDR_HOST_ALIAS},
-	    {"2001:db8::3", EGRESS_ADDR_RESERVED},
+	    {"2001:db8::3", EGRESS_ADDR_PROXY},
+	    {"192.0.2.3", EGRESS_ADDR_PROXY},
+	    {"192.0.2.4", EGRESS_ADDR_RESERVED},
+	    {"::ffff:192.0.2.3", EGRESS_ADDR_PROXY}, /* mapped: unwrapped */
+	    {"64:ff9b::c000:203", EGRESS_ADDR_RESERVED},
+	    {"2002:c000:203::", EGRESS_ADDR_RESERVED},
+	    {"2001:db8::4", EGRESS_ADDR_RESERVED},
 	    {"2606:4700::1", EGRESS_ADDR_PUBLIC},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
@@ -847,6 +908,7 @@ int main(void)
 	    cmocka_unit_test(test_loopback_entries_rejected),
 	    cmocka_unit_test(test_host_alias),
 	    cmocka_unit_test(test_api_host_always),
+	    cmocka_unit_test(test_api_proxy),
 	    cmocka_unit_test(test_resolved_memory),
 	    cmocka_unit_test(test_eviction_lru),
 	    cmocka_unit_test(test_open_mode),

@@ -99,6 +99,8 @@ const char *egress_addr_class_name(enum egress_addr_class c)
 		return "reserved (not a unicast destination)";
 	case EGRESS_ADDR_HOST_SVC:
 		return "a service on this host, Tailscale's 100.100.100.100";
+	case EGRESS_ADDR_PROXY:
+		return EGRESS_PROXY_NAME;
 	}
 	return "?";
 }
@@ -128,6 +130,7 @@ static const struct class_rule rules4[] = {
     {{168, 63, 129, 16}, 32, EGRESS_ADDR_METADATA},
     {{100, 100, 100, 100}, 32, EGRESS_ADDR_HOST_SVC},
     {{192, 0, 2, 2}, 32, EGRESS_ADDR_HOST_ALIAS},
+    {{192, 0, 2, 3}, 32, EGRESS_ADDR_PROXY},
     {{255, 255, 255, 255}, 32, EGRESS_ADDR_RESERVED},
     {{192, 0, 0, 0}, 24, EGRESS_ADDR_RESERVED},	   /* IETF assignments */
     {{192, 0, 2, 0}, 24, EGRESS_ADDR_RESERVED},	   /* TEST-NET-1 */
@@ -160,6 +163,7 @@ static const struct class_rule rules6[] = {
      128,
      EGRESS_ADDR_HOST_SVC},
     {{0x20, 0x01, 0x0d, 0xb8, [15] = 2}, 128, EGRESS_ADDR_HOST_ALIAS},
+    {{0x20, 0x01, 0x0d, 0xb8, [15] = 3}, 128, EGRESS_ADDR_PROXY},
     {{[0] = 1}, 64, EGRESS_ADDR_RESERVED},		  /* 100::/64 discard */
     {{0x20, 0x01, 0x0d, 0xb8}, 32, EGRESS_ADDR_RESERVED}, /* docs */
     {{0xfd, 0, 0x0e, 0xc2}, 32, EGRESS_ADDR_METADATA},
@@ -184,6 +188,13 @@ static enum egress_addr_class match_rules(const struct class_rule *r, size_t n,
 }
 
 /* The class and the prefix length of the range that gave it. */
+/* ccvm's own addresses (the host alias, the API proxy) are only ever the
+ * exact address: their embedded IPv6 forms are plain reserved space. */
+static bool ccvm_alias(enum egress_addr_class c)
+{
+	return c == EGRESS_ADDR_HOST_ALIAS || c == EGRESS_ADDR_PROXY;
+}
+
 enum egress_addr_class egress_classify_range(int family, const uint8_t *a,
 					     unsigned *prefix)
 {
@@ -212,25 +223,20 @@ enum egress_addr_class egress_classify_range(int family, const uint8_t *a,
 		/* Deprecated IPv4-compatible ::a.b.c.d: never routed. */
 		c4 = egress_classify_range(AF_INET, a + 12, &p4);
 		*prefix = 96 + p4;
-		return (c4 == EGRESS_ADDR_PUBLIC ||
-			c4 == EGRESS_ADDR_HOST_ALIAS)
+		return (c4 == EGRESS_ADDR_PUBLIC || ccvm_alias(c4))
 			   ? EGRESS_ADDR_RESERVED
 			   : c4;
 	}
-	/* The host alias is only ever the exact address: its embedded
-	 * forms are plain reserved space. */
 	if (memcmp(a, nat64, 12) == 0) {
 		c4 = egress_classify_range(AF_INET, a + 12, &p4);
 		*prefix = 96 + p4;
-		return c4 == EGRESS_ADDR_HOST_ALIAS ? EGRESS_ADDR_RESERVED : c4;
+		return ccvm_alias(c4) ? EGRESS_ADDR_RESERVED : c4;
 	}
 	if (a[0] == 0x20 && a[1] == 0x02) { /* 6to4 2002:a.b.c.d::/48 */
 		c4 = egress_classify_range(AF_INET, a + 2, &p4);
 		if (c4 != EGRESS_ADDR_PUBLIC) {
 			*prefix = 16 + p4;
-			return c4 == EGRESS_ADDR_HOST_ALIAS
-				   ? EGRESS_ADDR_RESERVED
-				   : c4;
+			return ccvm_alias(c4) ? EGRESS_ADDR_RESERVED : c4;
 		}
 	}
 	return match_rules(rules6, ARRAY_LEN(rules6), a, EGRESS_ADDR_PUBLIC,
@@ -243,11 +249,21 @@ enum egress_addr_class egress_classify(int family, const void *addr)
 	return egress_classify_range(family, addr, &prefix);
 }
 
-void egress_host_alias_addrs(struct dns_addr out[2])
+static void addr_pair(struct dns_addr out[2], const char *a4, const char *a6)
 {
 	memset(out, 0, 2 * sizeof(*out));
 	out[0].family = AF_INET;
-	inet_pton(AF_INET, EGRESS_HOST_ADDR4, out[0].bytes);
+	inet_pton(AF_INET, a4, out[0].bytes);
 	out[1].family = AF_INET6;
-	inet_pton(AF_INET6, EGRESS_HOST_ADDR6, out[1].bytes);
+	inet_pton(AF_INET6, a6, out[1].bytes);
+}
+
+void egress_host_alias_addrs(struct dns_addr out[2])
+{
+	addr_pair(out, EGRESS_HOST_ADDR4, EGRESS_HOST_ADDR6);
+}
+
+void egress_proxy_addrs(struct dns_addr out[2])
+{
+	addr_pair(out, EGRESS_PROXY_ADDR4, EGRESS_PROXY_ADDR6);
 }

@@ -23,6 +23,18 @@
 #define EGRESS_HOST_ADDR4 "192.0.2.2"
 #define EGRESS_HOST_ADDR6 "2001:db8::2"
 
+/*
+ * ccvm's API proxy (apiproxy.h): the guest's ANTHROPIC_BASE_URL names it,
+ * the stub answers it with these addresses (only when the proxy is on),
+ * and a connection to them on port 80 is served by the relay itself:
+ * nothing on the host listens for it.
+ */
+#define EGRESS_PROXY_NAME  "api.ccvm.internal"
+#define EGRESS_PROXY_ADDR4 "192.0.2.3"
+#define EGRESS_PROXY_ADDR6 "2001:db8::3"
+#define EGRESS_PROXY_PORT  80
+#define EGRESS_PROXY_URL   "http://" EGRESS_PROXY_NAME
+
 /* What an address is, most specific first. */
 enum egress_addr_class {
 	EGRESS_ADDR_PUBLIC = 0,
@@ -34,6 +46,7 @@ enum egress_addr_class {
 	EGRESS_ADDR_HOST_ALIAS, /* EGRESS_HOST_ADDR4/6 */
 	EGRESS_ADDR_RESERVED,	/* multicast, broadcast, documentation, ... */
 	EGRESS_ADDR_HOST_SVC,	/* Tailscale's 100.100.100.100: this host */
+	EGRESS_ADDR_PROXY,	/* EGRESS_PROXY_ADDR4/6 */
 };
 
 const char *egress_addr_class_name(enum egress_addr_class c);
@@ -67,6 +80,8 @@ const char *egress_addr_str(const struct dns_addr *a, char *buf, size_t n);
 
 /* The two addresses the stub answers host.ccvm.internal with. */
 void egress_host_alias_addrs(struct dns_addr out[2]);
+/* The two addresses the stub answers api.ccvm.internal with. */
+void egress_proxy_addrs(struct dns_addr out[2]);
 
 /* Bytes of an address of family (4 or 16). */
 size_t egress_addr_len(int family);

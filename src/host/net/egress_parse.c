@@ -173,6 +173,9 @@ static const char *net_problem(const struct egress_entry *e)
 	case EGRESS_ADDR_HOST_ALIAS:
 		return "is the address of " EGRESS_HOST_NAME "; list that "
 		       "name instead";
+	case EGRESS_ADDR_PROXY:
+		return "is the address of " EGRESS_PROXY_NAME ", ccvm's API "
+		       "proxy, which is always reachable when it is on";
 	case EGRESS_ADDR_HOST_SVC:
 		return "is a service on this host, which the guest never "
 		       "reaches directly; list " EGRESS_HOST_NAME " instead";

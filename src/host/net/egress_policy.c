@@ -60,6 +60,7 @@ struct egress_policy {
 	bool api_alias;		  /* api_host is host.ccvm.internal */
 	bool api_is_addr;	  /* api_host is an address literal */
 	struct dns_addr api_addr; /* its address then */
+	bool proxy;		  /* ccvm's API proxy is on (egress_set_proxy) */
 };
 
 /* ---- names -------------------------------------------------------- */
@@ -90,9 +91,11 @@ static enum egress_name_verdict name_check(const struct egress_policy *p,
 	if (strcmp(n, EGRESS_HOST_NAME) == 0)
 		return p->host_alias || p->api_alias ? EGRESS_NAME_HOST_ALIAS
 						     : EGRESS_NAME_DENY;
+	if (strcmp(n, EGRESS_PROXY_NAME) == 0)
+		return p->proxy ? EGRESS_NAME_PROXY : EGRESS_NAME_DENY;
 	if (egress_name_under(n, "ccvm.internal", false))
 		return EGRESS_NAME_DENY;
-	if (strcmp(n, p->api_host) == 0) {
+	if (p->api_host[0] && strcmp(n, p->api_host) == 0) {
 		*entry = -1;
 		return EGRESS_NAME_RESOLVE;
 	}
@@ -387,6 +390,31 @@ static void check_host_alias(const struct egress_policy *p,
 	}
 }
 
+/* api.ccvm.internal's address: served by the relay itself, on port 80,
+ * while the proxy is on. */
+static void check_proxy(const struct egress_policy *p, const struct conn *k,
+			struct egress_decision *d)
+{
+	util_strlcpy(d->dest, EGRESS_PROXY_NAME, sizeof(d->dest));
+	if (!p->proxy) {
+		DECIDE(d, EGRESS_DENY_RESERVED,
+		       "blocked: " EGRESS_PROXY_NAME ":%u: ccvm's API proxy is "
+		       "off in this session",
+		       (unsigned)k->port);
+	} else if (k->port != EGRESS_PROXY_PORT) {
+		DECIDE(d, EGRESS_DENY_PORT,
+		       "blocked: " EGRESS_PROXY_NAME ":%u: ccvm's API proxy "
+		       "listens on port %u only",
+		       (unsigned)k->port, EGRESS_PROXY_PORT);
+	} else {
+		d->target = k->a;
+		d->proxy = true;
+		DECIDE(d, EGRESS_ALLOW,
+		       "allowed: " EGRESS_PROXY_NAME ":%u (ccvm's API proxy)",
+		       (unsigned)k->port);
+	}
+}
+
 /* Refuses the host itself and reserved space; true when it decided. */
 static bool check_never(const struct egress_policy *p, const struct conn *k,
 			struct egress_decision *d)
@@ -559,6 +587,8 @@ static void connect_check(struct egress_policy *p, int family, const void *addr,
 	k.c = egress_classify(k.a.family, k.a.bytes);
 	if (k.c == EGRESS_ADDR_HOST_ALIAS)
 		check_host_alias(p, &k, d);
+	else if (k.c == EGRESS_ADDR_PROXY)
+		check_proxy(p, &k, d);
 	else if (!check_never(p, &k, d))
 		check_reachable(p, &k, d);
 }
@@ -650,6 +680,14 @@ unsigned long egress_summary(const struct egress_policy *p, FILE *out)
 			p->others);
 	fputc('\n', out);
 	return total;
+}
+
+void egress_set_proxy(struct egress_policy *p)
+{
+	p->proxy = true;
+	p->api_host[0] = '\0';
+	p->api_port = 0;
+	p->api_alias = p->api_is_addr = false;
 }
 
 int egress_set_api(struct egress_policy *p, const char *host, uint16_t port)

@@ -64,6 +64,14 @@ void egress_policy_free(struct egress_policy *p);
  */
 int egress_set_api(struct egress_policy *p, const char *host, uint16_t port);
 
+/*
+ * Turns ccvm's API proxy on (apiproxy.h): api.ccvm.internal resolves to
+ * EGRESS_PROXY_ADDR4/6 and a connection there on port 80 is allowed with
+ * decision.proxy set, in every mode.  The API host is no longer allowed
+ * by itself: the guest does not need it (an allowlist may still list it).
+ */
+void egress_set_proxy(struct egress_policy *p);
+
 bool egress_open_mode(const struct egress_policy *p);
 bool egress_host_alias_listed(const struct egress_policy *p);
 
@@ -72,6 +80,7 @@ enum egress_name_verdict {
 	EGRESS_NAME_DENY = 0,	/* answer NXDOMAIN; no query leaves the host */
 	EGRESS_NAME_RESOLVE,	/* the host resolves it and answers */
 	EGRESS_NAME_HOST_ALIAS, /* answer egress_host_alias_addrs() */
+	EGRESS_NAME_PROXY,	/* answer egress_proxy_addrs() */
 };
 enum egress_name_verdict egress_name_check(const struct egress_policy *p,
 					   const char *name);
@@ -116,6 +125,7 @@ struct egress_decision {
 	enum egress_verdict verdict;
 	struct dns_addr target; /* where to connect (allowed only): mapped
 				   IPv4 unwrapped, host alias -> loopback */
+	bool proxy;		/* allowed: served by ccvm's API proxy */
 	char why[256];		/* one line: "allowed: ..." / "blocked: ..." */
 	/* How the exit summary names the destination: the name the host
 	 * resolved to this address, host.ccvm.internal, or the address. */
