@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "net/apiproxy.h"
 #include "proto.h"
 #include "net/route.h"
 #include "stream.h"
@@ -63,6 +64,7 @@ struct eg {
 	int jobs[2];		/* finished dns_job pointers */
 	unsigned dns_busy;
 	bool failed;
+	struct apiproxy *proxy; /* ccvm's API proxy, or NULL */
 };
 
 static void put(struct eg *e, uint8_t type, uint16_t chan, const void *d,
@@ -144,6 +146,25 @@ static int chan_connect(struct hchan *c, const struct dns_addr *target)
 	return 0;
 }
 
+/* api.ccvm.internal: the stream's socket is a thread of the proxy's. */
+static void proxy_open(struct eg *e, uint16_t id, struct hchan *c)
+{
+	snprintf(c->dst, sizeof(c->dst), "%s:%u", EGRESS_PROXY_NAME,
+		 (unsigned)c->port);
+	int fd = e->proxy ? apiproxy_accept(e->proxy) : -ENOTCONN;
+	if (fd < 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "failed: %s: %s", c->dst,
+			 fd == -EMFILE ? "too many connections to the proxy"
+				       : strerror(-fd));
+		open_fail(e, id, PROTO_NET_FAIL_CONNECT, why);
+		chan_free(e, id, false);
+		return;
+	}
+	c->st.fd = fd;
+	c->ok_pending = true;
+}
+
 static void net_open(struct eg *e, const struct proto_msg *m)
 {
 	uint16_t id = m->chan;
@@ -184,6 +205,11 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		return;
 	}
 	c->port = o.port;
+	if (d.proxy) {
+		stream_table_add(&e->ch, id, c);
+		proxy_open(e, id, c);
+		return;
+	}
 	if (strcmp(d.dest, EGRESS_HOST_NAME) == 0) {
 		c->has_alt = true;
 		c->alt.family = d.target.family == AF_INET ? AF_INET6 : AF_INET;
@@ -411,9 +437,12 @@ static void dns_query(struct eg *e, const struct proto_msg *m)
 			   NULL, 0, transport);
 		return;
 	}
-	if (v == EGRESS_NAME_HOST_ALIAS) {
+	if (v == EGRESS_NAME_HOST_ALIAS || v == EGRESS_NAME_PROXY) {
 		struct dns_addr a[2];
-		egress_host_alias_addrs(a);
+		if (v == EGRESS_NAME_PROXY)
+			egress_proxy_addrs(a);
+		else
+			egress_host_alias_addrs(a);
 		dns_answer(e, m->chan, 0, &q, DNS_RCODE_NOERROR, a, 2,
 			   transport);
 		return;
@@ -604,10 +633,14 @@ static int loop(struct eg *e)
 	}
 }
 
-int egress_run(int net_fd, struct egress_policy *p, int summary_fd)
+int egress_run(int net_fd, struct egress_policy *p,
+	       const struct apiproxy_conf *proxy, int summary_fd)
 {
 	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}};
 	int r = -ENOMEM;
+	if (proxy && !(e.proxy = apiproxy_new(proxy)))
+		fprintf(stderr, "ccvm: the API proxy cannot start; the agent's "
+				"requests will fail\n");
 	e.rd = malloc(sizeof(*e.rd));
 	if (!e.rd || stream_table_init(&e.ch, EGRESS_MAX_STREAMS) < 0 ||
 	    proto_writer_init(&e.wr) < 0)
@@ -626,6 +659,8 @@ out:
 		FILE *f = fdopen(summary_fd, "w");
 		if (f) {
 			egress_summary(p, f);
+			if (e.proxy)
+				apiproxy_summary(e.proxy, f);
 			fclose(f);
 		}
 	}
@@ -641,6 +676,7 @@ out:
 
 struct relay_arg {
 	struct egress_policy *p;
+	const struct apiproxy_conf *proxy;
 };
 
 /* The relay's process (spawn_call): the port is its fd 3, the summary
@@ -648,18 +684,20 @@ struct relay_arg {
 static int relay_main(void *arg)
 {
 	const struct relay_arg *a = arg;
-	return egress_run(3, a->p, 4) < 0 ? 1 : 0;
+	return egress_run(3, a->p, a->proxy, 4) < 0 ? 1 : 0;
 }
 
-int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
-		 pid_t *pid, struct ccvm_err *err)
+int egress_spawn(int net_fd, struct egress_policy *p,
+		 const struct apiproxy_conf *proxy, int *summary_fd, pid_t *pid,
+		 struct ccvm_err *err)
 {
 	int sp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0)
 		return ccvm_err_sys(err, errno, "pipe");
 	/* Keep the port, the summary pipe and stderr; the terminal and
-	 * everything else of the session stay out of reach (the spawner
-	 * also wipes the API key: none of the relay's business).  A forked
+	 * everything else of the session stay out of reach.  The API
+	 * proxy keeps the one credential it adds and wipes the rest
+	 * (apiproxy_new); without it the spawner wipes them all.  A forked
 	 * function, not a program: it keeps ccvm's signal state, SIGPIPE
 	 * blocked included. */
 	const struct spawn_fd fds[] = {{0, SPAWN_NULL},
@@ -670,8 +708,9 @@ int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
 	struct spawn_opts o = {.fds = fds,
 			       .n_fds = ARRAY_LEN(fds),
 			       .keep_signals = true,
+			       .keep_secrets = proxy != NULL,
 			       .name = "ccvm-egress"};
-	struct relay_arg a = {.p = p};
+	struct relay_arg a = {.p = p, .proxy = proxy};
 	struct spawn_child c;
 	struct ccvm_err e = {0};
 	int r = spawn_call(&o, relay_main, &a, &c, &e);

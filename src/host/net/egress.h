@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "net/apiproxy.h"
 #include "net/egress_policy.h"
 #include "err.h"
 
@@ -22,9 +23,12 @@
 
 /*
  * Relays until net_fd reaches end of file; writes the summary line (if
- * anything was blocked) to summary_fd.  0 or -errno.
+ * anything was blocked) to summary_fd.  With proxy, connections to
+ * api.ccvm.internal:80 are served by ccvm's API proxy (apiproxy.h).
+ * 0 or -errno.
  */
-int egress_run(int net_fd, struct egress_policy *p, int summary_fd);
+int egress_run(int net_fd, struct egress_policy *p,
+	       const struct apiproxy_conf *proxy, int summary_fd);
 
 /*
  * Forks the relay: the child keeps only net_fd, the write end of a new
@@ -33,8 +37,9 @@ int egress_run(int net_fd, struct egress_policy *p, int summary_fd);
  * there when the child ends), *pid the child.  net_fd stays open in the
  * caller, which should close it.
  */
-int egress_spawn(int net_fd, struct egress_policy *p, int *summary_fd,
-		 pid_t *pid, struct ccvm_err *err);
+int egress_spawn(int net_fd, struct egress_policy *p,
+		 const struct apiproxy_conf *proxy, int *summary_fd, pid_t *pid,
+		 struct ccvm_err *err);
 
 /*
  * Reads the child's summary (up to timeout_ms after the port closed),
