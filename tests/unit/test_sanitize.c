@@ -154,6 +154,24 @@ static void test_claude_json_key_approval(void **state)
 	json_decref(want);
 	assert_null(strstr(out, "OTHER_"));
 	free(out);
+	/* The API proxy's placeholder: approved whatever the host said,
+	 * and nothing of the host's list is left. */
+	assert_int_equal(sanitize_claude_json(host, strlen(host), NULL, NULL,
+					      &out, &len, &err),
+			 0);
+	assert_null(strstr(out, "customApiKeyResponses"));
+	assert_int_equal(sanitize_approve_key(&out, &len,
+					      "ccvm0123456789abcdef", &err),
+			 0);
+	got = json_loads(out, 0, &je);
+	want = json_loads("{\"customApiKeyResponses\": {\"approved\": "
+			  "[\"ccvm0123456789abcdef\"], \"rejected\": []}, "
+			  "\"numStartups\": 3}",
+			  0, &je);
+	assert_true(json_equal(got, want));
+	json_decref(got);
+	json_decref(want);
+	free(out);
 	/* Not approved on the host (or no key handed): nothing kept, so the
 	 * agent asks as it would natively. */
 	static const char *const tails[] = {"OTHER_REJECTED_TAIL_2",

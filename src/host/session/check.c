@@ -100,24 +100,6 @@ static int check_config_links(const struct ccvm_config *cfg, const char *cwd,
 			    why, cwd);
 }
 
-/* The API endpoint from ANTHROPIC_BASE_URL (the guest gets the URL as it
- * reaches the host's relay), or the default host. */
-static int check_base_url(struct session *s, struct ccvm_err *err)
-{
-	util_strlcpy(s->api_host, STAGE_DEFAULT_API_HOST, sizeof(s->api_host));
-	const char *url = getenv("ANTHROPIC_BASE_URL");
-	if (!url || !*url)
-		return 0;
-	if (egress_base_url(url, s->api_host, sizeof(s->api_host), &s->api_port,
-			    &s->api_url) < 0 ||
-	    s->api_port == 0)
-		return ccvm_err_set(err, EINVAL,
-				    "ANTHROPIC_BASE_URL: expected "
-				    "http(s)://host[:port][/path], got \"%s\"",
-				    url);
-	return 0;
-}
-
 int session_check(struct session *s, const struct places *pl,
 		  struct ccvm_err *err)
 {
@@ -127,7 +109,7 @@ int session_check(struct session *s, const struct places *pl,
 	    check_config_links(s->cfg, s->cwd, pl, err) < 0 ||
 	    handover_check(&hc, err) < 0)
 		return CCVM_EXIT_USAGE;
-	if (check_base_url(s, err) < 0)
+	if (session_check_api(s, err) < 0)
 		return CCVM_EXIT_USAGE;
 	s->boot_timeout_s = DEFAULT_BOOT_TIMEOUT_S;
 	const char *bt = getenv("CCVM_BOOT_TIMEOUT");

@@ -74,6 +74,13 @@ struct session {
 	bool secrets_queued;
 	const char *key; /* the API key (procs.h), until queued */
 	size_t key_len;
+	/* The agent's API (api.c): the other credentials taken out of the
+	 * environment (procs.h), and ccvm's API proxy when it is on. */
+	const char *auth_token, *oauth_token;
+	size_t auth_len, oauth_len;
+	bool proxy_on;
+	struct apiproxy_conf proxy;
+	char *proxy_owned[5]; /* the strings proxy points at */
 
 	enum phase phase;
 	bool stdin_open;
@@ -124,6 +131,13 @@ void tail_print(const struct tail *t, const char *label, int max_lines);
  * through echo (NULL: no echo). */
 void session_read_stream(struct session *s, int *fd, struct tail *t,
 			 struct termfilter *echo);
+
+/* api.c: the credentials out of the environment (session_new). */
+void session_take_credentials(struct session *s);
+/* api.c: the credential, ccvm's API proxy or the key for the agent, and
+ * the guest's ANTHROPIC_BASE_URL.  0 or -errno with err set. */
+int session_check_api(struct session *s, struct ccvm_err *err);
+void session_api_free(struct session *s);
 
 /* start.c: refuses what may not be shared, finds the image.  0, or the
  * exit code with err filled. */

@@ -104,10 +104,16 @@ static int send_setup(struct session *s, struct ccvm_err *err)
 	    .argv = s->args->argv,
 	    .api_url = s->api_url,
 	    .key_var = cfg->api_key_variable,
+	    .key_env = "ANTHROPIC_API_KEY",
 	    .key = s->key,
 	    .key_len = s->key_len,
 	    .staged = &s->staged,
 	};
+	if (s->proxy_on) { /* the placeholder, never the credential */
+		h.key_env = apiproxy_guest_var(s->proxy.cred);
+		h.key = s->proxy.placeholder;
+		h.key_len = strlen(s->proxy.placeholder);
+	}
 	if (s->pty)
 		term_size(STDOUT_FILENO, &h.rows, &h.cols);
 	s->key = NULL;

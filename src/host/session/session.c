@@ -28,9 +28,7 @@ static struct session *session_new(const struct ccvm_config *cfg,
 		return NULL;
 	s->cfg = cfg;
 	s->args = args;
-	/* The key out of the environment before anything is forked: no
-	 * child inherits it there, /proc/PID/environ no longer shows it. */
-	s->key = procs_take_secret(cfg->api_key_variable, &s->key_len);
+	session_take_credentials(s);
 	s->sigfd = s->ctl = s->con = s->qerr = s->scratch = s->ram = -1;
 	for (int i = 0; i < 2; i++)
 		s->ctlp[i] = s->conp[i] = s->netp[i] = s->errp[i] = -1;
@@ -46,6 +44,7 @@ static void session_free(struct session *s)
 {
 	egress_policy_free(s->egress);
 	free(s->api_url);
+	session_api_free(s);
 	qemu_argv_free(&s->qa);
 	proto_writer_free(&s->wr);
 	stage_list_free(&s->staged);

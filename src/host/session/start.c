@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "session/internal.h"
+#include "sys/procs.h"
 #include "sys/hostpath.h"
 #include "term/say.h"
 #include "util.h"
@@ -80,7 +81,9 @@ static int setup_egress(struct session *s, struct ccvm_err *err)
 {
 	if (egress_policy_from_config(s->cfg, &s->egress, err) < 0)
 		return -EINVAL;
-	if (s->api_port &&
+	if (s->proxy_on)
+		egress_set_proxy(s->egress);
+	else if (s->api_port &&
 	    egress_set_api(s->egress, s->api_host, s->api_port) < 0)
 		return ccvm_err_set(err, EINVAL,
 				    "ANTHROPIC_BASE_URL: the egress policy "
@@ -111,7 +114,13 @@ static int stage(struct session *s, const char *api_host, const char *git,
 	    .places = pl,
 	    .api_key = s->key,
 	    .api_key_len = s->key_len,
+	    .api_proxy = s->proxy_on,
 	};
+	if (s->proxy_on) { /* the agent holds the placeholder only */
+		bool key = s->proxy.cred == APIPROXY_API_KEY;
+		senv.api_key = key ? s->proxy.placeholder : NULL;
+		senv.api_key_len = key ? strlen(s->proxy.placeholder) : 0;
+	}
 	return stage_collect(s->cfg, home, &senv, &s->staged, err);
 }
 
@@ -363,9 +372,14 @@ static int launch(struct session *s, struct ccvm_err *err)
 	if (qemu_proc_start(&s->qemu, &l, err) < 0)
 		return -1;
 	close_pair_end(s->netp, 1);
-	if (egress_spawn(s->netp[0], s->egress, &s->egress_summary,
-			 &s->egress_pid, err) < 0)
+	if (egress_spawn(s->netp[0], s->egress, s->proxy_on ? &s->proxy : NULL,
+			 &s->egress_summary, &s->egress_pid, err) < 0)
 		return -1;
+	if (s->proxy_on) {
+		/* The relay holds the credential now; ccvm forgets it. */
+		procs_secret_free();
+		s->key = s->auth_token = s->oauth_token = s->proxy.secret = NULL;
+	}
 	close_pair_end(s->netp, 0);
 	close_pair_end(s->ctlp, 1);
 	close_pair_end(s->conp, 1);

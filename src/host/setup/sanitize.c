@@ -485,6 +485,31 @@ static bool key_approved(const json_t *responses, const char *tail)
 	return false;
 }
 
+int sanitize_approve_key(char **json, size_t *len, const char *key_tail,
+			 struct ccvm_err *err)
+{
+	json_t *root;
+	int r = load_object(*json, *len, &root, err);
+	if (r < 0)
+		return r;
+	if (json_object_set_new(root, "customApiKeyResponses",
+				json_pack("{s:[s],s:[]}", "approved", key_tail,
+					  "rejected")) < 0) {
+		json_decref(root);
+		return ccvm_err_set(err, ENOMEM, "cannot encode JSON");
+	}
+	char *out;
+	size_t out_len;
+	r = dump_object(root, &out, &out_len, err);
+	if (r < 0)
+		return r;
+	explicit_bzero(*json, *len);
+	free(*json);
+	*json = out;
+	*len = out_len;
+	return 0;
+}
+
 int sanitize_claude_json(const char *text, size_t len, const char *key_tail,
 			 FILE *warn, char **out, size_t *out_len,
 			 struct ccvm_err *err)
@@ -578,6 +603,12 @@ int sanitize_settings_json(const char *text, size_t len, FILE *warn, char **out,
 		void *tmp;
 		json_object_foreach_safe(env, tmp, key, val)
 		{
+			/* ccvm gives the agent its own (the API proxy, or the
+			 * host's URL as the guest reaches it). */
+			if (strcmp(key, "ANTHROPIC_BASE_URL") == 0) {
+				json_object_del(env, key);
+				continue;
+			}
 			if (!secret_env(key, val))
 				continue;
 			size_t old = jpush(&c, "env");

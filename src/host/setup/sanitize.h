@@ -73,6 +73,15 @@ int sanitize_claude_json(const char *text, size_t len, const char *key_tail,
 bool sanitize_key_tail(const char *key, size_t len, char *out);
 
 /*
+ * The staged ~/.claude.json (sanitize_claude_json's output) with
+ * customApiKeyResponses {"approved": [key_tail], "rejected": []}: the
+ * API proxy's placeholder, ccvm's own, which the agent then uses without
+ * asking.  *json is replaced (the old text wiped and freed).  0 or -errno.
+ */
+int sanitize_approve_key(char **json, size_t *len, const char *key_tail,
+			 struct ccvm_err *err);
+
+/*
  * ~/.claude/settings.json: parses text as above and removes what carries or
  * fetches credentials:
  *   - apiKeyHelper, awsAuthRefresh, awsCredentialExport, otelHeadersHelper

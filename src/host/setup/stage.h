@@ -101,6 +101,8 @@ struct stage_env {
 	 * ~/.claude.json (sanitize_claude_json). */
 	const char *api_key;
 	size_t api_key_len;
+	/* The agent's API goes through ccvm's API proxy (CLAUDE.md says so). */
+	bool api_proxy;
 	/* Limits: STAGE_DEFAULT_* when 0. */
 	size_t max_total, max_files, max_file;
 	FILE *warn; /* warning lines; stderr when NULL */

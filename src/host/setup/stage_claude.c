@@ -68,10 +68,24 @@ char *stage_default_claude_md(const struct ccvm_config *cfg,
 			autofree char *s = util_asprintf("%s, ", h);
 			r = s ? sanitize_buf_add(&b, s, strlen(s)) : -ENOMEM;
 		}
-		autofree char *s = util_asprintf(
-		    "and the API host %s. Other connections fail.\n", api);
+		autofree char *s =
+		    env && env->api_proxy
+			? strdup("and ccvm's API proxy. Other connections "
+				 "fail.\n")
+			: util_asprintf("and the API host %s. Other "
+					"connections fail.\n",
+					api);
 		if (!r)
 			r = s ? sanitize_buf_add(&b, s, strlen(s)) : -ENOMEM;
+	}
+	if (!r && env && env->api_proxy) {
+		const char *p =
+		    "- Your API requests go through ccvm's API proxy "
+		    "(ANTHROPIC_BASE_URL=http://api.ccvm.internal), which adds "
+		    "the user's credential on the host: the one in your "
+		    "environment is a placeholder that works only through "
+		    "that proxy, in this session.\n";
+		r = sanitize_buf_add(&b, p, strlen(p));
 	}
 	const char *creds =
 	    "- By design there are no SSH keys, tokens or other credentials in "
@@ -181,12 +195,18 @@ int stage_json_item(struct stage_ctx *c, const char *dir, const char *name,
 	const char *key = c->env ? c->env->api_key : NULL;
 	bool have_tail =
 	    key && sanitize_key_tail(key, c->env->api_key_len, tail);
+	bool proxy = c->env && c->env->api_proxy;
 	if (claude_json)
-		r = sanitize_claude_json(raw, raw_len, have_tail ? tail : NULL,
+		r = sanitize_claude_json(raw, raw_len,
+					 have_tail && !proxy ? tail : NULL,
 					 c->warn, &clean, &clean_len, &jerr);
 	else
 		r = sanitize_settings_json(raw, raw_len, c->warn, &clean,
 					   &clean_len, &jerr);
+	/* The proxy's placeholder is ccvm's own: approved, so the agent
+	 * does not ask about it. */
+	if (claude_json && r == 0 && proxy && have_tail)
+		r = sanitize_approve_key(&clean, &clean_len, tail, &jerr);
 	explicit_bzero(tail, sizeof(tail));
 	stage_wipe_free(raw, raw_len + 1);
 	if (r == -EINVAL) {
