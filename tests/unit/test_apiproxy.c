@@ -571,25 +571,23 @@ static void test_pieces(void **state)
 					   sizeof(o), &why),
 			 0);
 	assert_string_equal(o, "https://gw.example/anthropic");
-	assert_int_equal(apiproxy_upstream("http://localhost:8080", o,
-					   sizeof(o), &why),
-			 0);
+	assert_int_equal(
+	    apiproxy_upstream("http://localhost:8080", o, sizeof(o), &why), 0);
 	assert_int_equal(
 	    apiproxy_upstream("http://[::1]:9/", o, sizeof(o), &why), 0);
 	assert_string_equal(o, "http://[::1]:9");
-	assert_int_equal(apiproxy_upstream("http://gw.example", o, sizeof(o),
-					   &why),
-			 -EINVAL);
-	assert_non_null(strstr(why, "loopback"));
-	assert_int_equal(apiproxy_upstream("https://u:p@gw.example", o,
-					   sizeof(o), &why),
-			 -EINVAL);
 	assert_int_equal(
-	    apiproxy_upstream("ftp://gw.example", o, sizeof(o), &why),
+	    apiproxy_upstream("http://gw.example", o, sizeof(o), &why),
 	    -EINVAL);
-	assert_int_equal(apiproxy_upstream("https://gw.example/?q", o,
-					   sizeof(o), &why),
-			 -EINVAL);
+	assert_non_null(strstr(why, "loopback"));
+	assert_int_equal(
+	    apiproxy_upstream("https://u:p@gw.example", o, sizeof(o), &why),
+	    -EINVAL);
+	assert_int_equal(
+	    apiproxy_upstream("ftp://gw.example", o, sizeof(o), &why), -EINVAL);
+	assert_int_equal(
+	    apiproxy_upstream("https://gw.example/?q", o, sizeof(o), &why),
+	    -EINVAL);
 	/* Placeholders: 128 random bits each time. */
 	apiproxy_placeholder(APIPROXY_API_KEY, a, sizeof(a));
 	apiproxy_placeholder(APIPROXY_API_KEY, b, sizeof(b));

@@ -381,8 +381,7 @@ static void test_api_proxy(void **state)
 				 mode == 0);
 		/* Not noted: the host never resolves it. */
 		assert_int_equal(
-		    egress_note_resolved(p, "api.ccvm.internal", a, 2),
-		    -EPERM);
+		    egress_note_resolved(p, "api.ccvm.internal", a, 2), -EPERM);
 		/* Another address of the proxy's range is nothing. */
 		assert_int_equal(conn(p, "192.0.2.4", 80),
 				 EGRESS_DENY_RESERVED);

@@ -160,9 +160,8 @@ static void test_claude_json_key_approval(void **state)
 					      &out, &len, &err),
 			 0);
 	assert_null(strstr(out, "customApiKeyResponses"));
-	assert_int_equal(sanitize_approve_key(&out, &len,
-					      "ccvm0123456789abcdef", &err),
-			 0);
+	assert_int_equal(
+	    sanitize_approve_key(&out, &len, "ccvm0123456789abcdef", &err), 0);
 	got = json_loads(out, 0, &je);
 	want = json_loads("{\"customApiKeyResponses\": {\"approved\": "
 			  "[\"ccvm0123456789abcdef\"], \"rejected\": []}, "

@@ -327,16 +327,15 @@ static int read_head(struct conn *c)
 		int status = 0;
 		const char *why = NULL;
 		if (c->len > c->off && lf) {
-			int r = http_request_parse(c->in + c->off,
-						   c->len - c->off, &c->req,
-						   &status, &why);
+			int r =
+			    http_request_parse(c->in + c->off, c->len - c->off,
+					       &c->req, &status, &why);
 			if (r > 0) {
 				c->off += (size_t)r;
 				return 1;
 			}
 			if (r < 0) {
-				answer_error(c, status,
-					     "invalid_request_error",
+				answer_error(c, status, "invalid_request_error",
 					     why ? why : "malformed request",
 					     true);
 				return -1;
@@ -417,9 +416,14 @@ static size_t body_read(char *buf, size_t size, size_t nitems, void *ud)
 
 static bool response_hop(const char *n, size_t nl)
 {
-	static const char *const hop[] = {
-	    "connection", "keep-alive", "transfer-encoding", "te", "trailer",
-	    "upgrade",	  "proxy-authenticate", "proxy-connection"};
+	static const char *const hop[] = {"connection",
+					  "keep-alive",
+					  "transfer-encoding",
+					  "te",
+					  "trailer",
+					  "upgrade",
+					  "proxy-authenticate",
+					  "proxy-connection"};
 	for (size_t i = 0; i < ARRAY_LEN(hop); i++)
 		if (strlen(hop[i]) == nl && strncasecmp(n, hop[i], nl) == 0)
 			return true;
@@ -433,9 +437,8 @@ static size_t on_header(char *b, size_t size, size_t n, void *ud)
 	if (len >= 5 && memcmp(b, "HTTP/", 5) == 0) {
 		/* A new response head (an interim one is dropped). */
 		const char *sp = memchr(b, ' ', len);
-		c->status = sp && (size_t)(sp - b) + 4 <= len
-				? atoi(sp + 1)
-				: 502;
+		c->status =
+		    sp && (size_t)(sp - b) + 4 <= len ? atoi(sp + 1) : 502;
 		c->head_len = 0;
 		c->has_length = c->final_head = false;
 		return len;
@@ -477,8 +480,8 @@ static bool send_head(struct conn *c)
 	char line[128];
 	int ll = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", c->status,
 			  reason(c->status));
-	const char *tail = c->chunked_out ? "Transfer-Encoding: chunked\r\n"
-					  : "";
+	const char *tail =
+	    c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "";
 	const char *conn = c->req.keep_alive ? "" : "Connection: close\r\n";
 	return put(c, line, (size_t)ll) && put(c, c->head, c->head_len) &&
 	       put(c, tail, strlen(tail)) && put(c, conn, strlen(conn)) &&
@@ -563,12 +566,20 @@ static bool name_is(const char *name, size_t nl, const char *want)
  * libcurl writes itself, and every credential. */
 static bool dropped(const struct conn *c, const struct http_header *h)
 {
-	static const char *const drop[] = {
-	    "host",	     "content-length", "transfer-encoding",
-	    "expect",	     "x-api-key",      "authorization",
-	    "proxy-authorization", "cookie",	       "connection",
-	    "keep-alive",    "te",	       "trailer",
-	    "upgrade",	     "proxy-connection"};
+	static const char *const drop[] = {"host",
+					   "content-length",
+					   "transfer-encoding",
+					   "expect",
+					   "x-api-key",
+					   "authorization",
+					   "proxy-authorization",
+					   "cookie",
+					   "connection",
+					   "keep-alive",
+					   "te",
+					   "trailer",
+					   "upgrade",
+					   "proxy-connection"};
 	for (size_t i = 0; i < ARRAY_LEN(drop); i++)
 		if (name_is(h->name, h->name_len, drop[i]))
 			return true;
@@ -584,7 +595,7 @@ static void slist_wipe_free(struct curl_slist *l)
 
 static struct curl_slist *add_header(struct curl_slist *l, bool *fail,
 				     const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static struct curl_slist *add_header(struct curl_slist *l, bool *fail,
 				     const char *fmt, ...)
 {
@@ -611,8 +622,8 @@ static bool add_credential(struct conn *c, struct curl_slist **l, bool *fail)
 {
 	struct apiproxy *p = c->p;
 	if (p->c.cred == APIPROXY_API_KEY) {
-		*l = add_header(*l, fail, "x-api-key: %.*s",
-				(int)p->secret_len, p->secret);
+		*l = add_header(*l, fail, "x-api-key: %.*s", (int)p->secret_len,
+				p->secret);
 		return true;
 	}
 	if (p->c.cred != APIPROXY_LOGIN) {
@@ -724,9 +735,8 @@ static struct curl_slist *upstream_headers(struct conn *c, bool *answered)
 	for (size_t i = 0; i < c->req.nh; i++) {
 		const struct http_header *h = &c->req.h[i];
 		if (!dropped(c, h))
-			l = add_header(l, &fail, "%.*s: %.*s",
-				       (int)h->name_len, h->name,
-				       (int)h->value_len, h->value);
+			l = add_header(l, &fail, "%.*s: %.*s", (int)h->name_len,
+				       h->name, (int)h->value_len, h->value);
 	}
 	/* What libcurl would add on its own and the agent did not ask for. */
 	l = add_header(l, &fail, "Expect:");
@@ -794,9 +804,8 @@ static bool serve(struct conn *c)
 				     true);
 		return false; /* the body, if any, was not read */
 	}
-	autofree char *url = util_asprintf("%s%.*s", p->c.upstream,
-					   (int)c->req.target_len,
-					   c->req.target);
+	autofree char *url = util_asprintf(
+	    "%s%.*s", p->c.upstream, (int)c->req.target_len, c->req.target);
 	if (!url) {
 		slist_wipe_free(hdrs);
 		answer_error(c, 503, "api_error", "out of memory", true);
@@ -828,8 +837,8 @@ static bool serve(struct conn *c)
 		return false;
 	}
 	char msg[CURL_ERROR_SIZE + APIPROXY_URL_MAX + 64];
-	snprintf(msg, sizeof(msg), "the upstream %s failed: %s",
-		 p->c.upstream, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+	snprintf(msg, sizeof(msg), "the upstream %s failed: %s", p->c.upstream,
+		 c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
 	note_error(p, msg);
 	if (!c->head_sent)
 		answer_error(c, 502, "api_error", msg, true);

@@ -31,10 +31,10 @@ enum apiproxy_cred {
 	APIPROXY_LOGIN,	      /* the host's ~/.claude/.credentials.json */
 };
 
-#define APIPROXY_UPSTREAM	"https://api.anthropic.com"
-#define APIPROXY_CONN_MAX	32 /* guest connections served at once */
+#define APIPROXY_UPSTREAM	 "https://api.anthropic.com"
+#define APIPROXY_CONN_MAX	 32 /* guest connections served at once */
 #define APIPROXY_PLACEHOLDER_MAX 64
-#define APIPROXY_URL_MAX	2048
+#define APIPROXY_URL_MAX	 2048
 
 /* What the proxy needs; filled by the session before the relay starts.
  * Pointers must stay valid in the relay's process (forked). */

@@ -60,7 +60,7 @@ struct egress_policy {
 	bool api_alias;		  /* api_host is host.ccvm.internal */
 	bool api_is_addr;	  /* api_host is an address literal */
 	struct dns_addr api_addr; /* its address then */
-	bool proxy;		  /* ccvm's API proxy is on (egress_set_proxy) */
+	bool proxy; /* ccvm's API proxy is on (egress_set_proxy) */
 };
 
 /* ---- names -------------------------------------------------------- */
@@ -405,7 +405,7 @@ static void check_proxy(const struct egress_policy *p, const struct conn *k,
 		DECIDE(d, EGRESS_DENY_PORT,
 		       "blocked: " EGRESS_PROXY_NAME ":%u: ccvm's API proxy "
 		       "listens on port %u only",
-		       (unsigned)k->port, EGRESS_PROXY_PORT);
+		       (unsigned)k->port, (unsigned)EGRESS_PROXY_PORT);
 	} else {
 		d->target = k->a;
 		d->proxy = true;

@@ -113,10 +113,11 @@ static int proxy_setup(struct session *s, enum apiproxy_cred cred,
 			      sizeof(c->upstream), &why) < 0)
 		return ccvm_err_set(err, EINVAL, "ANTHROPIC_BASE_URL: %s: %s",
 				    why, url);
-	if (apiproxy_placeholder(cred, c->placeholder,
-				 sizeof(c->placeholder)) < 0)
-		return ccvm_err_set(err, EIO, "no random bytes for the API "
-					      "proxy's placeholder");
+	if (apiproxy_placeholder(cred, c->placeholder, sizeof(c->placeholder)) <
+	    0)
+		return ccvm_err_set(err, EIO,
+				    "no random bytes for the API "
+				    "proxy's placeholder");
 	if (cred == APIPROXY_AUTH_TOKEN) {
 		c->secret = s->auth_token;
 		c->secret_len = s->auth_len;

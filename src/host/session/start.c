@@ -84,7 +84,7 @@ static int setup_egress(struct session *s, struct ccvm_err *err)
 	if (s->proxy_on)
 		egress_set_proxy(s->egress);
 	else if (s->api_port &&
-	    egress_set_api(s->egress, s->api_host, s->api_port) < 0)
+		 egress_set_api(s->egress, s->api_host, s->api_port) < 0)
 		return ccvm_err_set(err, EINVAL,
 				    "ANTHROPIC_BASE_URL: the egress policy "
 				    "cannot take %s",
@@ -378,7 +378,8 @@ static int launch(struct session *s, struct ccvm_err *err)
 	if (s->proxy_on) {
 		/* The relay holds the credential now; ccvm forgets it. */
 		procs_secret_free();
-		s->key = s->auth_token = s->oauth_token = s->proxy.secret = NULL;
+		s->key = s->auth_token = s->oauth_token = s->proxy.secret =
+		    NULL;
 	}
 	close_pair_end(s->netp, 0);
 	close_pair_end(s->ctlp, 1);
