@@ -4,9 +4,13 @@
  * guest connection, blocking I/O on its end of a socketpair; the relay
  * (egress.c) carries the other end to the guest with its usual windows,
  * so a slow guest slows the upstream read and nothing queues unbounded.
- * The upstream side is libcurl: every easy handle shares one connection
- * cache, TLS session cache and DNS cache, so a session makes one TLS
- * handshake, not one per request.
+ * The upstream side is libcurl.  Its easy handles live in a pool: a
+ * request takes the one used last (with its live upstream connection)
+ * and gives it back, so sequential requests, from any guest connection,
+ * reuse one upstream connection: one TLS handshake per session, not per
+ * request.  (libcurl does not support sharing a connection cache between
+ * threads; TLS sessions and the DNS cache are shared, so a second
+ * connection for concurrent requests resumes the TLS session.)
  */
 #include "net/apiproxy.h"
 
@@ -43,6 +47,8 @@ struct apiproxy {
 	size_t secret_len;
 	bool https;
 	CURLSH *share;
+	CURL *pool[APIPROXY_CONN_MAX]; /* idle easy handles, last used on top */
+	unsigned n_pool;
 	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t mu; /* the counters below */
 	unsigned conns;
@@ -226,9 +232,19 @@ static bool put(struct conn *c, const void *d, size_t n)
 {
 	if (c->write_failed)
 		return false;
-	if (util_write_all(c->fd, d, n) < 0) {
-		c->write_failed = true;
-		return false;
+	/* send, not write: a guest that went away is an error here, never
+	 * a SIGPIPE for the relay's whole process. */
+	const char *b = d;
+	while (n) {
+		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			c->write_failed = true;
+			return false;
+		}
+		b += w;
+		n -= (size_t)w;
 	}
 	return true;
 }
@@ -768,6 +784,29 @@ static bool host_ok(const struct http_request *r)
 	       memcmp(h->value + n, ":80", 3) == 0;
 }
 
+/* An easy handle from the pool (the one used last), or a new one. */
+static CURL *pool_get(struct apiproxy *p)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->n_pool)
+		h = p->pool[--p->n_pool];
+	pthread_mutex_unlock(&p->mu);
+	return h ? h : curl_easy_init();
+}
+
+static void pool_put(struct apiproxy *p, CURL *h)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->n_pool < ARRAY_LEN(p->pool)) {
+		p->pool[p->n_pool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
 /* Serves one request; false when the connection must close. */
 static bool serve(struct conn *c)
 {
@@ -814,10 +853,18 @@ static bool serve(struct conn *c)
 	pthread_mutex_lock(&p->mu);
 	p->requests++;
 	pthread_mutex_unlock(&p->mu);
+	c->curl = pool_get(p);
+	if (!c->curl) {
+		slist_wipe_free(hdrs);
+		answer_error(c, 503, "api_error", "out of memory", true);
+		return false;
+	}
 	set_options(c, url, hdrs);
 	CURLcode rc = curl_easy_perform(c->curl);
 	slist_wipe_free(hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	pool_put(p, c->curl);
+	c->curl = NULL;
 	bool keep = c->req.keep_alive && c->body_done && !c->write_failed;
 	if (rc == CURLE_OK && c->final_head) {
 		if (!send_head(c))
@@ -851,12 +898,8 @@ static void *conn_main(void *arg)
 	struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	c->curl = curl_easy_init();
-	if (c->curl) {
-		while (read_head(c) > 0 && serve(c))
-			memset(&c->req, 0, sizeof(c->req));
-		curl_easy_cleanup(c->curl);
-	}
+	while (read_head(c) > 0 && serve(c))
+		memset(&c->req, 0, sizeof(c->req));
 	close(c->fd);
 	pthread_mutex_lock(&c->p->mu);
 	c->p->conns--;
@@ -912,7 +955,6 @@ struct apiproxy *apiproxy_new(const struct apiproxy_conf *conf)
 	curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
-	curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	curl_share_setopt(p->share, CURLSHOPT_SHARE,
 			  CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -985,6 +1027,8 @@ void apiproxy_free(struct apiproxy *p)
 			return;
 		usleep(10000);
 	}
+	for (unsigned i = 0; i < p->n_pool; i++)
+		curl_easy_cleanup(p->pool[i]);
 	curl_share_cleanup(p->share);
 	if (p->secret) {
 		explicit_bzero(p->secret, p->secret_len);
