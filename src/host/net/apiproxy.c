@@ -196,7 +196,7 @@ int apiproxy_upstream(const char *url, char *out, size_t n, const char **why)
 	if (!https && !host_is_loopback(a, hl)) {
 		*why = "http:// is allowed only on the host's own loopback "
 		       "(the credential would cross the network in the "
-		       "clear); use https://";
+		       "clear); use https://, or credentialProxy=false";
 		return -EINVAL;
 	}
 	size_t len = strlen(url);
