@@ -39,7 +39,7 @@ static struct up {
 	int lfd;
 	uint16_t port;
 	pthread_mutex_t mu;
-	int conns, reqs;
+	int conns, reqs, heads;
 	char head[8192];
 	char body[70000];
 	size_t body_len;
@@ -109,6 +109,11 @@ static void *up_conn(void *arg)
 	char head[8192];
 	char body[70000];
 	while (read_until(fd, head, sizeof(head), "\r\n\r\n") > 0) {
+		/* Counted as soon as a head arrives: a refused request must
+		 * not get even that far. */
+		pthread_mutex_lock(&up.mu);
+		up.heads++;
+		pthread_mutex_unlock(&up.mu);
 		ssize_t bl = read_body(fd, head, body, sizeof(body));
 		if (bl < 0)
 			break;
@@ -182,7 +187,7 @@ static void up_start(void)
 static void up_reset(enum up_mode mode)
 {
 	pthread_mutex_lock(&up.mu);
-	up.reqs = 0;
+	up.reqs = up.heads = 0;
 	up.head[0] = '\0';
 	up.body_len = 0;
 	up.mode = mode;
@@ -192,7 +197,7 @@ static void up_reset(enum up_mode mode)
 static int up_reqs(void)
 {
 	pthread_mutex_lock(&up.mu);
-	int n = up.reqs;
+	int n = up.heads;
 	pthread_mutex_unlock(&up.mu);
 	return n;
 }

@@ -450,6 +450,45 @@ static void test_bad_claude_json(void **state)
 	run_free(&r);
 }
 
+/* The API proxy's placeholder is approved in the staged ~/.claude.json,
+ * whatever the host approved, and in a file of ccvm's own when the host
+ * has none (issue 22: the agent must not ask about it). */
+static void test_proxy_placeholder_approved(void **state)
+{
+	struct fx *f = *state;
+	static const char ph[] =
+	    "sk-ant-api03-ccvm-0123456789abcdef0123456789abcdef";
+	struct ccvm_config cfg;
+	all_on(&cfg);
+	for (int have = 1; have >= 0; have--) {
+		if (!have) {
+			char *p = util_path_join(f->home, ".claude.json");
+			assert_int_equal(unlink(p), 0);
+			free(p);
+		}
+		struct stage_env env = {.api_key = ph,
+					.api_key_len = sizeof(ph) - 1,
+					.api_proxy = true};
+		struct run r;
+		run_stage(f, &cfg, &env, &r);
+		assert_int_equal(r.rc, 0);
+		const struct stage_file *j = find(&r, ".claude.json");
+		assert_non_null(j);
+		char *text = strndup(j->data, j->len);
+		assert_non_null(strstr(text, "\"customApiKeyResponses\""));
+		assert_non_null(strstr(text, "\"cdef0123456789abcdef\""));
+		free(text);
+		assert_no_canary(&r);
+		run_free(&r);
+	}
+	/* Without the proxy and without a host file: nothing staged. */
+	struct stage_env env = {.api_key = ph, .api_key_len = sizeof(ph) - 1};
+	struct run r;
+	run_stage(f, &cfg, &env, &r);
+	assert_null(find(&r, ".claude.json"));
+	run_free(&r);
+}
+
 /* FIFOs and devices as items are skipped without being opened (a FIFO
  * opened for reading would block here). */
 static void test_special_items(void **state)
@@ -983,6 +1022,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_toggles, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_proxy_placeholder_approved,
+					    fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_claude_json, fx_setup,
 					    fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_special_items, fx_setup,

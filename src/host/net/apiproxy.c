@@ -40,6 +40,7 @@
 #define RESP_HEAD_MAX	65536 /* the upstream's response head */
 #define CONNECT_TIMEOUT 10000 /* ms, to the upstream */
 #define LOGIN_TOKEN_MAX 8192
+#define BUFFERED_MAX	(128u << 20) /* chunked bodies held at once */
 
 struct apiproxy {
 	struct apiproxy_conf c;
@@ -54,6 +55,7 @@ struct apiproxy {
 	unsigned conns;
 	unsigned long requests, errors;
 	unsigned long long bytes;
+	size_t buffered; /* chunked bodies held, all connections */
 	char last_error[200];
 };
 
@@ -71,6 +73,9 @@ struct conn {
 	uint64_t body_left; /* HTTP_BODY_LENGTH */
 	struct http_chunked ch;
 	bool body_done, body_bad, expect_sent;
+	/* A chunked body, decoded whole before anything goes upstream. */
+	char *mem;
+	size_t mem_len, mem_off;
 	const char *body_why;
 
 	/* Its response. */
@@ -390,6 +395,14 @@ static size_t body_read(char *buf, size_t size, size_t nitems, void *ud)
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		if (!put(c, cont, sizeof(cont) - 1))
 			return CURL_READFUNC_ABORT;
+	}
+	if (c->mem) {
+		size_t n = c->mem_len - c->mem_off;
+		if (n > room)
+			n = room;
+		memcpy(buf, c->mem + c->mem_off, n);
+		c->mem_off += n;
+		return n;
 	}
 	for (;;) {
 		if (c->body_done)
@@ -729,10 +742,9 @@ static void set_options(struct conn *c, const char *url,
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, body_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, c);
+		/* A chunked body was decoded whole: its length is known. */
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-				 c->req.body == HTTP_BODY_LENGTH
-				     ? (curl_off_t)c->req.length
-				     : (curl_off_t)-1);
+				 (curl_off_t)c->req.length);
 		if (strcmp(m, "POST") != 0)
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
 	} else if (strcmp(m, "HEAD") == 0) {
@@ -757,8 +769,6 @@ static struct curl_slist *upstream_headers(struct conn *c, bool *answered)
 	/* What libcurl would add on its own and the agent did not ask for. */
 	l = add_header(l, &fail, "Expect:");
 	l = add_header(l, &fail, "Accept:");
-	if (c->req.body == HTTP_BODY_CHUNKED)
-		l = add_header(l, &fail, "Transfer-Encoding: chunked");
 	if (!add_credential(c, &l, &fail)) {
 		*answered = true;
 		slist_wipe_free(l);
@@ -784,6 +794,95 @@ static bool host_ok(const struct http_request *r)
 	       memcmp(h->value + n, ":80", 3) == 0;
 }
 
+/* Room for n more bytes of a chunked body, within the proxy's budget. */
+static bool mem_grow(struct conn *c, size_t *cap, size_t n)
+{
+	if (c->mem_len + n <= *cap)
+		return true;
+	size_t more = n < 65536 ? 65536 : n;
+	pthread_mutex_lock(&c->p->mu);
+	bool ok = c->p->buffered + more <= BUFFERED_MAX;
+	if (ok)
+		c->p->buffered += more;
+	pthread_mutex_unlock(&c->p->mu);
+	char *m = ok ? realloc(c->mem, *cap + more) : NULL;
+	if (!m) {
+		if (ok) {
+			pthread_mutex_lock(&c->p->mu);
+			c->p->buffered -= more;
+			pthread_mutex_unlock(&c->p->mu);
+		}
+		return false;
+	}
+	c->mem = m;
+	*cap += more;
+	return true;
+}
+
+static void mem_free(struct conn *c, size_t cap)
+{
+	free(c->mem);
+	c->mem = NULL;
+	c->mem_len = c->mem_off = 0;
+	pthread_mutex_lock(&c->p->mu);
+	c->p->buffered -= cap;
+	pthread_mutex_unlock(&c->p->mu);
+}
+
+/*
+ * A chunked body, decoded whole before the request goes upstream: its
+ * framing is checked before the upstream sees a byte of the request
+ * (the agent sends its bodies with Content-Length; chunked ones are
+ * rare and held in memory, within BUFFERED_MAX for all connections).
+ * false with the answer sent.
+ */
+static bool read_chunked(struct conn *c, size_t *cap)
+{
+	*cap = 0;
+	if (c->req.expect_continue) {
+		c->expect_sent = true;
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		if (!put(c, cont, sizeof(cont) - 1))
+			return false;
+	}
+	for (;;) {
+		size_t avail = c->len - c->off;
+		if (!mem_grow(c, cap, 16384)) {
+			answer_error(c, 413, "request_too_large",
+				     "a chunked request body larger than the "
+				     "proxy holds; send it with Content-Length",
+				     true);
+			return false;
+		}
+		size_t used = 0, produced = 0;
+		const char *why = NULL;
+		int r = avail
+			    ? http_chunked_decode(&c->ch, c->in + c->off, avail,
+						  &used, c->mem + c->mem_len,
+						  *cap - c->mem_len, &produced,
+						  &why)
+			    : 0;
+		c->off += used;
+		c->mem_len += produced;
+		if (r < 0) {
+			answer_error(c, 400, "invalid_request_error",
+				     why ? why : "malformed chunked body",
+				     true);
+			return false;
+		}
+		if (r == 1) {
+			c->body_done = true;
+			c->req.length = c->mem_len;
+			return true;
+		}
+		if (!used && !produced && !fill(c)) {
+			answer_error(c, 400, "invalid_request_error",
+				     "the request body ended early", true);
+			return false;
+		}
+	}
+}
+
 /* An easy handle from the pool (the one used last), or a new one. */
 static CURL *pool_get(struct apiproxy *p)
 {
@@ -807,10 +906,11 @@ static void pool_put(struct apiproxy *p, CURL *h)
 		curl_easy_cleanup(h);
 }
 
+static bool serve_upstream(struct conn *c);
+
 /* Serves one request; false when the connection must close. */
 static bool serve(struct conn *c)
 {
-	struct apiproxy *p = c->p;
 	c->body_left = c->req.body == HTTP_BODY_LENGTH ? c->req.length : 0;
 	c->body_done = c->req.body == HTTP_BODY_NONE ||
 		       (c->req.body == HTTP_BODY_LENGTH && c->body_left == 0);
@@ -835,6 +935,24 @@ static bool serve(struct conn *c)
 			     true);
 		return false;
 	}
+	size_t cap = 0;
+	if (c->req.body == HTTP_BODY_CHUNKED) {
+		bool ok = read_chunked(c, &cap);
+		if (!ok) {
+			mem_free(c, cap);
+			return false;
+		}
+	}
+	bool keep = serve_upstream(c);
+	mem_free(c, cap);
+	return keep;
+}
+
+/* The request, checked, goes upstream; false when the connection must
+ * close. */
+static bool serve_upstream(struct conn *c)
+{
+	struct apiproxy *p = c->p;
 	bool answered = false;
 	struct curl_slist *hdrs = upstream_headers(c, &answered);
 	if (!hdrs) {

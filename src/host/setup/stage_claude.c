@@ -173,6 +173,27 @@ int stage_md_item(struct stage_ctx *c)
 
 /* ---- ~/.claude.json and ~/.claude/settings.json ---------------------- */
 
+/* No host ~/.claude.json to stage: with the API proxy's placeholder as
+ * the agent's key, a file of ccvm's own that approves it, so the agent
+ * does not ask about it. */
+static int placeholder_only(struct stage_ctx *c, const char *rel,
+			    const char *host)
+{
+	char tail[SANITIZE_KEY_TAIL + 1];
+	if (!c->env || !c->env->api_proxy || !c->env->api_key ||
+	    !sanitize_key_tail(c->env->api_key, c->env->api_key_len, tail))
+		return 0;
+	char *json = strdup("{}");
+	size_t len = 2;
+	struct ccvm_err jerr = {0};
+	int r = json ? sanitize_approve_key(&json, &len, tail, &jerr) : -ENOMEM;
+	if (r < 0) {
+		free(json);
+		return ccvm_err_sys(c->err, -r, "%s", rel);
+	}
+	return stage_add_file(c, rel, 0600, json, len, host);
+}
+
 /* Reads a host JSON file in dir, stages it sanitized at rel (0600):
  * ~/.claude.json (claude_json) or settings.json; a file the sanitizer
  * cannot parse is not staged, with a warning. */
@@ -186,6 +207,8 @@ int stage_json_item(struct stage_ctx *c, const char *dir, const char *name,
 	size_t raw_len = 0;
 	struct stat st = {0};
 	int r = stage_read_item_as(c, host, &raw, &raw_len, &st, true);
+	if (r > 0 && claude_json)
+		return placeholder_only(c, rel, host);
 	if (r)
 		return r > 0 ? 0 : r;
 	char *clean;
