@@ -188,10 +188,10 @@ rm -f /tmp/up.bin
 args=()
 for i in 1 2 3 4 5; do
 	[ $i = 1 ] || args+=(--next)
-	args+=("$B/v1/messages/count_tokens?t=ka$i" -H "x-api-key: $PH" -H "$J" -d "{}"
+	args+=(--noproxy "*" -m 60 "$B/v1/messages/count_tokens?t=ka$i" -H "x-api-key: $PH" -H "$J" -d "{}"
 		-o /dev/null -w "%{http_code} %{num_connects}\n")
 done
-curl -sS --noproxy "*" -m 60 "${args[@]}" >"$out/ka" 2>"$out/ka.err"
+curl -sS "${args[@]}" >"$out/ka" 2>"$out/ka.err"
 # Streaming: the stand-in sends its last events only once the release
 # file exists, which this side creates when it has read the first event.
 rm -f "$P/release"

@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -504,6 +505,9 @@ class Server(ThreadingHTTPServer):
 
     def finish_request(self, request, client_address):
         conn_local.conn_id = self.count("connections")
+        # Small writes (headers, then the body; SSE events) go out at
+        # once: no Nagle delay against the client's delayed ACK.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ctx is None:
             super().finish_request(request, client_address)
             return
