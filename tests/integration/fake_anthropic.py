@@ -41,7 +41,8 @@ parameter ccvm_mode=):
   big      SSE in HTTP chunks, "bytes" (default 10000000) bytes of body in
            all: text deltas of 16 KiB, as fast as the client reads.
   echo     200 JSON: {"method", "path", "headers": [[name, value], ...],
-           "body_bytes", "body_sha256"}: the request as it arrived here.
+           "body_bytes", "body_sha256"}: the request as it arrived here
+           (credential headers' values as their SHA-256: never echoed).
   status   "status" (default 429): an API-style error with that status and
            retry-after, x-should-retry and rate-limit headers.
 """
@@ -62,6 +63,8 @@ LOG_HEADERS = ("x-api-key", "authorization", "anthropic-version",
                "content-type", "content-length", "transfer-encoding",
                "connection", "proxy-authorization", "cookie",
                "x-forwarded-for", "forwarded", "via", "x-ccvm-test")
+CREDENTIAL_HEADERS = ("x-api-key", "authorization", "proxy-authorization",
+                      "cookie")
 MAX_BODY = 64 << 20  # kept in memory; the rest is read and dropped
 MAX_CHUNK_LINE = 4096
 WRITE_RE = re.compile(r"CCVM_WRITE (\S+) (\S+)")
@@ -422,8 +425,13 @@ class Handler(BaseHTTPRequestHandler):
         self._stream_end()
 
     def _echo(self, req):
+        def shown(k, v):  # a credential is never echoed to the client
+            if k.lower() in CREDENTIAL_HEADERS:
+                return "<sha256 %s>" % hashlib.sha256(v.encode()).hexdigest()
+            return v
         self._json(200, {"method": self.command, "path": self.path,
-                         "headers": [[k, v] for k, v in self.headers.items()],
+                         "headers": [[k, shown(k, v)]
+                                     for k, v in self.headers.items()],
                          "body_bytes": self.body_len,
                          "body_sha256": self.body_sha})
 
