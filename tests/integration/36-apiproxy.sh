@@ -8,7 +8,8 @@
 # the host through SSL_CERT_FILE, for this script only.  Real VM, real
 # agent binary; nothing leaves this machine.
 #
-#   R  a shell session, API key: the guest's environment, raw requests to
+#   R  a shell session, API key (apiKeyVariable names another variable
+#      than ANTHROPIC_API_KEY, which holds a decoy): the guest's environment, raw requests to
 #      the proxy (good, wrong or missing placeholder, malformed and
 #      smuggling attempts), streaming, keep-alive, large bodies both ways,
 #      upstream errors passed through; then the root scan of the guest
@@ -38,7 +39,8 @@ TOKEN=ccvmProxyAuthToken$U
 OAUTH=sk-ant-oat01-ccvmProxyOauth$U
 ACCESS=sk-ant-oat01-ccvmProxyAccess$U
 ACCESS2=sk-ant-oat01-ccvmProxyAccessTwo$U
-REALS=("$KEY" "$TOKEN" "$OAUTH" "$ACCESS" "$ACCESS2")
+DECOY=sk-ant-api03-ccvmProxyDecoy$U # ANTHROPIC_API_KEY when apiKeyVariable names another
+REALS=("$KEY" "$TOKEN" "$OAUTH" "$ACCESS" "$ACCESS2" "$DECOY")
 LOG=$T_TMP/api.log     # the HTTPS stand-in's requests
 PLOG=$T_TMP/plain.log  # the plain-HTTP one's
 BLOG=$T_TMP/badcert.log # the one with a certificate of another CA
@@ -340,7 +342,7 @@ ram_scan() { # ram_scan PROJECT
 	echo "RAM file $best $max"
 	# Only the data of the sparse file (SEEK_DATA), in pieces that overlap
 	# by a pattern's length; the names and patterns come on stdin.
-	paste -d' ' <(printf '%s\n' key token oauth access access2 control) \
+	paste -d' ' <(printf '%s\n' key token oauth access access2 decoy control) \
 		<(printf '%s\n' "${REALS[@]}" "$CONTROL") | /usr/bin/python3 -c '
 import os, sys
 pats = [l.split(" ", 1) for l in sys.stdin.read().splitlines()]
@@ -374,10 +376,10 @@ for n, _ in pats:
 PR=$(new_project)
 hs0=$(stat_of "$LOG" handshakes)
 login_file "$ACCESS" $(($(now_ms) + 3600000))
-echo '{"egressAllowlist": ["only.example"]}' >"$T_TMP/allow.json"
+echo '{"egressAllowlist": ["only.example"], "apiKeyVariable": "CCVM_TEST_KEY"}' >"$T_TMP/allow.json"
 rm -f "$T_TMP/ps.hits"
 (cd "$PR" && CCVM_CONFIG=$T_TMP/allow.json ANTHROPIC_BASE_URL=$GOOD \
-	ANTHROPIC_API_KEY=$KEY CLAUDE_CODE_OAUTH_TOKEN=$OAUTH timeout 400 \
+	CCVM_TEST_KEY=$KEY ANTHROPIC_API_KEY=$DECOY CLAUDE_CODE_OAUTH_TOKEN=$OAUTH timeout 400 \
 	"$CCVM" --shell -- env SCAN="$GUEST_SCAN" bash -c "$GUEST_RAW" guest "$PR" "$GPORT" \
 	"$HEX_REALS" "$HEX_CONTROL") >"$T_TMP/r.out" 2>"$T_TMP/r.err" &
 rpid=$!
@@ -409,7 +411,7 @@ check "R: no other credential variable in the guest (API key on the host wins)" 
 check "R: x-api-key placeholder: 200 (got $(code ok))" [ "$(code ok)" = 200 ]
 check "R: ... the answer streamed back (SSE with the stand-in's text)" \
 	bash -c 'grep -q "^event: message_stop" "$1" && grep -qF "$2" "$1"' _ "$O/r.ok.body" "$MARKER"
-check "R: ... the upstream got x-api-key = the real key" [ "$(logval "$LOG" x-api-key ok)" = "$KEY" ]
+check "R: ... the upstream got x-api-key = the key apiKeyVariable names (CCVM_TEST_KEY)" [ "$(logval "$LOG" x-api-key ok)" = "$KEY" ]
 check "R: ... and no authorization header" [ "$(logval "$LOG" authorization ok)" = ABSENT ]
 check "R: ... the upstream's Host is its own (127.0.0.1:$GPORT)" [ "$(logval "$LOG" host ok)" = "127.0.0.1:$GPORT" ]
 check "R: ... anthropic-version and anthropic-beta passed through" \
@@ -501,7 +503,7 @@ if grep -q '^RAM file' "$T_TMP/ram" 2>/dev/null; then
 	check "R: guest RAM holds the control canary (the RAM scan works)" \
 		bash -c '[ "$(awk "/^RAM control/ {print \$3}" "$1")" -gt 0 ]' _ "$T_TMP/ram"
 	check "R: guest RAM holds no real credential" \
-		bash -c '[ "$(awk "/^RAM (key|token|oauth|access|access2) / {s += \$3} END {print s + 0}" "$1")" = 0 ]' _ "$T_TMP/ram"
+		bash -c '[ "$(awk "/^RAM (key|token|oauth|access|access2|decoy) / {s += \$3} END {print s + 0}" "$1")" = 0 ]' _ "$T_TMP/ram"
 else
 	skip "R: guest RAM scan" "$(head -1 "$T_TMP/ram" 2>/dev/null)"
 	skip "R: guest RAM holds no real credential" "no RAM file"
