@@ -257,14 +257,16 @@ echo $? >"$out/dns-api.rc"
 getent ahosts api.ccvm.internal >"$out/dns-proxy" 2>&1
 cp ~/.claude.json "$out/claude.json" 2>/dev/null
 cp ~/.claude/settings.json "$out/settings.json" 2>/dev/null
-# The root scan (files, environments, command lines), then the host scans
-# guest RAM while this waits.
+# The host scans guest RAM while this waits (before the root scan below
+# decodes the real credentials to look for them: then they are in guest
+# memory, put there by the test), then the root scan (files, environments,
+# command lines).
 printf -v control "%b" "$hexcontrol"
 echo "$control" >/tmp/control.txt
-sudo -n bash -c "$SCAN" scan "$hexpats" "$hexcontrol" >"$out/scan" 2>"$out/scan.err"
-echo $? >"$out/scan.rc"
 : >"$out/ram-ready"
 for ((i = 0; i < 600; i++)); do [ -e "$P/ram-done" ] && break; sleep 0.2; done
+sudo -n bash -c "$SCAN" scan "$hexpats" "$hexcontrol" >"$out/scan" 2>"$out/scan.err"
+echo $? >"$out/scan.rc"
 rm -f /tmp/control.txt
 '
 # Runs as root in the guest: LEAK lines for each pattern (the real
@@ -480,7 +482,8 @@ check "R: a pipelined request after a good one: the first answered 200" \
 	bash -c 'head -1 "$1" | grep -q "^HTTP/1.1 200 "' _ "$O/raw.pipe"
 seen=$(grep -oE '[?&]t=refused-[a-z0-9]+' "$LOG" | sort -u | tr '\n' ' ')
 check "R: the upstream never saw a refused request${seen:+ (saw: $seen)}" [ -z "$seen" ]
-check "R: the upstream saw no request line other than the guest's good ones" \
+[ -z "$seen" ] || grep -E '[?&]t=refused-' "$LOG" | cut -c1-400 | sed 's/^/# upstream: /'
+check "R: the upstream never saw a broken request (its own parser's refusals)" \
 	bash -c '! grep -q "\"event\": \"bad-request\"" "$1"' _ "$LOG"
 check "R: the upstream's port is not reachable from the guest directly (curl rc $(cat "$O/direct.rc" 2>/dev/null), $(cat "$O/direct" 2>/dev/null))" \
 	bash -c '[ "$(cat "$1/direct.rc")" != 0 ]' _ "$O"
@@ -488,7 +491,7 @@ check "R: with an allowlist, api.anthropic.com is not resolvable in the guest" \
 	bash -c '[ "$(cat "$1/dns-api.rc")" != 0 ]' _ "$O"
 check "R: ... and api.ccvm.internal is (the proxy is always reachable)" \
 	grep -q '192.0.2.3' "$O/dns-proxy"
-check "R: the staged ~/.claude.json approves the placeholder (its last 20 characters)" \
+check "R: no ~/.claude.json on the host: the guest's approves the placeholder all the same (its last 20 characters)" \
 	jq -e --arg t "${PH: -20}" '.customApiKeyResponses.approved | index($t) != null' "$O/claude.json"
 check "R: no ccvm: API proxy: summary (no upstream errors)" [ "$(summary_lines "$T_TMP/r.err")" = 0 ]
 
