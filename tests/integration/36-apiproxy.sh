@@ -257,6 +257,9 @@ echo $? >"$out/dns-api.rc"
 getent ahosts api.ccvm.internal >"$out/dns-proxy" 2>&1
 cp ~/.claude.json "$out/claude.json" 2>/dev/null
 cp ~/.claude/settings.json "$out/settings.json" 2>/dev/null
+# The agent itself, so that the scans below also cover what it leaves in
+# guest memory and files.
+claude -p "say the magic word" --output-format text </dev/null >"$out/agent.out" 2>"$out/agent.err"
 # The host scans guest RAM while this waits (before the root scan below
 # decodes the real credentials to look for them: then they are in guest
 # memory, put there by the test), then the root scan (files, environments,
@@ -493,6 +496,7 @@ check "R: ... and api.ccvm.internal is (the proxy is always reachable)" \
 	grep -q '192.0.2.3' "$O/dns-proxy"
 check "R: no ~/.claude.json on the host: the guest's approves the placeholder all the same (its last 20 characters)" \
 	jq -e --arg t "${PH: -20}" '.customApiKeyResponses.approved | index($t) != null' "$O/claude.json"
+check "R: the agent in this session answered through the proxy too" grep -qF -- "$MARKER" "$O/agent.out"
 check "R: no ccvm: API proxy: summary (no upstream errors)" [ "$(summary_lines "$T_TMP/r.err")" = 0 ]
 
 # The scans.
