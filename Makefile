@@ -171,6 +171,7 @@ bench: all
 	bench/run
 	bench/fs
 	bench/egress
+	bench/apiproxy
 
 deps:
 	.ci/deps

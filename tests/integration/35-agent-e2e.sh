@@ -1,10 +1,12 @@
 #!/bin/bash
-# ccvm's main job end to end: the real agent (claude -p, the pinned package
-# inside the VM) asks a stand-in of the Anthropic Messages API on the host's
-# 127.0.0.1 and prints its answer.  ANTHROPIC_BASE_URL=http://127.0.0.1:PORT
-# is rewritten by ccvm to host.ccvm.internal:PORT for the guest and exactly
-# that port of the host's loopback is opened; the API key reaches the agent
-# over the private channel only.  Nothing leaves this machine.
+# ccvm's main job end to end on the path without the credential proxy
+# (credentialProxy=false, the weaker mode; 36-apiproxy.sh tests the
+# default): the real agent (claude -p, the pinned package inside the VM)
+# asks a stand-in of the Anthropic Messages API on the host's 127.0.0.1 and
+# prints its answer.  ANTHROPIC_BASE_URL=http://127.0.0.1:PORT is rewritten
+# by ccvm to host.ccvm.internal:PORT for the guest and exactly that port of
+# the host's loopback is opened; the API key reaches the agent over the
+# private channel only.  Nothing leaves this machine.
 source "$(dirname "$0")/lib.sh"
 need_image
 export CCVM_ACCEL=tcg
@@ -29,7 +31,7 @@ check "the stand-in answers on the host's 127.0.0.1:$PORT" \
 P=$(new_project)
 cd "$P" || exit 1
 t0=$(date +%s%N)
-ANTHROPIC_BASE_URL=http://127.0.0.1:$PORT ANTHROPIC_API_KEY=$KEY \
+CCVM_CREDENTIAL_PROXY=false ANTHROPIC_BASE_URL=http://127.0.0.1:$PORT ANTHROPIC_API_KEY=$KEY \
 	timeout 240 "$CCVM" -p "say the magic word" --output-format text \
 	</dev/null >"$T_TMP/out" 2>"$T_TMP/err"
 rc=$?

@@ -12,8 +12,10 @@ export CCVM_ACCEL=tcg
 fake_home
 
 # --- the fixture -----------------------------------------------------------
-# Unique canaries; none may appear anywhere in the guest.  The API key's may
-# appear in the agent's environment only.
+# Unique canaries; none may appear anywhere in the guest.  Neither may the
+# API key: the credential proxy (the default, 36-apiproxy.sh) gives the
+# agent a placeholder; session 3 runs with credentialProxy=false, where the
+# key is in the agent's environment.
 U=$$$RANDOM
 C_CRED_TOP=ccvmCanaryCredTop$U
 C_CRED_NESTED=ccvmCanaryCredNested$U
@@ -165,6 +167,8 @@ echo "{}" >.claude/settings.json
 printf -v key "%b" "$hexkey"
 if tr "\0" "\n" </proc/$$/environ | grep -qxF "ANTHROPIC_API_KEY=$key"; then
 	echo yes >"$out/key-in-agent"
+elif tr "\0" "\n" </proc/$$/environ | grep -q "^ANTHROPIC_API_KEY=."; then
+	echo yes >"$out/placeholder-in-agent"
 fi
 printf -v control "%b" "$hexcontrol"
 echo "$control" >/tmp/control.txt
@@ -292,10 +296,10 @@ check "scan finds the control canary planted in the guest" \
 leaks=$(grep '^LEAK' "$O/scan" 2>/dev/null | grep -vx 'LEAK file /tmp/control.txt')
 check "no canary in any guest file, environment or command line" [ -z "$leaks" ]
 [ -z "$leaks" ] || diag "$leaks"
-check "the API key reaches the agent's environment" [ -s "$O/key-in-agent" ]
-badkey=$(grep '^KEYENV' "$O/scan" | grep -v '^KEYENV [0-9]* yes ')
-clean=no; [ -z "$badkey" ] && grep -q '^KEYENV' "$O/scan" && clean=yes
-check "the API key is only in the agent's (and its children's) environments" [ $clean = yes ]
+check "the agent's ANTHROPIC_API_KEY is a placeholder, not the key (credential proxy)" \
+	bash -c '[ -s "$1/placeholder-in-agent" ] && [ ! -e "$1/key-in-agent" ]' _ "$O"
+badkey=$(grep '^KEYENV' "$O/scan")
+check "the API key is in no guest process's environment" [ -z "$badkey" ]
 [ -z "$badkey" ] || diag "$badkey"
 check "the API key is not in guest PID 1's environment" \
 	bash -c '! grep -q "^KEYENV 1 " "$1"' _ "$O/scan"
@@ -435,16 +439,18 @@ check "CCVM_CLAUDE_MD: CLAUDE.md is the host file followed by the given text" \
 	[ "$(cat "$P2/out/CLAUDE.md" 2>/dev/null)" = "$want" ]
 
 # All off, then commands back on; CLAUDE.md sharing off and the extra text
-# empty: no CLAUDE.md at all.
+# empty: no CLAUDE.md at all.  Without the credential proxy (the old path,
+# credentialProxy=false): the key apiKeyVariable names is the agent's.
 P3=$(new_project)
 KEY2=sk-ant-ccvmOtherVariable$U
 echo '{"apiKeyVariable": "CCVM_TEST_KEY"}' >"$T_TMP/cfg.json"
 run_list "$P3" CCVM_SHARE_CLAUDE_CONFIG=0 CCVM_SHARE_COMMANDS=1 CCVM_CLAUDE_MD= \
-	CCVM_CONFIG="$T_TMP/cfg.json" CCVM_TEST_KEY="$KEY2" ANTHROPIC_API_KEY="$KEY"
+	CCVM_CONFIG="$T_TMP/cfg.json" CCVM_TEST_KEY="$KEY2" ANTHROPIC_API_KEY="$KEY" \
+	CCVM_CREDENTIAL_PROXY=false
 rc=$?
 check "session 3 exits 0 (rc=$rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || sed 's/^/# /' "$P3.err" | tail -20
-check "apiKeyVariable: the named variable becomes the agent's ANTHROPIC_API_KEY, nothing else" \
+check "credentialProxy=false, apiKeyVariable: the named variable becomes the agent's ANTHROPIC_API_KEY, nothing else" \
 	[ "$(cat "$P3/out/keyvars" 2>/dev/null)" = "ANTHROPIC_API_KEY=$KEY2" ]
 toggle_checks "CLAUDE_CONFIG=0" "$P3/out/home.list" \
 	.claude/commands/hello.md .gitconfig -- \

@@ -101,8 +101,9 @@ cat >"$H/.claude/settings.json" <<EOF
   "DISABLE_TELEMETRY": "1", "GIT_AUTHOR_NAME": "Host Person",
   "MY_PATH": "/opt/x", "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1"}}
 EOF
-# The key the session hands the agent; the host approved it (Claude Code
-# keeps the last 20 characters), so the guest keeps that approval alone.
+# The key of the session's host; the host approved it (Claude Code keeps
+# the last 20 characters).  The agent gets the proxy's placeholder instead:
+# the guest approves that alone.
 KEY_TAIL=ccvmKeyTail$U$U$U
 KEY_TAIL=${KEY_TAIL: -20}
 SESSION_KEY=sk-ant-api03-session-$KEY_TAIL
@@ -151,6 +152,8 @@ git config --global --list >"$out/git.list" 2>"$out/git.err"
 echo $? >"$out/git.rc"
 cp ~/.claude.json "$out/claude.json"
 cp ~/.claude/settings.json "$out/settings.json"
+key=${ANTHROPIC_API_KEY:-}
+printf "%s" "${key: -20}" >"$out/key.tail"
 '
 P=$(new_project)
 O=$P/out
@@ -208,8 +211,12 @@ check "guest ~/.claude.json lacks the MCP servers holding credentials" jqt \
 	'(.mcpServers | has("argsrv") or has("urlsrv") or has("keysrv") | not) and
 	(.projects["/some/project"].mcpServers | has("projsrv") | not)' "$J"
 check "guest ~/.claude.json lacks dbPwd" jqt 'has("dbPwd") | not' "$J"
-check "guest ~/.claude.json approves the session's key alone (no other key's tail)" \
-	jqt ".customApiKeyResponses == {approved: [\"$KEY_TAIL\"], rejected: []}" "$J"
+# The agent's key is the credential proxy's placeholder (36-apiproxy.sh):
+# that is the one approved, and no key of the host's.
+PH_TAIL=$(cat "$O/key.tail" 2>/dev/null)
+check "guest ~/.claude.json approves the agent's key (the placeholder) alone, no host key's tail" \
+	jqt --arg t "$PH_TAIL" --arg k "$KEY_TAIL" \
+	'.customApiKeyResponses == {approved: [$t], rejected: []} and $t != "" and $t != $k' "$J"
 
 # settings.json.
 S=$O/settings.json

@@ -141,3 +141,57 @@ start_fake_api() {
 		exit 1
 	fi
 }
+
+# Makes a throw-away test CA and a server certificate it signs, for
+# 127.0.0.1, ::1, localhost and host.ccvm.internal, in directory $1:
+# ca.pem (the CA's certificate: what a client trusts), server.pem (the
+# server's certificate followed by the CA's) and server.key.  Each call
+# makes a new CA, so a second directory is a CA the first does not trust.
+# Returns non-zero (openssl's messages in $1/openssl.log) on failure.
+make_test_ca() {
+	local d=$1
+	mkdir -p "$d" || return 1
+	(
+		set -e
+		cd "$d"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=ccvm test CA $$" \
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+		printf '%s\n' 'basicConstraints=CA:FALSE' \
+			'keyUsage=critical,digitalSignature' 'extendedKeyUsage=serverAuth' \
+			'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:host.ccvm.internal' \
+			>server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
+			-CAcreateserial -days 2 -extfile server.ext -out server.crt
+		cat server.crt ca.pem >server.pem
+		chmod 600 ca.key server.key
+	) >"$d/openssl.log" 2>&1
+}
+
+# start_fake_api_args LOG MARKER [fake_anthropic.py options...]: like
+# start_fake_api, with options (--tls-cert, --tls-key, --stats); sets API
+# (its pid) and PORT, and can run several times (one server each).
+start_fake_api_args() {
+	local log=$1 marker=$2 pf
+	shift 2
+	pf=$(mktemp "$T_TMP/port.XXXXXX")
+	/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/fake_anthropic.py" \
+		"$log" "$marker" "$@" >"$pf" 2>"$pf.err" &
+	API=$!
+	PORT=
+	local i
+	for ((i = 0; i < 50; i++)); do
+		PORT=$(head -1 "$pf" 2>/dev/null)
+		[ -n "$PORT" ] && break
+		sleep 0.1
+	done
+	if [ -z "$PORT" ]; then
+		sed 's/^/# /' "$pf.err"
+		not_ok "the stand-in API server started ($*)"
+		done_testing
+		exit 1
+	fi
+}
