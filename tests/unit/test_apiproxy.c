@@ -340,7 +340,13 @@ static void test_key_swapped(void **state)
 		 "x-api-key: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
 		 "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\n\r\n",
 		 ph);
-	assert_int_equal(ask(fd, req, out, sizeof(out)), 200);
+	/* The body comes later than the head: the proxy reads more into
+	 * the buffer the head was in (the URL and headers must be copies). */
+	char *body = strstr(req, "\r\n\r\n") + 4;
+	assert_int_equal(send(fd, req, (size_t)(body - req), 0), body - req);
+	usleep(100000);
+	assert_int_equal(ask(fd, body, out, sizeof(out)), 200);
+	assert_non_null(strstr(up.head, "POST /v1/messages HTTP/1.1"));
 	assert_non_null(strstr(out, "{\"got\":7}"));
 	assert_memory_equal(up.body, "abcdefg", 7);
 	assert_int_equal(up.conns, conns);

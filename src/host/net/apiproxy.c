@@ -906,7 +906,8 @@ static void pool_put(struct apiproxy *p, CURL *h)
 		curl_easy_cleanup(h);
 }
 
-static bool serve_upstream(struct conn *c);
+static bool serve_upstream(struct conn *c, const char *url,
+			   struct curl_slist *hdrs);
 
 /* Serves one request; false when the connection must close. */
 static bool serve(struct conn *c)
@@ -935,24 +936,8 @@ static bool serve(struct conn *c)
 			     true);
 		return false;
 	}
-	size_t cap = 0;
-	if (c->req.body == HTTP_BODY_CHUNKED) {
-		bool ok = read_chunked(c, &cap);
-		if (!ok) {
-			mem_free(c, cap);
-			return false;
-		}
-	}
-	bool keep = serve_upstream(c);
-	mem_free(c, cap);
-	return keep;
-}
-
-/* The request, checked, goes upstream; false when the connection must
- * close. */
-static bool serve_upstream(struct conn *c)
-{
-	struct apiproxy *p = c->p;
+	/* The URL and headers are copies: the head's bytes in c->in are
+	 * gone once the body is read. */
 	bool answered = false;
 	struct curl_slist *hdrs = upstream_headers(c, &answered);
 	if (!hdrs) {
@@ -961,25 +946,36 @@ static bool serve_upstream(struct conn *c)
 				     true);
 		return false; /* the body, if any, was not read */
 	}
-	autofree char *url = util_asprintf(
-	    "%s%.*s", p->c.upstream, (int)c->req.target_len, c->req.target);
-	if (!url) {
-		slist_wipe_free(hdrs);
+	char *url = util_asprintf("%s%.*s", c->p->c.upstream,
+				  (int)c->req.target_len, c->req.target);
+	size_t cap = 0;
+	bool keep = false;
+	if (!url)
 		answer_error(c, 503, "api_error", "out of memory", true);
-		return false;
-	}
+	else if (c->req.body != HTTP_BODY_CHUNKED || read_chunked(c, &cap))
+		keep = serve_upstream(c, url, hdrs);
+	slist_wipe_free(hdrs);
+	free(url);
+	mem_free(c, cap);
+	return keep;
+}
+
+/* The request, checked and read, goes upstream; false when the
+ * connection must close. */
+static bool serve_upstream(struct conn *c, const char *url,
+			   struct curl_slist *hdrs)
+{
+	struct apiproxy *p = c->p;
 	pthread_mutex_lock(&p->mu);
 	p->requests++;
 	pthread_mutex_unlock(&p->mu);
 	c->curl = pool_get(p);
 	if (!c->curl) {
-		slist_wipe_free(hdrs);
 		answer_error(c, 503, "api_error", "out of memory", true);
 		return false;
 	}
 	set_options(c, url, hdrs);
 	CURLcode rc = curl_easy_perform(c->curl);
-	slist_wipe_free(hdrs);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
 	pool_put(p, c->curl);
 	c->curl = NULL;
