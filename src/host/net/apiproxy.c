@@ -1006,6 +1006,31 @@ static bool serve_upstream(struct conn *c, const char *url,
 	return false;
 }
 
+/*
+ * A lingering close, as HTTP servers do: the answer is out, the guest's
+ * side stays open a moment for what it was still sending (a body the
+ * proxy refused or could not send on).  Closing with unread bytes would
+ * reset the connection, and a reset can destroy the answer before the
+ * agent reads it.
+ */
+static void linger_close(int fd)
+{
+	shutdown(fd, SHUT_WR);
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	static char junk[16384]; /* never read: shared is fine */
+	uint64_t total = 0;
+	while (total < HTTP_BODY_MAX) {
+		ssize_t n = read(fd, junk, sizeof(junk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += (uint64_t)n;
+	}
+	close(fd);
+}
+
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
@@ -1014,7 +1039,7 @@ static void *conn_main(void *arg)
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	while (read_head(c) > 0 && serve(c))
 		memset(&c->req, 0, sizeof(c->req));
-	close(c->fd);
+	linger_close(c->fd);
 	pthread_mutex_lock(&c->p->mu);
 	c->p->conns--;
 	pthread_mutex_unlock(&c->p->mu);
