@@ -20,7 +20,8 @@
 #   A1-A7  the agent (-p): API key; ANTHROPIC_AUTH_TOKEN and a tool call
 #      that writes a file; CLAUDE_CODE_OAUTH_TOKEN over a plain-HTTP
 #      loopback upstream; the login file (base URL from settings.json);
-#      expired login; upstream down; bad certificate
+#      expired login; upstream down; bad certificate; A8 through the
+#      host's HTTPS_PROXY with NODE_EXTRA_CA_CERTS, A9 NO_PROXY
 #   T  the agent's TUI in tmux: no API-key prompt, a typed prompt answered,
 #      /status names the proxy
 source "$(dirname "$0")/lib.sh"
@@ -684,6 +685,35 @@ check "A7: the upstream never got a request" \
 	bash -c '! grep -q "\"method\"" "$1"' _ "$BLOG"
 check "A7: the upstream saw the TLS handshake fail (the host refused its certificate)" \
 	[ "$(stat_of "$BLOG" tls_failures)" -gt "$tf0" ]
+# A8: a corporate host: an HTTP proxy the upstream is reached through
+# (CONNECT), and the test CA added to the system's with NODE_EXTRA_CA_CERTS
+# instead of replacing it with SSL_CERT_FILE.  A9: NO_PROXY names it.
+CLOG=$T_TMP/connect.log
+: >"$CLOG"
+cpf=$T_TMP/connect.port
+/usr/bin/python3 "$(dirname "$0")/connect_proxy.py" "$CLOG" >"$cpf" 2>"$cpf.err" &
+SERVERS+=("$!")
+CPORT=
+for ((i = 0; i < 50; i++)); do
+	CPORT=$(head -1 "$cpf" 2>/dev/null)
+	[ -n "$CPORT" ] && break
+	sleep 0.1
+done
+AP=$(new_project)
+agent a8 SSL_CERT_FILE= NODE_EXTRA_CA_CERTS="$CA" HTTPS_PROXY="http://127.0.0.1:$CPORT" \
+	ANTHROPIC_BASE_URL="$GOOD" ANTHROPIC_API_KEY="$KEY" -- "say the magic word" --output-format text
+diag "a8: the proxy saw: $(tr '\n' ' ' <"$CLOG")"
+check "A8 (HTTPS_PROXY, NODE_EXTRA_CA_CERTS): ccvm exits 0" [ "$RC" -eq 0 ]
+check "A8: the agent printed the stand-in's answer" grep -qF -- "$MARKER" "$T_TMP/a8.out"
+check "A8: the upstream was reached through the host's proxy (CONNECT 127.0.0.1:$GPORT)" \
+	grep -qx "CONNECT 127.0.0.1:$GPORT" "$CLOG"
+: >"$CLOG"
+AP=$(new_project)
+agent a9 HTTPS_PROXY="http://127.0.0.1:$CPORT" NO_PROXY=127.0.0.1 \
+	ANTHROPIC_BASE_URL="$GOOD" ANTHROPIC_API_KEY="$KEY" -- "say the magic word" --output-format text
+check "A9 (NO_PROXY names the upstream): the agent printed the stand-in's answer" \
+	grep -qF -- "$MARKER" "$T_TMP/a9.out"
+check "A9: ... and the host's proxy saw nothing" [ ! -s "$CLOG" ]
 check "no QEMU left after the agent sessions" [ -z "$(leftovers)" ]
 
 # --- T: the TUI ---------------------------------------------------------------------
