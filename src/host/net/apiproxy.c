@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,25 +234,43 @@ static void note_error(struct apiproxy *p, const char *what)
 
 /* ---- writing to the guest -------------------------------------------- */
 
-static bool put(struct conn *c, const void *d, size_t n)
+/*
+ * Pieces to the guest in one sendmsg where they fit: each write here is
+ * a frame on the port and a wakeup of the guest, which under TCG costs
+ * about a millisecond.  sendmsg, not write: a guest that went away is an
+ * error here, never a SIGPIPE for the relay's whole process.
+ */
+static bool putv(struct conn *c, struct iovec *iov, int n)
 {
 	if (c->write_failed)
 		return false;
-	/* send, not write: a guest that went away is an error here, never
-	 * a SIGPIPE for the relay's whole process. */
-	const char *b = d;
-	while (n) {
-		ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+	while (n > 0) {
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0) {
+		if (w < 0) {
 			c->write_failed = true;
 			return false;
 		}
-		b += w;
-		n -= (size_t)w;
+		size_t done = (size_t)w;
+		while (n > 0 && done >= iov->iov_len) {
+			done -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + done;
+			iov->iov_len -= done;
+		}
 	}
 	return true;
+}
+
+static bool put(struct conn *c, const void *d, size_t n)
+{
+	struct iovec v = {.iov_base = (void *)d, .iov_len = n};
+	return putv(c, &v, 1);
 }
 
 static const char *reason(int status)
@@ -498,42 +517,57 @@ static size_t on_header(char *b, size_t size, size_t n, void *ud)
 	return len;
 }
 
-static bool send_head(struct conn *c)
+/* The response head as pieces (at most 5) in iov, once; 0 when it went
+ * already.  line holds the status line. */
+static int head_iov(struct conn *c, struct iovec *iov, char line[128])
 {
 	if (c->head_sent)
-		return true;
+		return 0;
 	c->head_sent = true;
 	bool bodiless = strcmp(c->req.method, "HEAD") == 0 ||
 			c->status == 204 || c->status == 304;
 	c->chunked_out = !bodiless && !c->has_length;
-	char line[128];
-	int ll = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", c->status,
+	int ll = snprintf(line, 128, "HTTP/1.1 %d %s\r\n", c->status,
 			  reason(c->status));
 	const char *tail =
 	    c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "";
 	const char *conn = c->req.keep_alive ? "" : "Connection: close\r\n";
-	return put(c, line, (size_t)ll) && put(c, c->head, c->head_len) &&
-	       put(c, tail, strlen(tail)) && put(c, conn, strlen(conn)) &&
-	       put(c, "\r\n", 2);
+	iov[0] = (struct iovec){line, (size_t)ll};
+	iov[1] = (struct iovec){c->head, c->head_len};
+	iov[2] = (struct iovec){(void *)tail, strlen(tail)};
+	iov[3] = (struct iovec){(void *)conn, strlen(conn)};
+	iov[4] = (struct iovec){"\r\n", 2};
+	return 5;
+}
+
+static bool send_head(struct conn *c)
+{
+	struct iovec iov[5];
+	char line[128];
+	int n = head_iov(c, iov, line);
+	return n == 0 || putv(c, iov, n);
 }
 
 static size_t on_data(char *b, size_t size, size_t n, void *ud)
 {
 	struct conn *c = ud;
 	size_t len = size * n;
-	if (!c->final_head || !send_head(c))
+	if (!c->final_head || len == 0)
 		return 0;
-	if (len == 0)
-		return 0;
+	/* The head (the first time) and this piece, in one write. */
+	struct iovec iov[8];
+	char line[128], sz[24];
+	int k = head_iov(c, iov, line);
 	if (c->chunked_out) {
-		char sz[24];
 		int sl = snprintf(sz, sizeof(sz), "%zx\r\n", len);
-		if (!put(c, sz, (size_t)sl) || !put(c, b, len) ||
-		    !put(c, "\r\n", 2))
-			return 0;
-	} else if (!put(c, b, len)) {
-		return 0;
+		iov[k++] = (struct iovec){sz, (size_t)sl};
+		iov[k++] = (struct iovec){b, len};
+		iov[k++] = (struct iovec){"\r\n", 2};
+	} else {
+		iov[k++] = (struct iovec){b, len};
 	}
+	if (!putv(c, iov, k))
+		return 0;
 	pthread_mutex_lock(&c->p->mu);
 	c->p->bytes += len;
 	pthread_mutex_unlock(&c->p->mu);
