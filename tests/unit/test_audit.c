@@ -275,13 +275,27 @@ static void test_lookup_and_conn_lines(void **state)
 	struct audit_conn r = {
 	    .addr = &ans[1], .port = 22, .reason = "port 22 is not allowed"};
 	audit_conn(a, &r);
+	/* A line longer than the stack buffer: 300 IPv6 answers. */
+	struct dns_addr many[300];
+	for (int i = 0; i < 300; i++) {
+		many[i] = addr("2001:db8:1234:5678:9abc:def0:1234:0");
+		many[i].bytes[15] = (uint8_t)i;
+		many[i].bytes[14] = (uint8_t)(i >> 8);
+	}
+	audit_lookup(a, "many.example.com", "AAAA", true, "listed", many, 300);
 	audit_lookup(NULL, "x", "A", true, "", NULL, 0); /* no log: no-op */
 	audit_conn(NULL, &r);
 	assert_false(audit_stopped(a));
 
 	size_t n;
+	const json_t *av;
 	json_t **v = read_lines(audit_path(a), &n);
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
+	check_keys(v[5], lookup_keys);
+	av = json_object_get(v[5], "answers");
+	assert_int_equal(json_array_size(av), 300);
+	assert_string_equal(json_string_value(json_array_get(av, 299)),
+			    "2001:db8:1234:5678:9abc:def0:1234:12b");
 	check_keys(v[1], lookup_keys);
 	check_time(str(v[1], "t"));
 	assert_string_equal(str(v[1], "event"), "lookup");
@@ -289,7 +303,7 @@ static void test_lookup_and_conn_lines(void **state)
 	assert_string_equal(str(v[1], "qtype"), "A");
 	assert_string_equal(str(v[1], "verdict"), "allowed");
 	assert_string_equal(str(v[1], "reason"), "listed: example.com");
-	const json_t *av = json_object_get(v[1], "answers");
+	av = json_object_get(v[1], "answers");
 	assert_int_equal(json_array_size(av), 2);
 	assert_string_equal(json_string_value(json_array_get(av, 0)),
 			    "93.184.215.14");
@@ -380,10 +394,19 @@ static void test_hostile_strings(void **state)
 	audit_close(a);
 }
 
-/* Fills a log capped at cap bytes; checks the cap and the last line. */
-static void fill_to_cap(uint64_t cap, const char *reason)
+/* Fills a log capped at cap bytes (by rlimit instead of the limits when
+ * fsize); checks the cap and the last line. */
+static void fill_to_cap(uint64_t cap, bool fsize, const char *reason)
 {
-	audit_set_limits(cap, 0, 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	if (fsize) {
+		lim.rlim_cur = cap;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	} else {
+		audit_set_limits(cap, 0, 0);
+	}
 	struct audit *a = open_in(at("ccvm"));
 	struct dns_addr ans = addr("192.0.2.7");
 	size_t tries = 0;
@@ -415,13 +438,18 @@ static void fill_to_cap(uint64_t cap, const char *reason)
 	assert_string_equal(str(v[n - 1], "reason"), reason);
 	free_lines(v, n);
 	audit_close(a);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	util_rm_rf(at("ccvm"));
 }
 
 static void test_cap(void **state)
 {
 	(void)state;
-	fill_to_cap(4096, "the log reached its cap of 4096 bytes");
-	fill_to_cap(1u << 20, "the log reached its cap of 1 MiB");
+	fill_to_cap(4096, false, "the log reached its cap of 4096 bytes");
+	fill_to_cap(1u << 20, false, "the log reached its cap of 1 MiB");
+	/* ulimit -f below the cap: the cap, not SIGXFSZ (which would end
+	 * this test, as it would the relay). */
+	fill_to_cap(8192, true, "the log reached its cap of 8192 bytes");
 }
 
 /* A write that fails or comes up short ends the log, quietly. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -501,7 +502,13 @@ struct audit *audit_open(const char *dir, const char *project, bool open_mode,
 		ccvm_err_set(err, ENOMEM, "out of memory");
 		return NULL;
 	}
+	/* A file size limit (ulimit -f) below the cap would end the relay
+	 * with SIGXFSZ: the cap comes down to it. */
+	struct rlimit fsz;
 	a->max = lim_file;
+	if (getrlimit(RLIMIT_FSIZE, &fsz) == 0 &&
+	    fsz.rlim_cur != RLIM_INFINITY && fsz.rlim_cur < a->max)
+		a->max = fsz.rlim_cur;
 	long long now = wall_ms();
 	a->fd = create_file(a, now, dfd, dir, err);
 	if (a->fd < 0) {

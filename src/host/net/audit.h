@@ -24,7 +24,8 @@
  * guest) is written as '?', and a string is cut at AUDIT_STR_MAX bytes.
  *
  * Limits: a file stops at AUDIT_FILE_MAX bytes, with the "truncated" line
- * last (the file never exceeds the cap).  Opening a session keeps the
+ * last (the file never exceeds the cap; a lower file size limit, ulimit
+ * -f, lowers it).  Opening a session keeps the
  * AUDIT_KEEP - 1 newest session files and deletes older ones, and deletes
  * more of the oldest until the ones kept and a full new file fit in
  * AUDIT_TOTAL_MAX.  Only files named like a session (<id>.jsonl) are
