@@ -78,6 +78,7 @@ static ssize_t write_some(struct stream *s, const uint8_t *p, size_t len)
 			return -1;
 		done += (size_t)n;
 		s->consumed += (size_t)n;
+		s->to_sock += (uint64_t)n;
 	}
 	return (ssize_t)done;
 }
@@ -156,6 +157,7 @@ enum stream_state stream_read(struct stream *s, struct proto_writer *w,
 			return stream_done(s) ? STREAM_DONE : STREAM_OPEN;
 		}
 		s->credit -= (uint32_t)n;
+		s->from_sock += (uint64_t)n;
 		if (put(w, PROTO_NET_DATA, id, buf, (size_t)n) != STREAM_OPEN)
 			return STREAM_NO_QUEUE;
 	}

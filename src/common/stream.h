@@ -27,6 +27,9 @@ struct stream {
 	bool peer_fin;	 /* the peer sent FIN */
 	bool sent_fin;	 /* we sent FIN (the socket hit end of file) */
 	bool shut_wr;	 /* we half-closed the socket */
+	/* Totals for the record (the host's audit log): bytes written to
+	 * the socket (from the peer) and read from it (to the peer). */
+	uint64_t to_sock, from_sock;
 };
 
 enum stream_state {

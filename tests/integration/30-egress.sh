@@ -109,10 +109,17 @@ done
 export CCVM_ALLOW_ROOT=1
 P=$(new_project)
 cd "$P" || exit 1
+# The audit log (issue 23): one file per session under $XDG_STATE_HOME/ccvm.
+export XDG_STATE_HOME=$T_TMP/state
+AUD=$XDG_STATE_HOME/ccvm
 run_guest() { # CONFIG_JSON SCRIPT -> stdout in $T_TMP/out, stderr in $T_TMP/err
 	printf '%s\n' "$1" >"$T_TMP/cfg.json"
 	CCVM_CONFIG=$T_TMP/cfg.json timeout 300 "$CCVM" --shell -- bash -c "$2" >"$T_TMP/out" 2>"$T_TMP/err"
 }
+# The newest session's audit log.
+last_log() { ls -1 "$AUD"/*.jsonl 2>/dev/null | sort | tail -1; }
+# jq -e over the newest log's lines, slurped.
+audit_has() { jq -e -s "$1" "$(last_log)" >/dev/null 2>&1; }
 field() { sed -n "s/^$1=//p" "$T_TMP/out" | head -1; }
 # refused NAME: probe NAME ran in the guest (its line is there, with an exit
 # status) and failed.  A session that never ran refuses nothing.
@@ -129,6 +136,7 @@ C() { curl -s -m 15 "$@"; }
 # --- open mode ------------------------------------------------------------
 run_guest '{}' "$G_LIB"'
 R name C http://web.test:8080/
+R sizes C -o /dev/null -w "%{size_request} %{size_header} %{size_download}" http://web.test:8080/sized
 R ip C http://10.77.0.3:8080/
 R v6 C "http://[fd77::2]:8080/"
 R v6name C http://web6.test:8080/
@@ -162,6 +170,28 @@ check "ccvm-init's nftables rules are what nft makes of the same ruleset ($(fiel
 	[ "$(field rules | cut -d'|' -f1,2)" = "4|0" ]
 check "egress.log explains the host-loopback denial" grep -q 'LOG: .*192.0.2.2.*blocked: host.ccvm.internal:8099: host.ccvm.internal is not in egressAllowlist' "$T_TMP/out"
 check "exit summary names host.ccvm.internal:8099" grep -q 'egress blocked:.*host.ccvm.internal:8099' "$T_TMP/err"
+
+# The audit log of that session.
+L1=$(last_log)
+diag "audit log: ${L1:-none}: $(wc -l <"${L1:-/dev/null}") lines"
+check "audit: one log file for the session ($(ls "$AUD" 2>/dev/null | tr '\n' ' '))" \
+	[ "$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)" = 1 ]
+check "audit: the directory is 0700, the file 0600" \
+	bash -c '[ "$(stat -c %a "$1")" = 700 ] && [ "$(stat -c %a "$2")" = 600 ]' _ "$AUD" "$L1"
+check "audit: every line is a JSON object" bash -c 'jq -e -c . "$1" >/dev/null' _ "$L1"
+check "audit: the session line names the project and open mode" \
+	audit_has "first | .event == \"session\" and .project == \"$P\" and .mode == \"open\""
+check "audit: the lookup of web.test, allowed, with its address" \
+	audit_has 'any(.[]; .event == "lookup" and .name == "web.test" and .verdict == "allowed" and (.answers | index("10.77.0.2")))'
+read -r s_req s_hdr s_body <<<"$(field sizes | cut -d'|' -f1)"
+check "audit: a connection's bytes each way are what curl sent and got (up $s_req, down $((s_hdr + s_body)))" \
+	audit_has "any(.[]; .event == \"connect\" and .dest == \"web.test\" and .addr == \"10.77.0.2\" and .port == 8080 and .verdict == \"allowed\" and .up == $s_req and .down == $((s_hdr + s_body)) and .ms >= 0)"
+check "audit: the refused host-alias connection, with the reason" \
+	audit_has 'any(.[]; .event == "connect" and .addr == "192.0.2.2" and .port == 8099 and .verdict == "blocked" and (.reason | test("not in egressAllowlist")))'
+check "audit: metadata refused, with the reason" \
+	audit_has 'any(.[]; .event == "connect" and .addr == "168.63.129.16" and .verdict == "blocked" and (.reason | test("metadata")))'
+check "audit: no payload in the log (the test server's answer text is absent)" \
+	bash -c '! grep -q "hello from" "$1"' _ "$L1"
 
 # --- host.ccvm.internal listed ----------------------------------------------
 run_guest '{"egressAllowlist": ["host.ccvm.internal"], "egressPorts": [8099, 8098]}' "$G_LIB"'
@@ -235,4 +265,14 @@ check "egress.log explains the refused port" grep -q 'LOG: .*10.77.0.2:8081: blo
 check "egress.log explains the refused lookup" grep -q 'LOG: .*blocked: lookup of secretdata123.unlisted.test' "$T_TMP/out"
 check "exit summary lists the blocked destinations" grep -q 'egress blocked:.*10.77.0.3:8080' "$T_TMP/err"
 check "exit summary lists the refused port and lookup" bash -c "grep -q 'web.test:8081' '$T_TMP/err' && grep -q 'secretdata123.unlisted.test (lookup)' '$T_TMP/err'"
+check "audit: the allowlist session has a log of its own" [ "$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)" = 3 ]
+check "audit: its session line has the allowlist and ports" \
+	audit_has 'first | .mode == "allowlist" and (.allowlist | index("web.test")) and .ports == [8080]'
+check "audit: the refused lookup (a DNS tunnel attempt), with the reason" \
+	audit_has 'any(.[]; .event == "lookup" and .name == "secretdata123.unlisted.test" and .verdict == "blocked")'
+check "audit: the refused port, with the reason" \
+	audit_has 'any(.[]; .event == "connect" and .addr == "10.77.0.2" and .port == 8081 and .verdict == "blocked" and (.reason | test("egressPorts")))'
+check "audit: the CIDR-allowed connection" \
+	audit_has 'any(.[]; .event == "connect" and .addr == "10.77.1.5" and .verdict == "allowed" and .down > 0)'
+
 done_testing

@@ -111,7 +111,7 @@ static pid_t relay_start(uint16_t port, struct egress_policy **p, int sv[2])
 	if (pid == 0) {
 		close(sv[0]);
 		signal(SIGPIPE, SIG_IGN); /* as in a session (blocked there) */
-		_exit(egress_run(sv[1], *p, NULL, -1) < 0 ? 1 : 0);
+		_exit(egress_run(sv[1], *p, NULL, NULL, -1) < 0 ? 1 : 0);
 	}
 	close(sv[1]);
 	return pid;

@@ -542,6 +542,11 @@ int audit_fd(const struct audit *a)
 	return a->fd;
 }
 
+void audit_set_fd(struct audit *a, int fd)
+{
+	a->fd = fd;
+}
+
 bool audit_stopped(const struct audit *a)
 {
 	return !a || a->stopped;

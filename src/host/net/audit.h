@@ -81,6 +81,9 @@ const char *audit_id(const struct audit *a);
 const char *audit_path(const struct audit *a);
 /* The file's fd (O_CLOEXEC), for a forked relay that keeps it open. */
 int audit_fd(const struct audit *a);
+/* In the relay's process, where the log's fd arrived as fd: writes go
+ * there from now on (the old number is not this process's any more). */
+void audit_set_fd(struct audit *a, int fd);
 
 /* One lookup: qtype as text ("A", "AAAA", "TYPE65"...); answers[0..n) the
  * addresses given (none when blocked).  a may be NULL (no log). */

@@ -21,10 +21,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dns.h"
 #include "net/apiproxy.h"
+#include "net/audit.h"
 #include "proto.h"
 #include "net/route.h"
 #include "stream.h"
@@ -43,6 +45,12 @@ struct hchan {
 	bool has_alt;
 	struct dns_addr alt;
 	char dst[64]; /* "1.2.3.4:80" for messages */
+	/* For the audit log (audit.h): when it opened, what it reached and
+	 * why it was let through (or why it failed). */
+	long long t0_wall, t0;
+	struct dns_addr addr;
+	char dest[DNS_NAME_MAX + 1];
+	char why[256];
 };
 
 struct dns_job {
@@ -65,6 +73,7 @@ struct eg {
 	unsigned dns_busy;
 	bool failed;
 	struct apiproxy *proxy; /* ccvm's API proxy, or NULL */
+	struct audit *audit;	/* the session's audit log, or NULL */
 };
 
 static void put(struct eg *e, uint8_t type, uint16_t chan, const void *d,
@@ -86,11 +95,36 @@ static void put_u8_text(struct eg *e, uint8_t type, uint16_t chan, uint8_t b,
 	put(e, type, chan, buf, n + 1);
 }
 
+static long long wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A connection's line in the audit log, when it ends. */
+static void audit_stream(struct eg *e, const struct hchan *c)
+{
+	if (!e->audit)
+		return;
+	struct audit_conn r = {.dest = c->dest[0] ? c->dest : NULL,
+			       .addr = &c->addr,
+			       .port = c->port,
+			       .allowed = true,
+			       .reason = c->why,
+			       .up = c->st.to_sock,
+			       .down = c->st.from_sock,
+			       .start_wall_ms = c->t0_wall,
+			       .ms = util_now_ms() - c->t0};
+	audit_conn(e->audit, &r);
+}
+
 static void chan_free(struct eg *e, uint16_t id, bool reset)
 {
 	struct hchan *c = stream_table_remove(&e->ch, id);
 	if (!c)
 		return;
+	audit_stream(e, c);
 	stream_close(&c->st, reset);
 	free(c);
 }
@@ -189,6 +223,16 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		egress_addr_str(&a, as, sizeof(as));
 		egress_note_blocked(e->p, d.dest[0] ? d.dest : as, o.port);
 		open_fail(e, id, PROTO_NET_FAIL_POLICY, d.why);
+		if (e->audit) {
+			struct audit_conn r = {
+			    .dest =
+				d.dest[0] && strcmp(d.dest, as) ? d.dest : NULL,
+			    .addr = &a,
+			    .port = o.port,
+			    .reason = d.why,
+			    .start_wall_ms = wall_ms()};
+			audit_conn(e->audit, &r);
+		}
 		return;
 	}
 	if (stream_table_full(&e->ch)) {
@@ -205,6 +249,15 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		return;
 	}
 	c->port = o.port;
+	c->t0_wall = wall_ms();
+	c->t0 = util_now_ms();
+	c->addr.family = o.family;
+	memcpy(c->addr.bytes, o.addr, sizeof(o.addr));
+	egress_addr_normalize(&c->addr);
+	char as[64];
+	if (strcmp(d.dest, egress_addr_str(&c->addr, as, sizeof(as))) != 0)
+		util_strlcpy(c->dest, d.dest, sizeof(c->dest));
+	util_strlcpy(c->why, d.why, sizeof(c->why));
 	if (d.proxy) {
 		stream_table_add(&e->ch, id, c);
 		proxy_open(e, id, c);
@@ -233,6 +286,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		char why[256];
 		snprintf(why, sizeof(why), "failed: connect to %s: %s", c->dst,
 			 strerror(-rc));
+		util_strlcpy(c->why, why, sizeof(c->why));
 		open_fail(e, id, PROTO_NET_FAIL_CONNECT, why);
 		chan_free(e, id, false);
 		return;
@@ -254,6 +308,7 @@ static void connect_done(struct eg *e, uint16_t id, int error)
 		char why[256];
 		snprintf(why, sizeof(why), "failed: connect to %s: %s", c->dst,
 			 error == ETIMEDOUT ? "timed out" : strerror(error));
+		util_strlcpy(c->why, why, sizeof(c->why));
 		open_fail(e, id, PROTO_NET_FAIL_CONNECT, why);
 		chan_free(e, id, false);
 		return;
@@ -351,6 +406,20 @@ static void net_close(struct eg *e, const struct proto_msg *m)
 
 /* --- DNS --------------------------------------------------------------- */
 
+/* A lookup's line in the audit log. */
+static void audit_dns(struct eg *e, const struct dns_query *q, bool allowed,
+		      const char *reason, const struct dns_addr *a, size_t n)
+{
+	if (!e->audit)
+		return;
+	char t[8];
+	const char *type = q->qtype == DNS_TYPE_A      ? "A"
+			   : q->qtype == DNS_TYPE_AAAA ? "AAAA"
+						       : t;
+	snprintf(t, sizeof(t), "%u", (unsigned)q->qtype);
+	audit_lookup(e->audit, q->name, type, allowed, reason, a, n);
+}
+
 static void dns_answer(struct eg *e, uint16_t id, uint8_t flags,
 		       const struct dns_query *q, enum dns_rcode rc,
 		       const struct dns_addr *a, size_t n, uint8_t transport)
@@ -433,6 +502,8 @@ static void dns_query(struct eg *e, const struct proto_msg *m)
 	enum egress_name_verdict v = egress_name_check(e->p, q.name);
 	if (v == EGRESS_NAME_DENY) {
 		egress_note_blocked(e->p, q.name, 0);
+		audit_dns(e, &q, false, "blocked: not in egressAllowlist", NULL,
+			  0);
 		dns_answer(e, m->chan, PROTO_DNS_DENIED, &q, DNS_RCODE_NXDOMAIN,
 			   NULL, 0, transport);
 		return;
@@ -443,6 +514,7 @@ static void dns_query(struct eg *e, const struct proto_msg *m)
 			egress_proxy_addrs(a);
 		else
 			egress_host_alias_addrs(a);
+		audit_dns(e, &q, true, "allowed: ccvm's own name", a, 2);
 		dns_answer(e, m->chan, 0, &q, DNS_RCODE_NOERROR, a, 2,
 			   transport);
 		return;
@@ -488,6 +560,11 @@ static void dns_done(struct eg *e)
 			rc = DNS_RCODE_SERVFAIL;
 		if (rc == DNS_RCODE_NOERROR && j->n)
 			egress_note_resolved(e->p, j->q.name, j->addrs, j->n);
+		audit_dns(e, &j->q, true,
+			  rc == DNS_RCODE_NOERROR    ? "allowed: resolved"
+			  : rc == DNS_RCODE_NXDOMAIN ? "allowed: no such name"
+						     : "allowed: lookup failed",
+			  j->addrs, rc == DNS_RCODE_NOERROR ? j->n : 0);
 		dns_answer(e, j->id, 0, &j->q, rc, j->addrs,
 			   rc == DNS_RCODE_NOERROR ? j->n : 0, j->transport);
 		free(j);
@@ -634,9 +711,10 @@ static int loop(struct eg *e)
 }
 
 int egress_run(int net_fd, struct egress_policy *p,
-	       const struct apiproxy_conf *proxy, int summary_fd)
+	       const struct apiproxy_conf *proxy, struct audit *audit,
+	       int summary_fd)
 {
-	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}};
+	struct eg e = {.net = net_fd, .p = p, .jobs = {-1, -1}, .audit = audit};
 	int r = -ENOMEM;
 	if (proxy && !(e.proxy = apiproxy_new(proxy)))
 		fprintf(stderr, "ccvm: the API proxy cannot start; the agent's "
@@ -667,6 +745,7 @@ out:
 	struct stream_iter it = {0};
 	while (stream_table_next(&e.ch, &it))
 		chan_free(&e, it.chan, true);
+	audit_close(e.audit);
 	stream_table_fini(&e.ch);
 	free(e.rd);
 	proto_writer_free(&e.wr);
@@ -677,19 +756,22 @@ out:
 struct relay_arg {
 	struct egress_policy *p;
 	const struct apiproxy_conf *proxy;
+	struct audit *audit;
 };
 
 /* The relay's process (spawn_call): the port is its fd 3, the summary
- * pipe fd 4. */
+ * pipe fd 4, the audit log fd 5. */
 static int relay_main(void *arg)
 {
 	const struct relay_arg *a = arg;
-	return egress_run(3, a->p, a->proxy, 4) < 0 ? 1 : 0;
+	if (a->audit)
+		audit_set_fd(a->audit, 5);
+	return egress_run(3, a->p, a->proxy, a->audit, 4) < 0 ? 1 : 0;
 }
 
 int egress_spawn(int net_fd, struct egress_policy *p,
-		 const struct apiproxy_conf *proxy, int *summary_fd, pid_t *pid,
-		 struct ccvm_err *err)
+		 const struct apiproxy_conf *proxy, struct audit *audit,
+		 int *summary_fd, pid_t *pid, struct ccvm_err *err)
 {
 	int sp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0)
@@ -700,17 +782,16 @@ int egress_spawn(int net_fd, struct egress_policy *p,
 	 * (apiproxy_new); without it the spawner wipes them all.  A forked
 	 * function, not a program: it keeps ccvm's signal state, SIGPIPE
 	 * blocked included. */
-	const struct spawn_fd fds[] = {{0, SPAWN_NULL},
-				       {1, SPAWN_NULL},
-				       {2, STDERR_FILENO},
-				       {3, net_fd},
-				       {4, sp[1]}};
+	const struct spawn_fd fds[] = {
+	    {0, SPAWN_NULL},	{1, SPAWN_NULL},
+	    {2, STDERR_FILENO}, {3, net_fd},
+	    {4, sp[1]},		{5, audit ? audit_fd(audit) : SPAWN_NULL}};
 	struct spawn_opts o = {.fds = fds,
 			       .n_fds = ARRAY_LEN(fds),
 			       .keep_signals = true,
 			       .keep_secrets = proxy != NULL,
 			       .name = "ccvm-egress"};
-	struct relay_arg a = {.p = p, .proxy = proxy};
+	struct relay_arg a = {.p = p, .proxy = proxy, .audit = audit};
 	struct spawn_child c;
 	struct ccvm_err e = {0};
 	int r = spawn_call(&o, relay_main, &a, &c, &e);

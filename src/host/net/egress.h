@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "net/apiproxy.h"
+#include "net/audit.h"
 #include "net/egress_policy.h"
 #include "err.h"
 
@@ -24,11 +25,14 @@
 /*
  * Relays until net_fd reaches end of file; writes the summary line (if
  * anything was blocked) to summary_fd.  With proxy, connections to
- * api.ccvm.internal:80 are served by ccvm's API proxy (apiproxy.h).
+ * api.ccvm.internal:80 are served by ccvm's API proxy (apiproxy.h); with
+ * audit, every lookup and connection is a line of the session's audit
+ * log (audit.h).
  * 0 or -errno.
  */
 int egress_run(int net_fd, struct egress_policy *p,
-	       const struct apiproxy_conf *proxy, int summary_fd);
+	       const struct apiproxy_conf *proxy, struct audit *audit,
+	       int summary_fd);
 
 /*
  * Forks the relay: the child keeps only net_fd, the write end of a new
@@ -38,8 +42,8 @@ int egress_run(int net_fd, struct egress_policy *p,
  * caller, which should close it.
  */
 int egress_spawn(int net_fd, struct egress_policy *p,
-		 const struct apiproxy_conf *proxy, int *summary_fd, pid_t *pid,
-		 struct ccvm_err *err);
+		 const struct apiproxy_conf *proxy, struct audit *audit,
+		 int *summary_fd, pid_t *pid, struct ccvm_err *err);
 
 /*
  * Reads the child's summary (up to timeout_ms after the port closed),

@@ -372,8 +372,22 @@ static int launch(struct session *s, struct ccvm_err *err)
 	if (qemu_proc_start(&s->qemu, &l, err) < 0)
 		return -1;
 	close_pair_end(s->netp, 1);
-	if (egress_spawn(s->netp[0], s->egress, s->proxy_on ? &s->proxy : NULL,
-			 &s->egress_summary, &s->egress_pid, err) < 0)
+	/* The audit log: opened here, written by the relay alone. */
+	struct ccvm_err ae = {0};
+	const struct ccvm_config *cfg = s->cfg;
+	struct audit *audit =
+	    audit_open(NULL, s->cwd, egress_open_mode(s->egress),
+		       (const char *const *)cfg->egress_allowlist.v,
+		       cfg->egress_allowlist.n, cfg->egress_ports,
+		       cfg->n_egress_ports, &ae);
+	if (!audit)
+		say_warn("the egress audit log is off for this session: %s",
+			 ae.msg);
+	int r =
+	    egress_spawn(s->netp[0], s->egress, s->proxy_on ? &s->proxy : NULL,
+			 audit, &s->egress_summary, &s->egress_pid, err);
+	audit_close(audit);
+	if (r < 0)
 		return -1;
 	if (s->proxy_on) {
 		/* The relay holds the credential now; ccvm forgets it. */
