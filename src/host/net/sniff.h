@@ -9,7 +9,9 @@
  * The answer for a prefix is MORE (wait for more bytes) or decided, and a
  * decided answer never changes when more bytes arrive: the bytes are read
  * in order, and a decision only uses the bytes read up to it.  At most
- * SNIFF_MAX bytes are read; at SNIFF_MAX the answer is decided.
+ * SNIFF_MAX bytes are read; at SNIFF_MAX the answer is decided.  What
+ * looked like TLS or HTTP but broke its rules is kind OTHER with malformed
+ * set (and a reason); the relay refuses it in allowlist mode.
  *
  * TLS (first byte 22): the ClientHello is reassembled from consecutive
  * handshake records (record versions 0x0301-0x0304, lengths 1-16384) and
@@ -25,7 +27,10 @@
  * outer (public) name.
  *
  * HTTP: "METHOD SP target SP HTTP/1.x CRLF", header lines, an empty line.
- * A line that starts as a method token and a space but turns out not to be
+ * A first byte that is a token character (or CR or LF) may start a
+ * request: MORE until a space, another byte or 17 token bytes (OTHER); a
+ * first byte with the high bit set waits for 5 bytes (SSLv2).  A line that
+ * starts as a method token and a space but turns out not to be
  * HTTP is OTHER, unless its method is a well-known HTTP one (GET, POST, ...)
  * or the line already reached " HTTP/": then it is malformed.  Strict once
  * HTTP: CRLF only, no obs-fold, no whitespace before a colon, no control
