@@ -346,14 +346,14 @@ static enum sniff_kind tls_hello(struct ctx *c, const uint8_t *m, size_t n)
 /*
  * Handshake records from the start: their bodies are the handshake
  * stream, whose first message must be a ClientHello ending at a record
- * boundary.  One record holding it all is read in place, else copied.
+ * boundary.  The record bodies are copied together (16 KiB of stack).
  */
 static enum sniff_kind tls(struct ctx *c)
 {
 	const uint8_t *b = c->b;
 	uint8_t msg[SNIFF_MAX];
 	size_t pos = 0, have = 0, total = 0; /* total: 4 + length, 0 unknown */
-	for (int rec = 0;; rec++) {
+	for (;;) {
 		if (c->len - pos < 5)
 			return need(c, "TLS ClientHello");
 		const uint8_t *h = b + pos;
@@ -394,8 +394,7 @@ static enum sniff_kind tls(struct ctx *c)
 		have += rl;
 		pos += 5 + rl;
 		if (total && have == total)
-			return tls_hello(c, rec == 0 ? b + 9 : msg + 4,
-					 total - 4);
+			return tls_hello(c, msg + 4, total - 4);
 	}
 }
 
