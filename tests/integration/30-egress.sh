@@ -216,6 +216,12 @@ rm -f "$P/step1" "$P/step2"
 ) &
 run_guest '{"egressAllowlist": ["web.test", "rot.test", "dnsonly.test", "10.77.1.0/24", "168.63.129.16"], "egressPorts": [8080]}' "$G_LIB"'
 R ok C http://web.test:8080/
+R fronthttp C --resolve fronted.test:8080:10.77.0.2 http://fronted.test:8080/
+R front403 C -o /dev/null -w "%{http_code}" --resolve fronted.test:8080:10.77.0.2 http://fronted.test:8080/
+R fronttls C -k --resolve fronted.test:8080:10.77.0.2 -o /dev/null -w "%{http_code}" https://fronted.test:8080/
+R okTLS C -k --resolve web.test:8080:10.77.0.2 -o /dev/null -w "%{http_code}" https://web.test:8080/
+R nohost C -H "Host:" -w " %{http_code}" http://web.test:8080/
+R ipconn C -o /dev/null -w "%{http_code}" http://10.77.1.5:8080/
 R azure C http://168.63.129.16:8080/
 R port C http://web.test:8081/
 R unlisted_ip C http://10.77.0.3:8080/
@@ -245,6 +251,19 @@ check "allowlist: unlisted IP refused" refused unlisted_ip
 ms=$(field unlisted_ip | cut -d'|' -f3)
 check "allowlist: unlisted IP refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -lt 1000 ]
 check "allowlist: a CIDR entry works" [ "$(field cidr | cut -d'|' -f1)" = "hello from 10.77.1.5:8080" ]
+# Names bound to connections (issue 23 item 4): 10.77.0.2 was resolved for
+# web.test; fronted.test is not listed.
+check "allowlist: HTTP to an allowed name's address with an unlisted Host gets 403 ($(field front403))" \
+	[ "$(field front403 | cut -d'|' -f1)" = 403 ]
+check "allowlist: ... and the body says why ($(field fronthttp))" \
+	bash -c '[[ $1 == "ccvm: blocked: 10.77.0.2:8080: Host fronted.test is not in egressAllowlist"* ]]' _ "$(field fronthttp)"
+check "allowlist: TLS to an allowed name's address naming an unlisted server is refused ($(field fronttls))" \
+	bash -c 'f=$1; rc=${f#*|}; rc=${rc%%|*}; [ "$rc" != 0 ] && [ "${f%%|*}" = 000 ]' _ "$(field fronttls)"
+check "egress.log explains the refused server name" \
+	grep -q 'LOG: .*blocked: .*server name fronted.test is not in egressAllowlist' "$T_TMP/out"
+check "allowlist: HTTP to an allowed name without a Host is refused" bash -c '[[ $1 != *"hello from"* ]]' _ "$(field nohost)"
+check "allowlist: a CIDR entry needs no name (HTTP by address works: $(field ipconn))" \
+	[ "$(field ipconn | cut -d'|' -f1)" = 200 ]
 check "allowlist: metadata named exactly is reached" [ "$(field azure | cut -d'|' -f1)" = "hello from 168.63.129.16:8080" ]
 check "allowlist: unlisted name does not resolve" refused tunnel
 # no_query PROBE NAME: lookup PROBE ran and failed, and no query for NAME
@@ -272,6 +291,14 @@ check "audit: the refused lookup (a DNS tunnel attempt), with the reason" \
 	audit_has 'any(.[]; .event == "lookup" and .name == "secretdata123.unlisted.test" and .verdict == "blocked")'
 check "audit: the refused port, with the reason" \
 	audit_has 'any(.[]; .event == "connect" and .addr == "10.77.0.2" and .port == 8081 and .verdict == "blocked" and (.reason | test("egressPorts")))'
+check "audit: the TLS connection naming web.test was let through, with its server name" \
+	audit_has 'any(.[]; .event == "connect" and .sni == "web.test" and .verdict == "allowed")'
+check "audit: the fronted TLS connection, blocked, with its server name" \
+	audit_has 'any(.[]; .event == "connect" and .sni == "fronted.test" and .verdict == "blocked")'
+check "audit: the fronted HTTP request, blocked, with its Host" \
+	audit_has 'any(.[]; .event == "connect" and .host == "fronted.test" and .verdict == "blocked")'
+check "audit: the allowed HTTP request carries its Host" \
+	audit_has 'any(.[]; .event == "connect" and .host == "web.test" and .verdict == "allowed" and .down > 0)'
 check "audit: the CIDR-allowed connection" \
 	audit_has 'any(.[]; .event == "connect" and .addr == "10.77.1.5" and .verdict == "allowed" and .down > 0)'
 

@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "net/apiproxy.h"
 #include "net/audit.h"
+#include "net/sniff.h"
 #include "proto.h"
 #include "net/route.h"
 #include "stream.h"
@@ -51,6 +52,12 @@ struct hchan {
 	struct dns_addr addr;
 	char dest[DNS_NAME_MAX + 1];
 	char why[256];
+	bool refused; /* by its first bytes (sniffing) */
+	/* Allowlist mode, allowed by a name: no socket until the first bytes
+	 * name an allowed server (or show another protocol). */
+	bool sniffing;
+	struct dns_addr target;
+	char sni[254], host[254];
 };
 
 struct dns_job {
@@ -108,9 +115,11 @@ static void audit_stream(struct eg *e, const struct hchan *c)
 	if (!e->audit)
 		return;
 	struct audit_conn r = {.dest = c->dest[0] ? c->dest : NULL,
+			       .sni = c->sni[0] ? c->sni : NULL,
+			       .host = c->host[0] ? c->host : NULL,
 			       .addr = &c->addr,
 			       .port = c->port,
-			       .allowed = true,
+			       .allowed = !c->refused,
 			       .reason = c->why,
 			       .up = c->st.to_sock,
 			       .down = c->st.from_sock,
@@ -199,6 +208,8 @@ static void proxy_open(struct eg *e, uint16_t id, struct hchan *c)
 	c->ok_pending = true;
 }
 
+static void chan_start(struct eg *e, uint16_t id, struct hchan *c);
+
 static void net_open(struct eg *e, const struct proto_msg *m)
 {
 	uint16_t id = m->chan;
@@ -272,7 +283,23 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 			c->alt.bytes[15] = 1; /* ::1 */
 	}
 	stream_table_add(&e->ch, id, c); /* free and not full: checked */
-	int rc = chan_connect(c, &d.target);
+	c->target = d.target;
+	if (d.by_name && !egress_open_mode(e->p)) {
+		snprintf(c->dst, sizeof(c->dst),
+			 c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", as,
+			 (unsigned)c->port);
+		/* What it sent with the open arrives as data next. */
+		c->sniffing = c->connecting = true;
+		c->deadline = util_now_ms() + EGRESS_SNIFF_WAIT_MS;
+		return;
+	}
+	chan_start(e, id, c);
+}
+
+/* The connection to c->target (and host.ccvm.internal's other address). */
+static void chan_start(struct eg *e, uint16_t id, struct hchan *c)
+{
+	int rc = chan_connect(c, &c->target);
 	if (rc == -ECONNREFUSED && c->has_alt) {
 		c->has_alt = false;
 		rc = chan_connect(c, &c->alt);
@@ -365,6 +392,85 @@ static void sock_read(struct eg *e, uint16_t id)
 	chan_after(e, id, stream_read(&c->st, &e->wr, id));
 }
 
+/* A plaintext HTTP request refused by its Host: 403 with the reason. */
+static void answer_403(struct eg *e, uint16_t id, struct hchan *c,
+		       const char *why)
+{
+	char body[900], resp[1100];
+	int bl = snprintf(body, sizeof(body), "ccvm: %s\n", why);
+	if (bl < 0 || (size_t)bl >= sizeof(body))
+		bl = (int)strlen(body);
+	int rl = snprintf(resp, sizeof(resp),
+			  "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain"
+			  "\r\nContent-Length: %d\r\nConnection: close\r\n"
+			  "\r\n%s",
+			  bl, body);
+	char ok[128];
+	snprintf(ok, sizeof(ok), "refused: %s", c->dst);
+	put(e, PROTO_NET_OPEN_OK, id, ok, strlen(ok));
+	put(e, PROTO_NET_DATA, id, resp,
+	    (size_t)rl < sizeof(resp) ? (size_t)rl : sizeof(resp) - 1);
+	uint8_t f = PROTO_NET_FIN;
+	put(e, PROTO_NET_CLOSE, id, &f, 1);
+}
+
+/*
+ * Allowlist mode, a connection allowed by a name: its first bytes decide
+ * (docs/egress.md, "Names bound to connections").  A TLS ClientHello's
+ * server_name or an HTTP request's Host must itself be allowed; TLS or
+ * HTTP without a name, or malformed, is refused; another protocol (or
+ * nothing within EGRESS_SNIFF_WAIT_MS: the server speaks first) goes on.
+ * final: no more bytes will come before the decision.
+ */
+static void sniff_decide(struct eg *e, uint16_t id, bool final)
+{
+	struct hchan *c = stream_table_get(&e->ch, id);
+	struct sniff sn;
+	const uint8_t *b = c->st.buf + c->st.off;
+	size_t n = c->st.len - c->st.off;
+	enum sniff_kind k = final || n >= SNIFF_MAX ? sniff_final(b, n, &sn)
+						    : sniff_stream(b, n, &sn);
+	if (k == SNIFF_MORE)
+		return;
+	c->sniffing = false;
+	bool named = k == SNIFF_TLS || k == SNIFF_HTTP;
+	if (named && sn.has_name)
+		util_strlcpy(k == SNIFF_TLS ? c->sni : c->host, sn.name,
+			     sizeof(c->sni));
+	char why[800] = "";
+	char as[64];
+	egress_addr_str(&c->addr, as, sizeof(as));
+	if (sn.malformed)
+		snprintf(why, sizeof(why), "blocked: %s: %s", c->dst, sn.why);
+	else if (named && !sn.has_name)
+		snprintf(why, sizeof(why),
+			 "blocked: %s: %s without a server name (only an "
+			 "address or CIDR entry allows that)",
+			 c->dst, k == SNIFF_TLS ? "TLS" : "HTTP");
+	else if (named && sn.is_ip && strcmp(sn.name, as) != 0)
+		snprintf(why, sizeof(why),
+			 "blocked: %s: the request names %s, another address",
+			 c->dst, sn.name);
+	else if (named && !sn.is_ip && !egress_name_allowed(e->p, sn.name))
+		snprintf(why, sizeof(why),
+			 "blocked: %s: %s %s is not in egressAllowlist (the "
+			 "address was allowed for %s)",
+			 c->dst, k == SNIFF_TLS ? "server name" : "Host",
+			 sn.name, c->dest[0] ? c->dest : as);
+	if (!why[0]) {
+		chan_start(e, id, c);
+		return;
+	}
+	c->refused = true;
+	util_strlcpy(c->why, why, sizeof(c->why));
+	egress_note_blocked(e->p, sn.has_name ? sn.name : as, c->port);
+	if (k == SNIFF_HTTP && !sn.malformed)
+		answer_403(e, id, c, why);
+	else
+		open_fail(e, id, PROTO_NET_FAIL_POLICY, why);
+	chan_free(e, id, false);
+}
+
 static void net_data(struct eg *e, const struct proto_msg *m)
 {
 	struct hchan *c = stream_table_get(&e->ch, m->chan);
@@ -381,6 +487,8 @@ static void net_data(struct eg *e, const struct proto_msg *m)
 	/* Sent with the open (optimistic): kept until connected. */
 	if (!stream_take(&c->st, m->data, m->len))
 		chan_abort(e, m->chan); /* more than the window */
+	else if (c->sniffing)
+		sniff_decide(e, m->chan, false);
 }
 
 static void net_window(struct eg *e, const struct proto_msg *m)
@@ -400,7 +508,9 @@ static void net_close(struct eg *e, const struct proto_msg *m)
 		return;
 	}
 	c->st.peer_fin = true;
-	if (!c->connecting)
+	if (c->sniffing)
+		sniff_decide(e, m->chan, true);
+	else if (!c->connecting)
 		sock_write(e, m->chan);
 }
 
@@ -649,6 +759,13 @@ static int loop(struct eg *e)
 		struct stream_iter it = {0};
 		struct hchan *c;
 		while ((c = stream_table_next(&e->ch, &it))) {
+			if (c->sniffing) { /* no socket yet */
+				if (now >= c->deadline)
+					sniff_decide(e, it.chan, true);
+				else if (next < 0 || c->deadline < next)
+					next = c->deadline;
+				continue;
+			}
 			if (c->connecting && now >= c->deadline) {
 				/* May free c: the walk goes on all the same. */
 				connect_done(e, it.chan, ETIMEDOUT);

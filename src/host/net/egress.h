@@ -21,6 +21,9 @@
 #define EGRESS_MAX_STREAMS	  1024
 #define EGRESS_DNS_THREADS	  16
 #define EGRESS_DNS_TTL		  60
+/* Allowlist mode: how long a connection allowed by a name waits for its
+ * first bytes (a server-first protocol sends none) before it goes on. */
+#define EGRESS_SNIFF_WAIT_MS 1000
 
 /*
  * Relays until net_fd reaches end of file; writes the summary line (if

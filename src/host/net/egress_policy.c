@@ -474,6 +474,9 @@ static bool check_resolved(struct egress_policy *p, const struct conn *k,
 		}
 		r->used = ++p->clock;
 		d->target = k->a;
+		/* In allowlist mode the name vouches: the relay then checks
+		 * the name the connection's first bytes give (sniff.h). */
+		d->by_name = r->entry != -2;
 		if (r->entry >= 0 &&
 		    p->entries[r->entry].kind == EGRESS_ENTRY_WILDCARD)
 			DECIDE(d, EGRESS_ALLOW,

@@ -126,6 +126,8 @@ struct egress_decision {
 	struct dns_addr target; /* where to connect (allowed only): mapped
 				   IPv4 unwrapped, host alias -> loopback */
 	bool proxy;		/* allowed: served by ccvm's API proxy */
+	bool by_name;		/* allowed because an allowed name resolved to
+				   it (allowlist mode) */
 	char why[256];		/* one line: "allowed: ..." / "blocked: ..." */
 	/* How the exit summary names the destination: the name the host
 	 * resolved to this address, host.ccvm.internal, or the address. */
