@@ -983,6 +983,9 @@ static void test_claude_md_text(void **state)
 	assert_non_null(strstr(md, "github.com, 10.0.0.0/8, and the API host "
 				   "api.x.test"));
 	assert_non_null(strstr(md, "ports 443, 22"));
+	/* A reset means the user's policy; the log says why (issue 23). */
+	assert_non_null(strstr(md, "blocked by the user's network policy"));
+	assert_non_null(strstr(md, "/run/ccvm/egress.log"));
 	assert_non_null(strstr(md, "no SSH keys"));
 	assert_null(strstr(md, "writable"));
 	free(md);
@@ -994,6 +997,7 @@ static void test_claude_md_text(void **state)
 	assert_memory_equal(md, "mine\n\n# ccvm", 12);
 	assert_non_null(strstr(md, "writable"));
 	assert_non_null(strstr(md, "Network access is open"));
+	assert_null(strstr(md, "egress.log"));
 	assert_null(strstr(md, "projects persists"));
 	free(md);
 

@@ -77,6 +77,14 @@ char *stage_default_claude_md(const struct ccvm_config *cfg,
 					api);
 		if (!r)
 			r = s ? sanitize_buf_add(&b, s, strlen(s)) : -ENOMEM;
+		const char *why =
+		    "- A connection that is reset at once (or a plain HTTP "
+		    "request answered 403 by ccvm) was blocked by the user's "
+		    "network policy, not broken: /run/ccvm/egress.log says "
+		    "why. Do not try to get around it; tell the user what you "
+		    "needed.\n";
+		if (!r)
+			r = sanitize_buf_add(&b, why, strlen(why));
 	}
 	if (!r && env && env->api_proxy) {
 		const char *p =
