@@ -15,10 +15,23 @@ _ccvm() {
 			return 0
 		fi
 	done
+	if [[ " ${COMP_WORDS[*]:1:COMP_CWORD-1} " == *" --ccvm-egress"* ]]; then
+		# The log readers: their options, and session ids.
+		local dir=${XDG_STATE_HOME:-}
+		[[ $dir == /* ]] || dir=$HOME/.local/state
+		if [[ $cur == -* ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "--json --follow" -- "$cur")
+		else
+			mapfile -t COMPREPLY < <(cd "$dir/ccvm" 2>/dev/null &&
+				compgen -G "$cur*.jsonl" | sed 's/\.jsonl$//')
+		fi
+		return 0
+	fi
 	if [[ $cur == --* ]]; then
 		local flags="--writable-cwd --read-only-cwd --shell --ccvm-debug
 			--ccvm-dump-config --ccvm-build --ccvm-images --ccvm-prune
-			--ccvm-doctor --ccvm-help --ccvm-version"
+			--ccvm-doctor --ccvm-egress --ccvm-egress-suggest --ccvm-help
+			--ccvm-version"
 		mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
 	fi
 	return 0

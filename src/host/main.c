@@ -1,13 +1,19 @@
 /* ccvm: split argv, resolve the options, then run the chosen mode. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "options/cli.h"
 #include "options/config.h"
+#include "util.h"
 #include "doctor.h"
 #include "image/image.h"
+#include "net/audit_report.h"
+#include "net/route.h"
 #include "sys/procs.h"
 #include "term/say.h"
 #include "session/session.h"
@@ -41,6 +47,103 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 	return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
 }
 
+static volatile sig_atomic_t egress_stop;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	egress_stop = 1;
+}
+
+/* Opens the log SESSION names in dir (read-only, a regular file). */
+static FILE *egress_open(const char *dir, const char *session,
+			 struct ccvm_err *err)
+{
+	autofree char *path = NULL;
+	if (audit_report_find(dir, session, &path, err) < 0)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = fd < 0 ? errno : EINVAL;
+		if (fd >= 0)
+			close(fd);
+		ccvm_err_sys(err, e, "egress log %s", path);
+		return NULL;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		ccvm_err_sys(err, errno, "egress log %s", path);
+		close(fd);
+	}
+	return f;
+}
+
+/* --ccvm-egress and --ccvm-egress-suggest: read the logs, no session.
+ * 1 when there is no log or nothing to suggest. */
+static int run_egress_mode(const struct cli_args *a, struct ccvm_err *err)
+{
+	autofree char *dir =
+	    audit_report_dir(getenv("XDG_STATE_HOME"), getenv("HOME"));
+	if (!dir) {
+		ccvm_err_set(err, ENOENT,
+			     "no egress log directory: set HOME or "
+			     "XDG_STATE_HOME");
+		return fail(err, 1);
+	}
+	int r = 0;
+	if (a->mode == CLI_EGRESS) {
+		autofclose FILE *in =
+		    egress_open(dir, a->argc ? a->argv[0] : NULL, err);
+		if (!in)
+			return fail(err, 1);
+		if (a->follow) {
+			struct sigaction sa = {.sa_handler = on_sigint};
+			sigemptyset(&sa.sa_mask);
+			sigaction(SIGINT, &sa, NULL);
+			r = audit_report_follow(in, stdout, a->json,
+						&egress_stop, err);
+		} else if (a->json) {
+			char buf[65536];
+			size_t n;
+			while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+				fwrite(buf, 1, n, stdout);
+			if (ferror(in))
+				r = ccvm_err_sys(err, EIO, "reading the log");
+		} else {
+			struct audit_summary *s = audit_summary_new();
+			r = !s ? ccvm_err_set(err, ENOMEM, "out of memory")
+			    : audit_summary_read(s, in) < 0
+				? ccvm_err_sys(err, EIO, "reading the log")
+				: audit_summary_print(s, stdout);
+			audit_summary_free(s);
+		}
+		return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
+	}
+	struct audit_suggest *s = audit_suggest_new(route_is_local);
+	if (!s) {
+		ccvm_err_set(err, ENOMEM, "out of memory");
+		return fail(err, CCVM_EXIT_FAILURE);
+	}
+	size_t n = a->argc ? a->argc : 1;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		FILE *in = egress_open(dir, a->argc ? a->argv[i] : NULL, err);
+		if (!in) {
+			audit_suggest_free(s);
+			return fail(err, 1);
+		}
+		if (audit_suggest_read(s, in) < 0)
+			r = ccvm_err_sys(err, EIO, "reading the log");
+		fclose(in);
+	}
+	if (r == 0)
+		r = audit_suggest_write(s, stdout, stderr, "ccvm: ", err);
+	audit_suggest_free(s);
+	if (r == -ENODATA)
+		return fail(err, 1);
+	return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct ccvm_err err = {0};
@@ -64,6 +167,11 @@ int main(int argc, char **argv)
 	}
 	if (args.mode == CLI_VERSION) {
 		puts("ccvm " CCVM_VERSION);
+		goto out;
+	}
+	/* The log readers need no options and no image, and work as root. */
+	if (args.mode == CLI_EGRESS || args.mode == CLI_EGRESS_SUGGEST) {
+		status = run_egress_mode(&args, &err);
 		goto out;
 	}
 	/* The doctor reports running as root as one of its checks. */

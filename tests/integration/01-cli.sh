@@ -260,4 +260,82 @@ else
 	done
 fi
 
+# ---- --ccvm-egress, --ccvm-egress-suggest: the log readers ----
+# A hand-written log in a fake state directory; PATH holds only a QEMU
+# stand-in that leaves a marker, so a regression that started a session
+# would show.
+ST=$T_TMP/state
+LOGD=$ST/ccvm
+mkdir -p "$LOGD" "$T_TMP/qpath"
+printf '#!/bin/sh\ntouch %s/qemu-ran\nexit 1\n' "$T_TMP" >"$T_TMP/qpath/qemu-system-x86_64"
+chmod +x "$T_TMP/qpath/qemu-system-x86_64"
+t='"t":"2026-12-07T00:25:0'
+{
+	echo "{${t}1.000Z\",\"event\":\"session\",\"session\":\"20261207T002501Z-3fa9c1\",\"project\":\"/p\",\"mode\":\"open\",\"allowlist\":[],\"ports\":[443]}"
+	echo "{${t}2.000Z\",\"event\":\"connect\",\"dest\":\"api.github.com\",\"sni\":\"api.github.com\",\"host\":null,\"addr\":\"140.82.1.1\",\"port\":443,\"verdict\":\"allowed\",\"reason\":\"open\",\"up\":2048,\"down\":4096,\"ms\":10}"
+	echo "{${t}3.000Z\",\"event\":\"connect\",\"dest\":\"codeload.github.com\",\"sni\":\"codeload.github.com\",\"host\":null,\"addr\":\"140.82.1.2\",\"port\":443,\"verdict\":\"allowed\",\"reason\":\"open\",\"up\":1,\"down\":1,\"ms\":10}"
+	echo "{${t}4.000Z\",\"event\":\"connect\",\"dest\":null,\"sni\":null,\"host\":null,\"addr\":\"169.254.169.254\",\"port\":80,\"verdict\":\"blocked\",\"reason\":\"cloud metadata\"}"
+	echo "{${t}5.000Z\",\"event\":\"lookup\",\"name\":\"evil.example\",\"qtype\":\"A\",\"verdict\":\"blocked\",\"reason\":\"not listed\"}"
+	echo "not json"
+} >"$LOGD/20261207T002501Z-3fa9c1.jsonl"
+echo "{${t}1.000Z\",\"event\":\"session\",\"session\":\"20261206T000000Z-000000\"}" \
+	>"$LOGD/20261206T000000Z-000000.jsonl"
+egress() { run PATH="$T_TMP/qpath" XDG_STATE_HOME="$ST" "$@"; }
+
+egress --ccvm-egress
+check "--ccvm-egress summarises the newest log (exit 0)" \
+	test "$RC" -eq 0 -a -z "$ERR"
+for want in "session 20261207T002501Z-3fa9c1, project /p, mode open" \
+	"blocked: cloud metadata" "evil.example (A) x1: not listed" \
+	"total: 2 connections (1 blocked), 2.0 KiB up, 4.0 KiB down; 1 lookups (1 blocked)" \
+	"skipped: 1 malformed lines"; do
+	check "--ccvm-egress shows: $want" grep -qF -- "$want" "$T_TMP/out"
+done
+check "--ccvm-egress: api.github.com row" \
+	grep -qE '^api\.github\.com +1 +2\.0 KiB +4\.0 KiB +0$' "$T_TMP/out"
+egress --ccvm-egress --json 20261207
+check "--ccvm-egress --json PREFIX passes the lines through unchanged" \
+	cmp -s "$T_TMP/out" "$LOGD/20261207T002501Z-3fa9c1.jsonl"
+egress --ccvm-egress="$LOGD/20261206T000000Z-000000.jsonl"
+check "--ccvm-egress=PATH reads that log" \
+	grep -qF "session 20261206T000000Z-000000" "$T_TMP/out"
+egress --ccvm-egress 2026
+expect_err "an ambiguous prefix is an error (exit 1)" 1 '"2026"' "give more"
+egress --ccvm-egress-suggest
+check "--ccvm-egress-suggest prints the fragment (exit 0)" test "$RC" -eq 0
+check "the suggestion collapses two subdomains and keeps the port" \
+	test "$(tr -d ' \n' <"$T_TMP/out")" = '{"egressAllowlist":["*.github.com"],"egressPorts":[443]}'
+check "the suggestion notes the blocked connection on stderr" \
+	grep -qF "ccvm: not suggested: 1 blocked connections" "$T_TMP/err"
+f=$(cfgfile suggested.json "$OUT")
+run CCVM_CONFIG="$f" --ccvm-dump-config
+check "the suggestion is a config file ccvm accepts" \
+	bash -c '[ "$1" -eq 0 ] && tr -d " \n" <"$2" | grep -qF "\"egressAllowlist\":[\"*.github.com\"]"' _ "$RC" "$T_TMP/out"
+egress --ccvm-egress-suggest 20261206T000000Z-000000
+expect_err "nothing to suggest: exit 1, no fragment" 1 "nothing to suggest"
+egress --ccvm-egress some-agent-arg other
+expect_err "--ccvm-egress takes one SESSION" 2 "one SESSION"
+run PATH="$T_TMP/qpath" XDG_STATE_HOME="$T_TMP/nostate" --ccvm-egress
+expect_err "no log at all: one line naming the directory, exit 1" 1 \
+	"$T_TMP/nostate/ccvm"
+run PATH="$T_TMP/qpath" --ccvm-egress-suggest
+expect_err "the default directory is ~/.local/state/ccvm" 1 \
+	"$H/.local/state/ccvm"
+# Straight to ccvm (env execs it), so that the SIGINT reaches it.
+env -i PATH="$T_TMP/qpath" HOME="$H" XDG_STATE_HOME="$ST" "$CCVM" \
+	--ccvm-egress --follow >"$T_TMP/out" 2>"$T_TMP/err" &
+fpid=$!
+sleep 0.6
+echo "{${t}9.000Z\",\"event\":\"lookup\",\"name\":\"late.example\",\"qtype\":\"A\",\"verdict\":\"allowed\",\"reason\":\"open\"}" \
+	>>"$LOGD/20261207T002501Z-3fa9c1.jsonl"
+sleep 0.6
+kill -INT $fpid 2>/dev/null
+wait $fpid
+RC=$?
+check "--follow prints an event appended while it runs" \
+	grep -qF "00:25:09 lookup late.example A allowed" "$T_TMP/out"
+check "--follow ends on Ctrl-C with the summary, exit 0 ($RC)" \
+	bash -c '[ "$1" -eq 0 ] && grep -qF "2 lookups (1 blocked)" "$2"' _ "$RC" "$T_TMP/out"
+check "no egress mode started QEMU" test ! -e "$T_TMP/qemu-ran"
+
 done_testing

@@ -265,6 +265,68 @@ static void test_modes(void **state)
 	}
 }
 
+static void test_egress_modes(void **state)
+{
+	(void)state;
+	struct cli_args a;
+	struct ccvm_err e = {0};
+	/* Alone: the newest session. */
+	char *none[] = {"--ccvm-egress", NULL};
+	assert_int_equal(parse(none, &a, &e), 0);
+	assert_int_equal(a.mode, CLI_EGRESS);
+	assert_int_equal(a.argc, 0);
+	assert_false(a.json || a.follow);
+	cli_free(&a);
+	/* Its own options anywhere, a SESSION as the next argument, =, or
+	 * after "--". */
+	char *all[] = {"--json", "--ccvm-egress", "ID", "-f", NULL};
+	assert_int_equal(parse(all, &a, &e), 0);
+	assert_int_equal(a.mode, CLI_EGRESS);
+	assert_true(a.json && a.follow);
+	assert_args(&a, (char *[]){all[2]}, 1);
+	cli_free(&a);
+	char *eq[] = {"--ccvm-egress=ID", "--follow", NULL};
+	assert_int_equal(parse(eq, &a, &e), 0);
+	assert_int_equal(a.argc, 1);
+	assert_string_equal(a.argv[0], "ID");
+	assert_true(a.follow);
+	cli_free(&a);
+	char *dd[] = {"--ccvm-egress", "--", "-odd.jsonl", NULL};
+	assert_int_equal(parse(dd, &a, &e), 0);
+	assert_args(&a, (char *[]){dd[2]}, 1);
+	cli_free(&a);
+	/* Errors: two sessions, an unknown option, an empty =, --json for
+	 * the suggestion, a conflict. */
+	char *two[] = {"--ccvm-egress", "A", "B", NULL};
+	assert_int_equal(parse(two, &a, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "one SESSION"));
+	char *unk[] = {"--ccvm-egress", "--jsn", NULL};
+	assert_int_equal(parse(unk, &a, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "\"--jsn\""));
+	char *empty[] = {"--ccvm-egress=", NULL};
+	assert_int_equal(parse(empty, &a, &e), -EINVAL);
+	char *sj[] = {"--ccvm-egress-suggest", "--json", NULL};
+	assert_int_equal(parse(sj, &a, &e), -EINVAL);
+	char *conf[] = {"--ccvm-egress", "--ccvm-images", NULL};
+	assert_int_equal(parse(conf, &a, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "conflicts"));
+	char *conf2[] = {"--shell", "--ccvm-egress=X", NULL};
+	assert_int_equal(parse(conf2, &a, &e), -EINVAL);
+	/* The suggestion takes any number of sessions. */
+	char *many[] = {"--ccvm-egress-suggest", "A", "--ccvm-egress-suggest=B",
+			"C", NULL};
+	assert_int_equal(parse(many, &a, &e), 0);
+	assert_int_equal(a.mode, CLI_EGRESS_SUGGEST);
+	assert_int_equal(a.argc, 3);
+	cli_free(&a);
+	/* Without the mode, --json and -f stay the agent's. */
+	char *agent[] = {"--json", "-f", NULL};
+	assert_int_equal(parse(agent, &a, &e), 0);
+	assert_int_equal(a.mode, CLI_RUN_AGENT);
+	assert_args(&a, agent, 2);
+	cli_free(&a);
+}
+
 static void test_usage_text(void **state)
 {
 	(void)state;
@@ -274,11 +336,20 @@ static void test_usage_text(void **state)
 	assert_non_null(f);
 	cli_usage(f);
 	fclose(f);
-	static const char *const flags[] = {
-	    "--writable-cwd",	  "--read-only-cwd", "--shell",
-	    "--ccvm-debug",	  "--ccvm-help",     "--ccvm-version",
-	    "--ccvm-dump-config", "--ccvm-build",    "--ccvm-images",
-	    "--ccvm-prune"};
+	static const char *const flags[] = {"--writable-cwd",
+					    "--read-only-cwd",
+					    "--shell",
+					    "--ccvm-debug",
+					    "--ccvm-help",
+					    "--ccvm-version",
+					    "--ccvm-dump-config",
+					    "--ccvm-build",
+					    "--ccvm-images",
+					    "--ccvm-prune",
+					    "--ccvm-egress",
+					    "--ccvm-egress-suggest",
+					    "--json",
+					    "--follow"};
 	for (size_t i = 0; i < ARRAY_LEN(flags); i++)
 		if (!strstr(buf, flags[i]))
 			fail_msg("usage lacks %s", flags[i]);
@@ -296,6 +367,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_ccvm_flag),
 	    cmocka_unit_test(test_help_version_win),
 	    cmocka_unit_test(test_modes),
+	    cmocka_unit_test(test_egress_modes),
 	    cmocka_unit_test(test_usage_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,9 +12,14 @@ static const struct {
 	const char *flag;
 	enum cli_mode mode;
 } mode_flags[] = {
-    {"--shell", CLI_RUN_SHELL},	 {"--ccvm-dump-config", CLI_DUMP_CONFIG},
-    {"--ccvm-build", CLI_BUILD}, {"--ccvm-images", CLI_IMAGES},
-    {"--ccvm-prune", CLI_PRUNE}, {"--ccvm-doctor", CLI_DOCTOR},
+    {"--shell", CLI_RUN_SHELL},
+    {"--ccvm-dump-config", CLI_DUMP_CONFIG},
+    {"--ccvm-build", CLI_BUILD},
+    {"--ccvm-images", CLI_IMAGES},
+    {"--ccvm-prune", CLI_PRUNE},
+    {"--ccvm-doctor", CLI_DOCTOR},
+    {"--ccvm-egress", CLI_EGRESS},
+    {"--ccvm-egress-suggest", CLI_EGRESS_SUGGEST},
 };
 
 static const char *mode_flag(enum cli_mode m)
@@ -23,6 +28,11 @@ static const char *mode_flag(enum cli_mode m)
 		if (mode_flags[i].mode == m)
 			return mode_flags[i].flag;
 	return "";
+}
+
+static bool egress_mode(enum cli_mode m)
+{
+	return m == CLI_EGRESS || m == CLI_EGRESS_SUGGEST;
 }
 
 /* Records the first usage error only. */
@@ -57,6 +67,48 @@ static bool take_mode_flag(const char *s, struct cli_args *a,
 	return false;
 }
 
+/*
+ * The egress modes' own arguments out of a->argv (the first before_dd
+ * came before "--", which follows them when dashdash): --json, --follow / -f,
+ * and the SESSION arguments, which stay.  An unknown option before "--" is an
+ * error.
+ */
+static void egress_args(struct cli_args *a, size_t before_dd, bool dashdash,
+			struct ccvm_err *e, bool *have_err)
+{
+	char q[256];
+	size_t n = 0;
+	for (size_t k = 0; k < a->argc; k++) {
+		const char *s = a->argv[k];
+		if (dashdash && k == before_dd) /* the "--" itself */
+			continue;
+		if (k < before_dd && strcmp(s, "--json") == 0) {
+			a->json = true;
+		} else if (k < before_dd && (strcmp(s, "--follow") == 0 ||
+					     strcmp(s, "-f") == 0)) {
+			a->follow = true;
+		} else if (k < before_dd && s[0] == '-' && s[1] != '\0') {
+			usage_err(e, have_err,
+				  "%s: unknown option %s (it takes --json, "
+				  "--follow and SESSION)",
+				  mode_flag(a->mode),
+				  util_escape(q, sizeof(q), s, true));
+		} else {
+			a->argv[n++] = a->argv[k];
+		}
+	}
+	a->argc = n;
+	if (a->mode == CLI_EGRESS_SUGGEST && (a->json || a->follow))
+		usage_err(e, have_err,
+			  "--ccvm-egress-suggest takes no --json or --follow "
+			  "(its output is JSON already)");
+	if (a->mode == CLI_EGRESS && a->argc > 1)
+		usage_err(e, have_err,
+			  "--ccvm-egress takes one SESSION, got %zu "
+			  "(--ccvm-egress-suggest merges several)",
+			  a->argc);
+}
+
 int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 {
 	struct cli_args a = {.mode = CLI_RUN_AGENT, .writable = -1};
@@ -85,6 +137,18 @@ int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 			a.writable = 0;
 		} else if (strcmp(s, "--ccvm-debug") == 0) {
 			a.debug = true;
+		} else if (strncmp(s, "--ccvm-egress=", 14) == 0 ||
+			   strncmp(s, "--ccvm-egress-suggest=", 22) == 0) {
+			/* The flag with one SESSION. */
+			const char *eq = strchr(s, '=');
+			char flag[32];
+			snprintf(flag, sizeof(flag), "%.*s", (int)(eq - s), s);
+			take_mode_flag(flag, &a, &e, &have_err);
+			if (eq[1] == '\0')
+				usage_err(&e, &have_err, "%s= needs a SESSION",
+					  flag);
+			else
+				a.argv[a.argc++] = (char *)eq + 1;
 		} else {
 			if (take_mode_flag(s, &a, &e, &have_err))
 				continue;
@@ -101,6 +165,7 @@ int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 		}
 	}
 	bool dashdash = i < argc;
+	size_t before_dd = a.argc;
 	if (a.mode == CLI_RUN_SHELL) {
 		if (stray)
 			usage_err(&e, &have_err,
@@ -113,8 +178,10 @@ int cli_parse(int argc, char **argv, struct cli_args *out, struct ccvm_err *err)
 		for (; i < argc; i++)
 			a.argv[a.argc++] = argv[i];
 	}
-	if (a.mode != CLI_RUN_AGENT && a.mode != CLI_RUN_SHELL &&
-	    (a.argc > 0 || dashdash))
+	if (egress_mode(a.mode))
+		egress_args(&a, before_dd, dashdash, &e, &have_err);
+	else if (a.mode != CLI_RUN_AGENT && a.mode != CLI_RUN_SHELL &&
+		 (a.argc > 0 || dashdash))
 		usage_err(
 		    &e, &have_err, "%s takes no other arguments, got %s",
 		    mode_flag(a.mode),
@@ -171,6 +238,18 @@ void cli_usage(FILE *out)
 	    "  --ccvm-prune         delete cached images other than the "
 	    "current one\n"
 	    "  --ccvm-doctor        check what a session needs on this host\n"
+	    "  --ccvm-egress [--json] [--follow|-f] [SESSION]\n"
+	    "                       summarise a session's egress log (default "
+	    "the newest;\n"
+	    "                       SESSION: an id, a unique prefix or a "
+	    "path; --json: the\n"
+	    "                       lines as they are; --follow: as they "
+	    "come, until Ctrl-C)\n"
+	    "  --ccvm-egress-suggest [SESSION...]\n"
+	    "                       print an egressAllowlist and egressPorts "
+	    "that would have\n"
+	    "                       allowed what those sessions did (default "
+	    "the newest)\n"
 	    "  --ccvm-help          this text\n"
 	    "  --ccvm-version       print the version\n"
 	    "Any other --ccvm-* argument is an error.\n"

@@ -22,14 +22,19 @@ enum cli_mode {
 	CLI_IMAGES,	   /* --ccvm-images: list cached images */
 	CLI_PRUNE,  /* --ccvm-prune: delete images other than the current */
 	CLI_DOCTOR, /* --ccvm-doctor: check what a session needs */
+	CLI_EGRESS, /* --ccvm-egress [SESSION]: summarise an egress log */
+	CLI_EGRESS_SUGGEST, /* --ccvm-egress-suggest [SESSION...] */
 };
 
 struct cli_args {
 	enum cli_mode mode;
 	int writable; /* -1 no flag, 0 --read-only-cwd, 1 --writable-cwd */
 	bool debug;   /* --ccvm-debug */
-	/* Agent argv (without "claude") or the --shell command (argc 0: an
-	 * interactive login shell), NULL-terminated.  The array is malloc'ed
+	bool json;    /* --ccvm-egress --json */
+	bool follow;  /* --ccvm-egress --follow / -f */
+	/* Agent argv (without "claude"), the --shell command (argc 0: an
+	 * interactive login shell) or the SESSION arguments of the egress
+	 * modes, NULL-terminated.  The array is malloc'ed
 	 * (cli_free); the strings point into main's argv. */
 	char **argv;
 	size_t argc;
@@ -41,9 +46,13 @@ struct cli_args {
  * flag; put it after "--" to forward it anyway.  --ccvm-help and
  * --ccvm-version win over any other flag or error.  Two different modes
  * (--shell, --ccvm-dump-config, --ccvm-build, --ccvm-images, --ccvm-prune,
- * --ccvm-doctor) conflict; the non-agent modes take no further arguments, and
- * --shell takes its command only after "--".  Returns 0 or -EINVAL (err says
- * why).
+ * --ccvm-doctor, --ccvm-egress, --ccvm-egress-suggest) conflict; the other
+ * non-agent modes take no further arguments, and --shell takes its command
+ * only after "--".  The egress modes run no agent, so there every other
+ * argument is theirs: --json and --follow (-f, --ccvm-egress only), and
+ * SESSION arguments (one for --ccvm-egress, any number for the suggestion),
+ * also as --ccvm-egress=SESSION and after "--".  Returns 0 or -EINVAL (err
+ * says why).
  */
 int cli_parse(int argc, char **argv, struct cli_args *out,
 	      struct ccvm_err *err);
