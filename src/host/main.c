@@ -13,6 +13,7 @@
 #include "doctor.h"
 #include "image/image.h"
 #include "net/audit_report.h"
+#include "net/audit_suggest.h"
 #include "net/route.h"
 #include "sys/procs.h"
 #include "term/say.h"

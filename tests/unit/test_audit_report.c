@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/audit_event.h"
 #include "net/audit_report.h"
+#include "net/audit_suggest.h"
 #include "util.h"
 
 #define T(s) "{\"t\":\"2026-12-07T00:" s "Z\","

@@ -1,12 +1,11 @@
 #pragma once
 /*
- * Readers of the per-session egress audit log (audit.c writes it; format in
- * docs/egress.md): `ccvm --ccvm-egress` (a summary per destination) and
- * `ccvm --ccvm-egress-suggest` (an egressAllowlist that would have allowed
- * what the sessions' allowed connections did).  The summary and the
- * suggestion are pure functions over lines read from a FILE*; the log is
- * hostile input (names come from the guest): lines are bounded, malformed
- * ones are counted and skipped, every string is escaped before printing.
+ * `ccvm --ccvm-egress`: finding a session's egress audit log (audit.c
+ * writes it; docs/egress-report.md) and summarising it per destination, at
+ * once or as it grows.  The summary is a pure function over lines read
+ * from a FILE*; the log is hostile input (names come from the guest):
+ * lines are bounded, malformed ones are counted and skipped, every string
+ * is escaped before printing.  The suggestion: audit_suggest.h.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -14,10 +13,7 @@
 #include <stdio.h>
 
 #include "err.h"
-#include "net/egress_policy.h"
 
-/* A line longer than this is skipped as malformed. */
-#define AUDIT_LINE_MAX (1024 * 1024)
 /* Distinct blocked reasons kept per destination (more are counted). */
 #define AUDIT_REASONS_MAX 8
 
@@ -61,25 +57,3 @@ int audit_summary_read(struct audit_summary *s, FILE *in);
  */
 int audit_report_follow(FILE *in, FILE *out, bool json,
 			volatile sig_atomic_t *stop, struct ccvm_err *err);
-
-struct audit_suggest;
-
-/* is_local: whether the kernel delivers an address to this host (route.h's
- * route_is_local); NULL: only egress_classify's classes count. */
-struct audit_suggest *audit_suggest_new(egress_local_fn is_local);
-void audit_suggest_free(struct audit_suggest *s);
-/* One session's log.  0 or -EIO. */
-int audit_suggest_read(struct audit_suggest *s, FILE *in);
-/* A line of the current session (audit_suggest_read calls it);
- * audit_suggest_next_session starts a new one. */
-void audit_suggest_feed(struct audit_suggest *s, const char *line, size_t n);
-void audit_suggest_next_session(struct audit_suggest *s);
-/*
- * The config fragment {"egressAllowlist": [...], "egressPorts": [...]}
- * (pretty, sorted) on out, and one line per kind of thing left out on
- * notes (each prefixed by prefix).  -ENODATA (nothing written to out)
- * when no allowed connection gave an entry: an empty allowlist would mean
- * open mode.
- */
-int audit_suggest_write(const struct audit_suggest *s, FILE *out, FILE *notes,
-			const char *prefix, struct ccvm_err *err);
