@@ -12,6 +12,7 @@
 #include "util.h"
 #include "doctor.h"
 #include "image/image.h"
+#include "net/audit.h"
 #include "net/audit_report.h"
 #include "net/audit_suggest.h"
 #include "net/route.h"
@@ -84,14 +85,9 @@ static FILE *egress_open(const char *dir, const char *session,
  * 1 when there is no log or nothing to suggest. */
 static int run_egress_mode(const struct cli_args *a, struct ccvm_err *err)
 {
-	autofree char *dir =
-	    audit_report_dir(getenv("XDG_STATE_HOME"), getenv("HOME"));
-	if (!dir) {
-		ccvm_err_set(err, ENOENT,
-			     "no egress log directory: set HOME or "
-			     "XDG_STATE_HOME");
+	char dir[4096];
+	if (audit_dir(dir, sizeof(dir), err) < 0)
 		return fail(err, 1);
-	}
 	int r = 0;
 	if (a->mode == CLI_EGRESS) {
 		autofclose FILE *in =

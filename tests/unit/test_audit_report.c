@@ -196,6 +196,8 @@ static void test_summary(void **state)
 	free(out);
 }
 
+static int suggest(const char *const *logs, size_t n, char **out, char **notes);
+
 static void test_summary_hostile(void **state)
 {
 	(void)state;
@@ -217,6 +219,32 @@ static void test_summary_hostile(void **state)
 	assert_non_null(strstr(out, "session (unknown)"));
 	free(out);
 	free(text);
+	/* What the writer may also write: a numeric qtype, a null address. */
+	out = summary_of(
+	    T("25:01.000") "\"event\":\"lookup\",\"name\":\"x.example\","
+			   "\"qtype\":65,\"verdict\":\"blocked\",\"reason\":"
+			   "\"no\"}\n" CONN("25:02.000", "null", "null", "null",
+					    "X", 443, "blocked", 0, 0));
+	assert_non_null(strstr(out, "x.example (TYPE65) x1: no"));
+	free(out);
+	static const char nulladdr[] =
+	    T("25:02.000") "\"event\":\"connect\",\"dest\":null,\"sni\":null,"
+			   "\"host\":null,\"addr\":null,\"port\":443,"
+			   "\"verdict\":\"allowed\",\"reason\":\"r\",\"up\":1,"
+			   "\"down\":2,\"ms\":3500}\n";
+	out = summary_of(nulladdr);
+	assert_non_null(strstr(out, "(no address)"));
+	assert_null(strstr(out, "malformed"));
+	/* The duration runs to the end of the last connection. */
+	assert_non_null(strstr(out, ", 3.5s from first to last event"));
+	free(out);
+	char *sug = NULL, *notes = NULL;
+	const char *logs[] = {nulladdr};
+	assert_int_equal(suggest(logs, 1, &sug, &notes), -ENODATA);
+	assert_non_null(strstr(notes, "1 connections with neither a name nor "
+				      "an address"));
+	free(sug);
+	free(notes);
 	/* Nothing at all. */
 	out = summary_of("");
 	assert_non_null(strstr(out, "total: 0 connections"));
@@ -460,15 +488,6 @@ static void test_suggest_nothing(void **state)
 static void test_dir_and_find(void **state)
 {
 	(void)state;
-	char *d = audit_report_dir("/x/state", "/home/u");
-	assert_string_equal(d, "/x/state/ccvm");
-	free(d);
-	d = audit_report_dir("relative", "/home/u");
-	assert_string_equal(d, "/home/u/.local/state/ccvm");
-	free(d);
-	assert_null(audit_report_dir(NULL, NULL));
-	assert_null(audit_report_dir("", "rel"));
-
 	char tmp[] = "/tmp/test_audit_report.XXXXXX";
 	assert_non_null(mkdtemp(tmp));
 	struct ccvm_err err = {0};
@@ -479,8 +498,8 @@ static void test_dir_and_find(void **state)
 	assert_int_equal(audit_report_find(tmp, NULL, &p, &err), -ENOENT);
 	static const char *const names[] = {
 	    "20261206T100000Z-aaaaaa.jsonl", "20261207T002501Z-3fa9c1.jsonl",
-	    "20261207T002501Z-3fa9c1x.jsonl", ".20291231T000000Z-tmp.jsonl",
-	    "20301231T000000Z-zzzzzz.txt"};
+	    "20261207T002501Z-3fa9c2.jsonl", ".20291231T000000Z-000000.jsonl",
+	    "20301231T000000Z-ffffff.txt",   "20311231T000000Z-notes.jsonl"};
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
 		char *f = util_asprintf("%s/%s", tmp, names[i]);
 		FILE *fp = fopen(f, "w");
@@ -488,15 +507,15 @@ static void test_dir_and_find(void **state)
 		fclose(fp);
 		free(f);
 	}
-	/* Newest by name: hidden and other suffixes ignored. */
+	/* Newest by name: files not named like a session are ignored. */
 	assert_int_equal(audit_report_find(tmp, NULL, &p, &err), 0);
-	assert_non_null(strstr(p, "/20261207T002501Z-3fa9c1x.jsonl"));
+	assert_non_null(strstr(p, "/20261207T002501Z-3fa9c2.jsonl"));
 	free(p);
-	/* A whole id wins over the longer one it prefixes. */
 	assert_int_equal(
 	    audit_report_find(tmp, "20261207T002501Z-3fa9c1", &p, &err), 0);
 	assert_non_null(strstr(p, "/20261207T002501Z-3fa9c1.jsonl"));
 	free(p);
+	assert_int_equal(audit_report_find(tmp, "20261207", &p, &err), -EEXIST);
 	assert_int_equal(audit_report_find(tmp, "20261206", &p, &err), 0);
 	assert_non_null(strstr(p, "/20261206T100000Z-aaaaaa.jsonl"));
 	free(p);

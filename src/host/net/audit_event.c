@@ -67,6 +67,19 @@ static bool get_str(json_t *o, const char *k, bool nullable, const char **out)
 	return true;
 }
 
+/* A string ("AAAA"), a number (65: "TYPE65"), null or absent (NULL). */
+static bool get_qtype(json_t *o, struct audit_ev *e)
+{
+	json_t *v = json_object_get(o, "qtype");
+	if (json_is_integer(v)) {
+		snprintf(e->qtype_buf, sizeof(e->qtype_buf),
+			 "TYPE%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		e->qtype = e->qtype_buf;
+		return true;
+	}
+	return get_str(o, "qtype", true, &e->qtype);
+}
+
 /* Absent or null: *out 0. */
 static bool get_count(json_t *o, const char *k, long long *out)
 {
@@ -138,7 +151,7 @@ bool audit_ev_parse(json_t *root, struct audit_ev *e)
 	if (strcmp(event, "lookup") == 0) {
 		e->kind = AUDIT_EV_LOOKUP;
 		if (!get_str(root, "name", false, &e->name) ||
-		    !get_str(root, "qtype", true, &e->qtype))
+		    !get_qtype(root, e))
 			return false;
 	} else if (strcmp(event, "connect") == 0) {
 		e->kind = AUDIT_EV_CONNECT;
@@ -146,7 +159,7 @@ bool audit_ev_parse(json_t *root, struct audit_ev *e)
 		if (!get_str(root, "dest", true, &e->dest) ||
 		    !get_str(root, "sni", true, &e->sni) ||
 		    !get_str(root, "host", true, &e->host) ||
-		    !get_str(root, "addr", false, &e->addr) ||
+		    !get_str(root, "addr", true, &e->addr) ||
 		    !json_is_integer(port) || !get_count(root, "up", &e->up) ||
 		    !get_count(root, "down", &e->down) ||
 		    !get_count(root, "ms", &e->ms))

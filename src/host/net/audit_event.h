@@ -39,10 +39,11 @@ enum audit_ev_kind {
 struct audit_ev {
 	enum audit_ev_kind kind;
 	const char *t;	/* "2026-12-07T00:25:01.123Z" */
-	long long t_ms; /* t as ms since the epoch */
+	long long t_ms; /* t as ms since the epoch (a connect's start) */
 	const char *session, *project, *mode, *reason;
 	json_t *allowlist, *ports, *answers;
-	const char *name, *qtype;	      /* lookup */
+	const char *name, *qtype; /* lookup; a numeric qtype as "TYPE65" */
+	char qtype_buf[32];
 	const char *dest, *sni, *host, *addr; /* connect; NULL when null */
 	bool allowed;			      /* verdict */
 	long long port, up, down, ms;	      /* connect; absent: 0 */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/audit.h"
 #include "net/audit_event.h"
 #include "net/egress_addr.h"
 #include "util.h"
@@ -20,15 +21,6 @@
 #define LIST_SHOWN    5	 /* items named in a note line */
 #define BLOCKED_SHOWN 50 /* blocked lookups listed by the summary */
 #define POLL_NS	      200000000L
-
-char *audit_report_dir(const char *xdg_state_home, const char *home)
-{
-	if (xdg_state_home && xdg_state_home[0] == '/')
-		return util_asprintf("%s/ccvm", xdg_state_home);
-	if (home && home[0] == '/')
-		return util_asprintf("%s/.local/state/ccvm", home);
-	return NULL;
-}
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -65,8 +57,7 @@ int audit_report_find(const char *dir, const char *session, char **path,
 	bool oom = false;
 	while (!oom && (de = readdir(d))) {
 		const char *n = de->d_name;
-		if (n[0] == '.' || !ends_with(n, LOG_SUFFIX) ||
-		    strlen(n) == strlen(LOG_SUFFIX))
+		if (!audit_is_session_file(n))
 			continue;
 		nlogs++;
 		if (!session) {
@@ -176,7 +167,7 @@ static const char *dest_key(const struct audit_ev *e, char *buf, size_t n)
 		return e->sni;
 	if (e->host)
 		return audit_host_name(e->host, buf, n);
-	return e->dest ? e->dest : e->addr;
+	return e->dest ? e->dest : e->addr ? e->addr : "(no address)";
 }
 
 /* The time of day in t ("00:25:01"), or t escaped. */
@@ -464,8 +455,10 @@ void audit_summary_feed(struct audit_summary *s, const char *line, size_t n)
 	}
 	if (e.t_ms < s->first_ms)
 		s->first_ms = e.t_ms;
-	if (e.t_ms > s->last_ms)
-		s->last_ms = e.t_ms;
+	/* A connection's line carries its start: it ended ms later. */
+	long long end = e.t_ms + (e.kind == AUDIT_EV_CONNECT ? e.ms : 0);
+	if (end > s->last_ms)
+		s->last_ms = end;
 	switch (e.kind) {
 	case AUDIT_EV_SESSION:
 		s->sessions++;

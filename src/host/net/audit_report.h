@@ -17,14 +17,12 @@
 /* Distinct blocked reasons kept per destination (more are counted). */
 #define AUDIT_REASONS_MAX 8
 
-/* The log directory: $XDG_STATE_HOME/ccvm when that is absolute, else
- * $HOME/.local/state/ccvm.  Malloc'ed; NULL when neither gives one. */
-char *audit_report_dir(const char *xdg_state_home, const char *home);
-
 /*
  * The log SESSION names (NULL: the newest, by file name, which starts with
  * the session's start time): a path when it contains '/' or ends in
- * ".jsonl", else a session id or a unique prefix of one in dir.  *path
+ * ".jsonl", else a session id or a unique prefix of one in dir (audit.h's
+ * audit_dir).  Only files named like a session count
+ * (audit_is_session_file).  *path
  * malloc'ed.  -ENOENT when dir has no log or none matches, -EEXIST when
  * the prefix is ambiguous (err says which).
  */

@@ -26,7 +26,7 @@ struct audit_suggest {
 	json_t *looked_up; /* set: names allowed by a lookup */
 	json_t *used;	   /* set: every name of an allowed connection */
 	uint8_t ports[65536 / 8];
-	unsigned long blocked, proxy, alias_unlisted, malformed;
+	unsigned long blocked, proxy, alias_unlisted, malformed, no_addr;
 	bool session_lists_alias;
 };
 
@@ -186,7 +186,7 @@ static void suggest_connect(struct audit_suggest *s, const struct audit_ev *e)
 		return;
 	}
 	struct dns_addr a;
-	bool have_addr = parse_addr(e->addr, &a);
+	bool have_addr = e->addr && parse_addr(e->addr, &a);
 	enum egress_addr_class c =
 	    have_addr ? egress_classify(a.family, a.bytes) : EGRESS_ADDR_PUBLIC;
 	char hn[DNS_NAME_MAX + 2];
@@ -215,8 +215,10 @@ static void suggest_connect(struct audit_suggest *s, const struct audit_ev *e)
 			named = true;
 			took |= take_name(s, cand[i]);
 		}
-		if (!named)
+		if (!named && e->addr)
 			took = take_addr(s, e->addr);
+		else if (!named)
+			s->no_addr++;
 	}
 	if (took)
 		add_port(s, e->port);
@@ -441,6 +443,11 @@ static void write_notes(const struct audit_suggest *s, FILE *notes,
 			"to)\n",
 			prefix, set_list(only, buf, sizeof(buf)));
 	json_decref(only);
+	if (s->no_addr)
+		fprintf(notes,
+			"%snot suggested: %lu connections with neither a name "
+			"nor an address\n",
+			prefix, s->no_addr);
 	if (s->malformed)
 		fprintf(notes, "%sskipped: %lu malformed log lines\n", prefix,
 			s->malformed);
