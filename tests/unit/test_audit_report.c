@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/audit.h"
 #include "net/audit_event.h"
 #include "net/audit_report.h"
 #include "net/audit_suggest.h"
@@ -536,6 +537,101 @@ static void test_dir_and_find(void **state)
 	free(missing);
 }
 
+/* What audit.c writes, read back: the two ends agree on the format. */
+static void test_writer_roundtrip(void **state)
+{
+	(void)state;
+	char tmp[] = "/tmp/test_audit_report.XXXXXX";
+	assert_non_null(mkdtemp(tmp));
+	char *dir = util_asprintf("%s/ccvm", tmp);
+	struct ccvm_err err = {0};
+	const char *allow[] = {"host.ccvm.internal"};
+	uint16_t ports[] = {443, 5432};
+	struct audit *a = audit_open(dir, "/p", true, allow, 1, ports, 2, &err);
+	assert_non_null(a);
+	struct dns_addr gh = {.family = AF_INET},
+			hostalias = {.family = AF_INET};
+	inet_pton(AF_INET, "140.82.1.1", gh.bytes);
+	inet_pton(AF_INET, "192.0.2.2", hostalias.bytes);
+	audit_lookup(a, "api.github.com", "A", true, "open mode", &gh, 1);
+	audit_lookup(a, "evil.example", "AAAA", false, "not listed", NULL, 0);
+	struct audit_conn c = {.dest = "api.github.com",
+			       .addr = &gh,
+			       .port = 443,
+			       .allowed = true,
+			       .reason = "ok",
+			       .up = 3000,
+			       .down = 4096,
+			       .ms = 20};
+	audit_conn(a, &c);
+	c.dest = "codeload.github.com";
+	audit_conn(a, &c);
+	struct audit_conn h = {.dest = "host.ccvm.internal",
+			       .addr = &hostalias,
+			       .port = 5432,
+			       .allowed = true,
+			       .reason = "listed"};
+	audit_conn(a, &h);
+	struct audit_conn b = {.addr = &gh,
+			       .port = 22,
+			       .allowed = false,
+			       .reason = "port 22 not in egressPorts"};
+	audit_conn(a, &b);
+	char *path = strdup(audit_path(a));
+	audit_close(a);
+
+	char *found = NULL;
+	assert_int_equal(audit_report_find(dir, NULL, &found, &err), 0);
+	assert_string_equal(found, path);
+	FILE *in = fopen(path, "r");
+	assert_non_null(in);
+	struct audit_summary *sum = audit_summary_new();
+	assert_int_equal(audit_summary_read(sum, in), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	assert_int_equal(audit_summary_print(sum, out), 0);
+	fclose(out);
+	audit_summary_free(sum);
+	assert_null(strstr(buf, "skipped"));
+	assert_non_null(strstr(buf, ", project /p, mode open\n"));
+	assert_non_null(strstr(buf, "total: 3 connections (1 blocked), 5.9 KiB "
+				    "up, 8.0 KiB down; 2 lookups (1 blocked)"));
+	assert_non_null(strstr(buf, "  blocked: port 22 not in egressPorts\n"));
+	assert_non_null(strstr(buf, "  evil.example (AAAA) x1: not listed\n"));
+	free(buf);
+
+	rewind(in);
+	struct audit_suggest *sg = audit_suggest_new(NULL);
+	assert_int_equal(audit_suggest_read(sg, in), 0);
+	fclose(in);
+	char *sug = NULL, *notes = NULL;
+	out = open_memstream(&sug, &len);
+	FILE *nf = open_memstream(&notes, &len);
+	assert_int_equal(audit_suggest_write(sg, out, nf, "", &err), 0);
+	fclose(out);
+	fclose(nf);
+	audit_suggest_free(sg);
+	assert_string_equal(sug, "{\n"
+				 "  \"egressAllowlist\": [\n"
+				 "    \"*.github.com\",\n"
+				 "    \"host.ccvm.internal\"\n"
+				 "  ],\n"
+				 "  \"egressPorts\": [\n"
+				 "    443,\n"
+				 "    5432\n"
+				 "  ]\n"
+				 "}\n");
+	free(sug);
+	free(notes);
+	unlink(path);
+	rmdir(dir);
+	rmdir(tmp);
+	free(path);
+	free(found);
+	free(dir);
+}
+
 static void test_follow_stops(void **state)
 {
 	(void)state;
@@ -565,6 +661,7 @@ int main(void)
 	    cmocka_unit_test(test_suggest_collapse_rules),
 	    cmocka_unit_test(test_suggest_nothing),
 	    cmocka_unit_test(test_dir_and_find),
+	    cmocka_unit_test(test_writer_roundtrip),
 	    cmocka_unit_test(test_follow_stops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
