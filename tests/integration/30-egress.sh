@@ -193,6 +193,26 @@ check "audit: metadata refused, with the reason" \
 check "audit: no payload in the log (the test server's answer text is absent)" \
 	bash -c '! grep -q "hello from" "$1"' _ "$L1"
 
+# --ccvm-egress summarises that session; --ccvm-egress-suggest writes the
+# allowlist it needed, under which the same work passes and an unlisted
+# name is refused (issue 23 items 2, 3).
+"$CCVM" --ccvm-egress >"$T_TMP/sum" 2>&1
+diag "summary: $(head -c 1500 "$T_TMP/sum" | tr '\n' ' ')"
+check "--ccvm-egress names web.test and the refused metadata address" \
+	bash -c 'grep -q "web.test" "$1" && grep -q "168.63.129.16" "$1"' _ "$T_TMP/sum"
+"$CCVM" --ccvm-egress-suggest >"$T_TMP/suggest.json" 2>"$T_TMP/suggest.err"
+diag "suggestion: $(tr '\n' ' ' <"$T_TMP/suggest.json")"
+check "--ccvm-egress-suggest lists web.test and port 8080, not the refused ones" \
+	jq -e '(.egressAllowlist | index("web.test")) and (.egressPorts | index(8080)) and
+		(.egressAllowlist | index("168.63.129.16") | not) and (.egressAllowlist | index("192.0.2.2") | not)' "$T_TMP/suggest.json"
+run_guest "$(cat "$T_TMP/suggest.json")" "$G_LIB"'
+R same C http://web.test:8080/
+R unlisted getent hosts other.test
+'
+diag "suggested config: $(tr '\n' ' ' <"$T_TMP/out")"
+check "under the suggestion the same work passes" [ "$(field same | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+check "under the suggestion an unlisted name is refused" refused unlisted
+
 # --- host.ccvm.internal listed ----------------------------------------------
 run_guest '{"egressAllowlist": ["host.ccvm.internal"], "egressPorts": [8099, 8098]}' "$G_LIB"'
 R lb C -4 -o /dev/null -w "%{http_code}" http://host.ccvm.internal:8099/
@@ -284,7 +304,7 @@ check "egress.log explains the refused port" grep -q 'LOG: .*10.77.0.2:8081: blo
 check "egress.log explains the refused lookup" grep -q 'LOG: .*blocked: lookup of secretdata123.unlisted.test' "$T_TMP/out"
 check "exit summary lists the blocked destinations" grep -q 'egress blocked:.*10.77.0.3:8080' "$T_TMP/err"
 check "exit summary lists the refused port and lookup" bash -c "grep -q 'web.test:8081' '$T_TMP/err' && grep -q 'secretdata123.unlisted.test (lookup)' '$T_TMP/err'"
-check "audit: the allowlist session has a log of its own" [ "$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)" = 3 ]
+check "audit: the allowlist session has a log of its own" [ "$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)" = 4 ]
 check "audit: its session line has the allowlist and ports" \
 	audit_has 'first | .mode == "allowlist" and (.allowlist | index("web.test")) and .ports == [8080]'
 check "audit: the refused lookup (a DNS tunnel attempt), with the reason" \
