@@ -10,6 +10,25 @@
 /* 1: a complete line in lb (NUL-terminated); 0: end of file for now (a
  * partial line stays in lb); -EIO.  Lines past AUDIT_LINE_MAX are cut
  * and flagged overlong. */
+int audit_lines_each(FILE *in, void (*feed)(void *, const char *, size_t),
+		     void *arg, unsigned long *overlong)
+{
+	struct audit_lines lb = {0};
+	int r;
+	while ((r = audit_lines_next(&lb, in)) > 0 ||
+	       (r == 0 && (lb.len > 0 || lb.overlong))) {
+		if (lb.overlong)
+			(*overlong)++;
+		else
+			feed(arg, lb.buf ? lb.buf : "", lb.len);
+		audit_lines_reset(&lb);
+		if (r == 0)
+			break;
+	}
+	audit_lines_free(&lb);
+	return r < 0 ? r : 0;
+}
+
 int audit_lines_next(struct audit_lines *lb, FILE *in)
 {
 	for (;;) {

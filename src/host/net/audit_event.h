@@ -26,6 +26,11 @@ int audit_lines_next(struct audit_lines *lb, FILE *in);
 /* Forgets the line (after the caller used it). */
 void audit_lines_reset(struct audit_lines *lb);
 void audit_lines_free(struct audit_lines *lb);
+/* Every line of in to feed(arg, line, len), a last one without its
+ * newline too; a line past AUDIT_LINE_MAX is not fed but counted in
+ * *overlong.  0 at end of file, or -EIO. */
+int audit_lines_each(FILE *in, void (*feed)(void *, const char *, size_t),
+		     void *arg, unsigned long *overlong);
 
 enum audit_ev_kind {
 	AUDIT_EV_SESSION,

@@ -484,22 +484,14 @@ void audit_summary_feed(struct audit_summary *s, const char *line, size_t n)
 	json_decref(root);
 }
 
+static void summary_feed(void *s, const char *line, size_t n)
+{
+	audit_summary_feed(s, line, n);
+}
+
 int audit_summary_read(struct audit_summary *s, FILE *in)
 {
-	struct audit_lines lb = {0};
-	int r;
-	while ((r = audit_lines_next(&lb, in)) > 0 ||
-	       (r == 0 && (lb.len > 0 || lb.overlong))) {
-		if (lb.overlong)
-			s->malformed++;
-		else
-			audit_summary_feed(s, lb.buf ? lb.buf : "", lb.len);
-		audit_lines_reset(&lb);
-		if (r == 0)
-			break;
-	}
-	audit_lines_free(&lb);
-	return r < 0 ? r : 0;
+	return audit_lines_each(in, summary_feed, s, &s->malformed);
 }
 
 void audit_summary_print_head(const struct audit_summary *s, FILE *out)

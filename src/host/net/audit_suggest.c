@@ -244,23 +244,15 @@ void audit_suggest_feed(struct audit_suggest *s, const char *line, size_t n)
 	json_decref(root);
 }
 
+static void suggest_feed(void *s, const char *line, size_t n)
+{
+	audit_suggest_feed(s, line, n);
+}
+
 int audit_suggest_read(struct audit_suggest *s, FILE *in)
 {
-	struct audit_lines lb = {0};
-	int r;
 	audit_suggest_next_session(s);
-	while ((r = audit_lines_next(&lb, in)) > 0 ||
-	       (r == 0 && (lb.len > 0 || lb.overlong))) {
-		if (lb.overlong)
-			s->malformed++;
-		else
-			audit_suggest_feed(s, lb.buf ? lb.buf : "", lb.len);
-		audit_lines_reset(&lb);
-		if (r == 0)
-			break;
-	}
-	audit_lines_free(&lb);
-	return r < 0 ? r : 0;
+	return audit_lines_each(in, suggest_feed, s, &s->malformed);
 }
 
 static int str_cmp(const void *a, const void *b)
