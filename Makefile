@@ -26,11 +26,13 @@ NETTLE_CFLAGS := $(shell $(PKG_CONFIG) --cflags nettle 2>/dev/null)
 NETTLE_LIBS := $(shell $(PKG_CONFIG) --libs nettle 2>/dev/null || echo -lnettle)
 CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl openssl 2>/dev/null)
 CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl openssl 2>/dev/null || echo -lcurl -lssl -lcrypto)
+PSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpsl 2>/dev/null)
+PSL_LIBS := $(shell $(PKG_CONFIG) --libs libpsl 2>/dev/null || echo -lpsl)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 HOST_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_CFLAGS) $(LDFLAGS)
-HOST_LIBS := $(JANSSON_LIBS) $(NETTLE_LIBS) $(CURL_LIBS)
+HOST_LIBS := $(JANSSON_LIBS) $(NETTLE_LIBS) $(CURL_LIBS) $(PSL_LIBS)
 
 COMMON_SRCS := $(sort $(wildcard src/common/*.c))
 HOST_SRCS := $(sort $(filter-out src/host/main.c,$(wildcard src/host/*.c \
@@ -67,7 +69,7 @@ all: $(BUILD)/ccvm $(BUILD)/ccvm-init
 
 $(BUILD)/obj/host/%.o: src/host/%.c $(HOST_HDRS) | $(BUILD)/.dirs
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(HOST_INC) -fPIE $(JANSSON_CFLAGS) $(NETTLE_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(HOST_INC) -fPIE $(JANSSON_CFLAGS) $(NETTLE_CFLAGS) $(CURL_CFLAGS) $(PSL_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/common/%.o: src/common/%.c $(wildcard src/common/*.h) | $(BUILD)/.dirs
 	$(CC) $(CFLAGS_ALL) -Isrc/common -fPIE -c $< -o $@

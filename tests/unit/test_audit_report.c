@@ -470,6 +470,43 @@ static void test_suggest_collapse_rules(void **state)
 	free(notes);
 }
 
+/* Two names under a public suffix (ICANN's co.uk, or a private one such
+ * as github.io, where every user has a site) stay exact: "*.co.uk" or
+ * "*.github.io" would allow strangers' hosts. */
+static void test_suggest_public_suffix(void **state)
+{
+	(void)state;
+	char *out = NULL, *notes = NULL;
+	static const char log[] = SESSION("[]")
+	    CONN("26:01", "\"a.co.uk\"", "null", "null", "1.1.1.1", 443,
+		 "allowed", 1, 1) CONN("26:02", "\"b.co.uk\"", "null", "null",
+				       "1.1.1.1", 443, "allowed", 1, 1)
+		CONN("26:03", "\"alice.github.io\"", "null", "null", "1.1.1.1",
+		     443, "allowed", 1, 1)
+		    CONN("26:04", "\"bob.github.io\"", "null", "null",
+			 "1.1.1.1", 443, "allowed", 1, 1)
+			CONN("26:05", "\"x.a.co.uk\"", "null", "null",
+			     "1.1.1.1", 443, "allowed", 1, 1)
+			    CONN("26:06", "\"y.a.co.uk\"", "null", "null",
+				 "1.1.1.1", 443, "allowed", 1, 1);
+	const char *logs[] = {log};
+	assert_int_equal(suggest(logs, 1, &out, &notes), 0);
+	assert_string_equal(out, "{\n"
+				 "  \"egressAllowlist\": [\n"
+				 "    \"*.a.co.uk\",\n"
+				 "    \"a.co.uk\",\n"
+				 "    \"alice.github.io\",\n"
+				 "    \"b.co.uk\",\n"
+				 "    \"bob.github.io\"\n"
+				 "  ],\n"
+				 "  \"egressPorts\": [\n"
+				 "    443\n"
+				 "  ]\n"
+				 "}\n");
+	free(out);
+	free(notes);
+}
+
 static void test_suggest_nothing(void **state)
 {
 	(void)state;
@@ -659,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(test_suggest_one),
 	    cmocka_unit_test(test_suggest_merged),
 	    cmocka_unit_test(test_suggest_collapse_rules),
+	    cmocka_unit_test(test_suggest_public_suffix),
 	    cmocka_unit_test(test_suggest_nothing),
 	    cmocka_unit_test(test_dir_and_find),
 	    cmocka_unit_test(test_writer_roundtrip),

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <libpsl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,11 +262,19 @@ static int str_cmp(const void *a, const void *b)
 }
 
 /* The parent of name ("a.b.c" -> "b.c"), or NULL when it would have fewer
- * than two labels. */
+ * than two labels or is a public suffix: ICANN's (co.uk) or a private one
+ * (github.io, where every user has a name), from libpsl's built-in copy of
+ * the Public Suffix List.  "*.co.uk" would allow every stranger's host. */
 static const char *parent_of(const char *name)
 {
 	const char *dot = strchr(name, '.');
-	return dot && strchr(dot + 1, '.') ? dot + 1 : NULL;
+	if (!dot || !strchr(dot + 1, '.'))
+		return NULL;
+	const psl_ctx_t *psl = psl_builtin();
+	if (psl && psl_is_public_suffix2(psl, dot + 1,
+					 PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE))
+		return NULL;
+	return dot + 1;
 }
 
 /* The entries: names with 2+ siblings under a parent of 2+ labels become
