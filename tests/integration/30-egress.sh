@@ -122,15 +122,17 @@ last_log() { ls -1 "$AUD"/*.jsonl 2>/dev/null | sort | tail -1; }
 audit_has() { jq -e -s "$1" "$(last_log)" >/dev/null 2>&1; }
 field() { sed -n "s/^$1=//p" "$T_TMP/out" | head -1; }
 # refused NAME: probe NAME ran in the guest (its line is there, with an exit
-# status) and failed.  A session that never ran refuses nothing.
+# status) and failed, or (a plaintext HTTP request) got ccvm's 403 body.
+# A session that never ran refuses nothing.
 refused() {
 	local rc
 	rc=$(field "$1" | cut -d'|' -f2)
-	[[ $rc =~ ^[0-9]+$ ]] && [ "$rc" != 0 ]
+	[[ $rc =~ ^[0-9]+$ ]] && { [ "$rc" != 0 ] || [[ $(field "$1") == "ccvm: blocked: "* ]]; }
 }
 # In the guest: R NAME CMD... prints NAME=<first line of output>|rc|ms
 G_LIB='R() { local n=$1; shift; local t0=$(date +%s%N); local o rc; o=$(set -o pipefail; "$@" 2>/dev/null | head -1); rc=$?; echo "$n=$o|$rc|$(( ($(date +%s%N) - t0) / 1000000 ))"; }
 C() { curl -s -m 15 "$@"; }
+CW() { curl -s -m 15 -w " %{http_code}" "$@" | tr "\n" " "; }
 '
 
 # --- open mode ------------------------------------------------------------
@@ -200,6 +202,8 @@ check "audit: no payload in the log (the test server's answer text is absent)" \
 diag "summary: $(head -c 1500 "$T_TMP/sum" | tr '\n' ' ')"
 check "--ccvm-egress names web.test and the refused metadata address" \
 	bash -c 'grep -q "web.test" "$1" && grep -q "168.63.129.16" "$1"' _ "$T_TMP/sum"
+check "--ccvm-egress gives the metadata refusal's reason once worded" \
+	bash -c 'grep -q "^  blocked: 168.63.129.16:8080 is cloud metadata" "$1" && ! grep -q "blocked: blocked" "$1"' _ "$T_TMP/sum"
 "$CCVM" --ccvm-egress-suggest >"$T_TMP/suggest.json" 2>"$T_TMP/suggest.err"
 diag "suggestion: $(tr '\n' ' ' <"$T_TMP/suggest.json")"
 check "--ccvm-egress-suggest lists web.test and port 8080, not the refused ones" \
@@ -247,6 +251,10 @@ R port C http://web.test:8081/
 R unlisted_ip C http://10.77.0.3:8080/
 R cidr C http://10.77.1.5:8080/
 R tunnel getent hosts secretdata123.unlisted.test
+R port403 CW http://web.test:8081/
+R ip403 CW http://10.77.0.3:8080/
+R iptls C -k -o /dev/null -w "%{http_code}" https://10.77.0.3:8080/
+R silent timeout 10 bash -c "exec 3<>/dev/tcp/10.77.0.3/8080; cat <&3"
 R control getent hosts dnsonly.test
 R rot1 C http://rot.test:8080/
 touch step1; for i in $(seq 300); do [ -e step2 ] && break; sleep 0.2; done
@@ -270,6 +278,22 @@ check "allowlist: other port refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -l
 check "allowlist: unlisted IP refused" refused unlisted_ip
 ms=$(field unlisted_ip | cut -d'|' -f3)
 check "allowlist: unlisted IP refused fast (${ms} ms < 1000)" [ "${ms:-99999}" -lt 1000 ]
+# Denials the agent understands (issue 23 item 5): plaintext HTTP refused
+# by address or port is answered 403 with the reason; TLS is reset; a
+# client that sends nothing is reset once the wait for first bytes ends.
+check "allowlist: HTTP to an unlisted port gets 403 with the reason ($(field port403))" \
+	bash -c '[[ $1 == "ccvm: blocked: "*"8081"*"egressPorts"*" 403|0|"* ]]' _ "$(field port403)"
+check "allowlist: HTTP to an unlisted address gets 403 with the reason ($(field ip403))" \
+	bash -c '[[ $1 == "ccvm: blocked: 10.77.0.3:8080"*"not in egressAllowlist"*" 403|0|"* ]]' _ "$(field ip403)"
+check "egress.log explains the 403 for the unlisted address" \
+	grep -q 'LOG: .* 10.77.0.3:8080: blocked: 10.77.0.3:8080 is not in egressAllowlist' "$T_TMP/out"
+check "allowlist: the 403 comes fast ($(field ip403 | cut -d'|' -f3) ms < 1000)" \
+	[ "$(field ip403 | cut -d'|' -f3)" -lt 1000 ]
+check "allowlist: TLS to an unlisted address is reset, not answered ($(field iptls))" \
+	bash -c '[[ $1 == 000"|"[1-9]* ]]' _ "$(field iptls)"
+ms=$(field silent | cut -d'|' -f3)
+check "allowlist: a client that sends nothing is reset after the 1 s wait ($(field silent))" \
+	bash -c '[[ $1 == *"|"[1-9]*"|"* ]] && [ "$2" -ge 900 ] && [ "$2" -lt 5000 ]' _ "$(field silent)" "${ms:-0}"
 check "allowlist: a CIDR entry works" [ "$(field cidr | cut -d'|' -f1)" = "hello from 10.77.1.5:8080" ]
 # Names bound to connections (issue 23 item 4): 10.77.0.2 was resolved for
 # web.test; fronted.test is not listed.
@@ -321,5 +345,15 @@ check "audit: the allowed HTTP request carries its Host" \
 	audit_has 'any(.[]; .event == "connect" and .host == "web.test" and .verdict == "allowed" and .down > 0)'
 check "audit: the CIDR-allowed connection" \
 	audit_has 'any(.[]; .event == "connect" and .addr == "10.77.1.5" and .verdict == "allowed" and .down > 0)'
+
+# CCVM_EGRESS_LOG=0: the session keeps no log (and works as before).
+n_before=$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)
+CCVM_EGRESS_LOG=0 run_guest '{}' "$G_LIB"'
+R nolog C http://web.test:8080/
+'
+check "CCVM_EGRESS_LOG=0: the session works ($(field nolog))" [ "$(field nolog | cut -d'|' -f1)" = "hello from 10.77.0.2:8080" ]
+check "CCVM_EGRESS_LOG=0: no log file was written ($n_before before, $(ls "$AUD"/*.jsonl 2>/dev/null | wc -l) after)" \
+	[ "$(ls "$AUD"/*.jsonl 2>/dev/null | wc -l)" = "$n_before" ]
+check "CCVM_EGRESS_LOG=0: no warning about the log" bash -c '! grep -q "audit log" "$1"' _ "$T_TMP/err"
 
 done_testing

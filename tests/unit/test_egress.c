@@ -121,7 +121,9 @@ static pid_t relay_start(uint16_t port, struct egress_policy **p, int sv[2])
  * Optimistic open: the guest sends NET_OPEN, the first data and its FIN in
  * one write.  Allowed: the data reaches the server once connected, the
  * reply comes back.  Refused: OPEN_FAIL, and the data that came with the
- * open goes nowhere (no connection is made at all).
+ * open goes nowhere (no connection is made at all); a refused plaintext
+ * HTTP request is answered 403 with the reason instead, and a refused open
+ * that sends nothing gets its OPEN_FAIL after EGRESS_SNIFF_WAIT_MS.
  */
 static void test_relay_optimistic_open(void **state)
 {
@@ -153,6 +155,13 @@ static void test_relay_optimistic_open(void **state)
 	n += frame(out + n, PROTO_NET_OPEN, 6, op,
 		   proto_net_open_encode(&o, op));
 	n += frame(out + n, PROTO_NET_DATA, 6, "secret", 6);
+	static const char get[] = "GET /x HTTP/1.1\r\nHost: h.test\r\n\r\n";
+	n += frame(out + n, PROTO_NET_OPEN, 7, op,
+		   proto_net_open_encode(&o, op));
+	n += frame(out + n, PROTO_NET_DATA, 7, get, sizeof(get) - 1);
+	n += frame(out + n, PROTO_NET_OPEN, 8, op,
+		   proto_net_open_encode(&o, op));
+	long long t_sent = util_now_ms();
 	assert_int_equal(write(sv[0], out, n), (ssize_t)n);
 
 	/* The allowed stream's data and FIN reach the server. */
@@ -172,30 +181,47 @@ static void test_relay_optimistic_open(void **state)
 
 	static struct proto_reader r;
 	proto_reader_init(&r);
-	bool ok5 = false, fail6 = false, fin5 = false;
-	char reply[8] = {0};
-	while (!(fail6 && fin5)) {
+	bool ok5 = false, fail6 = false, fin5 = false, ok7 = false;
+	bool fin7 = false, fail8 = false;
+	char reply[8] = {0}, answer[1024] = {0};
+	long long t_fail8 = 0;
+	while (!(fail6 && fin5 && fin7 && fail8)) {
 		struct proto_msg m;
 		next_msg(&r, sv[0], &m);
 		if (m.type == PROTO_NET_OPEN_FAIL) {
-			assert_int_equal(m.chan, 6);
+			assert_true(m.chan == 6 || m.chan == 8);
 			assert_int_equal(m.data[0], PROTO_NET_FAIL_POLICY);
-			fail6 = true;
+			if (m.chan == 8) {
+				fail8 = true;
+				t_fail8 = util_now_ms();
+			}
+			fail6 |= m.chan == 6;
 		} else if (m.type == PROTO_NET_OPEN_OK) {
-			assert_int_equal(m.chan, 5);
-			ok5 = true;
+			assert_true(m.chan == 5 || m.chan == 7);
+			ok5 |= m.chan == 5;
+			ok7 |= m.chan == 7;
+		} else if (m.type == PROTO_NET_DATA && m.chan == 7) {
+			assert_true(ok7);
+			assert_true(m.len < sizeof(answer));
+			memcpy(answer, m.data, m.len);
 		} else if (m.type == PROTO_NET_DATA) {
 			assert_int_equal(m.chan, 5);
 			assert_true(ok5);
 			assert_int_equal(m.len, 4);
 			memcpy(reply, m.data, 4);
 		} else if (m.type == PROTO_NET_CLOSE) {
-			assert_int_equal(m.chan, 5);
+			assert_true(m.chan == 5 || m.chan == 7);
 			assert_int_equal(m.data[0], PROTO_NET_FIN);
-			fin5 = true;
+			fin5 |= m.chan == 5;
+			fin7 |= m.chan == 7;
 		}
 	}
 	assert_string_equal(reply, "pong");
+	print_message("# refused HTTP: %s\n", answer);
+	assert_true(strncmp(answer, "HTTP/1.1 403 ", 13) == 0);
+	assert_non_null(strstr(answer, "\r\n\r\nccvm: blocked: "));
+	/* Nothing sent: refused once the wait for first bytes is over. */
+	assert_true(t_fail8 - t_sent >= EGRESS_SNIFF_WAIT_MS - 50);
 	/* The refused open made no connection. */
 	assert_int_equal(poll(&pl, 1, 200), 0);
 

@@ -407,7 +407,13 @@ static void handle(struct net *n, const struct proto_msg *m)
 	struct gchan *c = stream_table_get(&n->ch, m->chan);
 	switch (m->type) {
 	case PROTO_NET_OPEN_OK:
-		break; /* data already flows within the window */
+		/* Data already flows within the window.  "blocked: ...": the
+		 * host refused it and answers for it (a 403): logged. */
+		if (c && m->len > 9 && !memcmp(m->data, "blocked: ", 9))
+			log_line(n, "%s: %.*s", c->dst,
+				 (int)(m->len > 299 ? 299 : m->len),
+				 (const char *)m->data);
+		break;
 	case PROTO_NET_OPEN_FAIL:
 		if (!c)
 			break;

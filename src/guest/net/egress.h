@@ -5,8 +5,8 @@
  * default routes), redirects every TCP connection not to loopback to its
  * forwarder with nftables, runs a DNS stub on 127.0.0.1:53, and carries
  * both over the ccvm.net virtio-serial port to the host, which decides
- * and connects.  A refused connection is reset at once and explained in
- * NET_LOG_PATH.  The process never makes ccvm-init exit; it dies with the
+ * and connects.  A refused connection is reset (a plaintext HTTP request
+ * on it is answered 403 by the host) and explained in NET_LOG_PATH.  The process never makes ccvm-init exit; it dies with the
  * VM.
  */
 #include <stdbool.h>

@@ -44,6 +44,8 @@
 #include "dns.h"
 #include "err.h"
 
+/* "0": no audit log for the session (docs/egress-report.md). */
+#define AUDIT_ENV_OFF	"CCVM_EGRESS_LOG"
 #define AUDIT_FILE_MAX	(16u << 20)  /* bytes per session file */
 #define AUDIT_KEEP	50	     /* session files kept, the new one too */
 #define AUDIT_TOTAL_MAX (256u << 20) /* bytes of all session files */

@@ -584,10 +584,14 @@ int audit_summary_print(const struct audit_summary *s, FILE *out)
 			util_escape(name, sizeof(name), d->name, false),
 			d->conns, human_bytes(d->up, up, sizeof(up)),
 			human_bytes(d->down, down, sizeof(down)), d->blocked);
-		for (size_t j = 0; j < d->nreasons; j++)
-			fprintf(
-			    out, "  blocked: %s\n",
-			    util_escape(r, sizeof(r), d->reasons[j], false));
+		for (size_t j = 0; j < d->nreasons; j++) {
+			/* Reasons mostly begin "blocked: " themselves. */
+			const char *why = d->reasons[j];
+			if (!strncmp(why, "blocked: ", 9))
+				why += 9;
+			fprintf(out, "  blocked: %s\n",
+				util_escape(r, sizeof(r), why, false));
+		}
 		if (d->more_reasons)
 			fprintf(out, "  blocked: %lu more with other reasons\n",
 				d->more_reasons);

@@ -51,6 +51,9 @@ struct hchan {
 	char dest[DNS_NAME_MAX + 1];
 	char why[256];
 	bool refused; /* by its first bytes (sniffing) */
+	/* Refused at the open: its first bytes wait only to tell a plaintext
+	 * HTTP request (answered 403 with the reason) from the rest (reset). */
+	bool deny;
 	/* Allowlist mode, allowed by a name: no socket until the first bytes
 	 * name an allowed server (or show another protocol). */
 	bool sniffing;
@@ -185,6 +188,53 @@ static void proxy_open(struct eg *e, uint16_t id, struct hchan *c)
 
 static void chan_start(struct eg *e, uint16_t id, struct hchan *c);
 
+/* The "host:port" of a channel's address, for messages. */
+static void chan_dst(struct hchan *c)
+{
+	char as[64];
+	egress_addr_str(&c->addr, as, sizeof(as));
+	snprintf(c->dst, sizeof(c->dst),
+		 c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", as,
+		 (unsigned)c->port);
+}
+
+/*
+ * A connection the policy refused: rather than resetting it at once, wait
+ * up to EGRESS_SNIFF_WAIT_MS for its first bytes, so that a plaintext HTTP
+ * request is answered 403 with the reason (the agent reads why; docs/
+ * egress.md, "Denials").  No socket is ever made for it.  False when no
+ * channel is free: then it is reset at once, as before.
+ */
+static bool deny_wait(struct eg *e, uint16_t id, const struct proto_net_open *o,
+		      const struct egress_decision *d)
+{
+	if (stream_table_full(&e->ch))
+		return false;
+	struct hchan *c = calloc(1, sizeof(*c));
+	if (!c || stream_init(&c->st, -1) < 0) {
+		if (c)
+			stream_close(&c->st, false);
+		free(c);
+		return false;
+	}
+	c->deny = c->sniffing = c->connecting = true;
+	c->port = o->port;
+	c->t0_wall = wall_ms();
+	c->t0 = util_now_ms();
+	c->deadline = c->t0 + EGRESS_SNIFF_WAIT_MS;
+	c->addr.family = o->family;
+	memcpy(c->addr.bytes, o->addr, sizeof(o->addr));
+	egress_addr_normalize(&c->addr);
+	char as[64];
+	if (d->dest[0] &&
+	    strcmp(d->dest, egress_addr_str(&c->addr, as, sizeof(as))) != 0)
+		util_strlcpy(c->dest, d->dest, sizeof(c->dest));
+	util_strlcpy(c->why, d->why, sizeof(c->why));
+	chan_dst(c);
+	stream_table_add(&e->ch, id, c);
+	return true;
+}
+
 static void net_open(struct eg *e, const struct proto_msg *m)
 {
 	uint16_t id = m->chan;
@@ -208,6 +258,8 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 		char as[64];
 		egress_addr_str(&a, as, sizeof(as));
 		egress_note_blocked(e->p, d.dest[0] ? d.dest : as, o.port);
+		if (deny_wait(e, id, &o, &d))
+			return;
 		open_fail(e, id, PROTO_NET_FAIL_POLICY, d.why);
 		if (e->audit) {
 			struct audit_conn r = {
@@ -260,9 +312,7 @@ static void net_open(struct eg *e, const struct proto_msg *m)
 	stream_table_add(&e->ch, id, c); /* free and not full: checked */
 	c->target = d.target;
 	if (d.by_name && !egress_open_mode(e->p)) {
-		snprintf(c->dst, sizeof(c->dst),
-			 c->addr.family == AF_INET6 ? "[%s]:%u" : "%s:%u", as,
-			 (unsigned)c->port);
+		chan_dst(c);
 		/* What it sent with the open arrives as data next. */
 		c->sniffing = c->connecting = true;
 		c->deadline = util_now_ms() + EGRESS_SNIFF_WAIT_MS;
@@ -368,8 +418,7 @@ static void sock_read(struct eg *e, uint16_t id)
 }
 
 /* A plaintext HTTP request refused by its Host: 403 with the reason. */
-static void answer_403(struct eg *e, uint16_t id, struct hchan *c,
-		       const char *why)
+static void answer_403(struct eg *e, uint16_t id, const char *why)
 {
 	char body[900], resp[1100];
 	int bl = snprintf(body, sizeof(body), "ccvm: %s\n", why);
@@ -380,9 +429,8 @@ static void answer_403(struct eg *e, uint16_t id, struct hchan *c,
 			  "\r\nContent-Length: %d\r\nConnection: close\r\n"
 			  "\r\n%s",
 			  bl, body);
-	char ok[128];
-	snprintf(ok, sizeof(ok), "refused: %s", c->dst);
-	egress_put(e, PROTO_NET_OPEN_OK, id, ok, strlen(ok));
+	/* The text begins "blocked: ": the guest logs it (egress.log). */
+	egress_put(e, PROTO_NET_OPEN_OK, id, why, strlen(why));
 	egress_put(e, PROTO_NET_DATA, id, resp,
 		   (size_t)rl < sizeof(resp) ? (size_t)rl : sizeof(resp) - 1);
 	uint8_t f = PROTO_NET_FIN;
@@ -412,6 +460,15 @@ static void sniff_decide(struct eg *e, uint16_t id, bool final)
 	if (named && sn.has_name)
 		util_strlcpy(k == SNIFF_TLS ? c->sni : c->host, sn.name,
 			     sizeof(c->sni));
+	if (c->deny) { /* refused at the open: only the answer is chosen */
+		c->refused = true;
+		if (k == SNIFF_HTTP && !sn.malformed)
+			answer_403(e, id, c->why);
+		else
+			open_fail(e, id, PROTO_NET_FAIL_POLICY, c->why);
+		chan_free(e, id, false);
+		return;
+	}
 	char why[800] = "";
 	char as[64];
 	egress_addr_str(&c->addr, as, sizeof(as));
@@ -440,7 +497,7 @@ static void sniff_decide(struct eg *e, uint16_t id, bool final)
 	util_strlcpy(c->why, why, sizeof(c->why));
 	egress_note_blocked(e->p, sn.has_name ? sn.name : as, c->port);
 	if (k == SNIFF_HTTP && !sn.malformed)
-		answer_403(e, id, c, why);
+		answer_403(e, id, why);
 	else
 		open_fail(e, id, PROTO_NET_FAIL_POLICY, why);
 	chan_free(e, id, false);
@@ -593,6 +650,9 @@ static int loop(struct eg *e)
 			pf[np++] =
 			    (struct pollfd){.fd = c->st.fd, .events = ev};
 		}
+		/* A decision in the walk may have queued frames. */
+		if (proto_writer_pending(&e->wr))
+			pf[0].events |= POLLOUT;
 		int timeout = next < 0 ? -1 : (int)(next - now + 1);
 		int n = poll(pf, (nfds_t)np, timeout);
 		if (n < 0 && errno != EINTR)

@@ -375,12 +375,15 @@ static int launch(struct session *s, struct ccvm_err *err)
 	/* The audit log: opened here, written by the relay alone. */
 	struct ccvm_err ae = {0};
 	const struct ccvm_config *cfg = s->cfg;
+	const char *off = getenv(AUDIT_ENV_OFF);
+	bool want_log = !(off && strcmp(off, "0") == 0);
 	struct audit *audit =
-	    audit_open(NULL, s->cwd, egress_open_mode(s->egress),
-		       (const char *const *)cfg->egress_allowlist.v,
-		       cfg->egress_allowlist.n, cfg->egress_ports,
-		       cfg->n_egress_ports, &ae);
-	if (!audit)
+	    !want_log ? NULL
+		      : audit_open(NULL, s->cwd, egress_open_mode(s->egress),
+				   (const char *const *)cfg->egress_allowlist.v,
+				   cfg->egress_allowlist.n, cfg->egress_ports,
+				   cfg->n_egress_ports, &ae);
+	if (!audit && want_log)
 		say_warn("the egress audit log is off for this session: %s",
 			 ae.msg);
 	int r =
