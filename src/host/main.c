@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,46 @@ static int fail(const struct ccvm_err *err, int status)
 	return status;
 }
 
+static void print_help(void)
+{
+	cli_usage(stdout);
+	cfg_usage(stdout, environ);
+	puts("Documentation: man ccvm; README.md and docs/options.md in "
+	     "the ccvm sources.");
+}
+
+/*
+ * `ccvm --help` or `ccvm --version` (the agent's, as in the reference)
+ * while there is no guest image yet: rather than building one unasked to
+ * show the agent's help, ccvm shows its own, and says so.  1 when it
+ * answered, 0 when the session should run.
+ */
+static int answer_without_image(const struct ccvm_config *cfg,
+				const struct cli_args *a)
+{
+	if (a->mode != CLI_RUN_AGENT || a->argc != 1)
+		return 0;
+	const char *w = a->argv[0];
+	bool help = !strcmp(w, "--help") || !strcmp(w, "-h");
+	bool version = !strcmp(w, "--version") || !strcmp(w, "-v");
+	if (!help && !version)
+		return 0;
+	char dir[4096];
+	bool complete = false;
+	if (image_lookup(cfg, dir, &complete, &(struct ccvm_err){0}) < 0 ||
+	    complete)
+		return 0;
+	if (help)
+		print_help();
+	else
+		puts("ccvm " CCVM_VERSION);
+	say("no guest image for these options yet, so this is ccvm's own %s, "
+	    "not the agent's: `ccvm --ccvm-build` (or the first session) "
+	    "builds the image, %s",
+	    help ? "help" : "version", IMAGE_BUILD_ESTIMATE);
+	return 1;
+}
+
 /* --ccvm-build, --ccvm-images, --ccvm-prune. */
 static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 			  struct ccvm_err *err)
@@ -46,7 +87,10 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 	}
 	if (fflush(stdout) != 0 && r == 0)
 		r = ccvm_err_sys(err, EIO, "writing to stdout");
-	return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
+	return r < 0 ? fail(err, image_interrupt_status()
+				     ? image_interrupt_status()
+				     : CCVM_EXIT_FAILURE)
+		     : 0;
 }
 
 static volatile sig_atomic_t egress_stop;
@@ -155,11 +199,7 @@ int main(int argc, char **argv)
 	int status = 0;
 	struct ccvm_config cfg = {0};
 	if (args.mode == CLI_HELP) {
-		cli_usage(stdout);
-		cfg_usage(stdout, environ);
-		puts(
-		    "Documentation: man ccvm; README.md and docs/options.md in "
-		    "the ccvm sources.");
+		print_help();
 		goto out;
 	}
 	if (args.mode == CLI_VERSION) {
@@ -206,6 +246,8 @@ int main(int argc, char **argv)
 		status = run_image_mode(&cfg, args.mode, &err);
 		break;
 	default:
+		if (answer_without_image(&cfg, &args))
+			break;
 		status = session_run(&cfg, &args, &err);
 		if (err.msg[0])
 			say("%s", err.msg);

@@ -197,6 +197,21 @@ for a in --help --version; do
 	expect_err "bare $a is not consumed by ccvm" 2 "CCVM_MEMORY"
 done
 
+# ... but with no guest image yet, ccvm answers them itself (its own help or
+# version, and one line saying why) instead of building one unasked.
+for a in --help -h --version -v; do
+	run CCVM_ALLOW_ROOT=1 XDG_CACHE_HOME="$T_TMP/empty-cache" "$a"
+	case $a in
+	-h | --help) want="ccvm's own help" got=$(grep -c -- --ccvm-build "$T_TMP/out") ;;
+	*) want="ccvm's own version" got=$(grep -cx "ccvm [0-9.]*" "$T_TMP/out") ;;
+	esac
+	check "no image: bare $a prints $want, exit 0 (rc=$RC)" \
+		bash -c '[ "$1" -eq 0 ] && [ "$2" -ge 1 ]' _ "$RC" "$got"
+	check "no image: bare $a says in one line why, and how to build ($ERR)" \
+		bash -c '[ "$(wc -l <"$1")" -eq 1 ] && grep -q "no guest image for these options yet.*--ccvm-build.*minutes" "$1"' _ "$T_TMP/err"
+	check "no image: bare $a started no build" test ! -e "$T_TMP/empty-cache/ccvm/images"
+done
+
 # ---- --ccvm-dump-config ----
 f=$(cfgfile prec.json '{"memory": 1000, "cores": 3, "writableCwd": true,
   "share": {"plugins": true}, "clipboard": {"images": true},

@@ -211,47 +211,84 @@ mv "$initrd" "$T_TMP/initrd.save"
 check "a missing initramfs is rebuilt without rebuilding the root" \
 	bash -c "test -s '$initrd' && cmp -s '$initrd' '$T_TMP/initrd.save' && ! grep -q building '$T_TMP/b3.err'"
 
-# 3. An interrupted build leaves nothing behind.
+# 3. An interrupted build (Ctrl-C) leaves nothing behind and says so in
+# one line, exit 130 (issue 25 item 3).
 export XDG_CACHE_HOME="$T_TMP/xdg"
 images="$XDG_CACHE_HOME/ccvm/images"
 ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.before"
-"$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/int.err" &
-bpid=$!
-for _ in $(seq 1 240); do
-	grep -q '\[3/7\]' "$T_TMP/int.err" 2>/dev/null && break
-	kill -0 $bpid 2>/dev/null || break
-	sleep 0.5
-done
+# build_until N FILE: a --ccvm-build in the background (pid in $bpid, stderr
+# in FILE) once it is inside step N.
+build_until() {
+	"$CCVM" --ccvm-build >/dev/null 2>"$2" &
+	bpid=$!
+	for _ in $(seq 1 240); do
+		grep -q "\[$1/7\]" "$2" 2>/dev/null && break
+		kill -0 $bpid 2>/dev/null || break
+		sleep 0.5
+	done
+}
+build_until 3 "$T_TMP/int.err"
 sleep 8 # well inside mmdebstrap
+lines_before=$(wc -l <"$T_TMP/int.err")
 kill -INT $bpid
+t0=$(date +%s)
 wait $bpid
 rc=$?
-diag "interrupted build: $(grep -m1 'failed at step' "$T_TMP/int.err")"
-check "an interrupted build fails (rc=$rc)" test $rc -ne 0
-check "it names the failing step" grep -q "failed at step '" "$T_TMP/int.err"
-check "an interrupted build leaves no temp dir or image" \
-	test -z "$(find "$images" -mindepth 1 -maxdepth 1 ! -name .lock ! -name failed-build.log 2>/dev/null)"
-check "the failed build's log is kept" test -s "$images/failed-build.log"
+diag "interrupted build ($(($(date +%s) - t0)) s): $(tail -n +$((lines_before + 1)) "$T_TMP/int.err" | tr '\n' '|')"
+check "an interrupted build exits 130 (rc=$rc)" test $rc -eq 130
+check "it says so in one line: image build interrupted; nothing kept" \
+	bash -c '[ "$(tail -n +$(($2 + 1)) "$1")" = "ccvm: image build interrupted; nothing kept" ]' _ "$T_TMP/int.err" "$lines_before"
+check "an interrupted build leaves no temp dir, image or log" \
+	test -z "$(find "$images" -mindepth 1 -maxdepth 1 ! -name .lock 2>/dev/null)"
 sleep 1
 ls -d /tmp/mmdebstrap.* 2>/dev/null | sort >"$T_TMP/mm.after"
 check "an interrupted build leaves no mmdebstrap temp dir" \
 	test -z "$(comm -13 "$T_TMP/mm.before" "$T_TMP/mm.after")"
+# The processes of a build in $images (not a check's own command line).
+build_procs() { pgrep -u "$(id -u)" -f "$images" | while read -r p; do ps -o pid=,args= -p "$p"; done; }
+left=$(build_procs)
+check "no process of the interrupted build is left (${left:-none})" test -z "$left"
+# A second Ctrl-C ends ccvm at once; the next build removes the leftovers.
+build_until 3 "$T_TMP/int2.err"
+sleep 8
+kill -INT $bpid
+sleep 0.3
+t0=$(date +%s%N)
+kill -INT $bpid
+wait $bpid
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a second Ctrl-C ends the build at once (rc=$rc, ${ms} ms)" \
+	bash -c '[ "$1" -eq 130 ] && [ "$2" -lt 1000 ]' _ "$rc" "$ms"
+check "... saying so" grep -q "image build stopped at once" "$T_TMP/int2.err"
+for _ in $(seq 1 50); do [ -z "$(build_procs)" ] && break; sleep 0.2; done
+left=$(build_procs)
+check "... and its children end with it (${left:-none})" test -z "$left"
+build_until 1 "$T_TMP/int3.err"
+kill -INT $bpid
+wait $bpid
+check "the next build removes what the stopped one left" \
+	bash -c 'grep -q "removed an interrupted build" "$1" && test -z "$(find "$2" -mindepth 1 -maxdepth 1 ! -name .lock)"' _ "$T_TMP/int3.err" "$images"
 
 # A stale temp dir from a killed build is removed by the next build
 # (checked through prune, which takes the same lock and cleans the same).
 kernels="$XDG_CACHE_HOME/ccvm/kernels"
-mkdir -p "$images/.tmp-stale1/out" "$images/deadbeef0000" "$images/$key" \
+old=deadbeef$(printf '0%.0s' {1..56}) # an old image's key (64 hex digits)
+mkdir -p "$images/.tmp-stale1/out" "$images/$old" "$images/$key" \
 	"$kernels/.tmp-stale2/linux-source-6.1" "$kernels/feedface0000"
 echo failed >"$kernels/feedface0001.failed"
-echo '{"built": "2020-01-01T00:00:00Z"}' >"$images/deadbeef0000/manifest.json"
+echo '{"built": "2020-01-01T00:00:00Z"}' >"$images/$old/manifest.json"
+echo "a failed build's log" >"$images/failed-build.log"
 echo '{"built": "2026-01-01T00:00:00Z"}' >"$images/$key/manifest.json"
 "$CCVM" --ccvm-images >"$T_TMP/list" 2>&1
 check "--ccvm-images marks the current image" \
 	grep -qE "^\* ${key:0:16} " "$T_TMP/list"
-check "--ccvm-images lists the old image" grep -qE '^  deadbeef0000 ' "$T_TMP/list"
+check "--ccvm-images lists the old image" grep -qE '^  deadbeef00000000 ' "$T_TMP/list"
+check "--ccvm-images lists no failed build's log and no temp dir as an image" \
+	bash -c '! grep -qE "failed-build|\.tmp-" "$1"' _ "$T_TMP/list"
 "$CCVM" --ccvm-prune >"$T_TMP/prune" 2>&1
 check "--ccvm-prune removes old images and stale temp dirs, keeps the current" \
-	test ! -e "$images/deadbeef0000" -a ! -e "$images/.tmp-stale1" -a -d "$images/$key"
+	test ! -e "$images/$old" -a ! -e "$images/.tmp-stale1" -a -d "$images/$key"
 check "--ccvm-prune removes kernels the current image does not use, failure marks, stale kernel builds" \
 	test ! -e "$kernels/feedface0000" -a ! -e "$kernels/feedface0001.failed" -a ! -e "$kernels/.tmp-stale2"
 

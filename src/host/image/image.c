@@ -89,9 +89,25 @@ bool image_stock_kernel(void)
 	return v && v[0] && strcmp(v, "0") != 0;
 }
 
+/* The first signal stops the build in order (children killed, its
+ * directory removed); a second one ends ccvm at once: the next ccvm
+ * removes what is left (image_remove_stale). */
 static void on_signal(int sig)
 {
+	if (image_interrupted) {
+		static const char m[] =
+		    "\r\033[Kccvm: image build stopped at once; the next "
+		    "ccvm removes its temporary files\n";
+		ssize_t w = write(STDERR_FILENO, m, sizeof(m) - 1);
+		(void)w;
+		_exit(128 + sig);
+	}
 	image_interrupted = sig;
+}
+
+int image_interrupt_status(void)
+{
+	return image_interrupted ? 128 + image_interrupted : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -533,7 +549,7 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 			r = lock;
 		} else {
 			if (!image_complete(p.dir)) {
-				image_remove_stale(images, NULL);
+				image_remove_stale(images, stderr);
 				util_rm_rf(p.dir); /* an incomplete leftover */
 				r = image_build(cfg, images, key, s.b, s.n,
 						err);
@@ -587,11 +603,15 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 	int count = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+		/* Images only: directories named by a key (not the lock, a
+		 * build in progress or a failed build's log). */
+		if (strlen(de->d_name) != 64 ||
+		    strspn(de->d_name, "0123456789abcdef") != 64)
 			continue;
 		autofree char *p = util_path_join(images, de->d_name);
 		autofree char *mp = util_path_join(p ? p : "", "manifest.json");
-		if (!p || !mp)
+		struct stat dst;
+		if (!p || !mp || lstat(p, &dst) < 0 || !S_ISDIR(dst.st_mode))
 			continue;
 		json_error_t je;
 		json_t *m = json_load_file(mp, 0, &je);

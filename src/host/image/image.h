@@ -39,8 +39,21 @@ struct image_paths {
 	char key[65];	       /* hex hash of the build-time inputs */
 };
 
+/* How long a first build takes, measured (bench/README.md, "First run"):
+ * for the messages that announce one. */
+#define IMAGE_BUILD_ESTIMATE                                                   \
+	"once: about 12 minutes on 2 idle cores, most of it compiling the "    \
+	"guest kernel"
+
 /* Finds the image for cfg's build-time options, building it first when
- * allow_build and it is missing.  Progress goes to stderr. */
+ * allow_build and it is missing.  Progress goes to stderr.  Interrupted
+ * (SIGINT, SIGTERM, SIGHUP): the build stops, keeps nothing, and the error
+ * says "image build interrupted; nothing kept"; a second signal ends ccvm
+ * at once. */
+/* After a failed image_ensure: 128 + the signal that interrupted the
+ * build (130 for Ctrl-C), the exit status to end with; else 0. */
+int image_interrupt_status(void);
+
 int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 		 struct image_paths *out, struct ccvm_err *err);
 

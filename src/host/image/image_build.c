@@ -131,6 +131,25 @@ static int write_manifest(struct build *b, double seconds, struct ccvm_err *err)
 	return r;
 }
 
+/* Whether images holds an image (of other options: a complete one). */
+static bool image_any(const char *images)
+{
+	DIR *d = opendir(images);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d)) != NULL) {
+		autofree char *m = NULL;
+		if (strlen(de->d_name) == 64 &&
+		    (m = util_asprintf("%s/%s/manifest.json", images,
+				       de->d_name)))
+			found = access(m, F_OK) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
 /* Removes build directories a killed ccvm left behind (we hold the lock,
  * so no build is running). */
 void image_remove_stale(const char *images, FILE *out)
@@ -225,9 +244,12 @@ int image_build(const struct ccvm_config *cfg, const char *images,
 	if (!b.env || logfd < 0) {
 		r = ccvm_err_sys(err, b.env ? errno : ENOMEM, "%s", log);
 	} else {
-		say("building the guest image %.12s (takes a few minutes; "
-		    "log: %s/<key>/build.log)",
-		    key, images);
+		say("no guest image for these options yet (%s): building "
+		    "%.12s now, %s; log: %s",
+		    image_any(images) ? "the build-time options or ccvm "
+					"changed"
+				      : "first run",
+		    key, IMAGE_BUILD_ESTIMATE, log);
 		r = steps_run(&b.st, steps, ARRAY_LEN(steps), &b, err);
 	}
 	if (r == 0)

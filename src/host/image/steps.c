@@ -138,6 +138,16 @@ static void print_log_tail(struct steps *s)
 
 static int step_fail(struct steps *s, struct ccvm_err *err, int r)
 {
+	if (image_interrupted) {
+		/* The user asked for it: no log tail, no failed-build.log
+		 * (the build directory and its log go). */
+		if (s->tty) {
+			fprintf(stderr, "\r\033[K");
+			say_set_status(false);
+		}
+		return ccvm_err_set(err, EINTR,
+				    "image build interrupted; nothing kept");
+	}
 	print_log_tail(s);
 	/* The build dir goes away: keep its log next to the images. */
 	char saved[PATH_MAX];

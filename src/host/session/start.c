@@ -462,7 +462,8 @@ int session_start(struct session *s, const struct places *pl,
 	/* Only once everything of the user's that can be refused has been
 	 * (prepare): a build can take minutes. */
 	if (image_ensure(s->cfg, true, &s->img, err) < 0)
-		return CCVM_EXIT_FAILURE;
+		return image_interrupt_status() ? image_interrupt_status()
+						: CCVM_EXIT_FAILURE;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->ctlp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->conp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->netp) < 0 ||
