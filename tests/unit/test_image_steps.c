@@ -208,6 +208,39 @@ static void exec_failure_fails_step(void **state)
 	assert_non_null(strstr(out, "  | exec mmdebstrap: "));
 }
 
+/* The kernel step's progress: kbuild's "  CC" lines counted against the
+ * expected number, with an estimate; other lines and a line cut between
+ * two reads are not counted twice; the log keeps every line. */
+static void kernel_objects_counted(void **state)
+{
+	struct fixture *f = *state;
+	steps_count_objects(&f->st, true, 10, 0);
+	static const char a[] = "  CC      kernel/fork.o\n  LD      vmlinux.o\n"
+				"  CC      mm/mm";
+	static const char b[] = "ap.o\n  AR      lib/lib.a\n  CC      x.o\n";
+	steps_output(&f->st, a, sizeof(a) - 1);
+	steps_output(&f->st, b, sizeof(b) - 1);
+	assert_true(f->st.objs >= 2 && f->st.objs <= 3);
+	int before = f->st.objs;
+	static const char c[] = "  CC      y.o\n";
+	steps_output(&f->st, c, sizeof(c) - 1);
+	assert_int_equal(f->st.objs, before + 1);
+	char want[64];
+	snprintf(want, sizeof(want), "compiling: %d/10 objects", before + 1);
+	assert_non_null(strstr(f->st.detail, want));
+	/* With a rate (over 5% of 10 done): an estimate. */
+	assert_non_null(strstr(f->st.detail, " left"));
+	steps_count_objects(&f->st, false, 0, 0);
+	steps_output(&f->st, c, sizeof(c) - 1);
+	assert_int_equal(f->st.objs, 0);
+	/* Unknown total: the count alone. */
+	steps_count_objects(&f->st, true, 0, 0);
+	steps_output(&f->st, c, sizeof(c) - 1);
+	assert_string_equal(f->st.detail, "compiling: 1 object");
+	autofree char *log = slurp(f->log);
+	assert_non_null(strstr(log, "  CC      mm/mmap.o\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +248,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(failing_step_stops, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(exec_failure_fails_step, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(kernel_objects_counted, setup,
 					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

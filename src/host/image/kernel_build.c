@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "image/build.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -36,6 +37,11 @@
 #define KERNEL_RECIPE	   "1"
 #define KERNEL_NICE	   "10"
 #define KERNEL_VERSION_MAX 256
+/* The objects kbuild compiles ("  CC" lines) for guest-kernel.config on
+ * linux-source-6.1, counted once with `make -n vmlinux` (1,337, 2026-12-07);
+ * a build's own count goes into its kernel.json and is preferred when the
+ * config is the same. */
+#define KERNEL_OBJECTS 1337
 
 int image_kernels_dir(const char *images, char out[PATH_MAX])
 {
@@ -180,12 +186,47 @@ static int kernel_source(struct build *b, const char *tmp,
 	return run_cmds(&b->st, b->env, &c, 1, err);
 }
 
+/* What the last build of this config (kernels/<key>/kernel.json with
+ * the same configSha256) counted and took: for the progress line. */
+static void kernel_history(const char *kernels, const char *config_sha,
+			   int *objects, double *secs)
+{
+	*objects = KERNEL_OBJECTS;
+	*secs = 0;
+	DIR *d = opendir(kernels);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		autofree char *jp =
+		    util_asprintf("%s/%s/kernel.json", kernels, de->d_name);
+		json_error_t je;
+		json_t *j = jp ? json_load_file(jp, 0, &je) : NULL;
+		const char *sha = NULL;
+		int objs = 0;
+		double bs = 0;
+		if (j &&
+		    json_unpack(j, "{s:s, s?i, s?F}", "configSha256", &sha,
+				"objects", &objs, "buildSeconds", &bs) == 0 &&
+		    !strcmp(sha, config_sha)) {
+			if (objs > 0)
+				*objects = objs;
+			if (bs > 0)
+				*secs = bs;
+		}
+		json_decref(j);
+	}
+	closedir(d);
+}
+
 /* Extracts the source into tmp, configures it with the fragment, checks
  * the result, builds vmlinux and moves it to tmp/vmlinux; release gets
  * the kernel's release string. */
 static int kernel_compile(struct build *b, const char *tmp,
 			  const struct ktools *t, char *release, size_t relsz,
-			  struct ccvm_err *err)
+			  int *objects, struct ccvm_err *err)
 {
 	autofree char *src = util_path_join(tmp, KSRC_DIR);
 	autofree char *frag = util_path_join(tmp, "guest-kernel.config");
@@ -221,20 +262,34 @@ static int kernel_compile(struct build *b, const char *tmp,
 	    (r = kernel_config_check(fstr, dc, err)) < 0)
 		return r;
 	steps_detail(&b->st, "compiling (%s, nice %s)", jobs, KERNEL_NICE);
+	/* Not -s: kbuild's "  CC file.o" lines measure the progress. */
 	const char *mk[] = {t->nice,
 			    "-n",
 			    KERNEL_NICE,
 			    t->make,
 			    "-C",
 			    src,
-			    "-s",
 			    jobs,
 			    "vmlinux",
 			    "KBUILD_BUILD_USER=ccvm",
 			    "KBUILD_BUILD_HOST=ccvm",
 			    NULL};
 	c.argv = mk;
-	if ((r = run_cmds(&b->st, b->env, &c, 1, err)) < 0)
+	size_t flen2;
+	const void *frag2 = image_kernel_config(&flen2);
+	char fh[65];
+	image_sha256_hex(frag2, flen2, fh);
+	int expect;
+	double last;
+	const char *slash = strrchr(tmp, '/'); /* tmp: kernels/.tmp-X */
+	autofree char *kernels =
+	    strndup(tmp, slash ? (size_t)(slash - tmp) : strlen(tmp));
+	kernel_history(kernels ? kernels : tmp, fh, &expect, &last);
+	steps_count_objects(&b->st, true, expect, last);
+	r = run_cmds(&b->st, b->env, &c, 1, err);
+	*objects = b->st.objs;
+	steps_count_objects(&b->st, false, 0, 0);
+	if (r < 0)
 		return r;
 	autofree char *rel = NULL;
 	if ((r = util_read_file(relp, 4096, &rel, NULL, err)) < 0)
@@ -271,7 +326,8 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 		return ccvm_err_sys(err, errno, "%s", tmp);
 	long long t0 = util_now_ms();
 	char release[128] = "";
-	r = kernel_compile(b, tmp, &t, release, sizeof(release), err);
+	int objects = 0;
+	r = kernel_compile(b, tmp, &t, release, sizeof(release), &objects, err);
 	if (r < 0 && !image_interrupted) {
 		char msg[CCVM_ERR_MAX];
 		snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -291,11 +347,11 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 		char fh[65], ph[65];
 		image_sha256_hex(frag, flen, fh);
 		image_sha256_hex(kpatch, plen, ph);
-		json_t *j =
-		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "release",
-			      release, "sourcePackage", KSRC_PKG,
-			      "sourceVersion", version, "configSha256", fh,
-			      "patchSha256", ph, "buildSeconds", secs);
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}",
+				      "release", release, "sourcePackage",
+				      KSRC_PKG, "sourceVersion", version,
+				      "configSha256", fh, "patchSha256", ph,
+				      "buildSeconds", secs, "objects", objects);
 		autofree char *jp = util_path_join(tmp, "kernel.json");
 		if (!j || !jp ||
 		    json_dump_file(j, jp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)

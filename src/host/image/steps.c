@@ -198,28 +198,75 @@ static void log_output(struct steps *s, const char *buf, size_t n)
 	}
 }
 
+void steps_count_objects(struct steps *s, bool on, int expected,
+			 double last_secs)
+{
+	s->count_objects = on;
+	s->objs = 0;
+	s->objs_expected = expected > 0 ? expected : 0;
+	s->objs_last_secs = last_secs > 0 ? last_secs : 0;
+	s->objs_t0 = util_now_ms();
+}
+
+/* The progress line's detail from the objects compiled so far. */
+static void objects_detail(struct steps *s)
+{
+	double el = (double)(util_now_ms() - s->objs_t0) / 1000.0;
+	double left = -1;
+	if (s->objs_expected && s->objs >= s->objs_expected / 20 && s->objs)
+		left = el * (s->objs_expected - s->objs) / s->objs;
+	else if (s->objs_last_secs > 0)
+		left = s->objs_last_secs - el;
+	char eta[64] = "";
+	if (left >= 60)
+		snprintf(eta, sizeof(eta), ", about %.0f min left",
+			 left / 60.0 + 0.5);
+	else if (left >= 0)
+		snprintf(eta, sizeof(eta), ", under a minute left");
+	if (s->objs_expected)
+		snprintf(s->detail, sizeof(s->detail),
+			 "compiling: %d/%d objects%s", s->objs,
+			 s->objs > s->objs_expected ? s->objs
+						    : s->objs_expected,
+			 eta);
+	else
+		snprintf(s->detail, sizeof(s->detail),
+			 "compiling: %d object%s%s", s->objs,
+			 s->objs == 1 ? "" : "s", eta);
+}
+
 /* Scans fresh output for a status line worth showing in the progress
- * line: mmdebstrap's "I: ..." and our hooks' "ccvm-step: ...". */
-static void note_detail(struct steps *s, const char *buf, size_t n)
+ * line: mmdebstrap's "I: ..." and our hooks' "ccvm-step: ...", and while
+ * counting, kbuild's "  CC" lines.  bol: buf starts a line. */
+static void note_detail(struct steps *s, const char *buf, size_t n, bool bol)
 {
 	const char *p = buf, *end = buf + n;
+	bool counted = false;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		if (len > 3 && !memcmp(p, "I: ", 3))
+		if (s->count_objects && bol && len > 5 &&
+		    !memcmp(p, "  CC ", 5)) {
+			s->objs++;
+			counted = true;
+		} else if (len > 3 && !memcmp(p, "I: ", 3))
 			snprintf(s->detail, sizeof(s->detail), "%.*s",
 				 (int)(len - 3), p + 3);
 		else if (len > 11 && !memcmp(p, "ccvm-step: ", 11))
 			snprintf(s->detail, sizeof(s->detail), "%.*s",
 				 (int)(len - 11), p + 11);
 		p = nl ? nl + 1 : end;
+		bol = true;
 	}
+	if (counted)
+		objects_detail(s);
 }
 
 void steps_output(struct steps *s, const char *buf, size_t n)
 {
+	bool bol = s->log_bol;
 	log_output(s, buf, n);
-	note_detail(s, buf, n);
+	note_detail(s, buf, n, bol);
 }
 
 void steps_detail(struct steps *s, const char *fmt, ...)

@@ -30,6 +30,11 @@ struct steps {
 	long long step_t0;
 	char detail[128];
 	long long last_plain_ms, last_draw_ms;
+	/* Counting the kernel's compiled objects (steps_count_objects). */
+	bool count_objects;
+	int objs, objs_expected;
+	double objs_last_secs;
+	long long objs_t0;
 };
 
 struct step {
@@ -54,6 +59,12 @@ void steps_output(struct steps *s, const char *buf, size_t n);
 /* Redraws the progress line (at most 4 times a second on a terminal,
  * every 30 s otherwise). */
 void steps_tick(struct steps *s);
+/* From now on, kbuild's "  CC ..." lines are counted into the progress
+ * line: "compiling: N/expected objects, about M min left" (expected 0:
+ * unknown; last_secs, the last build's duration, > 0 for an estimate
+ * before the rate says more).  on false stops counting. */
+void steps_count_objects(struct steps *s, bool on, int expected,
+			 double last_secs);
 /* What the running step is doing now, for the progress line. */
 void steps_detail(struct steps *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
