@@ -76,7 +76,7 @@ static int run_image_mode(const struct ccvm_config *cfg, enum cli_mode mode,
 	int r;
 	if (mode == CLI_BUILD) {
 		struct image_paths p;
-		r = image_ensure(cfg, true, &p, err);
+		r = image_ensure(cfg, IMAGE_BUILD_ALL, &p, err);
 		if (r == 0)
 			printf("image %s\nkernel %s\ninitrd %s\nrootfs %s\n",
 			       p.dir, p.kernel, p.initrd, p.rootfs);

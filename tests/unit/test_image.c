@@ -701,13 +701,13 @@ static void test_ensure_without_build(void **state)
 	struct ccvm_config c = base_cfg();
 	struct image_paths p;
 	struct ccvm_err err = {0};
-	assert_int_equal(image_ensure(&c, false, &p, &err), -ENOENT);
+	assert_int_equal(image_ensure(&c, IMAGE_FIND, &p, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "ccvm --ccvm-build"));
 	/* An unreadable provisioning script is named. */
 	char *mods[] = {"/nonexistent/provision.sh"};
 	c.extra_guest_modules.v = mods;
 	c.extra_guest_modules.n = 1;
-	assert_true(image_ensure(&c, false, &p, &err) < 0);
+	assert_true(image_ensure(&c, IMAGE_FIND, &p, &err) < 0);
 	assert_non_null(strstr(err.msg, "/nonexistent/provision.sh"));
 	assert_int_equal(util_rm_rf(dir), 0);
 }

@@ -30,6 +30,12 @@ struct build {
 	char unshare[PATH_MAX];
 	bool skip_subids;  /* image_check_tools: the tools only */
 	bool stock_kernel; /* CCVM_STOCK_KERNEL: no custom kernel */
+	/* A session's build: a kernel not in the cache yet is built after
+	 * the image, in the background (image_kernel_build), and the image
+	 * boots the stock kernel until then; kernel_pending gets its key. */
+	bool kernel_later;
+	char kernel_pending[65];
+	bool kernels_locked; /* the caller holds kernels/.lock */
 	/* Results. */
 	char custom_vmlinux[PATH_MAX]; /* the built kernel, or "" */
 	char kernel_key[65];	       /* its key in kernels/, or "" */

@@ -459,7 +459,7 @@ static int ensure_initrd(const char *dir, char out[PATH_MAX],
 /* ------------------------------------------------------------------ */
 /* Public entry points                                                */
 
-static int open_lock(const char *images, struct ccvm_err *err)
+int image_lock(const char *images, struct ccvm_err *err)
 {
 	int r = util_mkdir_p(images, 0700);
 	if (r < 0)
@@ -495,11 +495,7 @@ static int open_lock(const char *images, struct ccvm_err *err)
 	return fd;
 }
 
-struct sigsave {
-	struct sigaction intr, term, hup;
-};
-
-static void signals_catch(struct sigsave *s)
+void image_signals_catch(struct image_sigsave *s)
 {
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigemptyset(&sa.sa_mask);
@@ -509,14 +505,14 @@ static void signals_catch(struct sigsave *s)
 	sigaction(SIGHUP, &sa, &s->hup);
 }
 
-static void signals_restore(struct sigsave *s)
+void image_signals_restore(struct image_sigsave *s)
 {
 	sigaction(SIGINT, &s->intr, NULL);
 	sigaction(SIGTERM, &s->term, NULL);
 	sigaction(SIGHUP, &s->hup, NULL);
 }
 
-int image_ensure(const struct ccvm_config *cfg, bool allow_build,
+int image_ensure(const struct ccvm_config *cfg, enum image_want want,
 		 struct image_paths *out, struct ccvm_err *err)
 {
 	char images[PATH_MAX], key[65];
@@ -534,7 +530,7 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 	if (r < 0)
 		goto out;
 	if (!image_complete(p.dir)) {
-		if (!allow_build) {
+		if (want == IMAGE_FIND) {
 			r = ccvm_err_set(err, ENOENT,
 					 "no guest image for these build-time "
 					 "options yet (%s); build it with "
@@ -542,24 +538,26 @@ int image_ensure(const struct ccvm_config *cfg, bool allow_build,
 					 p.dir);
 			goto out;
 		}
-		struct sigsave ss;
-		signals_catch(&ss);
-		int lock = open_lock(images, err);
+		struct image_sigsave ss;
+		image_signals_catch(&ss);
+		int lock = image_lock(images, err);
 		if (lock < 0) {
 			r = lock;
 		} else {
 			if (!image_complete(p.dir)) {
 				image_remove_stale(images, stderr);
 				util_rm_rf(p.dir); /* an incomplete leftover */
-				r = image_build(cfg, images, key, s.b, s.n,
-						err);
+				r = image_build(cfg, want == IMAGE_SESSION,
+						images, key, s.b, s.n, err);
 			}
 			close(lock);
 		}
-		signals_restore(&ss);
+		image_signals_restore(&ss);
 		if (r < 0)
 			goto out;
 	}
+	if (want != IMAGE_FIND)
+		image_kernel_catch_up(images, p.dir, want);
 	r = set_path(p.kernel, p.dir, "vmlinux", err);
 	if (r == 0)
 		r = set_path(p.rootfs, p.dir, "root.sqfs", err);
@@ -684,10 +682,10 @@ int image_prune(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 		fprintf(out, "nothing to prune in %s\n", images);
 		return 0;
 	}
-	struct sigsave ss;
-	signals_catch(&ss);
-	int lock = open_lock(images, err);
-	signals_restore(&ss);
+	struct image_sigsave ss;
+	image_signals_catch(&ss);
+	int lock = image_lock(images, err);
+	image_signals_restore(&ss);
 	if (lock < 0)
 		return lock;
 	image_remove_stale(images, out);

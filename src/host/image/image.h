@@ -45,8 +45,8 @@ struct image_paths {
 	"once: about 12 minutes on 2 idle cores, most of it compiling the "    \
 	"guest kernel"
 
-/* Finds the image for cfg's build-time options, building it first when
- * allow_build and it is missing.  Progress goes to stderr.  Interrupted
+/* Finds the image for cfg's build-time options, building it first as
+ * want says when it is missing.  Progress goes to stderr.  Interrupted
  * (SIGINT, SIGTERM, SIGHUP): the build stops, keeps nothing, and the error
  * says "image build interrupted; nothing kept"; a second signal ends ccvm
  * at once. */
@@ -54,7 +54,15 @@ struct image_paths {
  * build (130 for Ctrl-C), the exit status to end with; else 0. */
 int image_interrupt_status(void);
 
-int image_ensure(const struct ccvm_config *cfg, bool allow_build,
+enum image_want {
+	IMAGE_FIND,	 /* the image must be there: nothing is built */
+	IMAGE_SESSION,	 /* build what is missing, ccvm's guest kernel in
+			  * the background (the image boots Debian's stock
+			  * kernel until the next session after it is done) */
+	IMAGE_BUILD_ALL, /* build everything now, that kernel too */
+};
+
+int image_ensure(const struct ccvm_config *cfg, enum image_want want,
 		 struct image_paths *out, struct ccvm_err *err);
 
 /* --ccvm-images and --ccvm-prune. */

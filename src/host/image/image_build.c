@@ -120,6 +120,9 @@ static int write_manifest(struct build *b, double seconds, struct ccvm_err *err)
 	    "sizes", "vmlinux", (json_int_t)file_size(b->dir, "vmlinux"),
 	    "rootfs", (json_int_t)file_size(b->dir, "root.sqfs"), "modules",
 	    (json_int_t)modules_size);
+	if (j && b->kernel_pending[0])
+		json_object_set_new(j, "kernelPending",
+				    json_string(b->kernel_pending));
 	if (!j)
 		return ccvm_err_set(err, ENOMEM, "cannot build the manifest");
 	autofree char *p = util_path_join(b->dir, "manifest.json");
@@ -204,9 +207,10 @@ static int step_finish(void *ctx, struct ccvm_err *err)
 	return 0;
 }
 
-int image_build(const struct ccvm_config *cfg, const char *images,
-		const char *key, const struct image_blob *scripts,
-		size_t n_scripts, struct ccvm_err *err)
+int image_build(const struct ccvm_config *cfg, bool kernel_later,
+		const char *images, const char *key,
+		const struct image_blob *scripts, size_t n_scripts,
+		struct ccvm_err *err)
 {
 	static const struct step steps[] = {
 	    {"checking tools", rootfs_step_tools},
@@ -222,6 +226,7 @@ int image_build(const struct ccvm_config *cfg, const char *images,
 	    .scripts = scripts,
 	    .n_scripts = n_scripts,
 	    .stock_kernel = image_stock_kernel(),
+	    .kernel_later = kernel_later,
 	};
 	snprintf(b.key, sizeof(b.key), "%s", key);
 	snprintf(b.images, sizeof(b.images), "%s", images);
@@ -260,5 +265,106 @@ int image_build(const struct ccvm_config *cfg, const char *images,
 	run_env_free(b.env);
 	if (r < 0)
 		util_rm_rf(b.dir);
+	return r;
+}
+
+/* The manifest in dir rewritten with m (a temp file renamed over it). */
+static int manifest_replace(const char *dir, json_t *m, struct ccvm_err *err)
+{
+	autofree char *p = util_path_join(dir, "manifest.json");
+	autofree char *tmp = util_path_join(dir, ".manifest.json.new");
+	if (!p || !tmp)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    dir);
+	if (json_dump_file(m, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 ||
+	    rename(tmp, p) < 0) {
+		unlink(tmp);
+		return ccvm_err_set(err, EIO, "cannot write %s", p);
+	}
+	return 0;
+}
+
+/* Removes dir's files whose names start with prefix and end with
+ * suffix (the initramfs and the saved boots of another kernel). */
+static void remove_matching(const char *dir, const char *prefix,
+			    const char *suffix)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	size_t pl = strlen(prefix), sl = strlen(suffix);
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (n > pl + sl && !strncmp(de->d_name, prefix, pl) &&
+		    !strcmp(de->d_name + n - sl, suffix))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+int image_kernel_upgrade(const char *dir, const char *kernel,
+			 struct ccvm_err *err)
+{
+	autofree char *mp = util_path_join(dir, "manifest.json");
+	autofree char *kj = util_path_join(kernel, "kernel.json");
+	autofree char *kv = util_path_join(kernel, "vmlinux");
+	autofree char *nv = util_path_join(dir, ".vmlinux.new");
+	autofree char *dv = util_path_join(dir, "vmlinux");
+	autofree char *md = util_path_join(dir, "modules");
+	autofree char *ml = util_path_join(dir, "modules/load.list");
+	if (!mp || !kj || !kv || !nv || !dv || !md || !ml)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    dir);
+	json_error_t je;
+	json_t *m = json_load_file(mp, 0, &je);
+	json_t *k = json_load_file(kj, 0, &je);
+	const char *rel = NULL;
+	double secs = 0;
+	int r = 0;
+	if (!m || !k ||
+	    json_unpack(k, "{s:s, s?F}", "release", &rel, "buildSeconds",
+			&secs) < 0) {
+		r = ccvm_err_set(err, EINVAL, "%s or %s: unreadable", mp, kj);
+		goto out;
+	}
+	/* The vmlinux first (a hard link, as a build makes it), then the
+	 * modules (none: everything is built in), then the manifest: a
+	 * switch cut short leaves a manifest that still says "pending", and
+	 * the next session does it again. */
+	unlink(nv);
+	if (link(kv, nv) < 0 && (r = build_copy_file(kv, nv, 0644, err)) < 0)
+		goto out;
+	if (rename(nv, dv) < 0) {
+		r = ccvm_err_sys(err, errno, "%s", dv);
+		unlink(nv);
+		goto out;
+	}
+	util_rm_rf(md);
+	if (mkdir(md, 0755) < 0) {
+		r = ccvm_err_sys(err, errno, "%s", md);
+		goto out;
+	}
+	if ((r = build_write_text(ml, "", 0644, err)) < 0)
+		goto out;
+	remove_matching(dir, "initrd-", ".cpio");
+	remove_matching(dir, "boot-", ".snap");
+	const char *slash = strrchr(kernel, '/');
+	json_object_set_new(m, "kernel", json_string("custom"));
+	json_object_set_new(m, "kernelKey",
+			    json_string(slash ? slash + 1 : kernel));
+	json_object_set_new(m, "kernelVersion", json_string(rel));
+	json_object_set_new(m, "kernelBuildSeconds", json_real(secs));
+	json_object_del(m, "kernelPending");
+	json_t *sizes = json_object_get(m, "sizes");
+	if (json_is_object(sizes)) {
+		json_object_set_new(sizes, "vmlinux",
+				    json_integer(file_size(dir, "vmlinux")));
+		json_object_set_new(sizes, "modules", json_integer(0));
+	}
+	r = manifest_replace(dir, m, err);
+out:
+	json_decref(m);
+	json_decref(k);
 	return r;
 }

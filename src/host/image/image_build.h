@@ -11,10 +11,13 @@
 extern volatile sig_atomic_t image_interrupted;
 
 /* Builds the image for cfg into images/<key>, from images/.tmp-XXXXXX.
- * The caller holds the lock.  Progress and failures go to stderr. */
-int image_build(const struct ccvm_config *cfg, const char *images,
-		const char *key, const struct image_blob *scripts,
-		size_t n_scripts, struct ccvm_err *err);
+ * The caller holds the lock.  Progress and failures go to stderr.
+ * kernel_later: a guest kernel not built yet is left for later (the
+ * manifest's kernelPending names it) and the image gets the stock one. */
+int image_build(const struct ccvm_config *cfg, bool kernel_later,
+		const char *images, const char *key,
+		const struct image_blob *scripts, size_t n_scripts,
+		struct ccvm_err *err);
 
 /* Removes images/.tmp-* left by a killed build (caller holds the lock);
  * reports each on out when non-NULL. */
@@ -42,3 +45,35 @@ const char *image_kernel_patch(size_t *len);
 bool image_stock_kernel(void);
 /* <cache>/ccvm/kernels, next to the images directory; 0 or -errno. */
 int image_kernels_dir(const char *images, char out[PATH_MAX]);
+/* kernels/.lock, held by whoever builds a kernel or removes a stale
+ * build there: an fd, or -EWOULDBLOCK when !wait and someone holds it
+ * (-errno otherwise). */
+int image_kernels_lock(const char *kernels, bool wait);
+/* Builds the guest kernel into kernels/ unless it is cached (the caller
+ * holds kernels/.lock: image_kernels_lock), logging to logfd (path log);
+ * progress on stderr when it is a terminal.  0, or -errno with err set
+ * (a failure leaves kernels/<key>.failed, as in an image build). */
+int image_kernel_build(const char *images, int logfd, const char *log,
+		       struct ccvm_err *err);
+/* The image in dir boots the stock kernel while the built one, kernel
+ * (kernels/<key>), is now there: the image switches to it (vmlinux, no
+ * modules, manifest; its initramfs and saved boots go, to be made again).
+ * The caller holds the images lock.  0 or -errno. */
+int image_kernel_upgrade(const char *dir, const char *kernel,
+			 struct ccvm_err *err);
+
+/* The images lock (images/.lock), waited for with a message naming the
+ * holder's pid: an fd, or -errno with err set. */
+int image_lock(const char *images, struct ccvm_err *err);
+/* SIGINT, SIGTERM and SIGHUP set image_interrupted while a build runs. */
+struct image_sigsave {
+	struct sigaction intr, term, hup;
+};
+void image_signals_catch(struct image_sigsave *s);
+void image_signals_restore(struct image_sigsave *s);
+/* An image waiting for ccvm's guest kernel (its manifest's
+ * kernelPending): switched to it when it is there; else, for a session,
+ * its background build is started (unless one runs), for --ccvm-build it
+ * is built now (kernel_later.c). */
+void image_kernel_catch_up(const char *images, const char *dir,
+			   enum image_want want);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "image/kernel.h"
 #include "image/run.h"
 #include "sys/hostpath.h"
+#include "term/say.h"
 #include "util.h"
 
 #define KERNEL_MAX	   (128u << 20)
@@ -401,7 +403,22 @@ static int custom_kernel(struct build *b, struct ccvm_err *err)
 		return ccvm_err_set(err, -r, "%s: bad cache path", b->images);
 	if ((r = util_mkdir_p(kernels, 0700)) < 0)
 		return ccvm_err_sys(err, -r, "%s", kernels);
-	image_remove_stale(kernels, NULL); /* we hold the images lock */
+	/* kernels/.lock: one kernel build at a time, in the foreground or
+	 * the background; a session's build does not wait for one. */
+	autoclose int lock = -1;
+	if (!b->kernels_locked) {
+		lock = image_kernels_lock(kernels, false);
+		if (lock == -EWOULDBLOCK && !b->kernel_later) {
+			say("waiting for the guest kernel being built in the "
+			    "background (%s/.lock)",
+			    kernels);
+			lock = image_kernels_lock(kernels, true);
+		}
+		if (lock < 0 && lock != -EWOULDBLOCK)
+			return ccvm_err_sys(err, -lock, "%s/.lock", kernels);
+	}
+	if (b->kernels_locked || lock >= 0)
+		image_remove_stale(kernels, NULL);
 	char version[KERNEL_VERSION_MAX];
 	ksrc_version(b, kernels, version, sizeof(version));
 	if (image_interrupted)
@@ -422,6 +439,11 @@ static int custom_kernel(struct build *b, struct ccvm_err *err)
 				    "an earlier build of this kernel failed "
 				    "(remove %s to try again)",
 				    failed);
+	if (access(vml, R_OK) != 0 && b->kernel_later) {
+		snprintf(b->kernel_pending, sizeof(b->kernel_pending), "%s",
+			 key);
+		return -EAGAIN; /* built in the background, after */
+	}
 	if (access(vml, R_OK) != 0) {
 		util_rm_rf(kdir); /* an incomplete leftover */
 		r = kernel_build(b, kernels, kdir, version, err);
@@ -457,6 +479,13 @@ int kernel_build_step(void *ctx, struct ccvm_err *err)
 	}
 	struct ccvm_err e = {0};
 	int r = custom_kernel(b, &e);
+	if (r == -EAGAIN) {
+		steps_note(&b->st,
+			   "guest kernel: ccvm's own is built in the "
+			   "background once this image is ready; until then "
+			   "sessions boot Debian's stock kernel");
+		return 0;
+	}
 	if (r < 0 && image_interrupted)
 		return ccvm_err_set(err, -r, "%s", e.msg);
 	if (r < 0)
@@ -465,4 +494,40 @@ int kernel_build_step(void *ctx, struct ccvm_err *err)
 			   "and modules instead (slower boot)",
 			   e.msg);
 	return 0;
+}
+
+int image_kernels_lock(const char *kernels, bool wait)
+{
+	int r = util_mkdir_p(kernels, 0700);
+	if (r < 0)
+		return r;
+	autofree char *p = util_path_join(kernels, ".lock");
+	if (!p)
+		return -ENAMETOOLONG;
+	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR && !image_interrupted)
+			continue;
+		r = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int image_kernel_build(const char *images, int logfd, const char *log,
+		       struct ccvm_err *err)
+{
+	struct build b = {.kernels_locked = true};
+	snprintf(b.images, sizeof(b.images), "%s", images);
+	const char *extra_env[] = {"INITRD=No", "LC_ALL=C.UTF-8"};
+	b.env = run_env_make(extra_env, ARRAY_LEN(extra_env));
+	if (!b.env)
+		return ccvm_err_set(err, ENOMEM, "out of memory");
+	steps_init(&b.st, logfd, log, images);
+	int r = custom_kernel(&b, err);
+	run_env_free(b.env);
+	return r;
 }

@@ -461,7 +461,7 @@ int session_start(struct session *s, const struct places *pl,
 		return code;
 	/* Only once everything of the user's that can be refused has been
 	 * (prepare): a build can take minutes. */
-	if (image_ensure(s->cfg, true, &s->img, err) < 0)
+	if (image_ensure(s->cfg, IMAGE_SESSION, &s->img, err) < 0)
 		return image_interrupt_status() ? image_interrupt_status()
 						: CCVM_EXIT_FAILURE;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->ctlp) < 0 ||

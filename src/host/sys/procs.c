@@ -39,6 +39,14 @@ static bool inherited(pid_t pid)
 	return false;
 }
 
+int procs_keep(pid_t pid)
+{
+	if (n_initial >= MAX_KIDS)
+		return -ENOSPC;
+	initial[n_initial++] = pid;
+	return 0;
+}
+
 int procs_harden(struct ccvm_err *err)
 {
 	struct rlimit none = {0, 0};

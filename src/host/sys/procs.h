@@ -15,6 +15,7 @@
  * a program at once calls procs_forget_secrets to wipe its copy.
  */
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -23,6 +24,9 @@ int procs_harden(struct ccvm_err *err);
 /* SIGKILLs every child still there (including those handed to ccvm as
  * subreaper) and waits for each; returns when ccvm has no child left. */
 void procs_reap_all(void);
+/* A child that is meant to outlive ccvm (the guest kernel's background
+ * build): procs_reap_all leaves it alone.  -ENOSPC when too many. */
+int procs_keep(pid_t pid);
 
 /* The value of the environment variable var, moved into a buffer of
  * ccvm's own (NULL, 0 when unset); the variable is removed and its bytes
