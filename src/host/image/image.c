@@ -644,18 +644,31 @@ static void prune_kernels(const char *images, const char *key, FILE *out)
 	char kernels[PATH_MAX];
 	if (image_kernels_dir(images, kernels) < 0)
 		return;
+	/* A kernel being built in the background is left alone, with all
+	 * the rest of kernels/ (its log, its temp dir). */
+	autoclose int lock = image_kernels_lock(kernels, false);
+	if (lock < 0) {
+		if (lock == -EWOULDBLOCK)
+			fprintf(out,
+				"a guest kernel is being built in the "
+				"background: %s left as it is\n",
+				kernels);
+		return;
+	}
 	image_remove_stale(kernels, out);
 	autofree char *mp = util_asprintf("%s/%s/manifest.json", images, key);
 	json_error_t je;
 	json_t *m = mp ? json_load_file(mp, 0, &je) : NULL;
-	const char *keep = "";
+	const char *keep = "", *pending = "";
 	if (m)
-		json_unpack(m, "{s?s}", "kernelKey", &keep);
+		json_unpack(m, "{s?s, s?s}", "kernelKey", &keep,
+			    "kernelPending", &pending);
 	DIR *d = opendir(kernels);
 	struct dirent *de;
 	while (d && (de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' ||
-		    (keep[0] && !strcmp(de->d_name, keep)))
+		    (keep[0] && !strcmp(de->d_name, keep)) ||
+		    (pending[0] && !strcmp(de->d_name, pending)))
 			continue;
 		autofree char *p = util_path_join(kernels, de->d_name);
 		if (p && util_rm_rf(p) == 0)
