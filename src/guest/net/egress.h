@@ -6,8 +6,8 @@
  * forwarder with nftables, runs a DNS stub on 127.0.0.1:53, and carries
  * both over the ccvm.net virtio-serial port to the host, which decides
  * and connects.  A refused connection is reset (a plaintext HTTP request
- * on it is answered 403 by the host) and explained in NET_LOG_PATH.  The process never makes ccvm-init exit; it dies with the
- * VM.
+ * on it is answered 403 by the host) and explained in NET_LOG_PATH.  The
+ * process never makes ccvm-init exit; it dies with the VM.
  */
 #include <stdbool.h>
 

@@ -3,7 +3,8 @@
  * boots Debian's stock kernel at once while ccvm's own kernel builds in
  * the background (nice 19, one at a time: kernels/.lock, outliving the
  * session); the next session after it is done switches the image to it.
- * `--ccvm-build` builds it in the foreground instead (docs/getting-started.md, "The first run").
+ * `--ccvm-build` builds it in the foreground instead (docs/getting-started.md,
+ * "The first run").
  */
 #define _GNU_SOURCE
 #include <errno.h>
