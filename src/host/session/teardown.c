@@ -152,7 +152,7 @@ void session_watch_helpers(struct session *s)
 		if (!ended_clean(st) && !s->qemu.reaped &&
 		    s->phase != PH_DONE) {
 			status_text(st, why, sizeof(why));
-			spinner_clear(s);
+			/* say() clears a spinner's line first. */
 			say("the network relay stopped (%s): the guest has no "
 			    "network for the rest of this session (nothing "
 			    "bypasses the egress policy); restart ccvm to get "
