@@ -4,8 +4,9 @@
 # restored, and nothing is left behind.
 #  1. The share server dies (virtiofsd, or its sandbox child, killed): ccvm
 #     ends the session at once with 125 and "the project share stopped".
-#  2. The network relay dies: the session goes on with no network at all
-#     (fails closed), and ccvm says so exactly once.
+#  2. The network relay dies, mid-session or while the VM boots: the
+#     session goes on with no network at all (fails closed), and ccvm says
+#     so exactly once.
 #  3. A flood on the terminal (`yes` for 10 s on a PTY): Ctrl-C ends it
 #     within a second, ccvm's memory stays bounded, the terminal's settings
 #     are the same afterwards.  (32-liveness.sh: a flood against SIGTERM.)
@@ -41,14 +42,14 @@ wait_end() {
 # A value of ptydrive.py's report $1.
 rep() { sed -n "s/^$2 //p" "$1" | head -1; }
 # Temp files this user created outside the test's area since $marker (as
-# 22-teardown.sh; other scripts' areas, benchmarks' and image builds'
-# (mmdebstrap) of scripts running side by side are theirs: no session here
-# builds an image).
+# 22-teardown.sh).  The areas of other scripts, benchmarks (bench/soak's
+# too) and image builds (mmdebstrap) that run side by side as the same user
+# are theirs: no session here builds an image.
 strays() {
 	find /tmp /var/tmp "${XDG_RUNTIME_DIR:-/nonexistent}" -maxdepth 2 -user "$(id -u)" \
 		-newer "$marker" 2>/dev/null |
 		grep -v -e "^$T_TMP" -e "^/tmp/tmux-" -e '^/tmp/ccvm-t\.' -e '^/tmp/ccvm-it\.' \
-			-e '^/tmp/ccvm-bench' -e '^/tmp/mmdebstrap\.' -e '^/tmp/\.X11-unix' || true
+			-e '^/tmp/ccvm-bench' -e '^/tmp/ccvm-soak\.' -e '^/tmp/mmdebstrap\.' -e '^/tmp/\.X11-unix' || true
 }
 # The session's report after the fact: nothing of ccvm's tree outlived it
 # (the probe saw processes, among them $2...), no QEMU, no temp file.
@@ -215,6 +216,42 @@ else
 		[ "$(rep "$R" termios)" = same ]
 	none_left "relay dies" virtiofsd qemu-system-x86 ccvm-egress
 	[ "$n" = 1 ] || text "$out" | tail -20 | sed 's/^/# out: /'
+fi
+
+# The relay killed while the VM boots (the spinner on the terminal): the
+# program still runs, without a network, and the line comes once.  A boot,
+# not a restored one (CCVM_SAVED_BOOT=0): a longer time to catch it in.
+export CCVM_CONFIG=$T_TMP/net.json CCVM_SAVED_BOOT=0
+R=$T_TMP/net-boot
+driven "$R" -- --shell -- sh -c 'echo PROGRAM-RAN
+	curl -s -m 20 -o /dev/null http://host.ccvm.internal:'"$WPORT"'/; echo "BOOT-CURL rc=$?"'
+unset CCVM_CONFIG CCVM_SAVED_BOOT
+epid=
+for ((i = 0; i < 400; i++)); do
+	cpid=$(cat "$TREE.pid" 2>/dev/null) && epid=$(pgrep -P "$cpid" -x ccvm-egress | head -1)
+	[ -z "$epid" ] || break
+	sleep 0.05
+done
+[ -z "$epid" ] || kill -KILL "$epid"
+wait_end "$PID" 180 || kill -KILL "$cpid" 2>/dev/null
+out=$R.out
+if [ -z "$epid" ]; then
+	not_ok "relay dies during boot: found the relay under ccvm"
+	kill_session_qemu
+else
+	l=$(text "$out" | grep -a '^BOOT-CURL ' | head -1)
+	n=$(text "$out" | grep -ac '^ccvm: the network relay stopped')
+	said=$(text "$out" | grep -an '^ccvm: the network relay stopped' | head -1 | cut -d: -f1)
+	ran=$(text "$out" | grep -an '^PROGRAM-RAN' | head -1 | cut -d: -f1)
+	check "relay dies during boot: ccvm said it before the program's first line (line ${said:-none} < ${ran:-none})" \
+		[ "${said:-0}" -gt 0 -a "${said:-0}" -lt "${ran:-0}" ]
+	check "relay dies during boot: the program runs to its end (rc=$RC)" [ "$RC" = 0 ]
+	check "relay dies during boot: its connection fails (${l:-no line})" \
+		bash -c '[[ $1 == "BOOT-CURL rc="* && $1 != "BOOT-CURL rc=0" ]]' _ "$l"
+	check "relay dies during boot: ccvm says so exactly once ($n times)" [ "$n" = 1 ]
+	check "relay dies during boot: the terminal's settings are restored (termios $(rep "$R" termios))" \
+		[ "$(rep "$R" termios)" = same ]
+	none_left "relay dies during boot" qemu-system-x86 ccvm-egress
 fi
 kill "$WEB" 2>/dev/null
 wait "$WEB" 2>/dev/null
