@@ -174,6 +174,7 @@ bench: all
 	bench/fs
 	bench/egress
 	bench/apiproxy
+	bench/tty
 
 deps:
 	.ci/deps

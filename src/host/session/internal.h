@@ -93,6 +93,8 @@ struct session {
 	bool guest_failed; /* the guest sent ERROR */
 	int exit_code;
 	struct ccvm_err fail; /* the first fatal error seen, once running */
+	bool fail_said_all;   /* fail names the cause: no QEMU or console
+				 lines after it */
 
 	/* The network relay (egress.h), its summary pipe, the guest's
 	 * ANTHROPIC_BASE_URL. */
@@ -146,6 +148,10 @@ int session_check(struct session *s, const struct places *pl,
 /* start.c: everything up to a booting VM.  0, or the exit code. */
 int session_start(struct session *s, const struct places *pl,
 		  struct ccvm_err *err);
+/* teardown.c: on SIGCHLD, virtiofsd's and the network relay's ends:
+ * the share's ends the session (session_fail, QEMU killed), the relay's
+ * is said once and the session goes on without a network. */
+void session_watch_helpers(struct session *s);
 /* relay.c: until the guest reports the program's exit or QEMU ends; the
  * exit code. */
 int session_relay(struct session *s, struct ccvm_err *err);

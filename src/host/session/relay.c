@@ -410,6 +410,7 @@ static int handle_signal(struct session *s, int sig)
 	switch (sig) {
 	case SIGCHLD:
 		spawn_poll(&s->qemu);
+		session_watch_helpers(s);
 		clip_on_sigchld(&s->clip);
 		return 0;
 	case SIGWINCH:

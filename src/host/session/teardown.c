@@ -84,6 +84,84 @@ static void fail_unexplained(struct session *s)
 		session_fail(s, "the VM ended before the session did");
 }
 
+/* A helper's wait status in words: "status N" or "killed by signal N
+ * (SIGNAME)". */
+static void status_text(int st, char *buf, size_t n)
+{
+	const char *name = WIFSIGNALED(st) ? sigabbrev_np(WTERMSIG(st)) : NULL;
+	if (WIFSIGNALED(st))
+		snprintf(buf, n, "killed by signal %d%s%s%s", WTERMSIG(st),
+			 name ? " (SIG" : "", name ? name : "",
+			 name ? ")" : "");
+	else
+		snprintf(buf, n, "status %d", WEXITSTATUS(st));
+}
+
+/* pid, once ended: reaped (its status in *st) and true. */
+static bool helper_ended(pid_t pid, int *st)
+{
+	pid_t w;
+	do
+		w = waitpid(pid, st, WNOHANG);
+	while (w < 0 && errno == EINTR);
+	return w == pid;
+}
+
+/* A helper ended by itself (status 0) because its end of QEMU closed:
+ * QEMU is exiting.  True once it has, within QEMU_EXITING_MS. */
+#define QEMU_EXITING_MS 2000
+static bool qemu_exiting(struct session *s)
+{
+	long long end = util_now_ms() + QEMU_EXITING_MS;
+	while (!spawn_poll(&s->qemu) && util_now_ms() < end)
+		usleep(10000);
+	return s->qemu.reaped;
+}
+
+static bool ended_clean(int st)
+{
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+void session_watch_helpers(struct session *s)
+{
+	char why[64];
+	int st;
+	/* virtiofsd: the guest's every access to the share would hang from
+	 * now on.  It also ends, with status 0, when QEMU (its only client)
+	 * does: that is QEMU's story, told by fail_unexplained. */
+	if (s->vfs.pid > 0 && helper_ended(s->vfs.pid, &st)) {
+		s->vfs.pid = 0;
+		if (!ended_clean(st) || !qemu_exiting(s)) {
+			status_text(st, why, sizeof(why));
+			session_fail(s,
+				     "the project share stopped (virtiofsd "
+				     "exited: %s)",
+				     why);
+			s->fail_said_all = true;
+			session_kill_qemu(s);
+		}
+	}
+	/* The network relay: the guest's only way out.  Without it the
+	 * ccvm.net port stays closed, so the guest has no network at all
+	 * (docs/failures.md): the session goes on, and the user is told
+	 * once.  It ends with status 0 when the port closes, as QEMU
+	 * exits: nothing to say then. */
+	if (s->egress_pid > 0 && helper_ended(s->egress_pid, &st)) {
+		s->egress_pid = 0;
+		if (!ended_clean(st) && !s->qemu.reaped &&
+		    s->phase != PH_DONE) {
+			status_text(st, why, sizeof(why));
+			/* say() clears a spinner's line first. */
+			say("the network relay stopped (%s): the guest has no "
+			    "network for the rest of this session (nothing "
+			    "bypasses the egress policy); restart ccvm to get "
+			    "it back",
+			    why);
+		}
+	}
+}
+
 void session_report(struct session *s, int code)
 {
 	spinner_clear(s);
@@ -92,7 +170,8 @@ void session_report(struct session *s, int code)
 		fail_unexplained(s);
 		/* The error first, then what QEMU and the guest said. */
 		say("%s", s->fail.msg);
-		if (!s->args->debug && code == CCVM_EXIT_FAILURE) {
+		if (!s->args->debug && code == CCVM_EXIT_FAILURE &&
+		    !s->fail_said_all) {
 			tail_print(&s->qemu_err, "QEMU", 10);
 			tail_print(&s->console, "guest console", 15);
 		}
@@ -115,11 +194,11 @@ void session_teardown(struct session *s)
 	share_pump_free(&s->share);
 	spinner_clear(s);
 	term_restore(&s->term);
-	vfs_stop(&s->vfs);     /* after QEMU, its only client */
-	if (s->egress_pid > 0) /* QEMU is gone: the relay sees the port close */
+	vfs_stop(&s->vfs); /* after QEMU, its only client */
+	/* QEMU is gone: the relay sees the port close.  One that has
+	 * already ended (session_watch_helpers) may have left a summary. */
+	if (s->egress_pid > 0 || s->egress_summary >= 0)
 		egress_finish(s->egress_pid, s->egress_summary, 2000);
-	else if (s->egress_summary >= 0)
-		close(s->egress_summary);
 	s->egress_summary = -1;
 	for (int i = 0; i < 2; i++) {
 		close_fd(&s->netp[i]);
