@@ -61,7 +61,7 @@ if [ -n "$pending" ] && [ -s "$REAL_CACHE/kernels/$pending/vmlinux" ]; then
 	sed 's/^/# stderr: /' "$T_TMP/s3.err" | tail -4
 	check "the next session runs (exit $rc)" [ "$rc" -eq 0 ]
 	check "it says the image now boots ccvm's own kernel" \
-		grep -q "now boots ccvm's own kernel" "$T_TMP/s3.err"
+		grep -q "now boots ccvm.s own kernel" "$T_TMP/s3.err"
 	check "it boots ccvm's kernel ($(tr -d '\r' <"$T_TMP/s3.out"))" \
 		grep -q -- '-ccvm' "$T_TMP/s3.out"
 	check "the manifest says custom, nothing pending" \

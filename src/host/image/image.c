@@ -556,8 +556,9 @@ int image_ensure(const struct ccvm_config *cfg, enum image_want want,
 		if (r < 0)
 			goto out;
 	}
-	if (want != IMAGE_FIND)
-		image_kernel_catch_up(images, p.dir, want);
+	if (want != IMAGE_FIND &&
+	    (r = image_kernel_catch_up(images, p.dir, want, err)) < 0)
+		goto out;
 	r = set_path(p.kernel, p.dir, "vmlinux", err);
 	if (r == 0)
 		r = set_path(p.rootfs, p.dir, "root.sqfs", err);

@@ -74,6 +74,7 @@ void image_signals_restore(struct image_sigsave *s);
 /* An image waiting for ccvm's guest kernel (its manifest's
  * kernelPending): switched to it when it is there; else, for a session,
  * its background build is started (unless one runs), for --ccvm-build it
- * is built now (kernel_later.c). */
-void image_kernel_catch_up(const char *images, const char *dir,
-			   enum image_want want);
+ * is built now (kernel_later.c).  0, or -EINTR when that was
+ * interrupted (err set). */
+int image_kernel_catch_up(const char *images, const char *dir,
+			  enum image_want want, struct ccvm_err *err);

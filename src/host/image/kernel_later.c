@@ -107,36 +107,43 @@ static void kernel_background(const char *images, const char *kernels)
  * An image waiting for ccvm's guest kernel (kernelPending): with the
  * kernel there, the image switches to it (under the images lock); for a
  * session, else, its background build starts (if none runs); for
- * --ccvm-build, it is built now.  Problems leave the image as it is.
+ * --ccvm-build, it is built now.  Problems leave the image as it is; an
+ * interrupted --ccvm-build is -EINTR.
  */
-void image_kernel_catch_up(const char *images, const char *dir,
-			   enum image_want want)
+int image_kernel_catch_up(const char *images, const char *dir,
+			  enum image_want want, struct ccvm_err *err)
 {
 	char kkey[65], kernels[PATH_MAX];
 	if (!kernel_pending(dir, kkey) ||
 	    image_kernels_dir(images, kernels) < 0)
-		return;
+		return 0;
 	autofree char *kdir = util_path_join(kernels, kkey);
 	autofree char *kv = util_path_join(kdir ? kdir : "", "vmlinux");
 	autofree char *failed = util_asprintf("%s/%s.failed", kernels, kkey);
 	if (!kdir || !kv || !failed)
-		return;
+		return 0;
 	if (access(kv, R_OK) != 0 && access(failed, F_OK) == 0) {
 		say("ccvm's own guest kernel failed to build (%s/build.log); "
 		    "sessions boot Debian's stock kernel (remove %s to try "
 		    "again)",
 		    kernels, failed);
-		return;
+		return 0;
 	}
 	if (access(kv, R_OK) != 0 && want == IMAGE_SESSION) {
 		kernel_background(images, kernels);
-		return;
+		return 0;
 	}
 	struct ccvm_err e = {0};
 	if (access(kv, R_OK) != 0) { /* --ccvm-build: now */
 		struct image_sigsave ss;
 		image_signals_catch(&ss);
-		int lock = image_kernels_lock(kernels, true);
+		int lock = image_kernels_lock(kernels, false);
+		if (lock == -EWOULDBLOCK) {
+			say("waiting for the guest kernel being built in the "
+			    "background (log: %s/build.log)",
+			    kernels);
+			lock = image_kernels_lock(kernels, true);
+		}
 		autofree char *log = util_path_join(kernels, "build.log");
 		int logfd = log && lock >= 0
 				? open(log,
@@ -151,25 +158,29 @@ void image_kernel_catch_up(const char *images, const char *dir,
 		if (lock >= 0)
 			close(lock);
 		image_signals_restore(&ss);
+		if (r < 0 && image_interrupted)
+			return ccvm_err_set(err, EINTR,
+					    "image build interrupted; nothing "
+					    "kept");
 		if (r < 0) {
 			say("ccvm's own guest kernel: %s; the image keeps "
 			    "Debian's stock kernel",
 			    e.msg[0] ? e.msg : "cannot build it");
-			return;
+			return 0;
 		}
 	}
 	int lock = image_lock(images, &e);
 	if (lock < 0)
-		return;
+		return 0;
 	if (kernel_pending(dir, kkey) && access(kv, R_OK) == 0) {
 		if (image_kernel_upgrade(dir, kdir, &e) == 0)
-			say("the guest image now boots ccvm's own kernel "
-			    "(built in the background); this session makes "
-			    "its saved boot again");
+			say("the guest image now boots ccvm's own kernel; "
+			    "its saved boot is made again");
 		else
 			say("switching the guest image to ccvm's own kernel: "
 			    "%s; it keeps Debian's stock kernel",
 			    e.msg);
 	}
 	close(lock);
+	return 0;
 }
