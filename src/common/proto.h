@@ -44,7 +44,8 @@ enum proto_type {
 	PROTO_SIGNAL,	 /* h->g: u32 signal number for the agent */
 	PROTO_STOPPED,	 /* g->h: the agent stopped itself (Ctrl-Z) */
 	PROTO_CONT,	 /* h->g: continue the stopped agent */
-	PROTO_EXIT,	 /* g->h: u32 kind (0 exited, 1 signal), u32 code */
+	PROTO_EXIT,	 /* g->h: u32 kind (0 exited, 1 signal), u32 code,
+			    then (optional) u32 OOM kills, u32 flags */
 	PROTO_ERROR,	 /* g->h: fatal error text; the guest powers off */
 	PROTO_LOG,	 /* g->h: progress/diagnostic text */
 	/* The ccvm.net port (docs/protocol.md, docs/egress.md). */
@@ -193,6 +194,16 @@ int proto_clip_req_decode(const uint8_t *p, size_t len,
 int proto_clip_end_decode(const uint8_t *p, size_t len, uint8_t *status);
 
 enum proto_exit_kind { PROTO_EXIT_CODE = 0, PROTO_EXIT_SIGNAL = 1 };
+
+/*
+ * EXIT: u32 kind, u32 code (PROTO_EXIT_LEN); a guest that can tell adds
+ * u32 the OOM killer's kills while the program ran and u32 flags
+ * (PROTO_EXIT_OOM_LEN).  A host reads what it knows and ignores the rest.
+ */
+#define PROTO_EXIT_LEN	   8
+#define PROTO_EXIT_OOM_LEN 16
+/* EXIT flag: the OOM killer killed the program itself. */
+#define PROTO_EXIT_F_OOM 0x1u
 
 struct proto_msg {
 	uint8_t type;

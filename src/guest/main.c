@@ -28,6 +28,7 @@
 #include "nix.h"
 #include "proto.h"
 #include "session/relay.h"
+#include "vm/memwatch.h"
 #include "vm/scratch.h"
 #include "share/sharesync.h"
 #include "setup/user.h"
@@ -44,6 +45,7 @@ static struct proto_writer writer;
 static struct proto_reader reader; /* 256 KiB: not on the stack */
 static long long boot_ms;
 static size_t unpark_bytes; /* entropy UNPARK brought, for the log */
+static uint64_t oom_base;   /* the kernel's OOM kills before the program */
 
 static void __attribute__((noreturn)) power_off(void)
 {
@@ -300,7 +302,8 @@ static void control_phase(struct ctl_state *st, struct relay *rl,
 }
 
 /* The program started with the session's secrets, which then live only
- * in the child; the share-sync worker forked after, with none left. */
+ * in the child; the memory watcher and the share-sync worker forked
+ * after, with none left. */
 static void start_program(struct ctl_state *st, struct relay *rl,
 			  struct agent *ag, struct ccvm_err *err)
 {
@@ -316,12 +319,17 @@ static void start_program(struct ctl_state *st, struct relay *rl,
 	net_wait_ready(NET_READY_MS);
 	if (nix_wait_ready(NIX_READY_MS, err) < 0)
 		fatal(err);
+	oom_base = memwatch_oom_kills();
 	int r = agent_spawn(st, ag, err);
 	/* Secrets now live only in the child. */
 	ctl_wipe_secrets(st);
 	ctl_reader_scrub(&reader);
 	if (r < 0)
 		fatal(err);
+	/* Forked with no secret left, like the share-sync worker. */
+	pid_t mw = memwatch_start();
+	if (mw < 0)
+		glog_always("memory watcher: %s", strerror((int)-mw));
 	glog("started %s (pid %d) at %lld ms", st->args.data, (int)ag->pid,
 	     util_now_ms() - boot_ms);
 	if (st->setup.share_sync) {
@@ -337,9 +345,22 @@ static void start_program(struct ctl_state *st, struct relay *rl,
 __attribute__((noreturn)) static void finish(struct agent *ag, uint32_t kind,
 					     uint32_t code)
 {
-	uint8_t ex[8];
+	/* Whether the OOM killer struck, and the program itself: dead of
+	 * SIGKILL while the kernel's count of OOM kills grew. */
+	uint64_t kills = memwatch_oom_kills() - oom_base;
+	if (kills > UINT32_MAX)
+		kills = UINT32_MAX;
+	uint32_t flags = kills && kind == PROTO_EXIT_SIGNAL && code == SIGKILL
+			     ? PROTO_EXIT_F_OOM
+			     : 0;
+	if (kills)
+		glog("the OOM killer killed %u process(es)%s", (unsigned)kills,
+		     flags ? ", the program too" : "");
+	uint8_t ex[PROTO_EXIT_OOM_LEN];
 	proto_put_u32(ex, kind);
 	proto_put_u32(ex + 4, code);
+	proto_put_u32(ex + 8, (uint32_t)kills);
+	proto_put_u32(ex + 12, flags);
 	glog("relay done, %zu bytes to send", writer.len - writer.off);
 	/* Whatever is still dirty on the share (a shared mapping some
 	 * leftover process holds) reaches the host before EXIT: once the host

@@ -146,6 +146,18 @@ static void test_open_missing_dir(void **state)
 	assert_non_null(strstr(e.msg, SCRATCH_DIR_ENV));
 }
 
+/* The disk could not grow: a hole left and (almost) no room. */
+static void test_full(void **state)
+{
+	(void)state;
+	uint64_t g = 1ull << 30, m = SCRATCH_FULL_MARGIN;
+	assert_true(scratch_full(g, 40ull << 20, 0));
+	assert_true(scratch_full(g, 40ull << 20, m - 1));
+	assert_false(scratch_full(g, 40ull << 20, m)); /* room left */
+	assert_false(scratch_full(g, g, 0));	       /* fully allocated */
+	assert_false(scratch_full(g, 0, 100ull << 30));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +167,7 @@ int main(void)
 	    cmocka_unit_test(test_open_on_disk),
 	    cmocka_unit_test(test_open_refuses_tmpfs),
 	    cmocka_unit_test(test_open_missing_dir),
+	    cmocka_unit_test(test_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,6 +91,10 @@ struct session {
 
 	bool have_exit;
 	bool guest_failed; /* the guest sent ERROR */
+	/* The guest's OOM kills while the program ran, and whether the
+	 * program was one of them (EXIT). */
+	uint32_t oom_kills;
+	bool oom_killed;
 	int exit_code;
 	struct ccvm_err fail; /* the first fatal error seen, once running */
 	bool fail_said_all;   /* fail names the cause: no QEMU or console

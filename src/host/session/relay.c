@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -244,11 +245,17 @@ static void on_park(struct session *s)
 
 static void on_exit_frame(struct session *s, const struct proto_msg *m)
 {
-	if (m->len < 8 || s->have_exit)
+	if (m->len < PROTO_EXIT_LEN || s->have_exit)
 		return;
 	s->have_exit = true;
 	uint32_t kind = proto_get_u32(m->data);
 	uint32_t code = proto_get_u32(m->data + 4);
+	if (m->len >= PROTO_EXIT_OOM_LEN) { /* the guest's OOM kills */
+		s->oom_kills = proto_get_u32(m->data + 8);
+		s->oom_killed =
+		    kind == PROTO_EXIT_SIGNAL && code == SIGKILL &&
+		    (proto_get_u32(m->data + 12) & PROTO_EXIT_F_OOM);
+	}
 	s->exit_code = kind == PROTO_EXIT_SIGNAL ? 128 + (int)(code & 0x7f)
 						 : (int)(code & 0xff);
 	s->phase = PH_DONE;
@@ -565,6 +572,36 @@ static void dispatch(struct session *s, const struct pollset *ps,
 		proto_writer_flush(&s->wr, s->ctl);
 }
 
+/* Is QEMU stopped (SIGSTOP, a debugger: docs/failures.md)? */
+static bool qemu_stopped(const struct session *s)
+{
+	if (s->qemu.pid <= 0 || s->qemu.reaped)
+		return false;
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->qemu.pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/* A guest whose QEMU is stopped answers nothing: the share sync it owes
+ * is waited for afresh while it stays stopped, not given up. */
+static void share_wait_while_stopped(struct session *s, long long now)
+{
+	struct share_pump *sp = &s->share;
+	if (sp->watch && sp->busy &&
+	    now >= sp->sent_ms + SHARE_SYNC_TIMEOUT_MS && qemu_stopped(s))
+		sp->sent_ms = now;
+}
+
 /* QEMU is gone: whatever it wrote before it died is still ours. */
 static void drain(struct session *s)
 {
@@ -584,6 +621,7 @@ int session_relay(struct session *s, struct ccvm_err *err)
 		 * the port may have nothing more to wake the poll. */
 		if (s->ctl >= 0)
 			read_ctl(s, false);
+		share_wait_while_stopped(s, util_now_ms());
 		int sync_left =
 		    share_pump_check_synced(&s->share, util_now_ms());
 		if (s->secrets_queued && !proto_writer_pending(&s->wr)) {

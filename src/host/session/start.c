@@ -406,11 +406,9 @@ static int launch(struct session *s, struct ccvm_err *err)
 		close(s->vfs.qemu_fd);
 		s->vfs.qemu_fd = -1;
 	}
-	if (s->scratch >= 0) {
-		/* QEMU holds the disk now; its last holder frees it. */
-		close(s->scratch);
-		s->scratch = -1;
-	}
+	/* The scratch disk (s->scratch) stays open until the teardown, which
+	 * looks at it before closing it: did it run out of host space? Its
+	 * blocks are freed when the last of ccvm and QEMU is gone. */
 	if (s->ram >= 0 && (s->park.restoring || s->park.snap.fd < 0)) {
 		/* The same for its RAM (kept to save the boot). */
 		close(s->ram);

@@ -14,6 +14,7 @@
 #include "session/internal.h"
 #include "sys/procs.h"
 #include "term/say.h"
+#include "vm/scratch.h"
 #include "util.h"
 
 void tail_add(struct tail *t, const char *p, size_t n)
@@ -162,6 +163,32 @@ void session_watch_helpers(struct session *s)
 	}
 }
 
+/* What ran out in the guest, each in one line: its memory (the guest's
+ * OOM killer struck), the scratch disk's host space. */
+static void report_guest_limits(struct session *s)
+{
+	long mib = s->cfg->memory_mib;
+	if (s->oom_killed)
+		say("the guest ran out of memory (memory = %ld MiB): its OOM "
+		    "killer killed the program; raise memory (CCVM_MEMORY)",
+		    mib);
+	else if (s->oom_kills)
+		say("the guest ran out of memory (memory = %ld MiB): its OOM "
+		    "killer killed %u process%s; raise memory (CCVM_MEMORY)",
+		    mib, s->oom_kills, s->oom_kills == 1 ? "" : "es");
+	if (s->scratch >= 0 && scratch_out_of_space(s->scratch)) {
+		bool may_create;
+		struct ccvm_err e = {0};
+		autofree char *dir = scratch_dir_choose(
+		    getenv(SCRATCH_DIR_ENV), getenv("XDG_CACHE_HOME"),
+		    getenv("HOME"), &may_create, &e);
+		say("the scratch disk ran out of host space in %s: writes to "
+		    "/scratch failed (I/O errors in the guest); free space "
+		    "there or set %s to a roomier directory",
+		    dir ? dir : "its directory", SCRATCH_DIR_ENV);
+	}
+}
+
 void session_report(struct session *s, int code)
 {
 	spinner_clear(s);
@@ -178,6 +205,7 @@ void session_report(struct session *s, int code)
 	} else if (s->fail.code) {
 		say("%s", s->fail.msg);
 	}
+	report_guest_limits(s);
 }
 
 static void close_fd(int *fd)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -154,4 +155,19 @@ int scratch_open(long gib, struct ccvm_err *err)
 				    dir, gib);
 	}
 	return fd;
+}
+
+bool scratch_full(uint64_t size, uint64_t alloc, uint64_t avail)
+{
+	return alloc < size && avail < SCRATCH_FULL_MARGIN;
+}
+
+bool scratch_out_of_space(int fd)
+{
+	struct stat st;
+	struct statvfs sv;
+	if (fd < 0 || fstat(fd, &st) < 0 || fstatvfs(fd, &sv) < 0)
+		return false;
+	return scratch_full((uint64_t)st.st_size, (uint64_t)st.st_blocks * 512,
+			    (uint64_t)sv.f_bavail * sv.f_frsize);
 }

@@ -42,3 +42,16 @@ bool scratch_fs_is_ram(long f_type);
  * usage error.  Environment: CCVM_SCRATCH_DIR, XDG_CACHE_HOME, HOME.
  */
 int scratch_open(long gib, struct ccvm_err *err);
+
+/* Room under which a file system with a disk file still part hole counts
+ * as full: more than one write QEMU makes. */
+#define SCRATCH_FULL_MARGIN (16ull << 20)
+
+/* Pure: a disk of size bytes, alloc of them backed by blocks, on a file
+ * system with avail bytes free for the user, could not grow. */
+bool scratch_full(uint64_t size, uint64_t alloc, uint64_t avail);
+
+/* The disk file fd could not grow (scratch_full), as far as fstat and
+ * fstatvfs tell: QEMU's writes to it failed with ENOSPC, which the guest
+ * saw as I/O errors (werror=report). */
+bool scratch_out_of_space(int fd);
