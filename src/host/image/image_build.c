@@ -22,6 +22,7 @@
 
 #include "image/image_build.h"
 #include "image/run.h"
+#include "image/verify.h"
 #include "term/say.h"
 #include "util.h"
 
@@ -199,6 +200,8 @@ static int step_finish(void *ctx, struct ccvm_err *err)
 	}
 	int r =
 	    write_manifest(b, (double)(util_now_ms() - b->st.t0) / 1000.0, err);
+	if (r == 0)
+		r = image_seal(b->dir, err);
 	if (r < 0)
 		return r;
 	if (rename(b->dir, final) < 0)
