@@ -36,11 +36,17 @@ wait_for() {
 # start_damaged NAME: a session on the damaged copy, stopped once it has
 # started building the image again; its stderr in $T_TMP/NAME.
 start_damaged() {
-	cv --shell -- true >/dev/null 2>"$T_TMP/$1" &
-	local pid=$!
+	XDG_CACHE_HOME=$C "$CCVM" --shell -- true >/dev/null 2>"$T_TMP/$1" &
+	local pid=$! i
 	wait_for "$T_TMP/$1" "building the guest image" 120 || diag "no build started"
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid"
+	# The stopped build's helpers (npm, mmdebstrap) end with it.
+	for ((i = 0; i < 100; i++)); do
+		pgrep -u "$(id -u)" -f "$C/" >/dev/null || break
+		sleep 0.2
+	done
+	check "nothing of the stopped build runs on ($1)" [ $i -lt 100 ]
 }
 
 # flip FILE OFFSET: inverts 64 bytes of FILE at OFFSET, keeping its size.

@@ -69,6 +69,11 @@ wait_for "$T_TMP/b2" "building the guest image" 60
 check "once the first stops, the second builds" grep -q "building the guest image" "$T_TMP/b2"
 kill -TERM "$B2"
 wait "$B2"
+for ((i = 0; i < 100; i++)); do
+	pgrep -u "$(id -u)" -f "$E/" >/dev/null || break
+	sleep 0.2
+done
+check "nothing of the stopped builds runs on" [ $i -lt 100 ]
 # (images/failed-build.log, the stopped build's log, stays for the user.)
 left=$(find "$E/ccvm" -mindepth 2 -maxdepth 2 -type d)
 check "no half-built image is left" [ -z "$left" ]
@@ -102,5 +107,27 @@ check "with the image the other built, not a build of its own" \
 	[ "$(grep -c 'building the guest image' "$T_TMP/e4")" = 0 ]
 check "the waiting message came once" [ "$(grep -c 'waiting for another' "$T_TMP/e4")" = 1 ]
 check "no QEMU or virtiofsd left behind" [ -z "$(leftovers)" ]
+
+# 4. Two sessions at once under KVM, where the probe says it works (the
+# same sessions as in 1; on a machine without a usable KVM, a skip that
+# says why).
+if kvm_usable; then
+	cd "$(new_project)" || exit 1
+	for i in 1 2; do
+		CCVM_ACCEL=kvm "$CCVM" --shell -- sh -c "sleep 3; echo k$i" >"$T_TMP/k$i" 2>"$T_TMP/ke$i" &
+		eval "K$i=\$!"
+	done
+	sleep 2
+	nk=$(leftovers | grep -c 'qemu-system.* -accel kvm ')
+	wait "$K1"
+	r1=$?
+	wait "$K2"
+	r2=$?
+	check "two KVM sessions at once both exit 0 ($r1 $r2)" test $r1 -eq 0 -a $r2 -eq 0
+	check "and print what they ran" test "$(cat "$T_TMP/k1")$(cat "$T_TMP/k2")" = k1k2
+	check "under KVM ($nk QEMU with KVM seen)" [ "$nk" -ge 1 ]
+else
+	skip_missing usable-kvm "two sessions at once under KVM" "skipped: no usable KVM ($KVM_WHY)"
+fi
 
 done_testing

@@ -217,3 +217,14 @@ copy_image_cache() {
 	fi
 	echo "$dst/ccvm/images/$key"
 }
+
+# kvm_usable: 0 when ccvm's KVM probe (the doctor's kvm check) says KVM is
+# usable on this machine; else 1, with KVM_WHY set to the probe's reason.
+# Tests that need a working KVM run where it is and otherwise report
+# skip_missing usable-kvm "..." "skipped: no usable KVM ($KVM_WHY)".
+kvm_usable() {
+	local l
+	l=$(CCVM_ACCEL=auto "$CCVM" --ccvm-doctor 2>&1 | grep -m1 -E '^[a-zA-Z]+ +kvm ')
+	KVM_WHY=$(sed -E 's/^[a-zA-Z]+ +kvm +//' <<<"$l")
+	[[ $l == ok* ]]
+}

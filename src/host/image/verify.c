@@ -440,5 +440,16 @@ int image_record(const char *dir, const char *name, struct ccvm_err *err)
 	json_object_set_new(sums, name, json_string(h));
 	r = manifest_store(dir, m, err);
 	json_decref(m);
+	/* Checked as of now: not hashed again at the next start. */
+	struct stamps *st = calloc(1, sizeof(*st));
+	struct stat sb;
+	if (r == 0 && st && lstat(p, &sb) == 0) {
+		stamps_read(dir, st);
+		struct stamp now;
+		stamp_of(&now, name, h, &sb);
+		stamps_put(st, &now);
+		stamps_write(dir, st);
+	}
+	free(st);
 	return r;
 }
