@@ -138,6 +138,32 @@ static void test_damage_named(void **state)
 	assert_non_null(strstr(err.msg, "manifest.json: line 1"));
 }
 
+/* An image from before checksums missing a module: damaged, not sealed. */
+static void test_old_missing_module(void **state)
+{
+	(void)state;
+	char p[400];
+	snprintf(p, sizeof(p), "%s/modules/a.ko", dir);
+	assert_int_equal(unlink(p), 0);
+	struct ccvm_err err = {0};
+	assert_int_equal(image_verify(dir, NULL, &err), -EBADMSG);
+	assert_string_equal(err.msg, "modules/a.ko is missing");
+}
+
+/* A read-only image directory from before checksums: checked by its
+ * sizes, the session not refused. */
+static void test_old_read_only(void **state)
+{
+	(void)state;
+	if (geteuid() == 0)
+		skip(); /* root writes anyway */
+	assert_int_equal(chmod(dir, 0555), 0);
+	struct ccvm_err err = {0};
+	int r = image_verify(dir, NULL, &err);
+	chmod(dir, 0755);
+	assert_int_equal(r, 0);
+}
+
 /* An image from before checksums that is already damaged gets none. */
 static void test_old_damaged_not_sealed(void **state)
 {
@@ -187,6 +213,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_old_damaged_not_sealed, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_initrd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_missing_module, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_old_read_only, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

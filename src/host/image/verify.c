@@ -128,11 +128,16 @@ static json_t *hash_files(const char *dir, struct ccvm_err *err)
 	size_t len = 0;
 	int r = listp ? util_read_file(listp, LIST_MAX, &list, &len, err)
 		      : ccvm_err_set(err, ENAMETOOLONG, "%s", dir);
+	if (r == -ENOENT)
+		r = ccvm_err_set(err, EBADMSG, "modules/load.list is missing");
 	for (size_t i = 0; r == 0 && i < ARRAY_LEN(main_files); i++) {
 		autofree char *p = util_path_join(dir, main_files[i]);
 		char h[65];
 		r = p ? image_file_sha256(p, h, NULL) : -ENAMETOOLONG;
-		if (r < 0)
+		if (r == -ENOENT)
+			r = ccvm_err_set(err, EBADMSG, "%s is missing",
+					 main_files[i]);
+		else if (r < 0)
 			r = ccvm_err_sys(err, -r, "%s/%s", dir, main_files[i]);
 		else
 			json_object_set_new(sums, main_files[i],
@@ -151,7 +156,9 @@ static json_t *hash_files(const char *dir, struct ccvm_err *err)
 			break;
 		}
 		r = image_file_sha256(p, h, NULL);
-		if (r < 0)
+		if (r == -ENOENT)
+			r = ccvm_err_set(err, EBADMSG, "%s is missing", rel);
+		else if (r < 0)
 			r = ccvm_err_sys(err, -r, "%s", p);
 		else
 			json_object_set_new(sums, rel, json_string(h));
@@ -284,7 +291,7 @@ static void stamps_put(struct stamps *s, const struct stamp *now)
 /* ---- the check ---------------------------------------------------------- */
 
 /* Manifests from before checksums: the sizes they recorded, then the
- * checksums of the files as they are. */
+ * checksums of the files as they are; 1 when they could not be written. */
 static int seal_old(const char *dir, json_t *m, struct ccvm_err *err)
 {
 	json_t *sizes = json_object_get(m, "sizes");
@@ -306,9 +313,10 @@ static int seal_old(const char *dir, json_t *m, struct ccvm_err *err)
 	}
 	struct ccvm_err e = {0};
 	int r = image_seal(dir, &e);
-	if (r < 0)
-		return ccvm_err_set(err, -r, "adding checksums: %s", e.msg);
-	return 0;
+	if (r == -EBADMSG)
+		return ccvm_err_set(err, EBADMSG, "%s", e.msg);
+	/* Not written (a read-only cache): checked by its sizes only. */
+	return r < 0 ? 1 : 0;
 }
 
 static int check_one(const char *dir, const char *name, const char *want,
@@ -350,8 +358,8 @@ int image_verify(const char *dir, long long *hashed, struct ccvm_err *err)
 	if (!json_object_get(m, "sha256")) {
 		r = seal_old(dir, m, err);
 		json_decref(m);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r < 0 ? r : 0;
 		if (!(m = manifest_load(dir, err)))
 			return -EBADMSG;
 	}
