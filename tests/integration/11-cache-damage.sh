@@ -96,7 +96,7 @@ start_damaged e2
 check "an altered root.sqfs is named in one line" grep -qx \
 	"ccvm: the guest image $IMG is damaged (root.sqfs ($size bytes) does not match the checksum in its manifest); removing it and building it again" \
 	"$T_TMP/e2"
-[ $? -eq 0 ] || sed 's/^/# /' "$T_TMP/e2" | head -5
+grep -q "damaged" "$T_TMP/e2" || head -5 "$T_TMP/e2" | sed 's/^/# /'
 check "the damaged image is removed" [ ! -e "$IMG" ]
 check "no QEMU was started" [ -z "$(leftovers)" ]
 
@@ -111,7 +111,7 @@ start_damaged e3
 check "a truncated vmlinux is named in one line" grep -qx \
 	"ccvm: the guest image $IMG is damaged (vmlinux is 1048576 bytes, the manifest says $vsize); removing it and building it again" \
 	"$T_TMP/e3"
-[ $? -eq 0 ] || sed 's/^/# /' "$T_TMP/e3" | head -5
+grep -q "damaged" "$T_TMP/e3" || head -5 "$T_TMP/e3" | sed 's/^/# /'
 check "the damaged image is removed" [ ! -e "$IMG" ]
 if [ $shared = 1 ]; then
 	check "and the cached kernel it shared its vmlinux with" [ ! -e "$C/ccvm/kernels/$KK" ]

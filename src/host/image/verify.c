@@ -257,6 +257,10 @@ static void stamps_write(const char *dir, const struct stamps *s)
 		return; /* a read-only cache: hashed again next time */
 	for (size_t i = 0; i < s->n; i++) {
 		const struct stamp *t = &s->v[i];
+		autofree char *fp = util_path_join(dir, t->name);
+		struct stat sb;
+		if (!fp || lstat(fp, &sb) < 0)
+			continue; /* gone (a pruned saved boot) */
 		fprintf(f, "%s %llu %llu %lld %lld.%09lld %lld.%09lld %s\n",
 			t->sha, t->dev, t->ino, t->size, t->mt_s, t->mt_ns,
 			t->ct_s, t->ct_ns, t->name);
@@ -460,4 +464,34 @@ int image_record(const char *dir, const char *name, struct ccvm_err *err)
 	}
 	free(st);
 	return r;
+}
+
+bool image_stamp_ok(const char *dir, const char *name, const char *sha,
+		    const struct stat *sb)
+{
+	struct stamps *st = calloc(1, sizeof(*st));
+	if (!st)
+		return false;
+	stamps_read(dir, st);
+	struct stamp now;
+	stamp_of(&now, name, sha, sb);
+	bool ok = safe_name(name) && stamps_match(st, &now);
+	free(st);
+	return ok;
+}
+
+void image_stamp_put(const char *dir, const char *name, const char *sha,
+		     const struct stat *sb)
+{
+	struct stamps *st = calloc(1, sizeof(*st));
+	if (!st || !safe_name(name)) {
+		free(st);
+		return;
+	}
+	stamps_read(dir, st);
+	struct stamp now;
+	stamp_of(&now, name, sha, sb);
+	stamps_put(st, &now);
+	stamps_write(dir, st);
+	free(st);
 }

@@ -21,6 +21,7 @@
  * damaged one is written again.
  */
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "err.h"
 
@@ -44,3 +45,12 @@ int image_verify_file(const char *dir, const char *name, struct ccvm_err *err);
 
 /* Records the checksum of dir/name in dir's manifest.  0 or -errno. */
 int image_record(const char *dir, const char *name, struct ccvm_err *err);
+
+/* The record of what was checked (the file "verified" in dir), for other
+ * files of the image directory (saved boots): whether dir/name, as sb
+ * describes it now, matched the checksum sha (hex) and is unchanged since;
+ * and recording that it does. */
+bool image_stamp_ok(const char *dir, const char *name, const char *sha,
+		    const struct stat *sb);
+void image_stamp_put(const char *dir, const char *name, const char *sha,
+		     const struct stat *sb);

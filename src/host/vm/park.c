@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "image/image_build.h"
+#include "image/verify.h"
 #include "term/say.h"
 #include "vm/qemu_proc.h"
 #include "vm/qmp.h"
@@ -152,6 +153,8 @@ static bool all_zero(const uint8_t *p, size_t n)
 static void hash_page(struct sha256_ctx *h, uint64_t rel, const uint8_t *p,
 		      size_t n)
 {
+	if (!h)
+		return;
 	uint8_t o[8];
 	proto_put_u64(o, rel);
 	sha256_update(h, sizeof(o), o);
@@ -228,23 +231,50 @@ static int hash_state(const struct snap *s, struct sha256_ctx *h)
 	return r;
 }
 
+/* The saved boot's directory and name, and its checksum in hex. */
+static void stamp_names(const struct snap *s, char dir[PATH_MAX],
+			const char **name, char hex[65])
+{
+	snprintf(dir, PATH_MAX, "%s", s->path);
+	char *slash = strrchr(dir, '/');
+	*name = slash ? s->path + (slash - dir) + 1 : s->path;
+	if (slash)
+		*slash = '\0';
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < SNAP_SUM_LEN; i++) {
+		hex[2 * i] = digits[s->sum[i] >> 4];
+		hex[2 * i + 1] = digits[s->sum[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
 int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err)
 {
 	if (ftruncate(ram_fd, (off_t)s->ram_len) < 0)
 		return ccvm_err_sys(err, errno, "the guest RAM file");
-	/* Zero pages skipped here too: where the cache's file system does
-	 * not report holes, its whole RAM reads as data.  The checksum is
-	 * computed over what is read anyway. */
+	/* The checksum is computed over what is read anyway, unless this
+	 * file matched it before and has not changed since (verify.h). */
+	char dir[PATH_MAX], hex[65];
+	const char *name;
+	stamp_names(s, dir, &name, hex);
+	struct stat sb;
+	bool known =
+	    fstat(s->fd, &sb) == 0 && image_stamp_ok(dir, name, hex, &sb);
 	struct sha256_ctx h;
 	sha256_init(&h);
-	int r = hash_state(s, &h);
+	int r = known ? 0 : hash_state(s, &h);
+	/* Zero pages skipped here too: where the cache's file system does
+	 * not report holes, its whole RAM reads as data. */
 	if (r == 0)
-		r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len, &h);
+		r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len,
+			      known ? NULL : &h);
 	uint8_t d[SHA256_DIGEST_SIZE];
 	sha256_digest(&h, sizeof(d), d);
-	if (r == 0 && memcmp(d, s->sum, sizeof(d)))
+	if (r == 0 && !known && memcmp(d, s->sum, sizeof(d)))
 		return ccvm_err_set(err, EBADMSG,
 				    "%s does not match its checksum", s->path);
+	if (r == 0 && !known)
+		image_stamp_put(dir, name, hex, &sb);
 	/* Back where QEMU reads the device state (SEEK_DATA moved it). */
 	if (r == 0 && lseek(s->fd, (off_t)s->state_off, SEEK_SET) < 0)
 		r = -errno;
@@ -360,6 +390,13 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 		0 &&
 	    errno != EEXIST) /* another session saved the same boot */
 		return ccvm_err_sys(err, errno, "%s", s->path);
+	memcpy(s->sum, hdr + SNAP_SUM_AT, SNAP_SUM_LEN);
+	char dir[PATH_MAX], hex[65];
+	const char *name;
+	stamp_names(s, dir, &name, hex);
+	struct stat sb; /* linked: its change time is final */
+	if (fstat(s->fd, &sb) == 0 && sb.st_nlink > 0)
+		image_stamp_put(dir, name, hex, &sb);
 	char *slash = strrchr(s->path, '/');
 	if (slash) {
 		*slash = '\0';
