@@ -225,6 +225,6 @@ copy_image_cache() {
 kvm_usable() {
 	local l
 	l=$(CCVM_ACCEL=auto "$CCVM" --ccvm-doctor 2>&1 | grep -m1 -E '^[a-zA-Z]+ +kvm ')
-	KVM_WHY=$(sed -E 's/^[a-zA-Z]+ +kvm +//' <<<"$l")
+	KVM_WHY=$(sed -E 's/^[a-zA-Z]+ +kvm +//; s/; sessions run under TCG.*//' <<<"$l")
 	[[ $l == ok* ]]
 }
