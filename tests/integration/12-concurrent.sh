@@ -55,18 +55,18 @@ E=$T_TMP/empty
 mkdir -p "$E"
 XDG_CACHE_HOME=$E "$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/b1" &
 B1=$!
-wait_for "$T_TMP/b1" "building the guest image" 60
-check "the first ccvm builds the image" grep -q "building the guest image" "$T_TMP/b1"
+wait_for "$T_TMP/b1" "no guest image for these options yet" 60
+check "the first ccvm builds the image" grep -q "no guest image for these options yet" "$T_TMP/b1"
 XDG_CACHE_HOME=$E "$CCVM" --ccvm-build >/dev/null 2>"$T_TMP/b2" &
 B2=$!
 wait_for "$T_TMP/b2" "waiting for another" 30
 check "the second waits for it, naming its pid ($B1)" \
 	grep -qx "ccvm: waiting for another ccvm building the image (pid $B1)" "$T_TMP/b2"
-check "and does not build meanwhile" [ "$(grep -c 'building the guest image' "$T_TMP/b2")" = 0 ]
+check "and does not build meanwhile" [ "$(grep -c 'no guest image for these options yet' "$T_TMP/b2")" = 0 ]
 kill -TERM "$B1"
 wait "$B1"
-wait_for "$T_TMP/b2" "building the guest image" 60
-check "once the first stops, the second builds" grep -q "building the guest image" "$T_TMP/b2"
+wait_for "$T_TMP/b2" "no guest image for these options yet" 60
+check "once the first stops, the second builds" grep -q "no guest image for these options yet" "$T_TMP/b2"
 kill -TERM "$B2"
 wait "$B2"
 for ((i = 0; i < 100; i++)); do
@@ -104,7 +104,7 @@ check "the waiting session then runs (rc=$rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || tail -5 "$T_TMP/e4" | sed 's/^/# /'
 check "in the guest" grep -qx ccvm "$T_TMP/o4"
 check "with the image the other built, not a build of its own" \
-	[ "$(grep -c 'building the guest image' "$T_TMP/e4")" = 0 ]
+	[ "$(grep -c 'no guest image for these options yet' "$T_TMP/e4")" = 0 ]
 check "the waiting message came once" [ "$(grep -c 'waiting for another' "$T_TMP/e4")" = 1 ]
 check "no QEMU or virtiofsd left behind" [ -z "$(leftovers)" ]
 
