@@ -479,8 +479,10 @@ static int lock_note_pid(int fd)
 {
 	char pid[32];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) {
-		/* only the waiting message lacks it */
+	/* Best effort: without it the waiting message says "pid ?". */
+	if (ftruncate(fd, 0) == 0) {
+		ssize_t w = pwrite(fd, pid, (size_t)n, 0);
+		(void)w;
 	}
 	return fd;
 }

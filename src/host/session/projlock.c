@@ -48,6 +48,8 @@ int projlock_take(const char *cwd)
 	if (r < 0)
 		return r;
 	char *slash = strrchr(p, '/');
+	if (!slash)
+		return -EINVAL;
 	*slash = '\0';
 	r = util_mkdir_p(p, 0700);
 	*slash = '/';
@@ -73,9 +75,10 @@ int projlock_take(const char *cwd)
 	if (held >= 0)
 		close(held);
 	held = fd;
+	char q[PATH_MAX];
 	if (other)
 		say("another ccvm session is using this directory (%s); both "
 		    "see the same files",
-		    cwd);
+		    util_escape(q, sizeof(q), cwd, false));
 	return other;
 }
