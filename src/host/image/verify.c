@@ -333,7 +333,7 @@ static int check_one(const char *dir, const char *name, const char *want,
 	struct stat sb;
 	if (!p || lstat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
 		return ccvm_err_set(err, EBADMSG, "%s is missing", name);
-	struct stamp now;
+	struct stamp now = {0};
 	stamp_of(&now, name, want, &sb);
 	if (stamps_match(st, &now))
 		return 0;
@@ -457,7 +457,7 @@ int image_record(const char *dir, const char *name, struct ccvm_err *err)
 	struct stat sb;
 	if (r == 0 && st && lstat(p, &sb) == 0) {
 		stamps_read(dir, st);
-		struct stamp now;
+		struct stamp now = {0};
 		stamp_of(&now, name, h, &sb);
 		stamps_put(st, &now);
 		stamps_write(dir, st);
@@ -473,7 +473,7 @@ bool image_stamp_ok(const char *dir, const char *name, const char *sha,
 	if (!st)
 		return false;
 	stamps_read(dir, st);
-	struct stamp now;
+	struct stamp now = {0};
 	stamp_of(&now, name, sha, sb);
 	bool ok = safe_name(name) && stamps_match(st, &now);
 	free(st);
@@ -489,7 +489,7 @@ void image_stamp_put(const char *dir, const char *name, const char *sha,
 		return;
 	}
 	stamps_read(dir, st);
-	struct stamp now;
+	struct stamp now = {0};
 	stamp_of(&now, name, sha, sb);
 	stamps_put(st, &now);
 	stamps_write(dir, st);
