@@ -365,7 +365,11 @@ int image_kernel_upgrade(const char *dir, const char *kernel,
 				    json_integer(file_size(dir, "vmlinux")));
 		json_object_set_new(sizes, "modules", json_integer(0));
 	}
+	/* The checksums of the new vmlinux and (empty) module list. */
+	json_object_del(m, "sha256");
 	r = manifest_replace(dir, m, err);
+	if (r == 0)
+		r = image_seal(dir, err);
 out:
 	json_decref(m);
 	json_decref(k);
