@@ -175,6 +175,7 @@ bench: all
 	bench/egress
 	bench/apiproxy
 	bench/tty
+	bench/soak
 
 deps:
 	.ci/deps

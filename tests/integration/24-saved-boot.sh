@@ -72,10 +72,44 @@ printf 'not a saved boot' | dd of="$snap" conv=notrunc status=none
 rc=$?
 check "damaged header: the session boots (rc=$rc)" [ $rc -eq 0 ]
 check "and says why it did not restore" grep -q "no saved boot: .*not a whole saved boot" "$T_TMP/e4"
+grep -q "no saved boot: .*not a whole saved boot" "$T_TMP/e4" ||
+	grep -a "ccvm:" "$T_TMP/e4" | head -5 | sed 's/^/# /'
 check "and saves anew" [ "$(saved "$T_TMP/e4")" = "$snap" ]
 
-# 5. A damaged device state: a clear error, the file removed, nothing left.
+# 5. A damaged device state: its checksum finds it before QEMU starts, the
+# session boots and saves anew.
 printf 'garbage garbage garbage' | dd of="$snap" bs=4096 seek=1 conv=notrunc status=none
+"$CCVM" --ccvm-debug --shell -- true >/dev/null 2>"$T_TMP/e5c"
+rc=$?
+check "damaged state: the session boots (rc=$rc)" [ $rc -eq 0 ]
+check "and says the saved boot did not match its checksum" \
+	grep -q "^ccvm: no saved boot: $snap does not match its checksum (damaged); removed" "$T_TMP/e5c"
+check "and saves anew" [ "$(saved "$T_TMP/e5c")" = "$snap" ]
+# A state QEMU refuses although its checksum matches (as a fault in saving
+# would leave it): a clear error, the file removed, nothing left.
+printf 'garbage garbage garbage' | dd of="$snap" bs=4096 seek=1 conv=notrunc status=none
+python3 - "$snap" <<'PY'
+import hashlib, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+so, sl, ro, rl = struct.unpack("<4Q", os.pread(fd, 32, 16))
+d = hashlib.sha256(os.pread(fd, sl, so))
+off, end = ro, ro + rl
+while off < end:
+    try:
+        off = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    if off >= end:
+        break
+    hole = min(os.lseek(fd, off, os.SEEK_HOLE), end)
+    off &= ~4095
+    while off < hole:
+        page = os.pread(fd, min(4096, hole - off), off)
+        if page.count(0) != len(page):
+            d.update(struct.pack("<Q", off - ro) + page)
+        off += 4096
+os.pwrite(fd, d.digest(), 48)
+PY
 "$CCVM" --ccvm-debug --shell -- true >/dev/null 2>"$T_TMP/e5"
 rc=$?
 check "damaged state: the session fails (rc=$rc)" [ $rc -ne 0 ]

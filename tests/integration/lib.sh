@@ -195,3 +195,36 @@ start_fake_api_args() {
 		exit 1
 	fi
 }
+
+# copy_image_cache DIR: a copy of the current guest image (need_image's) where
+# XDG_CACHE_HOME=DIR finds it, without its saved boots, and of the cached
+# kernel its vmlinux is a hard link of (linked the same way); prints the
+# copy's image directory.  For tests that damage or remove an image: the
+# real cache stays untouched.
+copy_image_cache() {
+	local dst=$1 img key kk kernels
+	img=$("$CCVM" --ccvm-build 2>/dev/null | sed -n 's/^image //p')
+	[ -d "$img" ] || return 1
+	key=${img##*/} kernels=${img%/images/*}/kernels
+	mkdir -p "$dst/ccvm/images/$key" "$dst/ccvm/kernels" || return 1
+	(cd "$img" && cp -a --reflink=auto manifest.json vmlinux root.sqfs \
+		modules initrd-*.cpio "$dst/ccvm/images/$key/") || return 1
+	kk=$(sed -n 's/^ *"kernelKey": "\([0-9a-f]*\)".*/\1/p' "$img/manifest.json")
+	if [ -n "$kk" ] && [ -d "$kernels/$kk" ]; then
+		cp -a --reflink=auto "$kernels/$kk" "$dst/ccvm/kernels/" || return 1
+		[ "$(stat -c %i "$img/vmlinux")" != "$(stat -c %i "$kernels/$kk/vmlinux")" ] ||
+			ln -f "$dst/ccvm/kernels/$kk/vmlinux" "$dst/ccvm/images/$key/vmlinux"
+	fi
+	echo "$dst/ccvm/images/$key"
+}
+
+# kvm_usable: 0 when ccvm's KVM probe (the doctor's kvm check) says KVM is
+# usable on this machine; else 1, with KVM_WHY set to the probe's reason.
+# Tests that need a working KVM run where it is and otherwise report
+# skip_missing usable-kvm "..." "skipped: no usable KVM ($KVM_WHY)".
+kvm_usable() {
+	local l
+	l=$(CCVM_ACCEL=auto "$CCVM" --ccvm-doctor 2>&1 | grep -m1 -E '^[a-zA-Z]+ +kvm ')
+	KVM_WHY=$(sed -E 's/^[a-zA-Z]+ +kvm +//; s/; sessions run under TCG.*//' <<<"$l")
+	[[ $l == ok* ]]
+}

@@ -1,4 +1,5 @@
-/* Unit tests for the KVM probe and the accelerator choice (src/host/vm/accel.c).
+/* Unit tests for the KVM probe and the accelerator choice
+ * (src/host/vm/accel.c).
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,183 @@ static void test_choose_auto_real(void **state)
 	free(out);
 }
 
+/* --- every KVM case, without a real device ---------------------------- */
+
+#define DEV "/dev/kvm"
+
+static int verdict(const struct accel_probe_state *st, bool timed_out,
+		   int wstatus, struct ccvm_err *e)
+{
+	ccvm_err_clear(e);
+	return accel_probe_verdict(DEV, st, timed_out, wstatus, e);
+}
+
+static void test_verdict_usable(void **state)
+{
+	(void)state;
+	struct ccvm_err e = {0};
+	struct accel_probe_state st = {
+	    .entered = true, .done = true, .got_result = true, .step = 3};
+	assert_int_equal(verdict(&st, false, 0, &e), 0);
+	assert_string_equal(e.msg, "");
+}
+
+/* The broken backend of this development machine (PVM, nested): the
+ * probe guest enters but stalls, or stops on lock cmpxchg16b. */
+static void test_verdict_broken_backend(void **state)
+{
+	(void)state;
+	struct ccvm_err e = {0};
+	struct accel_probe_state st = {.entered = true, .step = 1};
+	assert_int_equal(verdict(&st, true, 0, &e), -ETIMEDOUT);
+	assert_string_equal(e.msg,
+			    DEV " is present but not working: the probe guest "
+				"did not finish within 300 ms (touched fresh "
+				"pages, stuck at lock cmpxchg16b; emulated or "
+				"nested KVM?)");
+	st = (struct accel_probe_state){0};
+	assert_int_equal(verdict(&st, true, 0, &e), -ETIMEDOUT);
+	assert_non_null(strstr(e.msg, "(before entering the guest;"));
+
+	st = (struct accel_probe_state){
+	    .entered = true,
+	    .got_result = true,
+	    .step = 1,
+	    .last = {ACCEL_PROBE_BAD_EXIT, 17 /* KVM_EXIT_INTERNAL_ERROR */,
+		     1 /* KVM_INTERNAL_ERROR_EMULATION */}};
+	assert_int_equal(verdict(&st, false, 0, &e), -EIO);
+	assert_string_equal(e.msg,
+			    DEV " is present but not working: the probe guest "
+				"stopped with KVM internal error (emulation "
+				"failure) (touched fresh pages, stuck at lock "
+				"cmpxchg16b)");
+	st.last = (struct accel_probe_msg){ACCEL_PROBE_BAD_EXIT,
+					   8 /* KVM_EXIT_SHUTDOWN */, 0};
+	assert_int_equal(verdict(&st, false, 0, &e), -EIO);
+	assert_non_null(strstr(e.msg, "triple fault"));
+
+	st.last = (struct accel_probe_msg){ACCEL_PROBE_WRONG_RESULT, 2, 0};
+	assert_int_equal(verdict(&st, false, 0, &e), -EIO);
+	assert_non_null(strstr(e.msg, "computed wrong results (check 2)"));
+
+	/* A KVM ioctl that fails before the guest runs. */
+	st = (struct accel_probe_state){
+	    .got_result = true,
+	    .last = {ACCEL_PROBE_SETUP_FAILED, 0 /* KVM_CREATE_VM */, EPERM}};
+	assert_int_equal(verdict(&st, false, 0, &e), -EPERM);
+	assert_string_equal(e.msg, DEV " is present but not working: "
+				       "KVM_CREATE_VM failed: Operation not "
+				       "permitted");
+	/* The probe process killed, or gone without a word. */
+	st = (struct accel_probe_state){0};
+	assert_int_equal(verdict(&st, false, SIGKILL, &e), -EIO);
+	assert_non_null(strstr(e.msg, "died of signal 9"));
+	assert_int_equal(verdict(&st, false, 0, &e), -EIO);
+	assert_non_null(strstr(e.msg, "ended without a result"));
+}
+
+/* Stand-in probes, one per case. */
+static int probe_usable(const char *dev, struct ccvm_err *e)
+{
+	(void)dev;
+	(void)e;
+	return 0;
+}
+
+static int probe_denied(const char *dev, struct ccvm_err *e)
+{
+	return ccvm_err_set(e, EACCES,
+			    "%s: permission denied: add yourself "
+			    "to group kvm",
+			    dev);
+}
+
+static int probe_missing(const char *dev, struct ccvm_err *e)
+{
+	return ccvm_err_set(e, ENOENT, "no %s: enable virtualization", dev);
+}
+
+static int probe_broken(const char *dev, struct ccvm_err *e)
+{
+	struct accel_probe_state st = {.entered = true, .step = 1};
+	return accel_probe_verdict(dev, &st, true, 0, e);
+}
+
+struct decide_args {
+	enum cfg_accel want;
+	accel_probe_fn probe;
+	enum accel_kind out;
+	struct ccvm_err err;
+};
+
+static int call_decide(void *p)
+{
+	struct decide_args *a = p;
+	a->out = (enum accel_kind) - 1;
+	return accel_choose_probe(a->want, DEV, false, a->probe, &a->out,
+				  &a->err);
+}
+
+/* The decision for every case: usable, permission denied, missing, the
+ * broken backend; acceleration auto and kvm (tcg never probes). */
+static void test_decide_every_case(void **state)
+{
+	(void)state;
+	static const struct {
+		accel_probe_fn probe;
+		int kvm_r;	 /* acceleration=kvm's result */
+		const char *why; /* in the note and the error */
+	} cases[] = {
+	    {probe_usable, 0, NULL},
+	    {probe_denied, -EACCES,
+	     "permission denied: add yourself to group kvm"},
+	    {probe_missing, -ENOENT, "no " DEV ": enable virtualization"},
+	    {probe_broken, -ETIMEDOUT,
+	     "is present but not working: the probe "
+	     "guest did not finish within 300 ms"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct decide_args a = {.want = CFG_ACCEL_AUTO,
+					.probe = cases[i].probe};
+		int r;
+		char *out = capture_stderr(call_decide, &a, &r);
+		assert_int_equal(r, 0);
+		if (!cases[i].why) {
+			assert_int_equal(a.out, ACCEL_KVM);
+			assert_string_equal(out, "");
+		} else {
+			assert_int_equal(a.out, ACCEL_TCG);
+			assert_non_null(strstr(out, "ccvm: KVM not usable ("));
+			assert_non_null(strstr(out, cases[i].why));
+			assert_non_null(strstr(out, "); using TCG (slow)\n"));
+		}
+		free(out);
+
+		a = (struct decide_args){.want = CFG_ACCEL_KVM,
+					 .probe = cases[i].probe};
+		out = capture_stderr(call_decide, &a, &r);
+		assert_int_equal(r, cases[i].kvm_r);
+		assert_string_equal(out, "");
+		if (!cases[i].why) {
+			assert_int_equal(a.out, ACCEL_KVM);
+		} else {
+			assert_int_equal(a.out, (enum accel_kind) - 1);
+			assert_non_null(
+			    strstr(a.err.msg, "acceleration=kvm: "));
+			assert_non_null(strstr(a.err.msg, cases[i].why));
+		}
+		free(out);
+
+		a = (struct decide_args){.want = CFG_ACCEL_TCG,
+					 .probe = cases[i].probe};
+		out = capture_stderr(call_decide, &a, &r);
+		assert_int_equal(r, 0);
+		assert_int_equal(a.out, ACCEL_TCG);
+		assert_string_equal(out, "");
+		free(out);
+	}
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -249,6 +428,9 @@ int main(void)
 	    cmocka_unit_test(test_choose_kvm_fails_with_reason),
 	    cmocka_unit_test(test_choose_auto_falls_back),
 	    cmocka_unit_test(test_choose_auto_real),
+	    cmocka_unit_test(test_verdict_usable),
+	    cmocka_unit_test(test_verdict_broken_backend),
+	    cmocka_unit_test(test_decide_every_case),
 	    cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

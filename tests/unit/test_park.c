@@ -173,6 +173,82 @@ static void test_missing_and_damaged(void **state)
 	close(ram);
 }
 
+/* Flips the byte at off of dir/boot-key.snap. */
+static void flip(const char *key, uint64_t off)
+{
+	/* Later than the check that recorded the file: its change time
+	 * moves on only with the kernel's clock tick (a few ms). */
+	usleep(20000);
+	char p[300];
+	snprintf(p, sizeof(p), "%s/boot-%s.snap", dir, key);
+	int fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char c = 0;
+	assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+	c ^= 0x5a;
+	assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* Loads key's saved boot into a fresh RAM file: snap_load_ram's result. */
+static int load(const char *key, uint64_t len, struct ccvm_err *err)
+{
+	struct snap s;
+	assert_int_equal(snap_open(&s, dir, key, len, err), 1);
+	int to = ram_file("to", 0);
+	assert_int_equal(ftruncate(to, 0), 0);
+	int r = snap_load_ram(&s, to, err);
+	snap_close(&s);
+	close(to);
+	return r;
+}
+
+/* A whole file whose state or RAM was altered: its checksum says so. */
+static void test_altered(void **state)
+{
+	(void)state;
+	uint64_t len = 4 * MIB;
+	int ram = ram_file("ram", len);
+	struct ccvm_err err = {0};
+	save("a", ram, len);
+	assert_int_equal(load("a", len, &err), 0);
+	struct snap s;
+	assert_int_equal(snap_open(&s, dir, "a", len, &err), 1);
+	uint64_t ram_off = s.ram_off;
+	snap_close(&s);
+	/* A byte of the RAM's data. */
+	flip("a", ram_off + 100);
+	ccvm_err_clear(&err);
+	assert_int_equal(load("a", len, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "does not match its checksum"));
+	flip("a", ram_off + 100);
+	assert_int_equal(load("a", len, &err), 0);
+	/* A byte of the device state. */
+	flip("a", SNAP_HDR_LEN + 3);
+	assert_int_equal(load("a", len, &err), -EBADMSG);
+	flip("a", SNAP_HDR_LEN + 3);
+	/* A zero page (a hole in the file) that became data. */
+	char p[300];
+	snprintf(p, sizeof(p), "%s/boot-a.snap", dir);
+	int fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "z", 1, (off_t)(ram_off + 2 * MIB)), 1);
+	close(fd);
+	assert_int_equal(load("a", len, &err), -EBADMSG);
+	/* No checksum (an older ccvm's file): refused. */
+	save("old", ram, len);
+	snprintf(p, sizeof(p), "%s/boot-old.snap", dir);
+	fd = open(p, O_WRONLY);
+	static const char zero[SNAP_SUM_LEN];
+	assert_int_equal(pwrite(fd, zero, sizeof(zero), SNAP_SUM_AT),
+			 SNAP_SUM_LEN);
+	close(fd);
+	ccvm_err_clear(&err);
+	assert_int_equal(snap_open(&s, dir, "old", len, &err), -ENOMSG);
+	assert_non_null(strstr(err.msg, "older ccvm"));
+	close(ram);
+}
+
 static void test_prune(void **state)
 {
 	(void)state;
@@ -291,6 +367,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_and_damaged, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_altered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_boot_prepare, setup, teardown),
 	};

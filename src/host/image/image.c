@@ -48,6 +48,7 @@
 #include "image/cpio.h"
 #include "image/kernel.h"
 #include "image/image_build.h"
+#include "image/verify.h"
 #include "term/say.h"
 #include "util.h"
 
@@ -449,15 +450,42 @@ static int ensure_initrd(const char *dir, char out[PATH_MAX],
 	init_hash(h);
 	snprintf(name, sizeof(name), "initrd-%s.cpio", h);
 	int r = set_path(out, dir, name, err);
-	if (r < 0 || is_file(dir, name))
+	if (r < 0)
 		return r;
+	if (is_file(dir, name)) {
+		struct ccvm_err e = {0};
+		r = image_verify_file(dir, name, &e);
+		if (r == 0)
+			return 0;
+		if (r == -EBADMSG)
+			say("the initramfs %s is damaged (%s); writing it "
+			    "again",
+			    out, e.msg);
+	}
 	size_t len;
 	const void *blob = init_blob(&len);
-	return image_write_initrd(dir, blob, len, out, err);
+	r = image_write_initrd(dir, blob, len, out, err);
+	if (r == 0)
+		image_record(dir, name, &(struct ccvm_err){0});
+	return r;
 }
 
 /* ------------------------------------------------------------------ */
 /* Public entry points                                                */
+
+/* The lock holder's pid goes into the lock file, for the one a second
+ * ccvm waits on to name. */
+static int lock_note_pid(int fd)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	/* Best effort: without it the waiting message says "pid ?". */
+	if (ftruncate(fd, 0) == 0) {
+		ssize_t w = pwrite(fd, pid, (size_t)n, 0);
+		(void)w;
+	}
+	return fd;
+}
 
 int image_lock(const char *images, struct ccvm_err *err)
 {
@@ -472,14 +500,18 @@ int image_lock(const char *images, struct ccvm_err *err)
 	if (fd < 0)
 		return ccvm_err_sys(err, errno, "%s", p);
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return fd;
+		return lock_note_pid(fd);
 	if (errno != EWOULDBLOCK) {
 		r = ccvm_err_sys(err, errno, "flock %s", p);
 		close(fd);
 		return r;
 	}
-	say("another ccvm is building a guest image; waiting for it to "
-	    "finish...");
+	char holder[32] = "";
+	ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+	holder[n > 0 ? n : 0] = '\0';
+	holder[strcspn(holder, "\n")] = '\0';
+	say("waiting for another ccvm building the image (pid %s)",
+	    holder[0] ? holder : "?");
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR || image_interrupted) {
 			r = image_interrupted
@@ -492,7 +524,55 @@ int image_lock(const char *images, struct ccvm_err *err)
 			return r;
 		}
 	}
-	return fd;
+	return lock_note_pid(fd);
+}
+
+/* A damaged image's vmlinux may be the kernel cache's own (a hard link,
+ * kernel_build.c): when that file is what is damaged, the cached kernel
+ * goes too, or the rebuild would link it again. */
+static void remove_shared_kernel(const char *images, const char *dir)
+{
+	char kernels[PATH_MAX];
+	autofree char *mp = util_path_join(dir, "manifest.json");
+	autofree char *vp = util_path_join(dir, "vmlinux");
+	json_error_t je;
+	json_t *m = mp ? json_load_file(mp, 0, &je) : NULL;
+	const char *kk = json_string_value(json_object_get(m, "kernelKey"));
+	const char *want = json_string_value(
+	    json_object_get(json_object_get(m, "sha256"), "vmlinux"));
+	json_t *size = json_object_get(json_object_get(m, "sizes"), "vmlinux");
+	autofree char *kdir = NULL;
+	struct stat a, b;
+	if (kk && kk[0] && !strchr(kk, '/') && kk[0] != '.' && vp &&
+	    image_kernels_dir(images, kernels) == 0 && stat(vp, &a) == 0)
+		kdir = util_path_join(kernels, kk);
+	autofree char *kv = kdir ? util_path_join(kdir, "vmlinux") : NULL;
+	char h[65];
+	if (kv && stat(kv, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino &&
+	    ((json_is_integer(size) && a.st_size != json_integer_value(size)) ||
+	     (want &&
+	      (image_file_sha256(vp, h, NULL) < 0 || strcmp(h, want))))) {
+		say("the cached guest kernel %s is damaged too; removing it",
+		    kdir);
+		util_rm_rf(kdir);
+	}
+	json_decref(m);
+}
+
+/* Under the lock: 1 when dir's image is damaged (said in one line, the
+ * caller removes and rebuilds it), else 0. */
+static int remove_damaged(const char *images, const char *dir)
+{
+	struct ccvm_err e = {0};
+	int r = image_verify(dir, NULL, &e);
+	if (r == 0)
+		return 0;
+	say("the guest image %s is damaged (%s); removing it and building it "
+	    "again",
+	    dir, e.msg);
+	remove_shared_kernel(images, dir);
+	return 1;
 }
 
 void image_signals_catch(struct image_sigsave *s)
@@ -529,7 +609,18 @@ int image_ensure(const struct ccvm_config *cfg, enum image_want want,
 	r = set_path(p.dir, images, key, err);
 	if (r < 0)
 		goto out;
-	if (!image_complete(p.dir)) {
+	bool whole = image_complete(p.dir);
+	struct ccvm_err ve = {0};
+	if (whole && (r = image_verify(p.dir, NULL, &ve)) < 0) {
+		if (r != -EBADMSG) {
+			r = ccvm_err_set(
+			    err, -r, "checking the guest image: %s", ve.msg);
+			goto out;
+		}
+		whole = false; /* damaged: checked again under the lock */
+	}
+	r = 0;
+	if (!whole) {
 		if (want == IMAGE_FIND) {
 			r = ccvm_err_set(err, ENOENT,
 					 "no guest image for these build-time "
@@ -544,7 +635,8 @@ int image_ensure(const struct ccvm_config *cfg, enum image_want want,
 		if (lock < 0) {
 			r = lock;
 		} else {
-			if (!image_complete(p.dir)) {
+			if (!image_complete(p.dir) ||
+			    remove_damaged(images, p.dir) > 0) {
 				image_remove_stale(images, stderr);
 				util_rm_rf(p.dir); /* an incomplete leftover */
 				r = image_build(cfg, want == IMAGE_SESSION,

@@ -22,6 +22,7 @@
 
 #include "image/image_build.h"
 #include "image/run.h"
+#include "image/verify.h"
 #include "term/say.h"
 #include "util.h"
 
@@ -199,6 +200,8 @@ static int step_finish(void *ctx, struct ccvm_err *err)
 	}
 	int r =
 	    write_manifest(b, (double)(util_now_ms() - b->st.t0) / 1000.0, err);
+	if (r == 0)
+		r = image_seal(b->dir, err);
 	if (r < 0)
 		return r;
 	if (rename(b->dir, final) < 0)
@@ -362,7 +365,11 @@ int image_kernel_upgrade(const char *dir, const char *kernel,
 				    json_integer(file_size(dir, "vmlinux")));
 		json_object_set_new(sizes, "modules", json_integer(0));
 	}
+	/* The checksums of the new vmlinux and (empty) module list. */
+	json_object_del(m, "sha256");
 	r = manifest_replace(dir, m, err);
+	if (r == 0)
+		r = image_seal(dir, err);
 out:
 	json_decref(m);
 	json_decref(k);

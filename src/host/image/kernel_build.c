@@ -28,6 +28,7 @@
 #include "image/image_build.h"
 #include "image/kernel.h"
 #include "image/run.h"
+#include "image/verify.h"
 #include "sys/hostpath.h"
 #include "term/say.h"
 #include "util.h"
@@ -346,14 +347,18 @@ static int kernel_build(struct build *b, const char *kernels, const char *kdir,
 		size_t flen, plen;
 		const void *frag = image_kernel_config(&flen);
 		const void *kpatch = image_kernel_patch(&plen);
-		char fh[65], ph[65];
+		char fh[65], ph[65], vh[65] = "";
 		image_sha256_hex(frag, flen, fh);
 		image_sha256_hex(kpatch, plen, ph);
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}",
-				      "release", release, "sourcePackage",
-				      KSRC_PKG, "sourceVersion", version,
-				      "configSha256", fh, "patchSha256", ph,
-				      "buildSeconds", secs, "objects", objects);
+		autofree char *vp = util_path_join(tmp, "vmlinux");
+		if (!vp || image_file_sha256(vp, vh, NULL) < 0)
+			vh[0] = '\0';
+		json_t *j =
+		    json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:s}",
+			      "release", release, "sourcePackage", KSRC_PKG,
+			      "sourceVersion", version, "configSha256", fh,
+			      "patchSha256", ph, "buildSeconds", secs,
+			      "objects", objects, "vmlinuxSha256", vh);
 		autofree char *jp = util_path_join(tmp, "kernel.json");
 		if (!j || !jp ||
 		    json_dump_file(j, jp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
@@ -389,6 +394,24 @@ int image_kernel_check(struct ccvm_err *err)
 				    KSRC_PKG);
 	struct ktools t;
 	return kernel_tools(&t, err);
+}
+
+/* A cached kernel whose vmlinux no longer matches kernel.json's
+ * vmlinuxSha256 (kernels built before it was recorded are not checked
+ * here; the image's own manifest checks the copy it links). */
+static bool kernel_damaged(const char *kdir, const char *vml)
+{
+	autofree char *jp = util_path_join(kdir, "kernel.json");
+	json_error_t je;
+	json_t *j = jp ? json_load_file(jp, 0, &je) : NULL;
+	const char *want =
+	    json_string_value(json_object_get(j, "vmlinuxSha256"));
+	char h[65];
+	bool bad =
+	    !j || (want && want[0] &&
+		   (image_file_sha256(vml, h, NULL) < 0 || strcmp(h, want)));
+	json_decref(j);
+	return bad;
 }
 
 static int custom_kernel(struct build *b, struct ccvm_err *err)
@@ -439,6 +462,12 @@ static int custom_kernel(struct build *b, struct ccvm_err *err)
 				    "an earlier build of this kernel failed "
 				    "(remove %s to try again)",
 				    failed);
+	if (access(vml, R_OK) == 0 && kernel_damaged(kdir, vml)) {
+		say("the cached guest kernel %s is damaged (its vmlinux does "
+		    "not match the checksum in kernel.json); building it again",
+		    kdir);
+		util_rm_rf(kdir);
+	}
 	if (access(vml, R_OK) != 0 && b->kernel_later) {
 		snprintf(b->kernel_pending, sizeof(b->kernel_pending), "%s",
 			 key);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "session/internal.h"
+#include "session/projlock.h"
 #include "sys/procs.h"
 #include "sys/hostpath.h"
 #include "term/say.h"
@@ -457,6 +458,7 @@ int session_start(struct session *s, const struct places *pl,
 	int code = prepare(s, pl, git, err);
 	if (code)
 		return code;
+	projlock_take(s->cwd); /* says when another session is here */
 	/* Only once everything of the user's that can be refused has been
 	 * (prepare): a build can take minutes. */
 	if (image_ensure(s->cfg, IMAGE_SESSION, &s->img, err) < 0)

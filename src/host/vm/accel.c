@@ -73,20 +73,6 @@ static const uint8_t probe_code[] = {
     0xc0, 0x48, 0x01, 0xc8, 0xff, 0xc9, 0x75, 0xf9, 0x48, 0x89, 0x04, 0x25,
     0x10, 0xf0, 0x1f, 0x00, 0x66, 0xba, 0x10, 0x00, 0xb0, 0x03, 0xee, 0xf4};
 
-/* What the child tells the parent, one fixed-size record per write. */
-enum probe_kind {
-	PROBE_SETUP_FAILED = 1, /* a = setup step, b = errno */
-	PROBE_ENTERING,		/* about to KVM_RUN */
-	PROBE_PROGRESS,		/* a = guest step 1..G_LAST_STEP */
-	PROBE_BAD_EXIT,		/* a = exit reason, b = suberror/detail */
-	PROBE_WRONG_RESULT,	/* a = which check */
-	PROBE_DONE,
-};
-
-struct probe_msg {
-	int32_t kind, a, b;
-};
-
 static const char *const setup_steps[] = {
     "KVM_CREATE_VM",
     "mmap guest memory",
@@ -125,13 +111,13 @@ static const char *const guest_steps[] = {
 
 static void probe_send(int fd, int32_t kind, int32_t a, int32_t b)
 {
-	struct probe_msg m = {kind, a, b};
+	struct accel_probe_msg m = {kind, a, b};
 	(void)util_write_all(fd, &m, sizeof(m));
 }
 
 static __attribute__((noreturn)) void probe_fail(int fd, int step, int e)
 {
-	probe_send(fd, PROBE_SETUP_FAILED, step, e);
+	probe_send(fd, ACCEL_PROBE_SETUP_FAILED, step, e);
 	_exit(1);
 }
 
@@ -275,7 +261,7 @@ static __attribute__((noreturn)) void probe_child(int kvm, int out)
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		probe_fail(out, ST_SET_REGS, errno);
 
-	probe_send(out, PROBE_ENTERING, 0, 0);
+	probe_send(out, ACCEL_PROBE_ENTERING, 0, 0);
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -289,31 +275,34 @@ static __attribute__((noreturn)) void probe_child(int kvm, int out)
 			    run->io.size == 1) {
 				uint8_t v =
 				    *((uint8_t *)run + run->io.data_offset);
-				probe_send(out, PROBE_PROGRESS, v, 0);
+				probe_send(out, ACCEL_PROBE_PROGRESS, v, 0);
 				continue;
 			}
-			probe_send(out, PROBE_BAD_EXIT, KVM_EXIT_IO,
+			probe_send(out, ACCEL_PROBE_BAD_EXIT, KVM_EXIT_IO,
 				   run->io.port);
 			_exit(1);
 		case KVM_EXIT_HLT: {
 			int bad = check_guest(mem);
 			if (bad)
-				probe_send(out, PROBE_WRONG_RESULT, bad, 0);
+				probe_send(out, ACCEL_PROBE_WRONG_RESULT, bad,
+					   0);
 			else
-				probe_send(out, PROBE_DONE, 0, 0);
+				probe_send(out, ACCEL_PROBE_DONE, 0, 0);
 			_exit(bad ? 1 : 0);
 		}
 		case KVM_EXIT_INTERNAL_ERROR:
-			probe_send(out, PROBE_BAD_EXIT, KVM_EXIT_INTERNAL_ERROR,
+			probe_send(out, ACCEL_PROBE_BAD_EXIT,
+				   KVM_EXIT_INTERNAL_ERROR,
 				   (int32_t)run->internal.suberror);
 			_exit(1);
 		case KVM_EXIT_FAIL_ENTRY:
-			probe_send(out, PROBE_BAD_EXIT, KVM_EXIT_FAIL_ENTRY,
-				   (int32_t)run->fail_entry
-				       .hardware_entry_failure_reason);
+			probe_send(
+			    out, ACCEL_PROBE_BAD_EXIT, KVM_EXIT_FAIL_ENTRY,
+			    (int32_t)
+				run->fail_entry.hardware_entry_failure_reason);
 			_exit(1);
 		default:
-			probe_send(out, PROBE_BAD_EXIT,
+			probe_send(out, ACCEL_PROBE_BAD_EXIT,
 				   (int32_t)run->exit_reason, 0);
 			_exit(1);
 		}
@@ -353,13 +342,7 @@ static const char *exit_name(int reason, int detail, char *buf, size_t n)
 	}
 }
 
-struct probe_state {
-	bool entered, done, got_result;
-	int step; /* guest progress, 0..G_LAST_STEP */
-	struct probe_msg last;
-};
-
-static const char *step_name(const struct probe_state *st)
+static const char *step_name(const struct accel_probe_state *st)
 {
 	if (!st->entered)
 		return "before entering the guest";
@@ -370,7 +353,7 @@ static const char *step_name(const struct probe_state *st)
 
 /* Reads the child's reports until it is done, fails, exits or the deadline
  * passes.  Returns false on timeout. */
-static bool probe_wait(int fd, long long deadline, struct probe_state *st)
+static bool probe_wait(int fd, long long deadline, struct accel_probe_state *st)
 {
 	for (;;) {
 		long long left = deadline - util_now_ms();
@@ -383,19 +366,19 @@ static bool probe_wait(int fd, long long deadline, struct probe_state *st)
 		if (r <= 0)
 			return r <
 			       0; /* treat a poll error as the child's end */
-		struct probe_msg m;
+		struct accel_probe_msg m;
 		ssize_t n = util_read_all(fd, &m, sizeof(m));
 		if (n != (ssize_t)sizeof(m))
 			return true; /* EOF: the child is gone */
 		switch (m.kind) {
-		case PROBE_ENTERING:
+		case ACCEL_PROBE_ENTERING:
 			st->entered = true;
 			break;
-		case PROBE_PROGRESS:
+		case ACCEL_PROBE_PROGRESS:
 			if (m.a > st->step && m.a <= G_LAST_STEP)
 				st->step = m.a;
 			break;
-		case PROBE_DONE:
+		case ACCEL_PROBE_DONE:
 			st->done = true;
 			st->got_result = true;
 			return true;
@@ -407,8 +390,8 @@ static bool probe_wait(int fd, long long deadline, struct probe_state *st)
 	}
 }
 
-static int probe_verdict(const char *dev, const struct probe_state *st,
-			 bool timed_out, int wstatus, struct ccvm_err *err)
+int accel_probe_verdict(const char *dev, const struct accel_probe_state *st,
+			bool timed_out, int wstatus, struct ccvm_err *err)
 {
 	char buf[96];
 	if (st->done)
@@ -420,9 +403,9 @@ static int probe_verdict(const char *dev, const struct probe_state *st,
 		    "finish within %d ms (%s; emulated or nested KVM?)",
 		    dev, ACCEL_PROBE_DEADLINE_MS, step_name(st));
 	if (st->got_result) {
-		const struct probe_msg *m = &st->last;
+		const struct accel_probe_msg *m = &st->last;
 		switch (m->kind) {
-		case PROBE_SETUP_FAILED: {
+		case ACCEL_PROBE_SETUP_FAILED: {
 			const char *what =
 			    m->a >= 0 && m->a < (int)ARRAY_LEN(setup_steps)
 				? setup_steps[m->a]
@@ -432,14 +415,14 @@ static int probe_verdict(const char *dev, const struct probe_state *st,
 					    "failed: %s",
 					    dev, what, strerror(m->b));
 		}
-		case PROBE_BAD_EXIT:
+		case ACCEL_PROBE_BAD_EXIT:
 			return ccvm_err_set(
 			    err, EIO,
 			    "%s is present but not working: the probe guest "
 			    "stopped with %s (%s)",
 			    dev, exit_name(m->a, m->b, buf, sizeof(buf)),
 			    step_name(st));
-		case PROBE_WRONG_RESULT:
+		case ACCEL_PROBE_WRONG_RESULT:
 			return ccvm_err_set(
 			    err, EIO,
 			    "%s is present but not working: the "
@@ -512,10 +495,10 @@ int accel_probe_kvm(const char *dev, struct ccvm_err *err)
 	if (r < 0)
 		return ccvm_err_set(err, -r, "KVM probe: %s", e.msg);
 
-	struct probe_state ps = {0};
+	struct accel_probe_state ps = {0};
 	bool finished = probe_wait(rd, start + ACCEL_PROBE_DEADLINE_MS, &ps);
 	spawn_kill(&c);
-	return probe_verdict(dev, &ps, !finished, c.status, err);
+	return accel_probe_verdict(dev, &ps, !finished, c.status, err);
 }
 
 /* ---- choosing -------------------------------------------------------- */
@@ -523,12 +506,19 @@ int accel_probe_kvm(const char *dev, struct ccvm_err *err)
 int accel_choose_dev(enum cfg_accel want, const char *dev, bool quiet,
 		     enum accel_kind *out, struct ccvm_err *err)
 {
+	return accel_choose_probe(want, dev, quiet, accel_probe_kvm, out, err);
+}
+
+int accel_choose_probe(enum cfg_accel want, const char *dev, bool quiet,
+		       accel_probe_fn probe, enum accel_kind *out,
+		       struct ccvm_err *err)
+{
 	if (want == CFG_ACCEL_TCG) {
 		*out = ACCEL_TCG;
 		return 0;
 	}
 	struct ccvm_err probe_err = {0};
-	int r = accel_probe_kvm(dev, &probe_err);
+	int r = probe(dev, &probe_err);
 	if (r == 0) {
 		*out = ACCEL_KVM;
 		return 0;

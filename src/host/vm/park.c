@@ -17,11 +17,14 @@
 #include <unistd.h>
 
 #include "image/image_build.h"
+#include "image/verify.h"
 #include "term/say.h"
 #include "vm/qemu_proc.h"
 #include "vm/qmp.h"
 #include "proto.h"
 #include "util.h"
+
+#include <nettle/sha2.h>
 
 #define PAGE  4096u
 #define CHUNK (2u << 20)
@@ -103,7 +106,8 @@ int snap_open(struct snap *s, const char *dir, const char *key,
 		return errno == ENOENT
 			   ? 0
 			   : ccvm_err_sys(err, errno, "%s", s->path);
-	uint8_t h[64];
+	uint8_t h[SNAP_SUM_AT + SNAP_SUM_LEN];
+	static const uint8_t none[SNAP_SUM_LEN];
 	struct stat st;
 	if (fstat(fd, &st) < 0 || full_pread(fd, h, sizeof(h), 0) < 0) {
 		close(fd);
@@ -115,6 +119,13 @@ int snap_open(struct snap *s, const char *dir, const char *key,
 	s->state_len = proto_get_u64(h + m + 8);
 	s->ram_off = proto_get_u64(h + m + 16);
 	s->ram_len = proto_get_u64(h + m + 24);
+	memcpy(s->sum, h + SNAP_SUM_AT, SNAP_SUM_LEN);
+	if (!memcmp(h, SNAP_MAGIC, m) && !memcmp(s->sum, none, SNAP_SUM_LEN)) {
+		close(fd);
+		return ccvm_err_set(err, ENOMSG,
+				    "%s: made by an older ccvm (no checksum)",
+				    s->path);
+	}
 	if (memcmp(h, SNAP_MAGIC, m) || s->state_off != SNAP_HDR_LEN ||
 	    s->state_len == 0 || s->ram_off % PAGE ||
 	    s->ram_off < s->state_off + s->state_len || s->ram_len != ram_len ||
@@ -139,8 +150,19 @@ static bool all_zero(const uint8_t *p, size_t n)
  * the same distance, but neither the holes nor pages of zeros: they stay
  * holes (or whatever to held there: callers write into fresh files).
  */
+static void hash_page(struct sha256_ctx *h, uint64_t rel, const uint8_t *p,
+		      size_t n)
+{
+	if (!h)
+		return;
+	uint8_t o[8];
+	proto_put_u64(o, rel);
+	sha256_update(h, sizeof(o), o);
+	sha256_update(h, n < PAGE ? n : PAGE, p);
+}
+
 static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
-		     uint64_t len)
+		     uint64_t len, struct sha256_ctx *sum)
 {
 	uint8_t *buf = malloc(CHUNK);
 	if (!buf)
@@ -173,6 +195,9 @@ static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
 					q += PAGE;
 				if (q > n)
 					q = n;
+				for (size_t k = p; k < q; k += PAGE)
+					hash_page(sum, o - from_off + k,
+						  buf + k, n - k);
 				if (q > p)
 					r = full_pwrite(to, buf + p, q - p,
 							to_off + o - from_off +
@@ -187,13 +212,69 @@ static int copy_data(int from, uint64_t from_off, int to, uint64_t to_off,
 	return r;
 }
 
+/* The device state, first of what the checksum covers. */
+static int hash_state(const struct snap *s, struct sha256_ctx *h)
+{
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	for (uint64_t at = 0; at < s->state_len && r == 0;) {
+		size_t n =
+		    s->state_len - at < CHUNK ? s->state_len - at : CHUNK;
+		r = full_pread(s->fd, buf, n, s->state_off + at);
+		if (r == 0)
+			sha256_update(h, n, buf);
+		at += n;
+	}
+	free(buf);
+	return r;
+}
+
+/* The saved boot's directory and name, and its checksum in hex. */
+static void stamp_names(const struct snap *s, char dir[PATH_MAX],
+			const char **name, char hex[65])
+{
+	snprintf(dir, PATH_MAX, "%s", s->path);
+	char *slash = strrchr(dir, '/');
+	*name = slash ? s->path + (slash - dir) + 1 : s->path;
+	if (slash)
+		*slash = '\0';
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < SNAP_SUM_LEN; i++) {
+		hex[2 * i] = digits[s->sum[i] >> 4];
+		hex[2 * i + 1] = digits[s->sum[i] & 15];
+	}
+	hex[64] = '\0';
+}
+
 int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err)
 {
 	if (ftruncate(ram_fd, (off_t)s->ram_len) < 0)
 		return ccvm_err_sys(err, errno, "the guest RAM file");
+	/* The checksum is computed over what is read anyway, unless this
+	 * file matched it before and has not changed since (verify.h). */
+	char dir[PATH_MAX], hex[65];
+	const char *name;
+	stamp_names(s, dir, &name, hex);
+	struct stat sb;
+	bool known =
+	    fstat(s->fd, &sb) == 0 && image_stamp_ok(dir, name, hex, &sb);
+	struct sha256_ctx h;
+	sha256_init(&h);
+	int r = known ? 0 : hash_state(s, &h);
 	/* Zero pages skipped here too: where the cache's file system does
 	 * not report holes, its whole RAM reads as data. */
-	int r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len);
+	if (r == 0)
+		r = copy_data(s->fd, s->ram_off, ram_fd, 0, s->ram_len,
+			      known ? NULL : &h);
+	uint8_t d[SHA256_DIGEST_SIZE];
+	sha256_digest(&h, sizeof(d), d);
+	if (r == 0 && !known && memcmp(d, s->sum, sizeof(d)))
+		return ccvm_err_set(err, EBADMSG,
+				    "%s does not match its checksum", s->path);
+	if (r == 0 && !known)
+		image_stamp_put(dir, name, hex, &sb);
 	/* Back where QEMU reads the device state (SEEK_DATA moved it). */
 	if (r == 0 && lseek(s->fd, (off_t)s->state_off, SEEK_SET) < 0)
 		r = -errno;
@@ -282,18 +363,22 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 	s->ram_off =
 	    (s->state_off + s->state_len + CHUNK - 1) & ~(uint64_t)(CHUNK - 1);
 	s->ram_len = ram_len;
-	int r = copy_data(ram_fd, 0, s->fd, s->ram_off, ram_len);
+	struct sha256_ctx h;
+	sha256_init(&h);
+	int r = hash_state(s, &h);
+	if (r == 0)
+		r = copy_data(ram_fd, 0, s->fd, s->ram_off, ram_len, &h);
 	if (r == 0 && ftruncate(s->fd, (off_t)(s->ram_off + ram_len)) < 0)
 		r = -errno;
-	uint8_t h[SNAP_HDR_LEN] = {0};
+	uint8_t hdr[SNAP_HDR_LEN] = {0};
 	size_t m = strlen(SNAP_MAGIC);
-	memcpy(h, SNAP_MAGIC, m);
-	proto_put_u64(h + m, s->state_off);
-	proto_put_u64(h + m + 8, s->state_len);
-	proto_put_u64(h + m + 16, s->ram_off);
-	proto_put_u64(h + m + 24, s->ram_len);
-	if (r == 0)
-		r = full_pwrite(s->fd, h, sizeof(h), 0);
+	memcpy(hdr, SNAP_MAGIC, m);
+	proto_put_u64(hdr + m, s->state_off);
+	proto_put_u64(hdr + m + 8, s->state_len);
+	proto_put_u64(hdr + m + 16, s->ram_off);
+	proto_put_u64(hdr + m + 24, s->ram_len);
+	sha256_digest(&h, SNAP_SUM_LEN, hdr + SNAP_SUM_AT);
+	r = full_pwrite(s->fd, hdr, sizeof(hdr), 0);
 	/* On disk before it has a name: a crash leaves no torn file. */
 	if (r == 0 && fdatasync(s->fd) < 0)
 		r = -errno;
@@ -305,6 +390,13 @@ int snap_finish(struct snap *s, int ram_fd, uint64_t ram_len,
 		0 &&
 	    errno != EEXIST) /* another session saved the same boot */
 		return ccvm_err_sys(err, errno, "%s", s->path);
+	memcpy(s->sum, hdr + SNAP_SUM_AT, SNAP_SUM_LEN);
+	char dir[PATH_MAX], hex[65];
+	const char *name;
+	stamp_names(s, dir, &name, hex);
+	struct stat sb; /* linked: its change time is final */
+	if (fstat(s->fd, &sb) == 0 && sb.st_nlink > 0)
+		image_stamp_put(dir, name, hex, &sb);
 	char *slash = strrchr(s->path, '/');
 	if (slash) {
 		*slash = '\0';
@@ -359,12 +451,17 @@ int park_boot_prepare(struct park_boot *b, struct qemu_spec *spec,
 	int r = snap_key(qa->v, scratch_fd, key, &e);
 	if (r == 0)
 		r = snap_open(&b->snap, dir, key, b->ram_len, &e);
-	if (r > 0 && snap_load_ram(&b->snap, ram_fd, &e) == 0) {
+	int lr = r > 0 ? snap_load_ram(&b->snap, ram_fd, &e) : 0;
+	if (r > 0 && lr == 0) {
 		b->restoring = spec->incoming = true;
 		qemu_argv_free(qa);
 		return qemu_argv_build(spec, qa, err);
 	}
-	if (r != 0 && b->debug) /* here r > 0: it did not load */
+	if (r == -EINVAL || lr == -EBADMSG) /* damaged: said once */
+		say("no saved boot: %s (damaged); removed, this session "
+		    "boots and saves a new one",
+		    e.msg);
+	else if (r != 0 && b->debug) /* here r > 0: it did not load */
 		say("no saved boot: %s", e.msg);
 	if (r > 0 || (r < 0 && b->snap.path[0])) {
 		/* Unusable: this session saves a new one. */

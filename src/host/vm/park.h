@@ -7,11 +7,16 @@
  *
  * One file per key, <image dir>/boot-<key>.snap:
  *   a SNAP_HDR_LEN header: SNAP_MAGIC, then u64 state offset, state length,
- *   RAM offset and RAM length (little-endian);
+ *   RAM offset and RAM length (little-endian), then at SNAP_SUM_AT the
+ *   SHA-256 of the device state followed by, for each RAM page that is not
+ *   all zeros, its offset in the RAM (u64, little-endian) and its bytes;
  *   QEMU's device state;
  *   the guest's RAM at the RAM offset, its zero pages left as holes.
  * Written unnamed and linked when complete: a reader sees a whole file or
  * none.  The key covers everything the saved state depends on (snap_key).
+ * Restoring computes the checksum over what it reads anyway (the state and
+ * the RAM's data): a file that does not match is removed and the session
+ * boots instead.  Files without a checksum (an older ccvm's) are remade.
  */
 
 #include <limits.h>
@@ -25,11 +30,14 @@
 #define SNAP_MAGIC   "ccvm saved boot\n"
 #define SNAP_HDR_LEN 4096
 #define SNAP_KEEP    4 /* saved boots kept per image (the newest) */
+#define SNAP_SUM_AT  48
+#define SNAP_SUM_LEN 32
 
 struct snap {
 	int fd; /* -1: none */
 	char path[PATH_MAX];
 	uint64_t state_off, state_len, ram_off, ram_len;
+	uint8_t sum[SNAP_SUM_LEN]; /* the header's checksum */
 };
 
 /*
@@ -46,7 +54,8 @@ int snap_open(struct snap *s, const char *dir, const char *key,
 	      uint64_t ram_len, struct ccvm_err *err);
 
 /* Copies the saved RAM into ram_fd (the new session's RAM file) and
- * positions s->fd at the device state, for QEMU to read. */
+ * positions s->fd at the device state, for QEMU to read; -EBADMSG when
+ * the state and RAM do not match the header's checksum. */
 int snap_load_ram(const struct snap *s, int ram_fd, struct ccvm_err *err);
 
 /* An unnamed file in dir to save into; its fd is positioned where QEMU
