@@ -195,7 +195,8 @@ static void warn_unknown_env(void)
 	while (cfg_env_unknown(environ, &i, name, sizeof(name), &hint)) {
 		util_escape(q, sizeof(q), name, false);
 		if (hint)
-			say("warning: %s is not a ccvm variable and is ignored; "
+			say("warning: %s is not a ccvm variable and is "
+			    "ignored; "
 			    "did you mean %s?",
 			    q, hint);
 		else

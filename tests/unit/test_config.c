@@ -187,7 +187,8 @@ static void test_usage_defaults(void **state)
 	cfg_usage(f, NULL);
 	fclose(f);
 	static const char *const want[] = {
-	    "  memory (CCVM_MEMORY; default 4096)\n      Guest memory in MiB.\n",
+	    "  memory (CCVM_MEMORY; default 4096)\n      Guest memory in "
+	    "MiB.\n",
 	    "  acceleration (CCVM_ACCEL; default \"auto\")\n",
 	    "  share.config (CCVM_SHARE_CONFIG; default false)\n      Stage "
 	    "~/.claude/config.\n",
@@ -204,7 +205,8 @@ static void test_usage_defaults(void **state)
 		char line[1024];
 		snprintf(line, sizeof(line), "\n      %s\n", cfg_opts[i].desc);
 		if (!cfg_opts[i].desc || !strstr(buf, line))
-			fail_msg("help lacks %s's description", cfg_opts[i].key);
+			fail_msg("help lacks %s's description",
+				 cfg_opts[i].key);
 	}
 	free(buf);
 }

@@ -21,11 +21,17 @@ static void test_known(void **state)
 	for (size_t i = 0; i < cfg_n_opts; i++)
 		if (cfg_opts[i].env)
 			assert_true(cfg_env_known(cfg_opts[i].env));
-	static const char *const yes[] = {
-	    "CCVM_SHARE_CLAUDE_CONFIG", "CCVM_CONFIG",	   "CCVM_DEBUG",
-	    "CCVM_ALLOW_ROOT",		"CCVM_STOCK_KERNEL", "CCVM_SAVED_BOOT",
-	    "CCVM_ACCEL",		"CCVM_SRC",	   "CCVM_TEST_STRICT",
-	    "CCVM_QEMU",		"CCVM_SCRATCH_DIR"};
+	static const char *const yes[] = {"CCVM_SHARE_CLAUDE_CONFIG",
+					  "CCVM_CONFIG",
+					  "CCVM_DEBUG",
+					  "CCVM_ALLOW_ROOT",
+					  "CCVM_STOCK_KERNEL",
+					  "CCVM_SAVED_BOOT",
+					  "CCVM_ACCEL",
+					  "CCVM_SRC",
+					  "CCVM_TEST_STRICT",
+					  "CCVM_QEMU",
+					  "CCVM_SCRATCH_DIR"};
 	for (size_t i = 0; i < ARRAY_LEN(yes); i++)
 		if (!cfg_env_known(yes[i]))
 			fail_msg("%s is not known", yes[i]);
@@ -39,14 +45,10 @@ static void test_known(void **state)
 static void test_unknown_walk(void **state)
 {
 	(void)state;
-	char *env[] = {"HOME=/h",
-		       "CCVM_MEMROY=8192",
-		       "CCVM_MEMORY=1",
-		       "CCVM_ZZZZZZZZZZ=1",
-		       "CCVM_TEST_ANY=1",
-		       "CCVM_CORSE",
-		       "PATH=/bin",
-		       NULL};
+	char *env[] = {"HOME=/h",	  "CCVM_MEMROY=8192",
+		       "CCVM_MEMORY=1",	  "CCVM_ZZZZZZZZZZ=1",
+		       "CCVM_TEST_ANY=1", "CCVM_CORSE",
+		       "PATH=/bin",	  NULL};
 	size_t i = 0;
 	char name[64];
 	const char *hint = "unset";
@@ -94,8 +96,7 @@ static void test_debug(void **state)
 	assert_non_null(strstr(e.msg, "\"maybe\""));
 }
 
-static void pos(const char *text, const char *path, int want_line,
-		int want_col)
+static void pos(const char *text, const char *path, int want_line, int want_col)
 {
 	int l = -1, c = -1;
 	int r = jsonpos_find(text, strlen(text), path, &l, &c);
@@ -112,13 +113,14 @@ static void pos(const char *text, const char *path, int want_line,
 static void test_jsonpos(void **state)
 {
 	(void)state;
-	const char *t = "{\n"
-			"  \"memory\": 1,\n"
-			"  \"share\": {\"x\": [1, {\"a\": 2}], \"plugins\": 7},\n"
-			"  \"egressPorts\": [443,\n"
-			"     \"a,]}\\\"b\", 70000],\n"
-			"  \"k\\\"q\": {}\n"
-			"}";
+	const char *t =
+	    "{\n"
+	    "  \"memory\": 1,\n"
+	    "  \"share\": {\"x\": [1, {\"a\": 2}], \"plugins\": 7},\n"
+	    "  \"egressPorts\": [443,\n"
+	    "     \"a,]}\\\"b\", 70000],\n"
+	    "  \"k\\\"q\": {}\n"
+	    "}";
 	pos(t, "memory", 2, 3);
 	pos(t, "share", 3, 3);
 	pos(t, "share.plugins", 3, 33);

@@ -80,17 +80,29 @@ static int teardown_dir(void **state)
 static void test_available(void **state)
 {
 	(void)state;
-	static const char *const yes[] = {
-	    "C",	   "POSIX",	  "C.UTF-8",	 "C.utf8",
-	    "en_US.UTF-8", "en_US.utf8",  "en_US.Utf-8", "sv_SE",
-	    "de_DE.ISO-8859-1", "de_DE.iso88591"};
+	static const char *const yes[] = {"C",
+					  "POSIX",
+					  "C.UTF-8",
+					  "C.utf8",
+					  "en_US.UTF-8",
+					  "en_US.utf8",
+					  "en_US.Utf-8",
+					  "sv_SE",
+					  "de_DE.ISO-8859-1",
+					  "de_DE.iso88591"};
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
 		if (!locale_available(dir, yes[i]))
 			fail_msg("%s: not available", yes[i]);
 	static const char *const no[] = {
-	    "",		  "fr_FR.UTF-8", /* in the archive without a record */
-	    "en_GB.UTF-8", "en_US",	  "../en_US.utf8", "en_US.utf8/..",
-	    ".",	  "en_US.UTF-8\n", "de_DE"};
+	    "",
+	    "fr_FR.UTF-8", /* in the archive without a record */
+	    "en_GB.UTF-8",
+	    "en_US",
+	    "../en_US.utf8",
+	    "en_US.utf8/..",
+	    ".",
+	    "en_US.UTF-8\n",
+	    "de_DE"};
 	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
 		if (locale_available(dir, no[i]))
 			fail_msg("\"%s\": available", no[i]);
@@ -109,9 +121,10 @@ static void test_env_locales(void **state)
 	strcpy(s.user, "a");
 	strcpy(s.cwd, "/p");
 	strcpy(s.term, "xterm");
-	static const char env[] = "LANG=C.UTF-8\0TZ=Europe/Oslo\0NO_COLOR=1\0"
-				  "LANG=fr_FR.UTF-8\0LC_TIME=de_DE.ISO-8859-1\0"
-				  "LC_MESSAGES=xx_XX.UTF-8\0LC_ALL=en_US.UTF-8\0";
+	static const char env[] =
+	    "LANG=C.UTF-8\0TZ=Europe/Oslo\0NO_COLOR=1\0"
+	    "LANG=fr_FR.UTF-8\0LC_TIME=de_DE.ISO-8859-1\0"
+	    "LC_MESSAGES=xx_XX.UTF-8\0LC_ALL=en_US.UTF-8\0";
 	struct env_block b;
 	assert_int_equal(env_build(&s, env, sizeof(env) - 1, "", 0, &b), 0);
 	assert_string_equal(env_get(b.envp, "LANG"), "C.UTF-8");

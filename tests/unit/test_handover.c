@@ -83,14 +83,25 @@ static void add_staged(struct stage_list *l, const char *path, uint32_t mode,
 /* The variables that may cross (handover_env_value), all unset. */
 static void clear_env(void)
 {
-	static const char *const vars[] = {
-	    "COLORTERM",   "TERM_PROGRAM", "TERM_PROGRAM_VERSION",
-	    "TZ",	   "NO_COLOR",	   "LANG",
-	    "LC_ALL",	   "LC_CTYPE",	   "LC_NUMERIC",
-	    "LC_TIME",	   "LC_COLLATE",   "LC_MONETARY",
-	    "LC_MESSAGES", "LC_PAPER",	   "LC_NAME",
-	    "LC_ADDRESS",  "LC_TELEPHONE", "LC_MEASUREMENT",
-	    "LC_IDENTIFICATION"};
+	static const char *const vars[] = {"COLORTERM",
+					   "TERM_PROGRAM",
+					   "TERM_PROGRAM_VERSION",
+					   "TZ",
+					   "NO_COLOR",
+					   "LANG",
+					   "LC_ALL",
+					   "LC_CTYPE",
+					   "LC_NUMERIC",
+					   "LC_TIME",
+					   "LC_COLLATE",
+					   "LC_MONETARY",
+					   "LC_MESSAGES",
+					   "LC_PAPER",
+					   "LC_NAME",
+					   "LC_ADDRESS",
+					   "LC_TELEPHONE",
+					   "LC_MEASUREMENT",
+					   "LC_IDENTIFICATION"};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }

@@ -61,7 +61,8 @@ static void keep_locales(struct env_block *b)
 		bool lang = strncmp(e, "LANG=", 5) == 0;
 		bool lc = strncmp(e, "LC_", 3) == 0;
 		const char *v = strchr(e, '=');
-		if ((lang || lc) && v && !locale_available(env_locale_dir, v + 1)) {
+		if ((lang || lc) && v &&
+		    !locale_available(env_locale_dir, v + 1)) {
 			if (!lang)
 				continue;
 			e = c_utf8;

@@ -63,8 +63,7 @@ __attribute__((format(printf, 4, 5))) static int ferr(const struct file_ctx *fc,
 	char k[ESC_MAX];
 	util_escape(k, sizeof(k), path, false);
 	int line, col;
-	if (fc->text &&
-	    jsonpos_find(fc->text, fc->len, path, &line, &col) == 0)
+	if (fc->text && jsonpos_find(fc->text, fc->len, path, &line, &col) == 0)
 		return ccvm_err_set(fc->err, errnum, "%s:%d:%d: %s: %s",
 				    fc->file, line, col, k, what);
 	return ccvm_err_set(fc->err, errnum, "%s: %s: %s", fc->file, k, what);

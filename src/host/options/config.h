@@ -164,8 +164,8 @@ bool cfg_valid_nix_item(const char *s);
  * (false when unset), -EINVAL with err set when it is not one.
  */
 bool cfg_env_known(const char *name);
-const char *cfg_env_unknown(char *const *envp, size_t *i, char *name,
-			    size_t n, const char **hint);
+const char *cfg_env_unknown(char *const *envp, size_t *i, char *name, size_t n,
+			    const char **hint);
 int cfg_env_debug(char *const *envp, bool *on, struct ccvm_err *err);
 
 /* Writes the options, environment and config-file part of --ccvm-help. */

@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define PREFIX	     "CCVM_"
-#define TEST_PREFIX  "CCVM_TEST_"
+#define TEST_PREFIX  "CCVM_TEST_" /* test runner */
 #define HINT_MAX_LEN 64
 
 bool cfg_env_known(const char *name)
@@ -83,8 +83,8 @@ static const char *nearest(const char *name)
 	return best;
 }
 
-const char *cfg_env_unknown(char *const *envp, size_t *i, char *name,
-			    size_t n, const char **hint)
+const char *cfg_env_unknown(char *const *envp, size_t *i, char *name, size_t n,
+			    const char **hint)
 {
 	if (!envp || n == 0)
 		return NULL;

@@ -168,7 +168,8 @@ int jsonpos_find(const char *text, size_t len, const char *path, int *line,
 		if (*p == '[') {
 			char *end;
 			unsigned long idx = strtoul(p + 1, &end, 10);
-			if (end == p + 1 || *end != ']' || !find_index(&sc, idx))
+			if (end == p + 1 || *end != ']' ||
+			    !find_index(&sc, idx))
 				return -ENOENT;
 			p = end + 1;
 			if (*p == '.')

@@ -27,7 +27,9 @@ const struct opt cfg_opts[] = {
      .off = OFF(writable_cwd),
      .def = "true",
      .env = "CCVM_WRITABLE_CWD",
-     .desc = "Share the project directory read-write; false shares it read-only, and the agent's writes go to an in-VM overlay discarded on exit."},
+     .desc =
+	 "Share the project directory read-write; false shares it read-only, "
+	 "and the agent's writes go to an in-VM overlay discarded on exit."},
     {.key = "memory",
      .kind = K_INT,
      .off = OFF(memory_mib),
@@ -49,7 +51,9 @@ const struct opt cfg_opts[] = {
      .off = OFF(accel),
      .def = "\"auto\"",
      .env = "CCVM_ACCEL",
-     .desc = "auto uses KVM when a probe guest really runs under it, else TCG; kvm fails with the reason when KVM is unusable; tcg is software emulation."},
+     .desc = "auto uses KVM when a probe guest really runs under it, else TCG; "
+	     "kvm fails with the reason when KVM is unusable; tcg is software "
+	     "emulation."},
     SHARE("settings", settings, "CCVM_SHARE_SETTINGS", "true",
 	  "Stage a sanitized ~/.claude/settings.json and ~/.claude.json."),
     SHARE("claudeMd", claude_md, "CCVM_SHARE_CLAUDEMD", "true",
@@ -79,14 +83,16 @@ const struct opt cfg_opts[] = {
      .off = OFF(nix_enable),
      .def = "false",
      .build_time = true,
-     .desc = "Put Nix in the guest image: Debian's nix-bin with a nix-daemon; build-time."},
+     .desc = "Put Nix in the guest image: Debian's nix-bin with a nix-daemon; "
+	     "build-time."},
     {.key = "nix.substituters",
      .kind = K_STRLIST,
      .off = OFF(nix_substituters),
      .def = "[]",
      .check = CK_NIX,
      .build_time = true,
-     .desc = "Binary caches the guest's Nix may use, written to nix.conf as they are; build-time."},
+     .desc = "Binary caches the guest's Nix may use, written to nix.conf as "
+	     "they are; build-time."},
     {.key = "nix.trustedPublicKeys",
      .kind = K_STRLIST,
      .off = OFF(nix_trusted_keys),
@@ -99,7 +105,8 @@ const struct opt cfg_opts[] = {
      .off = OFF(persist_projects),
      .def = "false",
      .env = "CCVM_PERSIST_PROJECTS",
-     .desc = "Share this project's ~/.claude/projects directory read-write so transcripts persist across sessions."},
+     .desc = "Share this project's ~/.claude/projects directory read-write so "
+	     "transcripts persist across sessions."},
     {.key = "vmDiskSize",
      .kind = K_INT,
      .off = OFF(vm_disk_size_gib),
@@ -107,14 +114,16 @@ const struct opt cfg_opts[] = {
      .max = CFG_DISK_SIZE_MAX,
      .def = "0",
      .env = "CCVM_VM_DISK_SIZE",
-     .desc = "GiB of encrypted, ephemeral scratch disk at /scratch; 0 keeps the VM to RAM."},
+     .desc = "GiB of encrypted, ephemeral scratch disk at /scratch; 0 keeps "
+	     "the VM to RAM."},
     {.key = "clipboard.images",
      .kind = K_BOOL,
      .off = OFF(clipboard_images),
      .def = "true",
      .env = "CCVM_CLIPBOARD_IMAGES",
      .env_style = ENV_ONLY_ZERO,
-     .desc = "Let the agent paste images, never text, from the host clipboard."},
+     .desc =
+	 "Let the agent paste images, never text, from the host clipboard."},
     /* The session's policy takes at most EGRESS_MAX_ENTRIES entries
      * and EGRESS_MAX_PORTS ports: refused here, before any build. */
     {.key = "egressAllowlist",
@@ -123,7 +132,8 @@ const struct opt cfg_opts[] = {
      .max = EGRESS_MAX_ENTRIES,
      .def = "[]",
      .check = CK_EGRESS,
-     .desc = "Host names, *.example.com wildcards, IP addresses and CIDRs the guest may reach; empty means open egress."},
+     .desc = "Host names, *.example.com wildcards, IP addresses and CIDRs the "
+	     "guest may reach; empty means open egress."},
     {.key = "egressPorts",
      .kind = K_PORTS,
      .off = 0,
@@ -136,7 +146,8 @@ const struct opt cfg_opts[] = {
      .off = OFF(agent_sudo),
      .def = "null",
      .build_time = true,
-     .desc = "Passwordless sudo for the agent; null (auto) means on, with or without an allowlist; build-time."},
+     .desc = "Passwordless sudo for the agent; null (auto) means on, with or "
+	     "without an allowlist; build-time."},
     {.key = "apiKeyVariable",
      .kind = K_STR,
      .off = OFF(api_key_variable),
@@ -150,7 +161,8 @@ const struct opt cfg_opts[] = {
      .off = OFF(credential_proxy),
      .def = "true",
      .env = "CCVM_CREDENTIAL_PROXY",
-     .desc = "Keep the API credential on the host, where ccvm adds it to the agent's requests; false hands it to the agent's environment."},
+     .desc = "Keep the API credential on the host, where ccvm adds it to the "
+	     "agent's requests; false hands it to the agent's environment."},
     /* null is the built-in note, which stage.c writes from the
      * session's options (it names the allowlist and the ports). */
     {.key = "extraClaudeMd",
@@ -160,7 +172,8 @@ const struct opt cfg_opts[] = {
      .env = "CCVM_CLAUDE_MD",
      .env_style = ENV_TEXT,
      .nullable = true,
-     .desc = "Text added to the agent's CLAUDE.md; null is a built-in note about the VM, an empty string disables it."},
+     .desc = "Text added to the agent's CLAUDE.md; null is a built-in note "
+	     "about the VM, an empty string disables it."},
     {.key = "extraPackages",
      .kind = K_STRLIST,
      .off = OFF(extra_packages),
@@ -181,13 +194,15 @@ const struct opt cfg_opts[] = {
      .def = "[]",
      .check = CK_ABS_PATH,
      .build_time = true,
-     .desc = "Absolute paths of provisioning scripts run as root in the guest root at image build; build-time."},
+     .desc = "Absolute paths of provisioning scripts run as root in the guest "
+	     "root at image build; build-time."},
     {.key = "lockGuestMemory",
      .kind = K_BOOL,
      .off = OFF(lock_guest_memory),
      .def = "false",
      .env = "CCVM_MLOCK",
-     .desc = "Lock the guest's memory in RAM (mlock); needs RLIMIT_MEMLOCK raised."},
+     .desc = "Lock the guest's memory in RAM (mlock); needs RLIMIT_MEMLOCK "
+	     "raised."},
 };
 
 const size_t cfg_n_opts = ARRAY_LEN(cfg_opts);

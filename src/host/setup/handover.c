@@ -176,14 +176,25 @@ static int queue_args(struct proto_writer *w, const struct handover *h,
 /* The host's terminal program, time zone, colour choice and locale
  * cross as they are, when printable and short: LANG and LC_* by name (the
  * guest keeps only the locales it has, src/guest/setup/locale.h). */
-static const char *const env_pass[] = {
-    "COLORTERM",   "TERM_PROGRAM", "TERM_PROGRAM_VERSION",
-    "TZ",	   "NO_COLOR",	   "LANG",
-    "LC_ALL",	   "LC_CTYPE",	   "LC_NUMERIC",
-    "LC_TIME",	   "LC_COLLATE",   "LC_MONETARY",
-    "LC_MESSAGES", "LC_PAPER",	   "LC_NAME",
-    "LC_ADDRESS",  "LC_TELEPHONE", "LC_MEASUREMENT",
-    "LC_IDENTIFICATION"};
+static const char *const env_pass[] = {"COLORTERM",
+				       "TERM_PROGRAM",
+				       "TERM_PROGRAM_VERSION",
+				       "TZ",
+				       "NO_COLOR",
+				       "LANG",
+				       "LC_ALL",
+				       "LC_CTYPE",
+				       "LC_NUMERIC",
+				       "LC_TIME",
+				       "LC_COLLATE",
+				       "LC_MONETARY",
+				       "LC_MESSAGES",
+				       "LC_PAPER",
+				       "LC_NAME",
+				       "LC_ADDRESS",
+				       "LC_TELEPHONE",
+				       "LC_MEASUREMENT",
+				       "LC_IDENTIFICATION"};
 
 #define ENV_VALUE_MAX 256
 
