@@ -16,7 +16,7 @@
 # linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz and its dpkg version),
 # which nixpkgs does not have, so images get the stock kernel of the
 # Debian root (`ccvm --ccvm-doctor` says so on its kernel line).
-{ lib, stdenv, pkg-config, jansson, nettle, curl, openssl, glibc, makeWrapper
+{ lib, stdenv, pkg-config, jansson, nettle, curl, openssl, libpsl, glibc, makeWrapper
 , qemu, mmdebstrap, squashfsTools, nodejs, util-linux, xz, zstd, gzip
 , qboot ? null, virtiofsd ? null }:
 
@@ -30,7 +30,7 @@ stdenv.mkDerivation {
   src = lib.cleanSource ../..;
   nativeBuildInputs = [ pkg-config makeWrapper ];
   # The guest init is linked -static-pie.
-  buildInputs = [ jansson nettle curl openssl glibc.static ];
+  buildInputs = [ jansson nettle curl openssl libpsl glibc.static ];
   postPatch = ''
     substituteInPlace src/host/vm/qemu.h \
       --replace /usr/share/qemu/qboot.rom ${firmware}

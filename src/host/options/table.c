@@ -229,6 +229,7 @@ const struct env_var cfg_other_env[] = {
     {"CCVM_STOCK_KERNEL", NULL},
     {"CCVM_SHARE_CACHE", NULL},
     {"CCVM_SAVED_BOOT", NULL},
+    {"CCVM_EGRESS_LOG", "0 keeps no egress audit log for the session"},
 };
 const size_t cfg_n_other_env = ARRAY_LEN(cfg_other_env);
 
