@@ -44,8 +44,9 @@ struct doctor {
 
 /* One line; a warning or failure ends with the section of
  * docs/troubleshooting.md about it (topic, its anchor; NULL: none). */
-static void vreport(struct doctor *d, enum verdict v, const char *check,
-		    const char *topic, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+vreport(struct doctor *d, enum verdict v, const char *check, const char *topic,
+	const char *fmt, va_list ap)
 {
 	static const char *const word[] = {"ok", "warn", "FAIL", "skip"};
 	char text[DOCTOR_LINE_MAX];
