@@ -33,8 +33,10 @@ static void print_help(void)
 {
 	cli_usage(stdout);
 	cfg_usage(stdout, environ);
-	puts("Documentation: man ccvm; README.md and docs/options.md in "
-	     "the ccvm sources.");
+	puts("Documentation: man ccvm; README.md, docs/options.md and, when "
+	     "something is in\nthe way, docs/troubleshooting.md in the ccvm "
+	     "sources (installed under\nshare/doc/ccvm); ccvm --ccvm-doctor "
+	     "checks this host.");
 }
 
 /*
