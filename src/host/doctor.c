@@ -345,14 +345,16 @@ static void check_kernel(struct doctor *d)
 {
 	struct ccvm_err e = {0};
 	if (image_kernel_check(&e) < 0)
-		report(d, V_WARN, "kernel",
-		       "new images get Debian's stock kernel and modules "
-		       "(about a second slower to boot under TCG): %s",
-		       e.msg);
+		report_see(d, V_WARN, "kernel",
+			   SEE("ccvms-own-kernel-does-not-build"),
+			   "new images get Debian's stock kernel and modules "
+			   "(about a second slower to boot under TCG): %s",
+			   e.msg);
 	else
 		report(d, V_OK, "kernel",
-		       "new images get ccvm's own kernel, built once from "
-		       "linux-source-6.1");
+		       "images get ccvm's own kernel, built once from "
+		       "linux-source-6.1 (on a first run in the background, "
+		       "Debian's stock kernel until then)");
 }
 
 static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
