@@ -177,8 +177,10 @@ bench: all
 	bench/tty
 	bench/soak
 
+# What building and running ccvm needs; `.ci/deps` alone adds what CI and
+# the tests use.
 deps:
-	.ci/deps
+	.ci/deps --runtime
 
 clean:
 	rm -rf $(BUILD) build
@@ -207,11 +209,12 @@ install: $(BUILD)/ccvm
 		$(DESTDIR)$(BASHCOMPDIR)/ccvm
 	install -m 0644 contrib/completions/_ccvm $(DESTDIR)$(ZSHCOMPDIR)/_ccvm
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/LICENSE
 	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/docs
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ccvm $(DESTDIR)$(MANDIR)/man1/ccvm.1 \
 		$(DESTDIR)$(BASHCOMPDIR)/ccvm $(DESTDIR)$(ZSHCOMPDIR)/_ccvm \
-		$(DESTDIR)$(DOCDIR)/README.md \
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE \
 		$(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(DOC_FILES)))
 	-rmdir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)

@@ -32,27 +32,84 @@ extern char **environ;
 
 enum verdict { V_OK = 0, V_WARN, V_FAIL, V_SKIP };
 
+/* A section of docs/troubleshooting.md, by its anchor (03-docs.sh checks
+ * that each one named so exists). */
+#define SEE(anchor) (anchor)
+
 struct doctor {
 	FILE *out;
-	int failures;
+	int failures, warnings;
 	bool write_error;
 };
+
+/* One line; a warning or failure ends with the section of
+ * docs/troubleshooting.md about it (topic, its anchor; NULL: none). */
+__attribute__((format(printf, 5, 0))) static void
+vreport(struct doctor *d, enum verdict v, const char *check, const char *topic,
+	const char *fmt, va_list ap)
+{
+	static const char *const word[] = {"ok", "warn", "FAIL", "skip"};
+	char text[DOCTOR_LINE_MAX];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (v == V_FAIL)
+		d->failures++;
+	if (v == V_FAIL || v == V_WARN)
+		d->warnings++;
+	bool see = topic && (v == V_FAIL || v == V_WARN);
+	if (fprintf(d->out, "%-4s  %-12s %s%s%s%s\n", word[v], check, text,
+		    see ? " (troubleshooting.md#" : "", see ? topic : "",
+		    see ? ")" : "") < 0)
+		d->write_error = true;
+}
 
 __attribute__((format(printf, 4, 5))) static void report(struct doctor *d,
 							 enum verdict v,
 							 const char *check,
 							 const char *fmt, ...)
 {
-	static const char *const word[] = {"ok", "warn", "FAIL", "skip"};
-	char text[DOCTOR_LINE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	vreport(d, v, check, NULL, fmt, ap);
 	va_end(ap);
-	if (v == V_FAIL)
-		d->failures++;
-	if (fprintf(d->out, "%-4s  %-12s %s\n", word[v], check, text) < 0)
-		d->write_error = true;
+}
+
+__attribute__((format(printf, 5, 6))) static void
+report_see(struct doctor *d, enum verdict v, const char *check,
+	   const char *topic, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(d, v, check, topic, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * docs/troubleshooting.md next to this ccvm: installed
+ * (PREFIX/bin/ccvm, PREFIX/share/doc/ccvm/docs/) or in the checkout
+ * (build/ccvm, docs/); else a description of where it is.
+ */
+static void troubleshooting_path(char *out, size_t n)
+{
+	static const char *const rel[] = {
+	    "../share/doc/ccvm/docs/troubleshooting.md",
+	    "../docs/troubleshooting.md"};
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len > 0) {
+		exe[len] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		for (size_t i = 0; i < ARRAY_LEN(rel); i++) {
+			char p[PATH_MAX + 64], real[PATH_MAX];
+			snprintf(p, sizeof(p), "%s/%s", exe, rel[i]);
+			if (realpath(p, real) && access(real, R_OK) == 0) {
+				util_escape(out, n, real, false);
+				return;
+			}
+		}
+	}
+	util_strlcpy(out, "docs/troubleshooting.md of the ccvm sources", n);
 }
 
 int doctor_first_line(char *const argv[], int timeout_ms, char *out,
@@ -105,18 +162,20 @@ static void check_qemu(struct doctor *d)
 	char path[PATH_MAX], ver[256], q[PATH_MAX + 8];
 	bool from_env = false;
 	if (find_qemu(path, &from_env) < 0) {
-		report(d, V_FAIL, "qemu",
-		       "qemu-system-x86_64 not found in /usr/bin or a "
-		       "root-owned PATH directory: install the Debian "
-		       "package qemu-system-x86 (or set CCVM_QEMU)");
+		report_see(d, V_FAIL, "qemu",
+			   SEE("qemu-or-its-firmware-is-missing"),
+			   "qemu-system-x86_64 not found in /usr/bin or a "
+			   "root-owned PATH directory: install the Debian "
+			   "package qemu-system-x86 (or set CCVM_QEMU)");
 		return;
 	}
 	util_escape(q, sizeof(q), path, false);
 	if (path[0] != '/' || access(path, X_OK) != 0) {
-		report(d, V_FAIL, "qemu",
-		       "%s%s is not an executable absolute path: fix "
-		       "CCVM_QEMU or install qemu-system-x86",
-		       q, from_env ? " (CCVM_QEMU)" : "");
+		report_see(d, V_FAIL, "qemu",
+			   SEE("qemu-or-its-firmware-is-missing"),
+			   "%s%s is not an executable absolute path: fix "
+			   "CCVM_QEMU or install qemu-system-x86",
+			   q, from_env ? " (CCVM_QEMU)" : "");
 		return;
 	}
 	char *argv[] = {path, "--version", NULL};
@@ -124,9 +183,10 @@ static void check_qemu(struct doctor *d)
 	char v[300];
 	util_escape(v, sizeof(v), ver, false);
 	if (r < 0)
-		report(d, V_FAIL, "qemu",
-		       "%s --version failed (%s): reinstall qemu-system-x86", q,
-		       strerror(-r));
+		report_see(
+		    d, V_FAIL, "qemu", SEE("qemu-or-its-firmware-is-missing"),
+		    "%s --version failed (%s): reinstall qemu-system-x86", q,
+		    strerror(-r));
 	else
 		report(d, V_OK, "qemu", "%s: %s", q, v);
 }
@@ -137,11 +197,23 @@ static void check_firmware(struct doctor *d)
 	if (bios)
 		report(d, V_OK, "firmware", "%s (qboot: fast PVH boot)", bios);
 	else
-		report(d, V_WARN, "firmware",
-		       "%s not found: QEMU's default BIOS boots a few seconds "
-		       "slower; install qemu-system-x86 (Debian ships qboot "
-		       "with it)",
-		       QEMU_QBOOT_PATH);
+		report_see(
+		    d, V_WARN, "firmware",
+		    SEE("qemu-or-its-firmware-is-missing"),
+		    "%s not found: QEMU's default BIOS boots a few seconds "
+		    "slower; install qemu-system-x86 (Debian ships qboot "
+		    "with it)",
+		    QEMU_QBOOT_PATH);
+}
+
+/* The troubleshooting section for accel_probe_kvm's error r. */
+static const char *kvm_topic(int r)
+{
+	if (r == -ENOENT)
+		return SEE("no-devkvm");
+	if (r == -EACCES)
+		return SEE("devkvm-permission-denied");
+	return SEE("kvm-is-present-but-not-working");
 }
 
 /* Sets *accel to what a session would use (TCG when undecided). */
@@ -160,15 +232,15 @@ static void check_kvm(struct doctor *d, const struct ccvm_config *cfg,
 		report(d, V_OK, "kvm", "%s runs a guest: sessions use KVM",
 		       ACCEL_KVM_DEVICE);
 	} else if (cfg->accel == CFG_ACCEL_KVM) {
-		report(d, V_FAIL, "kvm",
-		       "%s; acceleration is \"kvm\": fix that, or set "
-		       "acceleration to \"auto\" or \"tcg\"",
-		       e.msg);
+		report_see(d, V_FAIL, "kvm", kvm_topic(r),
+			   "%s; acceleration is \"kvm\": fix that, or set "
+			   "acceleration to \"auto\" or \"tcg\"",
+			   e.msg);
 	} else {
-		report(d, V_WARN, "kvm",
-		       "%s; sessions run under TCG (software emulation, "
-		       "several times slower)",
-		       e.msg);
+		report_see(d, V_WARN, "kvm", kvm_topic(r),
+			   "%s; sessions run under TCG (software emulation, "
+			   "several times slower)",
+			   e.msg);
 	}
 }
 
@@ -181,7 +253,8 @@ static void check_memlock(struct doctor *d, const struct ccvm_config *cfg,
 	}
 	struct ccvm_err e = {0};
 	if (qemu_memlock_check(cfg->memory_mib, accel, &e) < 0)
-		report(d, V_FAIL, "memlock", "%s", e.msg);
+		report_see(d, V_FAIL, "memlock",
+			   SEE("lockguestmemory-is-refused"), "%s", e.msg);
 	else
 		report(d, V_OK, "memlock",
 		       "RLIMIT_MEMLOCK covers %ld MiB of guest memory",
@@ -230,12 +303,13 @@ static bool check_image(struct doctor *d, const struct ccvm_config *cfg,
 	if (complete)
 		report(d, V_OK, "image", "cached for these options: %s", q);
 	else
-		report(d, V_WARN, "image",
-		       "not built yet for these build-time options (%s): the "
-		       "first session builds it (a few minutes, about %d MiB; "
-		       "Debian's archive and the npm registry must be "
-		       "reachable), or run `ccvm --ccvm-build` now",
-		       q, IMAGE_SIZE_MIB);
+		report_see(
+		    d, V_WARN, "image", SEE("the-image-build-fails"),
+		    "not built yet for these build-time options (%s): the "
+		    "first session builds it (a few minutes, about %d MiB; "
+		    "Debian's archive and the npm registry must be "
+		    "reachable), or run `ccvm --ccvm-build` now",
+		    q, IMAGE_SIZE_MIB);
 	return complete;
 }
 
@@ -246,7 +320,9 @@ static void check_build(struct doctor *d, bool cached)
 	const char *why = cached ? " (needed only to build new images)" : "";
 	struct ccvm_err e = {0};
 	if (image_check_tools(&e) < 0)
-		report(d, bad, "build tools", "%s%s", e.msg, why);
+		report_see(d, bad, "build tools",
+			   SEE("build-tools-or-subordinate-ids-are-missing"),
+			   "%s%s", e.msg, why);
 	else
 		report(d, V_OK, "build tools",
 		       "mmdebstrap, npm, mksquashfs and helpers found");
@@ -256,7 +332,9 @@ static void check_build(struct doctor *d, bool cached)
 	}
 	ccvm_err_clear(&e);
 	if (image_check_subids(&e) < 0)
-		report(d, bad, "subids", "%s%s", e.msg, why);
+		report_see(d, bad, "subids",
+			   SEE("build-tools-or-subordinate-ids-are-missing"),
+			   "%s%s", e.msg, why);
 	else
 		report(d, V_OK, "subids",
 		       "subordinate uid and gid ranges present "
@@ -267,14 +345,16 @@ static void check_kernel(struct doctor *d)
 {
 	struct ccvm_err e = {0};
 	if (image_kernel_check(&e) < 0)
-		report(d, V_WARN, "kernel",
-		       "new images get Debian's stock kernel and modules "
-		       "(about a second slower to boot under TCG): %s",
-		       e.msg);
+		report_see(d, V_WARN, "kernel",
+			   SEE("ccvms-own-kernel-does-not-build"),
+			   "new images get Debian's stock kernel and modules "
+			   "(about a second slower to boot under TCG): %s",
+			   e.msg);
 	else
 		report(d, V_OK, "kernel",
-		       "new images get ccvm's own kernel, built once from "
-		       "linux-source-6.1");
+		       "images get ccvm's own kernel, built once from "
+		       "linux-source-6.1 (on a first run in the background, "
+		       "Debian's stock kernel until then)");
 }
 
 static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
@@ -287,11 +367,12 @@ static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
 		if (mib < 0)
 			report(d, V_WARN, "disk", "cannot examine %s", q);
 		else if (!cached && mib < BUILD_FREE_MIB)
-			report(d, V_FAIL, "disk",
-			       "%lld MiB free at %s; building the image needs "
-			       "about %d MiB: free some space or point "
-			       "XDG_CACHE_HOME elsewhere",
-			       mib, q, BUILD_FREE_MIB);
+			report_see(
+			    d, V_FAIL, "disk", SEE("not-enough-disk-or-memory"),
+			    "%lld MiB free at %s; building the image needs "
+			    "about %d MiB: free some space or point "
+			    "XDG_CACHE_HOME elsewhere",
+			    mib, q, BUILD_FREE_MIB);
 		else
 			report(d, V_OK, "disk",
 			       "%lld MiB free for the cache at %s", mib, q);
@@ -308,11 +389,12 @@ static void check_disk(struct doctor *d, const struct ccvm_config *cfg,
 	long long want = cfg->vm_disk_size_gib * 1024;
 	util_escape(q, sizeof(q), where, false);
 	if (mib >= 0 && mib < want)
-		report(d, V_WARN, "scratch",
-		       "%lld MiB free at %s but vmDiskSize is %ld GiB: the "
-		       "sparse disk file can fill it; lower vmDiskSize or "
-		       "free space",
-		       mib, q, cfg->vm_disk_size_gib);
+		report_see(d, V_WARN, "scratch",
+			   SEE("not-enough-disk-or-memory"),
+			   "%lld MiB free at %s but vmDiskSize is %ld GiB: the "
+			   "sparse disk file can fill it; lower vmDiskSize or "
+			   "free space",
+			   mib, q, cfg->vm_disk_size_gib);
 	else
 		report(d, V_OK, "scratch", "%lld MiB free at %s for %ld GiB",
 		       mib, q, cfg->vm_disk_size_gib);
@@ -333,16 +415,20 @@ static void check_clipboard(struct doctor *d, const struct ccvm_config *cfg)
 		    0)
 			report(d, V_OK, "clipboard", "%s (Wayland)", path);
 		else
-			report(d, V_WARN, "clipboard",
-			       "wl-paste not found: install the Debian package "
-			       "wl-clipboard for image paste");
+			report_see(
+			    d, V_WARN, "clipboard",
+			    SEE("image-paste-does-not-work"),
+			    "wl-paste not found: install the Debian package "
+			    "wl-clipboard for image paste");
 	} else if (x && *x) {
 		if (hostpath_tool("xclip", CLIP_ENV_XCLIP, path, &err) == 0)
 			report(d, V_OK, "clipboard", "%s (X11)", path);
 		else
-			report(d, V_WARN, "clipboard",
-			       "xclip not found: install the Debian package "
-			       "xclip for image paste");
+			report_see(
+			    d, V_WARN, "clipboard",
+			    SEE("image-paste-does-not-work"),
+			    "xclip not found: install the Debian package "
+			    "xclip for image paste");
 	} else {
 		report(d, V_SKIP, "clipboard",
 		       "no WAYLAND_DISPLAY or DISPLAY: image paste needs a "
@@ -358,7 +444,8 @@ int doctor_run(const struct ccvm_config *cfg, FILE *out, bool *ready,
 	char q[PATH_MAX + 8];
 
 	if (cfg_check_root((unsigned)geteuid(), environ, &e) < 0)
-		report(&d, V_FAIL, "user", "%s", e.msg);
+		report_see(&d, V_FAIL, "user", SEE("ccvm-refuses-to-run-here"),
+			   "%s", e.msg);
 	else
 		report(&d, V_OK, "user", "uid %u", (unsigned)geteuid());
 	if (cfg->config_path)
@@ -381,10 +468,14 @@ int doctor_run(const struct ccvm_config *cfg, FILE *out, bool *ready,
 	check_disk(&d, cfg, images, cached);
 	check_clipboard(&d, cfg);
 
-	if (fprintf(out, "%s\n",
+	char ts[PATH_MAX + 64];
+	troubleshooting_path(ts, sizeof(ts));
+	if (fprintf(out, "%s%s%s\n",
 		    d.failures ? "ccvm cannot run a session here until the "
-				 "FAIL lines are fixed."
-			       : "ccvm can run a session here.") < 0 ||
+				 "FAIL lines are fixed"
+			       : "ccvm can run a session here",
+		    d.warnings ? "; the sections in parentheses are in " : ".",
+		    d.warnings ? ts : "") < 0 ||
 	    fflush(out) != 0 || d.write_error)
 		return ccvm_err_sys(err, EIO, "writing the report");
 	*ready = d.failures == 0;

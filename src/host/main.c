@@ -33,8 +33,10 @@ static void print_help(void)
 {
 	cli_usage(stdout);
 	cfg_usage(stdout, environ);
-	puts("Documentation: man ccvm; README.md and docs/options.md in "
-	     "the ccvm sources.");
+	puts("Documentation: man ccvm; README.md, docs/options.md and, when "
+	     "something is in\nthe way, docs/troubleshooting.md in the ccvm "
+	     "sources (installed under\nshare/doc/ccvm); ccvm --ccvm-doctor "
+	     "checks this host.");
 }
 
 /*
@@ -185,6 +187,27 @@ static int run_egress_mode(const struct cli_args *a, struct ccvm_err *err)
 	return r < 0 ? fail(err, CCVM_EXIT_FAILURE) : 0;
 }
 
+/* One line per CCVM_* variable ccvm does not read: a typo would
+ * otherwise be ignored in silence. */
+static void warn_unknown_env(void)
+{
+	char name[128], q[4 * 128 + 8];
+	const char *hint = NULL;
+	size_t i = 0;
+	while (cfg_env_unknown(environ, &i, name, sizeof(name), &hint)) {
+		util_escape(q, sizeof(q), name, false);
+		if (hint)
+			say("warning: %s is not a ccvm variable and is "
+			    "ignored; "
+			    "did you mean %s?",
+			    q, hint);
+		else
+			say("warning: %s is not a ccvm variable and is ignored "
+			    "(ccvm --ccvm-help lists them)",
+			    q);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct ccvm_err err = {0};
@@ -206,6 +229,13 @@ int main(int argc, char **argv)
 		puts("ccvm " CCVM_VERSION);
 		goto out;
 	}
+	warn_unknown_env();
+	bool env_debug = false;
+	if (cfg_env_debug(environ, &env_debug, &err) < 0) {
+		status = fail(&err, CCVM_EXIT_USAGE);
+		goto out;
+	}
+	args.debug = args.debug || env_debug;
 	/* The log readers need no options and no image, and work as root. */
 	if (args.mode == CLI_EGRESS || args.mode == CLI_EGRESS_SUGGEST) {
 		status = run_egress_mode(&args, &err);

@@ -77,6 +77,27 @@ for flag in --ccvm-help --ccvm-version; do
 		test -z "$(ls -A "$T_TMP/ro-cache")"
 done
 
+# ---- CCVM_* variables ccvm does not know: one warning line each ----
+run CCVM_MEMROY=8192 --ccvm-dump-config
+check "an unknown CCVM_MEMROY: exit 0, one warning line suggesting CCVM_MEMORY ($ERR)" \
+	test "$RC" -eq 0 -a "$(wc -l <"$T_TMP/err")" -eq 1 -a \
+	"$ERR" = "ccvm: warning: CCVM_MEMROY is not a ccvm variable and is ignored; did you mean CCVM_MEMORY?"
+check "the unknown variable changed nothing ($(grep '"memory"' "$T_TMP/out"))" \
+	grep -qF '"memory": 4096,' "$T_TMP/out"
+run CCVM_MEMORY=8192 CCVM_STOCK_KERNEL=1 CCVM_SAVED_BOOT=0 CCVM_TEST_ANYTHING=1 \
+	CCVM_SRC=/x --ccvm-dump-config
+check "known variables (and the test runner's) give no warning ($ERR)" \
+	test "$RC" -eq 0 -a -z "$ERR" -a -n "$(grep -F '"memory": 8192,' "$T_TMP/out")"
+run CCVM_NOSUCHTHING=1 CCVM_CORSE=2 --ccvm-dump-config
+check "two unknown variables: two lines, the far one without a guess (${ERR//$'\n'/ | })" \
+	test "$RC" -eq 0 -a "$(wc -l <"$T_TMP/err")" -eq 2 \
+	-a -n "$(grep -F 'CCVM_NOSUCHTHING is not a ccvm variable and is ignored (ccvm --ccvm-help lists them)' "$T_TMP/err")" \
+	-a -n "$(grep -F 'CCVM_CORSE is not a ccvm variable and is ignored; did you mean CCVM_CORES?' "$T_TMP/err")"
+run CCVM_DEBUG=maybe --ccvm-dump-config
+expect_err "CCVM_DEBUG must be a boolean" 2 "CCVM_DEBUG" '"maybe"'
+run CCVM_DEBUG=1 --ccvm-dump-config
+check "CCVM_DEBUG=1 is accepted (rc $RC, $ERR)" test "$RC" -eq 0 -a -z "$ERR"
+
 # ---- config file errors: exit 2, one line naming file and key ----
 f=$(cfgfile unknown.json '{"share": {"plugins": true, "foo": 1}}')
 run CCVM_CONFIG="$f" --ccvm-dump-config
@@ -94,6 +115,19 @@ expect_err "duplicate key with line:column" 2 "$f:2:" "duplicate" "memory"
 f=$(cfgfile syntax.json $'{\n  "cores": 2,\n}')
 run CCVM_CONFIG="$f" --ccvm-dump-config
 expect_err "syntax error with line:column" 2 "$f:3:"
+
+# A problem jansson does not see (a type, a value, an unknown key) is
+# located in the text: file:line:column of the key or item.
+f=$(cfgfile type.json $'{\n  "memory": 2,\n  "share": {"plugins": 1}\n}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "a wrong type names file:line:column" 2 "$f:3:13: share.plugins" \
+	"expected true or false"
+f=$(cfgfile unk.json $'{"memory": 2,\n\n     "memroy": 3}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "an unknown key names file:line:column" 2 "$f:3:6: memroy" "unknown key"
+f=$(cfgfile item.json $'{"egressPorts": [\n  443,\n  0]}')
+run CCVM_CONFIG="$f" --ccvm-dump-config
+expect_err "a bad list item names file:line:column" 2 "$f:3:3: egressPorts[1]"
 
 f=$(cfgfile ports.json '{"egressPorts": [443, 70000]}')
 run CCVM_CONFIG="$f" --ccvm-dump-config

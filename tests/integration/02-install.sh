@@ -32,7 +32,8 @@ P=/opt/ccvm-test
 want=(bin/ccvm share/man/man1/ccvm.1 share/bash-completion/completions/ccvm
 	share/zsh/site-functions/_ccvm share/doc/ccvm/README.md
 	share/doc/ccvm/docs/options.md share/doc/ccvm/docs/security.md
-	share/doc/ccvm/docs/getting-started.md share/doc/ccvm/docs/differences.md)
+	share/doc/ccvm/docs/getting-started.md share/doc/ccvm/docs/differences.md
+	share/doc/ccvm/docs/troubleshooting.md share/doc/ccvm/LICENSE)
 if mk install DESTDIR="$D" PREFIX="$P"; then
 	ok "make install DESTDIR=... PREFIX=$P"
 else
@@ -52,6 +53,11 @@ check "the installed binary is executable" test -x "$D$P/bin/ccvm"
 BIN=$D$P/bin/ccvm
 out=$(env -i PATH=/usr/bin:/bin HOME="$T_TMP" "$BIN" --ccvm-version 2>&1)
 check "installed ccvm --ccvm-version: $out" test "$out" = "ccvm 0.1.0"
+# The doctor's last line points at the installed troubleshooting page
+# (when a line warns or fails: CCVM_QEMU pointing nowhere makes sure).
+last=$(env -i PATH=/usr/bin:/bin HOME="$T_TMP" CCVM_QEMU=/nonexistent "$BIN" --ccvm-doctor 2>&1 | tail -1)
+check "the installed doctor names the installed troubleshooting.md ($last)" \
+	bash -c '[[ $1 == *" $2" ]]' _ "$last" "$D$P/share/doc/ccvm/docs/troubleshooting.md"
 out=$(env -i PATH=/usr/bin:/bin HOME="$T_TMP" "$BIN" --ccvm-help 2>&1)
 rc=$?
 check "installed ccvm --ccvm-help exits 0 and lists --ccvm-doctor" \

@@ -83,8 +83,10 @@ for doc in README.md docs/options.md; do
 done
 
 # ---- environment variables ----
-mapfile -t envs < <(grep -ohE '"CCVM_[A-Z_]+"' "$SRC"/src/host/*.[ch] "$SRC"/src/host/*/*.[ch] |
-	tr -d '"' | sort -u)
+# (The test runner's variables, which ccvm only knows so as not to warn
+# about them, are on lines marked "test runner" in options/table.c.)
+mapfile -t envs < <(cat "$SRC"/src/host/*.[ch] "$SRC"/src/host/*/*.[ch] |
+	grep -v '/\* test runner \*/' | grep -oE '"CCVM_[A-Z_]+"' | tr -d '"' | sort -u)
 check "the host reads CCVM_* variables (${#envs[@]})" test ${#envs[@]} -ge 20
 bad=()
 for v in "${envs[@]}"; do
@@ -103,11 +105,140 @@ for f in "${docs[@]}" "$T_TMP/help"; do
 		[[ $v == *"*" ]] && continue # a pattern: CCVM_SHARE_*
 		# The test runner's own (CCVM_TEST_STRICT), read by tests/run.
 		[[ $v == CCVM_TEST_* ]] && grep -qw -- "$v" "$SRC/tests/run" && continue
+		# The docs' example of a misspelt variable (the warning).
+		[ "$v" = CCVM_MEMROY ] && continue
 		printf '%s\n' "${envs[@]}" | grep -qxF -- "$v" || extra+=("$v")
 	done < <(grep -oE 'CCVM_[A-Z_]+\*?' "$f" | sort -u)
 done
 check "the docs name no CCVM_* variable the code lacks (${extra[*]:-})" \
 	test ${#extra[@]} -eq 0
+
+# Every variable the host code names is one ccvm knows (no warning for
+# it): it is in the option table's file, options/table.c.
+bad=()
+for v in "${envs[@]}"; do
+	grep -qF "\"$v\"" "$SRC/src/host/options/table.c" || bad+=("$v")
+done
+check "every CCVM_* variable the code reads is in options/table.c, so ccvm does not warn about it (${bad[*]:-})" \
+	test ${#bad[@]} -eq 0
+
+# ---- descriptions: one sentence per option, from the option table ----
+# --ccvm-help prints each row's description under its key; the man page
+# (a line of its own), options.md ("- `key`: ...") and the home-manager
+# module (the description string) must have the same words.
+declare -A desc=()
+while IFS= read -r line; do
+	if [[ $line =~ ^\ \ ([A-Za-z.]+)\ \( ]]; then
+		cur=${BASH_REMATCH[1]}
+	elif [[ -n ${cur:-} && $line == "      "* ]]; then
+		desc[$cur]=${line#      }
+		cur=
+	else
+		cur=
+	fi
+done <"$T_TMP/help"
+check "--ccvm-help describes all ${#keys[@]} options (${#desc[@]})" \
+	test ${#desc[@]} -eq ${#keys[@]}
+HMF=$SRC/contrib/home-manager/ccvm.nix
+bad=()
+for k in "${keys[@]}"; do
+	d=${desc[$k]:-}
+	if [ -z "$d" ]; then
+		bad+=("$k: no description in --ccvm-help")
+		continue
+	fi
+	grep -qxF -- "$d" "$T_TMP/man" || bad+=("$k: man")
+	grep -qxF -- "- \`$k\`: $d" "$SRC/docs/options.md" || bad+=("$k: options.md")
+	grep -F "\"$d\";" "$HMF" | grep -qE "(^|[^A-Za-z])${k##*.}[[:space:]]*=" ||
+		bad+=("$k: ccvm.nix")
+done
+check "each option's description is word for word the table's in the man page, options.md and the home-manager module (${bad[*]:-})" \
+	test ${#bad[@]} -eq 0
+
+# ---- the docs stand alone when installed ----
+# make install copies README.md and docs/*.md to share/doc/ccvm: a link to
+# a file outside those (bench/, ../shared, src/) would be dead there.
+bad=()
+for f in "$SRC/README.md" "$SRC"/docs/*.md; do
+	while IFS= read -r l; do
+		t=${l%%#*}
+		[ -n "$t" ] || continue
+		[[ $t == http://* || $t == https://* || $t == mailto:* ]] && continue
+		dir=$(dirname "$f")
+		target=$(realpath -m "$dir/$t")
+		case $target in
+		"$SRC/README.md" | "$SRC/LICENSE" | "$SRC"/docs/*.md) [ -e "$target" ] || bad+=("${f#"$SRC"/}: $l (missing)") ;;
+		*) bad+=("${f#"$SRC"/}: $l") ;;
+		esac
+	done < <(grep -oE '\]\([^)]+\)' "$f" | sed 's/^](//; s/)$//')
+done
+check "README.md and docs/ link only to each other and LICENSE (${bad[*]:-})" \
+	test ${#bad[@]} -eq 0
+bad=$(grep -v '^\.\\"' "$T_TMP/man" | grep -nE '(^|[^a-z])(bench|\.\./shared|src|tests|contrib)/' | head -3)
+check "the man page names no file of the source tree ($bad)" test -z "$bad"
+check "LICENSE exists and is MIT" grep -q 'MIT License' "$SRC/LICENSE"
+
+# ---- the README's two commands ----
+# One builds and runs ccvm with what that needs (make deps = .ci/deps
+# --runtime), the other runs the whole suite with everything CI installs.
+check "the README builds and runs ccvm after make deps" \
+	grep -qxF '    make deps && make && ./build/ccvm' "$SRC/README.md"
+check "the README runs the whole suite after .ci/deps" \
+	grep -qxF '    .ci/deps && make check' "$SRC/README.md"
+if command -v make >/dev/null; then
+	check "make deps runs .ci/deps --runtime ($(make -s -n -C "$SRC" deps 2>&1 | tr '\n' ' '))" \
+		bash -c 'make -s -n -C "$1" deps 2>/dev/null | grep -qxF ".ci/deps --runtime"' _ "$SRC"
+fi
+"$SRC/.ci/deps" --no-such-flag >/dev/null 2>&1
+check ".ci/deps refuses an unknown flag before installing anything (exit $?)" test $? -eq 2
+# Every runtime package is in the full set too (the full set = both lists).
+rt=$(sed -n '/^RUNTIME="/,/"$/p' "$SRC/.ci/deps" | tr -d '"' | sed 's/^RUNTIME=//' | tr -s ' \n' '\n\n' | grep -c .)
+check ".ci/deps --runtime installs a smaller set ($rt packages), building and running only" \
+	bash -c '[ "$1" -ge 10 ] && ! sed -n "/^RUNTIME=\"/,/\"\$/p" "$2" | grep -qwE "clang-tidy|cppcheck|tmux|xvfb|nix-bin|libcmocka-dev"' _ "$rt" "$SRC/.ci/deps"
+
+# ---- troubleshooting: linked from the README and the doctor ----
+TS=$SRC/docs/troubleshooting.md
+check "docs/troubleshooting.md exists" test -r "$TS"
+check "the README links docs/troubleshooting.md" \
+	grep -qF '](docs/troubleshooting.md' "$SRC/README.md"
+# Every section the doctor points at exists (as GitHub makes anchors).
+mapfile -t anchors < <(grep -ohE 'SEE\("[a-z0-9-]+"\)' "$SRC/src/host/doctor.c" | sed 's/^SEE("//; s/")$//' | sort -u)
+check "the doctor points at troubleshooting sections (${#anchors[@]})" test ${#anchors[@]} -ge 5
+have=$(grep -E '^#{2,3} ' "$TS" | sed -E 's/^#+ //' | tr 'A-Z' 'a-z' |
+	sed -E 's/[^a-z0-9 -]//g; s/ /-/g')
+bad=()
+for a in "${anchors[@]}"; do grep -qxF -- "$a" <<<"$have" || bad+=("$a"); done
+check "every section the doctor names is in troubleshooting.md (${bad[*]:-})" \
+	test ${#bad[@]} -eq 0
+# Each entry quotes what the user sees (indented lines starting "ccvm: ",
+# "FAIL  " or "warn  "), split where a value goes (paths, numbers, <...>,
+# parentheses); in each piece of four words or more, a run of words
+# covering most of it must be in the code (its string literals joined).
+bad=$(perl -e '
+	local $/;
+	my $code = "";
+	for my $f (@ARGV[1..$#ARGV]) { open my $h, "<", $f or next; my $t = <$h>;
+		$t =~ s/"\s*\n\s*"//g; $code .= $t; }
+	open my $h, "<", $ARGV[0] or die; my $doc = <$h>;
+	my ($n, @bad) = (0);
+	for my $q ($doc =~ /^    (?:ccvm: |FAIL  [a-z ]+ |warn  [a-z ]+ )(.*)$/mg) {
+		for my $fr (split /<[^>]*>|[():;"%]|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|\S*[\/0-9]\S*|\.\.\./, $q) {
+			my @w = split " ", $fr;
+			next if @w < 4;
+			$n++;
+			my $best = 0;
+			for my $i (0..$#w) { for my $j (reverse $i..$#w) {
+				last if $j - $i + 1 <= $best;
+				if (index($code, join(" ", @w[$i..$j])) >= 0) { $best = $j - $i + 1; last; }
+			} }
+			my $need = int(0.7 * @w + 0.99); $need = 3 if $need < 3;
+			push @bad, join(" ", @w) if $best < $need;
+		}
+	}
+	print "quoted $n; ", join(" | ", @bad);
+' "$TS" "$SRC"/src/host/*.c "$SRC"/src/host/*/*.c)
+check "the messages troubleshooting.md quotes are in the code ($bad)" \
+	bash -c '[[ $1 == "quoted "* && $1 != "quoted 0;"* && $1 == *"; " ]]' _ "$bad"
 
 # ---- flags ----
 mapfile -t flags < <(grep -ohE '"--[a-z][a-z-]*[a-z]"' "$SRC/src/host/options/cli.c" |

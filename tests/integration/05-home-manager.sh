@@ -104,4 +104,85 @@ check "an unknown option is refused at evaluation" test $? -ne 0
 hm '{ enable = true; acceleration = "hvf"; }'
 check "acceleration outside auto/kvm/tcg is refused" test $? -ne 0
 
+# The guest is Debian: NixOS habits are refused at evaluation, each with
+# one message that says what to write instead; the right form passes.
+# refused DESC USER-EXPR WORDS...: evaluation fails and the error has WORDS.
+refused() {
+	local desc=$1 expr=$2 w miss=()
+	shift 2
+	if hm "$expr"; then
+		not_ok "$desc: refused at evaluation (it evaluated)"
+		return
+	fi
+	for w in "$@"; do grep -qF -- "$w" "$T_TMP/hm.err" || miss+=("$w"); done
+	check "$desc: refused, saying what to write (missing: ${miss[*]:-none}; $(grep -m1 -o 'programs.ccvm[^)]*' "$T_TMP/hm.err" | head -c 300))" \
+		test ${#miss[@]} -eq 0
+}
+DRV='{ type = "derivation"; name = "ripgrep-14.1.0"; pname = "ripgrep"; }'
+refused "a pkgs.* value in extraPackages" \
+	"{ enable = true; extraPackages = [ \"jq\" $DRV ]; }" \
+	"programs.ccvm.extraPackages: ripgrep is a Nix package" \
+	"write its Debian package name as a string" '"ripgrep"'
+refused "a pkgs.* value as package" \
+	"{ enable = true; package = $DRV; }" \
+	"programs.ccvm.package: ripgrep is a Nix package" "npm package spec"
+refused "a .nix file in extraGuestModules" \
+	'{ enable = true; extraGuestModules = [ "/etc/ccvm/setup.sh" /etc/ccvm/guest.nix ]; }' \
+	"programs.ccvm.extraGuestModules: /etc/ccvm/guest.nix is a Nix file" \
+	"give the path of a shell script" "Debian package names in extraPackages"
+refused "a NixOS module (a function) in extraGuestModules" \
+	'{ enable = true; extraGuestModules = [ ({ pkgs, ... }: { }) ]; }' \
+	"programs.ccvm.extraGuestModules: a NixOS module cannot configure" \
+	"give the path of a shell script"
+refused "a NixOS module (an attribute set) in extraGuestModules" \
+	'{ enable = true; extraGuestModules = [ { services.foo.enable = true; } ]; }' \
+	"a NixOS module cannot configure"
+# The controls: a script path (also as a Nix path) and Debian names pass.
+if hm '{ enable = true; extraGuestModules = [ "/etc/ccvm/setup.sh" /etc/ccvm/more.sh ];
+	extraPackages = [ "ripgrep" ]; package = "@anthropic-ai/claude-code@2.1.0"; }'; then
+	got=$(jq -c '.json | fromjson | [.extraGuestModules, .extraPackages, .package]' "$T_TMP/hm.json")
+	check "scripts (string or path), Debian names and an npm spec pass ($got)" \
+		test "$got" = '[["/etc/ccvm/setup.sh","/etc/ccvm/more.sh"],["ripgrep"],"@anthropic-ai/claude-code@2.1.0"]'
+else
+	not_ok "scripts, Debian names and an npm spec pass: $(tail -1 "$T_TMP/hm.err")"
+fi
+
+# package.nix: evaluated against a stub of the nixpkgs arguments it takes
+# (no nixpkgs here): it names qboot's firmware and virtiofsd when given.
+PKG=$SRC/contrib/home-manager/package.nix
+pkgeval() {
+	nix-instantiate --store dummy:// --eval --strict --json -E "
+	let
+	  drv = name: { type = \"derivation\"; inherit name; outPath = \"/nix/store/x-\" + name; };
+	  lib = { cleanSource = p: p; makeBinPath = ps: builtins.concatStringsSep \":\" (map (p: p.outPath + \"/bin\") ps);
+	    optionalString = c: s: if c then s else \"\"; };
+	  stdenv = { mkDerivation = a: a; };
+	  f = import $PKG;
+	  args = builtins.mapAttrs (n: _: if n == \"lib\" then lib else if n == \"stdenv\" then stdenv
+	    else if n == \"glibc\" then drv n // { static = drv \"glibc-static\"; } else drv n)
+	    (builtins.functionArgs f);
+	  r = f (args // $1);
+	in { inherit (r) postPatch postInstall; args = builtins.attrNames (builtins.functionArgs f); }" \
+		>"$T_TMP/pkg.json" 2>"$T_TMP/pkg.err"
+}
+if pkgeval '{ }'; then
+	pp=$(jq -r .postPatch "$T_TMP/pkg.json") pi=$(jq -r .postInstall "$T_TMP/pkg.json")
+	check "package.nix: ccvm's qboot path is nixpkgs' qboot firmware" \
+		grep -qF '/usr/share/qemu/qboot.rom' <<<"$pp"
+	check "package.nix: the qboot replacement is qboot's bios.bin ($(grep -o '/nix/store/[^ ]*' <<<"$pp" | head -1))" \
+		grep -qF '/nix/store/x-qboot/bios.bin' <<<"$pp"
+	check "package.nix: the wrapper points CCVM_VIRTIOFSD at nixpkgs' virtiofsd" \
+		grep -qF 'CCVM_VIRTIOFSD /nix/store/x-virtiofsd/bin/virtiofsd' <<<"$pi"
+else
+	not_ok "package.nix evaluates against stub arguments: $(tail -1 "$T_TMP/pkg.err")"
+fi
+if pkgeval '{ qboot = null; virtiofsd = null; }'; then
+	pp=$(jq -r .postPatch "$T_TMP/pkg.json") pi=$(jq -r .postInstall "$T_TMP/pkg.json")
+	check "package.nix without qboot and virtiofsd: QEMU's own qboot.rom, no CCVM_VIRTIOFSD" \
+		test -n "$(grep -F '/nix/store/x-qemu/share/qemu/qboot.rom' <<<"$pp")" \
+		-a -z "$(grep -F CCVM_VIRTIOFSD <<<"$pi")"
+else
+	not_ok "package.nix evaluates without qboot and virtiofsd: $(tail -1 "$T_TMP/pkg.err")"
+fi
+
 done_testing

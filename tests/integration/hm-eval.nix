@@ -20,6 +20,9 @@ let
       positive = mk "positive int" (v: builtins.isInt v && v > 0);
       unsigned = mk "unsigned int" (v: builtins.isInt v && v >= 0);
     };
+    attrs = mk "attribute set" builtins.isAttrs;
+    functionTo = t: mk "function to ${t.name}" builtins.isFunction;
+    either = a: b: mk "${a.name} or ${b.name}" (v: a.check v || b.check v);
     enum = vals: mk "one of ${builtins.toJSON vals}" (v: builtins.elem v vals);
     nullOr = t: mk "null or ${t.name}" (v: v == null || t.check v);
     listOf = t: mk "list of ${t.name}" (v: builtins.isList v && builtins.all t.check v);

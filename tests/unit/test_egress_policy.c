@@ -760,7 +760,8 @@ static void test_from_config(void **state)
 	 * no session gets as far as building an image with it. */
 	assert_int_equal(cfg_parse_json(&cfg, json, strlen(json), "c.json", &e),
 			 -EINVAL);
-	assert_non_null(strstr(e.msg, "c.json: egressAllowlist[1]: "
+	assert_non_null(strstr(e.msg, "c.json:1:"));
+	assert_non_null(strstr(e.msg, ": egressAllowlist[1]: "
 				      "\"192.0.2.0/24\" is a reserved range"));
 	struct egress_policy *p = NULL;
 	/* The policy refuses it too, in the same words. */
@@ -883,7 +884,8 @@ static void test_entry_parse(void **state)
 		    -EINVAL);
 		free(text);
 		cfg_free(&cfg);
-		if (!strstr(ce.msg, "c.json: egressAllowlist[0]: ") ||
+		if (!strstr(ce.msg, "c.json:1:") ||
+		    !strstr(ce.msg, ": egressAllowlist[0]: ") ||
 		    !strstr(ce.msg, why))
 			fail_msg("%s: config says \"%s\", parser \"%s\"",
 				 bad[i], ce.msg, why);

@@ -80,12 +80,62 @@ static void add_staged(struct stage_list *l, const char *path, uint32_t mode,
 	l->total_bytes += len;
 }
 
+/* The variables that may cross (handover_env_value), all unset. */
+static void clear_env(void)
+{
+	static const char *const vars[] = {"COLORTERM",
+					   "TERM_PROGRAM",
+					   "TERM_PROGRAM_VERSION",
+					   "TZ",
+					   "NO_COLOR",
+					   "LANG",
+					   "LC_ALL",
+					   "LC_CTYPE",
+					   "LC_NUMERIC",
+					   "LC_TIME",
+					   "LC_COLLATE",
+					   "LC_MONETARY",
+					   "LC_MESSAGES",
+					   "LC_PAPER",
+					   "LC_NAME",
+					   "LC_ADDRESS",
+					   "LC_TELEPHONE",
+					   "LC_MEASUREMENT",
+					   "LC_IDENTIFICATION"};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+}
+
+static void test_env_value(void **state)
+{
+	(void)state;
+	assert_int_equal(handover_env_value("TZ", "Europe/Berlin"), 0);
+	assert_int_equal(handover_env_value("NO_COLOR", ""), 0);
+	assert_int_equal(handover_env_value("LC_MESSAGES", "de_DE.UTF-8"), 0);
+	assert_int_equal(handover_env_value("TZ", NULL), -EINVAL);
+	assert_int_equal(handover_env_value("TZ", "a\nb"), -EINVAL);
+	assert_int_equal(handover_env_value("LANG", "x\x7f"), -EINVAL);
+	assert_int_equal(handover_env_value("HOME", "/root"), -EINVAL);
+	assert_int_equal(handover_env_value("LC_BOGUS", "C"), -EINVAL);
+	char big[300];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(handover_env_value("TZ", big), -EINVAL);
+	big[256] = '\0';
+	assert_int_equal(handover_env_value("TZ", big), 0);
+}
+
 static void test_frames(void **state)
 {
 	(void)state;
+	clear_env();
 	setenv("COLORTERM", "truecolor", 1);
-	unsetenv("TERM_PROGRAM");
-	unsetenv("TERM_PROGRAM_VERSION");
+	/* The host's time zone, colour choice and locale cross. */
+	setenv("TZ", "Pacific/Auckland", 1);
+	setenv("NO_COLOR", "1", 1);
+	setenv("LANG", "de_DE.UTF-8", 1);
+	setenv("LC_TIME", "en_GB.UTF-8", 1);
+	setenv("LC_ALL", "bad\tvalue", 1);
 	struct stage_list staged = {0};
 	add_staged(&staged, ".claude/settings.json", 0644, 3, 's');
 	/* One byte more than fits a frame with this path: two frames. */
@@ -128,7 +178,7 @@ static void test_frames(void **state)
 
 	struct frames f;
 	split(&w, &f);
-	assert_int_equal(f.n, 14);
+	assert_int_equal(f.n, 18);
 	size_t i = 0;
 	expect_frame(&f.v[i], PROTO_HELLO, NULL);
 	assert_int_equal(proto_get_u32(f.v[i++].data), PROTO_VERSION);
@@ -163,6 +213,10 @@ static void test_frames(void **state)
 	expect_frame(&f.v[i++], PROTO_ENV, "LANG=C.UTF-8");
 	expect_frame(&f.v[i++], PROTO_ENV, "NIX_REMOTE=daemon");
 	expect_frame(&f.v[i++], PROTO_ENV, "COLORTERM=truecolor");
+	expect_frame(&f.v[i++], PROTO_ENV, "TZ=Pacific/Auckland");
+	expect_frame(&f.v[i++], PROTO_ENV, "NO_COLOR=1");
+	expect_frame(&f.v[i++], PROTO_ENV, "LANG=de_DE.UTF-8");
+	expect_frame(&f.v[i++], PROTO_ENV, "LC_TIME=en_GB.UTF-8");
 	expect_frame(&f.v[i++], PROTO_ENV,
 		     "ANTHROPIC_BASE_URL=http://10.0.2.2:8080");
 	expect_frame(&f.v[i++], PROTO_SECRET,
@@ -192,12 +246,13 @@ static void test_frames(void **state)
 	assert_int_equal(f.v[i].len, 0);
 	proto_writer_wipe(&w);
 	proto_writer_free(&w);
-	unsetenv("COLORTERM");
+	clear_env();
 }
 
 static void test_shell(void **state)
 {
 	(void)state;
+	clear_env();
 	struct stage_list staged = {0};
 	struct handover h = {
 	    .shell = true, .cwd = "/p", .term = "", .staged = &staged};
@@ -278,6 +333,7 @@ static void test_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_env_value),
 	    cmocka_unit_test(test_frames),
 	    cmocka_unit_test(test_shell),
 	    cmocka_unit_test(test_long_argument),

@@ -2,10 +2,14 @@
 #include "setup/env.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "setup/locale.h"
 #include "util.h"
+
+const char *env_locale_dir = LOCALE_DIR;
 
 static size_t name_len(const char *entry)
 {
@@ -45,6 +49,29 @@ static void add_list(struct env_block *b, const char *list, size_t len)
 	}
 }
 
+/* The host's LANG only when the guest has that locale (else C.UTF-8, as
+ * set by the host when it has none), its LC_* only when the guest has
+ * theirs: a locale the guest lacks makes programs fall back to ASCII. */
+static void keep_locales(struct env_block *b)
+{
+	static char c_utf8[] = "LANG=C.UTF-8";
+	size_t k = 0;
+	for (size_t i = 0; i < b->count; i++) {
+		char *e = b->envp[i];
+		bool lang = strncmp(e, "LANG=", 5) == 0;
+		bool lc = strncmp(e, "LC_", 3) == 0;
+		const char *v = strchr(e, '=');
+		if ((lang || lc) && v &&
+		    !locale_available(env_locale_dir, v + 1)) {
+			if (!lang)
+				continue;
+			e = c_utf8;
+		}
+		b->envp[k++] = e;
+	}
+	b->count = k;
+}
+
 int env_build(const struct guest_setup *s, const char *env, size_t env_len,
 	      const char *secrets, size_t secrets_len, struct env_block *out)
 {
@@ -77,6 +104,7 @@ int env_build(const struct guest_setup *s, const char *env, size_t env_len,
 		p += kl + vl + 2;
 	}
 	add_list(&b, env, env_len);
+	keep_locales(&b);
 	add_list(&b, secrets, secrets_len);
 	b.envp[b.count] = NULL;
 	*out = b;

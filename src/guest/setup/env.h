@@ -2,8 +2,9 @@
 /*
  * The program's environment (docs/protocol.md): a fixed base, then every
  * ENV, then every SECRET, a later entry replacing an earlier one with the
- * same name.  Pure; called in the child just before execve so secrets are
- * only ever in the child's memory.
+ * same name; a LANG naming a locale the guest lacks becomes C.UTF-8, such
+ * an LC_* is dropped (setup/locale.h).  Called in the child just before
+ * execve so secrets are only ever in the child's memory.
  */
 #include <stddef.h>
 
@@ -28,6 +29,10 @@ struct env_block {
 int env_build(const struct guest_setup *s, const char *env, size_t env_len,
 	      const char *secrets, size_t secrets_len, struct env_block *out);
 void env_free(struct env_block *b);
+
+/* Where env_build looks for the locales LANG and LC_* name (LOCALE_DIR;
+ * a test points it elsewhere). */
+extern const char *env_locale_dir;
 
 /* The value of name in envp, or NULL. */
 const char *env_get(char *const *envp, const char *name);

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "options/cli.h"
+#include "options/jsonpos.h"
 #include "options/table.h"
 #include "util.h"
 
@@ -44,6 +45,9 @@ static const char *json_type_name(const json_t *v)
 struct file_ctx {
 	const char *file; /* escaped */
 	struct ccvm_err *err;
+	/* The file's text, to say where a problem is (NULL: a default). */
+	const char *text;
+	size_t len;
 };
 
 __attribute__((format(printf, 4, 5))) static int ferr(const struct file_ctx *fc,
@@ -57,8 +61,12 @@ __attribute__((format(printf, 4, 5))) static int ferr(const struct file_ctx *fc,
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	char k[ESC_MAX];
-	return ccvm_err_set(fc->err, errnum, "%s: %s: %s", fc->file,
-			    util_escape(k, sizeof(k), path, false), what);
+	util_escape(k, sizeof(k), path, false);
+	int line, col;
+	if (fc->text && jsonpos_find(fc->text, fc->len, path, &line, &col) == 0)
+		return ccvm_err_set(fc->err, errnum, "%s:%d:%d: %s: %s",
+				    fc->file, line, col, k, what);
+	return ccvm_err_set(fc->err, errnum, "%s: %s: %s", fc->file, k, what);
 }
 
 static int set_strlist(const struct file_ctx *fc, const struct opt *o,
@@ -315,7 +323,8 @@ int cfg_parse_json(struct ccvm_config *cfg, const char *text, size_t len,
 					    je.line, je.column, t);
 		return ccvm_err_set(err, EINVAL, "%s: %s", file, t);
 	}
-	struct file_ctx fc = {.file = file, .err = err};
+	struct file_ctx fc = {
+	    .file = file, .err = err, .text = text, .len = len};
 	int r;
 	if (!json_is_object(root)) {
 		r = ccvm_err_set(

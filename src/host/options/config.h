@@ -155,5 +155,18 @@ bool cfg_valid_npm_spec(const char *s);
  * '#'. */
 bool cfg_valid_nix_item(const char *s);
 
-/* Writes the environment-variable and config-file part of --ccvm-help. */
+/*
+ * CCVM_* variables (envcheck.c).  cfg_env_known: whether ccvm (or its test
+ * runner) reads name.  cfg_env_unknown: the next CCVM_* entry of envp from
+ * *i on that ccvm does not know, its name in name (at most n bytes, cut
+ * there) and the nearest known name in *hint (NULL when none is close);
+ * NULL when there is none left.  cfg_env_debug: CCVM_DEBUG as a boolean
+ * (false when unset), -EINVAL with err set when it is not one.
+ */
+bool cfg_env_known(const char *name);
+const char *cfg_env_unknown(char *const *envp, size_t *i, char *name, size_t n,
+			    const char **hint);
+int cfg_env_debug(char *const *envp, bool *on, struct ccvm_err *err);
+
+/* Writes the options, environment and config-file part of --ccvm-help. */
 void cfg_usage(FILE *out, char *const *envp);

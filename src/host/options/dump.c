@@ -112,58 +112,34 @@ nomem:
 
 /* ---- help ---- */
 
-/* o's default as its environment variable would say it: booleans 1/0,
- * strings bare, anything else as JSON. */
-static void env_default(const struct opt *o, char *buf, size_t n)
+/* One row: its key, variable and default, then what it does. */
+static void print_opt(FILE *out, const struct opt *o)
 {
-	json_t *v = json_loads(o->def, JSON_DECODE_ANY, NULL);
-	if (json_is_boolean(v))
-		snprintf(buf, n, "%d", json_is_true(v) ? 1 : 0);
-	else if (json_is_string(v))
-		snprintf(buf, n, "%s", json_string_value(v));
+	const char *how = o->env_style == ENV_ONLY_ZERO ? ", only 0 counts"
+			  : o->env_style == ENV_TEXT	? ", the text"
+							: "";
+	if (o->env)
+		fprintf(out, "  %s (%s%s; default %s)\n", o->key, o->env, how,
+			o->def);
 	else
-		snprintf(buf, n, "%s", o->def);
-	json_decref(v);
-}
-
-/* A row's help text, its "{}" replaced by the row's default. */
-static void print_doc(FILE *out, const struct opt *o)
-{
-	const char *at = strstr(o->doc, "{}");
-	if (!at) {
-		fprintf(out, "  %-26s %s\n", o->env, o->doc);
-		return;
-	}
-	char def[128];
-	env_default(o, def, sizeof(def));
-	fprintf(out, "  %-26s %.*s%s%s\n", o->env, (int)(at - o->doc), o->doc,
-		def, at + 2);
+		fprintf(out, "  %s (config file only; default %s)\n", o->key,
+			o->def);
+	fprintf(out, "      %s\n", o->desc);
 }
 
 void cfg_usage(FILE *out, char *const *envp)
 {
-	fputs("Environment (override the config file; flags override "
-	      "these):\n",
+	fputs("Options (the config file's key, its variable, the default; "
+	      "a variable\noverrides the config file, a flag overrides "
+	      "both):\n",
 	      out);
-	bool all_shown = false;
-	for (size_t i = 0; i < cfg_n_opts; i++) {
-		if (!cfg_opts[i].env)
-			continue;
-		if (cfg_opts[i].claude_share && !all_shown) {
-			fprintf(out, "  %-26s %s\n", "CCVM_SHARE_CLAUDE_CONFIG",
-				"0/1: all share.* but gitConfig at once "
-				"(per-item variables win)");
-			all_shown = true;
-		}
-		print_doc(out, &cfg_opts[i]);
-	}
-	fprintf(out, "  %-26s %s\n", "CCVM_CONFIG",
-		"config file to read instead of the default (must exist)");
-	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_ROOT",
-		"1 lets ccvm run as root (refused otherwise)");
-	fprintf(out, "  %-26s %s\n", "CCVM_ALLOW_SECRET_DIRS",
-		"1 lets ccvm share a directory holding or inside ~/.ssh and "
-		"the like");
+	for (size_t i = 0; i < cfg_n_opts; i++)
+		print_opt(out, &cfg_opts[i]);
+	fputs("Other environment variables:\n", out);
+	for (size_t i = 0; i < cfg_n_other_env; i++)
+		if (cfg_other_env[i].help)
+			fprintf(out, "  %-26s %s\n", cfg_other_env[i].name,
+				cfg_other_env[i].help);
 	fputs("Booleans accept 1/0, true/false, yes/no.\n\n", out);
 	char *path = NULL;
 	bool required = false;

@@ -14,11 +14,11 @@
 #include "util.h"
 
 #define OFF(f) offsetof(struct ccvm_config, f)
-#define SHARE(name, field, envname, def_, doc_)                                \
+#define SHARE(name, field, envname, def_, desc_)                               \
 	{                                                                      \
 		.key = "share." name, .kind = K_BOOL, .off = OFF(share.field), \
 		.def = def_, .env = envname, .claude_share = true,             \
-		.doc = doc_ " (default {})"                                    \
+		.desc = desc_                                                  \
 	}
 
 const struct opt cfg_opts[] = {
@@ -27,7 +27,9 @@ const struct opt cfg_opts[] = {
      .off = OFF(writable_cwd),
      .def = "true",
      .env = "CCVM_WRITABLE_CWD",
-     .doc = "project directory writable (bool, default {})"},
+     .desc =
+	 "Share the project directory read-write; false shares it read-only, "
+	 "and the agent's writes go to an in-VM overlay discarded on exit."},
     {.key = "memory",
      .kind = K_INT,
      .off = OFF(memory_mib),
@@ -35,7 +37,7 @@ const struct opt cfg_opts[] = {
      .max = CFG_MEMORY_MAX,
      .def = "4096",
      .env = "CCVM_MEMORY",
-     .doc = "guest memory in MiB (default {})"},
+     .desc = "Guest memory in MiB."},
     {.key = "cores",
      .kind = K_INT,
      .off = OFF(cores),
@@ -43,61 +45,68 @@ const struct opt cfg_opts[] = {
      .max = CFG_CORES_MAX,
      .def = "4",
      .env = "CCVM_CORES",
-     .doc = "guest CPUs (default {})"},
+     .desc = "Guest CPUs."},
     {.key = "acceleration",
      .kind = K_ACCEL,
      .off = OFF(accel),
      .def = "\"auto\"",
      .env = "CCVM_ACCEL",
-     .doc = "auto, kvm or tcg (default {})"},
+     .desc = "auto uses KVM when a probe guest really runs under it, else TCG; "
+	     "kvm fails with the reason when KVM is unusable; tcg is software "
+	     "emulation."},
     SHARE("settings", settings, "CCVM_SHARE_SETTINGS", "true",
-	  "share ~/.claude/settings.json"),
+	  "Stage a sanitized ~/.claude/settings.json and ~/.claude.json."),
     SHARE("claudeMd", claude_md, "CCVM_SHARE_CLAUDEMD", "true",
-	  "share ~/.claude/CLAUDE.md"),
+	  "Stage ~/.claude/CLAUDE.md."),
     SHARE("keybindings", keybindings, "CCVM_SHARE_KEYBINDINGS", "true",
-	  "share ~/.claude/keybindings.json"),
+	  "Stage ~/.claude/keybindings.json."),
     SHARE("commands", commands, "CCVM_SHARE_COMMANDS", "true",
-	  "share ~/.claude/commands"),
+	  "Stage ~/.claude/commands."),
     SHARE("agents", agents, "CCVM_SHARE_AGENTS", "true",
-	  "share ~/.claude/agents"),
+	  "Stage ~/.claude/agents."),
     SHARE("skills", skills, "CCVM_SHARE_SKILLS", "true",
-	  "share ~/.claude/skills"),
+	  "Stage ~/.claude/skills."),
     SHARE("outputStyles", output_styles, "CCVM_SHARE_OUTPUTSTYLES", "true",
-	  "share ~/.claude/output-styles"),
+	  "Stage ~/.claude/output-styles."),
     SHARE("plugins", plugins, "CCVM_SHARE_PLUGINS", "false",
-	  "share ~/.claude/plugins"),
+	  "Stage ~/.claude/plugins."),
     SHARE("config", config, "CCVM_SHARE_CONFIG", "false",
-	  "share a sanitized ~/.claude.json"),
+	  "Stage ~/.claude/config."),
     {.key = "share.gitConfig",
      .kind = K_BOOL,
      .off = OFF(share.git_config),
      .def = "true",
      .env = "CCVM_SHARE_GIT_CONFIG",
-     .doc = "share a sanitized git config (default {})"},
+     .desc = "Stage a sanitized git config: no credentials, signing off."},
     {.key = "nix.enable",
      .kind = K_BOOL,
      .off = OFF(nix_enable),
      .def = "false",
-     .build_time = true},
+     .build_time = true,
+     .desc = "Put Nix in the guest image: Debian's nix-bin with a nix-daemon; "
+	     "build-time."},
     {.key = "nix.substituters",
      .kind = K_STRLIST,
      .off = OFF(nix_substituters),
      .def = "[]",
      .check = CK_NIX,
-     .build_time = true},
+     .build_time = true,
+     .desc = "Binary caches the guest's Nix may use, written to nix.conf as "
+	     "they are; build-time."},
     {.key = "nix.trustedPublicKeys",
      .kind = K_STRLIST,
      .off = OFF(nix_trusted_keys),
      .def = "[]",
      .check = CK_NIX,
-     .build_time = true},
+     .build_time = true,
+     .desc = "Public keys that verify paths from those caches; build-time."},
     {.key = "persistClaudeProjects",
      .kind = K_BOOL,
      .off = OFF(persist_projects),
      .def = "false",
      .env = "CCVM_PERSIST_PROJECTS",
-     .doc = "keep this project's ~/.claude/projects transcripts "
-	    "(default {})"},
+     .desc = "Share this project's ~/.claude/projects directory read-write so "
+	     "transcripts persist across sessions."},
     {.key = "vmDiskSize",
      .kind = K_INT,
      .off = OFF(vm_disk_size_gib),
@@ -105,14 +114,16 @@ const struct opt cfg_opts[] = {
      .max = CFG_DISK_SIZE_MAX,
      .def = "0",
      .env = "CCVM_VM_DISK_SIZE",
-     .doc = "scratch disk in GiB at /scratch, 0 = none (default {})"},
+     .desc = "GiB of encrypted, ephemeral scratch disk at /scratch; 0 keeps "
+	     "the VM to RAM."},
     {.key = "clipboard.images",
      .kind = K_BOOL,
      .off = OFF(clipboard_images),
      .def = "true",
      .env = "CCVM_CLIPBOARD_IMAGES",
      .env_style = ENV_ONLY_ZERO,
-     .doc = "0 disables image paste (other values are ignored)"},
+     .desc =
+	 "Let the agent paste images, never text, from the host clipboard."},
     /* The session's policy takes at most EGRESS_MAX_ENTRIES entries
      * and EGRESS_MAX_PORTS ports: refused here, before any build. */
     {.key = "egressAllowlist",
@@ -120,23 +131,29 @@ const struct opt cfg_opts[] = {
      .off = OFF(egress_allowlist),
      .max = EGRESS_MAX_ENTRIES,
      .def = "[]",
-     .check = CK_EGRESS},
+     .check = CK_EGRESS,
+     .desc = "Host names, *.example.com wildcards, IP addresses and CIDRs the "
+	     "guest may reach; empty means open egress."},
     {.key = "egressPorts",
      .kind = K_PORTS,
      .off = 0,
      .max = EGRESS_MAX_PORTS,
-     .def = "[443]"},
+     .def = "[443]",
+     .desc = "Ports the allowlist permits."},
     /* null (auto) means on: the image code's image_agent_sudo(). */
     {.key = "agentSudo",
      .kind = K_TRISTATE,
      .off = OFF(agent_sudo),
      .def = "null",
-     .build_time = true},
+     .build_time = true,
+     .desc = "Passwordless sudo for the agent; null (auto) means on, with or "
+	     "without an allowlist; build-time."},
     {.key = "apiKeyVariable",
      .kind = K_STR,
      .off = OFF(api_key_variable),
      .def = "\"ANTHROPIC_API_KEY\"",
-     .check = CK_ENV_NAME},
+     .check = CK_ENV_NAME,
+     .desc = "The host environment variable holding the API key."},
     /* The host-side API proxy (net/apiproxy.c) holds the credential;
      * false hands it to the agent's environment, as before. */
     {.key = "credentialProxy",
@@ -144,8 +161,8 @@ const struct opt cfg_opts[] = {
      .off = OFF(credential_proxy),
      .def = "true",
      .env = "CCVM_CREDENTIAL_PROXY",
-     .doc = "keep the API credential on the host, 0 hands it to "
-	    "the agent (default {})"},
+     .desc = "Keep the API credential on the host, where ccvm adds it to the "
+	     "agent's requests; false hands it to the agent's environment."},
     /* null is the built-in note, which stage.c writes from the
      * session's options (it names the allowlist and the ports). */
     {.key = "extraClaudeMd",
@@ -155,34 +172,76 @@ const struct opt cfg_opts[] = {
      .env = "CCVM_CLAUDE_MD",
      .env_style = ENV_TEXT,
      .nullable = true,
-     .doc = "text added to the agent's CLAUDE.md (empty disables)"},
+     .desc = "Text added to the agent's CLAUDE.md; null is a built-in note "
+	     "about the VM, an empty string disables it."},
     {.key = "extraPackages",
      .kind = K_STRLIST,
      .off = OFF(extra_packages),
      .def = "[]",
      .check = CK_DEB,
-     .build_time = true},
+     .build_time = true,
+     .desc = "Debian package names added to the guest image; build-time."},
     {.key = "package",
      .kind = K_STR,
      .off = OFF(package),
      .def = "\"" CCVM_DEFAULT_PACKAGE "\"",
      .check = CK_NPM,
-     .build_time = true},
+     .build_time = true,
+     .desc = "The npm package spec of the agent; build-time."},
     {.key = "extraGuestModules",
      .kind = K_STRLIST,
      .off = OFF(extra_guest_modules),
      .def = "[]",
      .check = CK_ABS_PATH,
-     .build_time = true},
+     .build_time = true,
+     .desc = "Absolute paths of provisioning scripts run as root in the guest "
+	     "root at image build; build-time."},
     {.key = "lockGuestMemory",
      .kind = K_BOOL,
      .off = OFF(lock_guest_memory),
      .def = "false",
      .env = "CCVM_MLOCK",
-     .doc = "mlock the guest's memory (bool, default {})"},
+     .desc = "Lock the guest's memory in RAM (mlock); needs RLIMIT_MEMLOCK "
+	     "raised."},
 };
 
 const size_t cfg_n_opts = ARRAY_LEN(cfg_opts);
+
+/*
+ * Every other CCVM_* variable ccvm reads (the rows' own are above), with
+ * what --ccvm-help says of it (NULL: documented in the man page only, a
+ * developer knob); a variable named in neither place gets a warning.
+ */
+const struct env_var cfg_other_env[] = {
+    {"CCVM_SHARE_CLAUDE_CONFIG",
+     "0/1: all share.* but gitConfig at once (per-item variables win)"},
+    {"CCVM_CONFIG", "config file to read instead of the default (must exist)"},
+    {"CCVM_DEBUG", "1 works as --ccvm-debug"},
+    {"CCVM_ALLOW_ROOT", "1 lets ccvm run as root (refused otherwise)"},
+    {"CCVM_ALLOW_SECRET_DIRS",
+     "1 lets ccvm share a directory holding or inside ~/.ssh and the like"},
+    {"CCVM_QEMU", "the QEMU binary (default qemu-system-x86_64)"},
+    {"CCVM_VIRTIOFSD", "the virtiofsd binary; none shares over 9p"},
+    {"CCVM_XCLIP", NULL},
+    {"CCVM_WL_PASTE", NULL},
+    {"CCVM_BOOT_TIMEOUT", "seconds to wait for the guest (default 90)"},
+    {"CCVM_SCRATCH_DIR", NULL},
+    {"CCVM_STOCK_KERNEL", NULL},
+    {"CCVM_SHARE_CACHE", NULL},
+    {"CCVM_SAVED_BOOT", NULL},
+    {"CCVM_EGRESS_LOG", "0 keeps no egress audit log for the session"},
+};
+const size_t cfg_n_other_env = ARRAY_LEN(cfg_other_env);
+
+/* What ccvm's test runner (tests/run) sets around ccvm: no warning for
+ * these either, and no documentation (03-docs.sh skips these lines). */
+const char *const cfg_test_env[] = {
+    "CCVM_SRC",		 /* test runner */
+    "CCVM_BUILD",	 /* test runner */
+    "CCVM_FUZZ_RUNS",	 /* test runner */
+    "CCVM_EGRESS_INNER", /* test runner */
+};
+const size_t cfg_n_test_env = ARRAY_LEN(cfg_test_env);
 
 /* Objects that group keys in the file. */
 static const char *const groups[] = {"share", "nix", "clipboard"};

@@ -47,9 +47,10 @@ struct opt {
 	long min, max;
 	const char *def; /* the default, as JSON (as the file would say it) */
 	const char *env; /* or NULL */
-	/* For --ccvm-help; "{}" stands for the default, as the variable
-	 * would say it (booleans 1/0). */
-	const char *doc;
+	/* What the option does, one sentence: --ccvm-help prints it, and
+	 * tests/integration/03-docs.sh finds it word for word in the man
+	 * page, docs/options.md and the home-manager module. */
+	const char *desc;
 	enum opt_kind kind;
 	enum opt_check check;
 	enum env_style env_style;
@@ -60,6 +61,15 @@ struct opt {
 
 extern const struct opt cfg_opts[];
 extern const size_t cfg_n_opts;
+
+struct env_var {
+	const char *name;
+	const char *help; /* for --ccvm-help, or NULL */
+};
+extern const struct env_var cfg_other_env[];
+extern const size_t cfg_n_other_env;
+extern const char *const cfg_test_env[];
+extern const size_t cfg_n_test_env;
 
 #define FIELD(cfg, o, type)  ((type *)((char *)(cfg) + (o)->off))
 #define CFIELD(cfg, o, type) ((const type *)((const char *)(cfg) + (o)->off))

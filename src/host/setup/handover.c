@@ -173,13 +173,50 @@ static int queue_args(struct proto_writer *w, const struct handover *h,
 	return 0;
 }
 
+/* The host's terminal program, time zone, colour choice and locale
+ * cross as they are, when printable and short: LANG and LC_* by name (the
+ * guest keeps only the locales it has, src/guest/setup/locale.h). */
+static const char *const env_pass[] = {"COLORTERM",
+				       "TERM_PROGRAM",
+				       "TERM_PROGRAM_VERSION",
+				       "TZ",
+				       "NO_COLOR",
+				       "LANG",
+				       "LC_ALL",
+				       "LC_CTYPE",
+				       "LC_NUMERIC",
+				       "LC_TIME",
+				       "LC_COLLATE",
+				       "LC_MONETARY",
+				       "LC_MESSAGES",
+				       "LC_PAPER",
+				       "LC_NAME",
+				       "LC_ADDRESS",
+				       "LC_TELEPHONE",
+				       "LC_MEASUREMENT",
+				       "LC_IDENTIFICATION"};
+
+#define ENV_VALUE_MAX 256
+
+int handover_env_value(const char *name, const char *v)
+{
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_LEN(env_pass) && !known; i++)
+		known = strcmp(env_pass[i], name) == 0;
+	if (!known || !v || strlen(v) > ENV_VALUE_MAX)
+		return -EINVAL;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -EINVAL;
+	return 0;
+}
+
 /* The environment is built, never inherited: only these cross. */
 static int queue_env(struct proto_writer *w, const struct handover *h,
 		     struct ccvm_err *err)
 {
-	static const char *const pass[] = {"COLORTERM", "TERM_PROGRAM",
-					   "TERM_PROGRAM_VERSION"};
 	int r;
+	/* A default the host's LANG, when it has one, replaces. */
 	if ((r = queue(w, PROTO_ENV, "LANG=C.UTF-8", 12, err)) < 0)
 		return r;
 	/* Nix images run nix-daemon; the agent, not trusted, goes through
@@ -187,11 +224,11 @@ static int queue_env(struct proto_writer *w, const struct handover *h,
 	if (h->nix &&
 	    (r = queue(w, PROTO_ENV, "NIX_REMOTE=daemon", 17, err)) < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_LEN(pass); i++) {
-		const char *v = getenv(pass[i]);
-		if (!v)
+	for (size_t i = 0; i < ARRAY_LEN(env_pass); i++) {
+		const char *v = getenv(env_pass[i]);
+		if (handover_env_value(env_pass[i], v) < 0)
 			continue;
-		autofree char *e = util_asprintf("%s=%s", pass[i], v);
+		autofree char *e = util_asprintf("%s=%s", env_pass[i], v);
 		if (e && (r = queue(w, PROTO_ENV, e, strlen(e), err)) < 0)
 			return r;
 	}

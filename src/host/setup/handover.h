@@ -52,6 +52,14 @@ struct handover {
 int handover_check(const struct handover *h, struct ccvm_err *err);
 
 /*
+ * Whether the host's variable name with value v crosses into the agent's
+ * environment: COLORTERM, TERM_PROGRAM(_VERSION), TZ, NO_COLOR, LANG and
+ * the LC_* categories, with a value of at most 256 bytes without control
+ * characters.  0 or -EINVAL.
+ */
+int handover_env_value(const char *name, const char *v);
+
+/*
  * Queues HELLO .. START on w.  The key, once queued, is wiped from ccvm's
  * own buffer (procs_secret_free) and the staged list is freed; *secrets is
  * set when the writer holds secret bytes to wipe after sending.  0, or a
