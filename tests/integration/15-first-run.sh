@@ -65,7 +65,7 @@ if [ -n "$pending" ] && [ -s "$REAL_CACHE/kernels/$pending/vmlinux" ]; then
 	check "it boots ccvm's kernel ($(tr -d '\r' <"$T_TMP/s3.out"))" \
 		grep -q -- '-ccvm' "$T_TMP/s3.out"
 	check "the manifest says custom, nothing pending" \
-		jq -e '.kernel == "custom" and (has("kernelPending") | not)' "$m" >/dev/null
+		bash -c 'jq -e ".kernel == \"custom\" and (has(\"kernelPending\") | not)" "$1" >/dev/null' _ "$m"
 	check "the image's vmlinux is the built kernel" \
 		cmp -s "$(dirname "$m")/vmlinux" "$C/kernels/$pending/vmlinux"
 	check "no background build was started" bash -c '! grep -q "building ccvm.s own guest kernel in the background" "$1"' _ "$T_TMP/s3.err"
