@@ -306,7 +306,7 @@ static bool check_image(struct doctor *d, const struct ccvm_config *cfg,
 		report_see(
 		    d, V_WARN, "image", SEE("the-image-build-fails"),
 		    "not built yet for these build-time options (%s): the "
-		    "first session builds it (a few minutes, about %d MiB; "
+		    "first session builds it (about 2 minutes and %d MiB; "
 		    "Debian's archive and the npm registry must be "
 		    "reachable), or run `ccvm --ccvm-build` now",
 		    q, IMAGE_SIZE_MIB);

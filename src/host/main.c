@@ -65,9 +65,10 @@ static int answer_without_image(const struct ccvm_config *cfg,
 	else
 		puts("ccvm " CCVM_VERSION);
 	say("no guest image for these options yet, so this is ccvm's own %s, "
-	    "not the agent's: `ccvm --ccvm-build` (or the first session) "
-	    "builds the image, %s",
-	    help ? "help" : "version", IMAGE_BUILD_ESTIMATE);
+	    "not the agent's: the first session builds the image, %s; "
+	    "`ccvm --ccvm-build` builds all of it now, %s",
+	    help ? "help" : "version", IMAGE_BUILD_ESTIMATE_SESSION,
+	    IMAGE_BUILD_ESTIMATE_ALL);
 	return 1;
 }
 

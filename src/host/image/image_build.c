@@ -257,7 +257,10 @@ int image_build(const struct ccvm_config *cfg, bool kernel_later,
 		    image_any(images) ? "the build-time options or ccvm "
 					"changed"
 				      : "first run",
-		    key, IMAGE_BUILD_ESTIMATE, log);
+		    key,
+		    kernel_later ? IMAGE_BUILD_ESTIMATE_SESSION
+				 : IMAGE_BUILD_ESTIMATE_ALL,
+		    log);
 		r = steps_run(&b.st, steps, ARRAY_LEN(steps), &b, err);
 	}
 	if (r == 0)
