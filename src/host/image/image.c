@@ -31,7 +31,6 @@
 #include <jansson.h>
 #include <nettle/sha2.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -49,6 +48,7 @@
 #include "image/kernel.h"
 #include "image/image_build.h"
 #include "image/verify.h"
+#include "sys/hostpath.h"
 #include "term/say.h"
 #include "util.h"
 
@@ -282,26 +282,15 @@ static int scripts_read(const struct ccvm_config *cfg, struct scripts *s,
 
 int image_cache_dir(char out[PATH_MAX], struct ccvm_err *err)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	int r;
-	if (xdg && xdg[0] == '/') {
-		r = snprintf(out, PATH_MAX, "%s/ccvm/images", xdg);
-	} else {
-		const char *home = getenv("HOME");
-		if (!home || home[0] != '/') {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (!home || home[0] != '/')
-			return ccvm_err_set(err, ENOENT,
-					    "cannot find the cache directory: "
-					    "neither XDG_CACHE_HOME nor HOME "
-					    "is an absolute path");
-		r = snprintf(out, PATH_MAX, "%s/.cache/ccvm/images", home);
-	}
-	if (r < 0 || r >= PATH_MAX)
+	char base[PATH_MAX];
+	int r =
+	    hostpath_xdg_dir("XDG_CACHE_HOME", ".cache", "the cache directory",
+			     base, sizeof(base), err);
+	if (r < 0)
+		return r;
+	if (snprintf(out, PATH_MAX, "%s/images", base) >= PATH_MAX)
 		return ccvm_err_set(err, ENAMETOOLONG,
-				    "cache directory path too long");
+				    "the cache directory: path too long");
 	return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "net/egress_addr.h"
+#include "sys/hostpath.h"
 #include "util.h"
 
 #define SUFFIX	   ".jsonl"
@@ -51,27 +51,8 @@ void audit_set_limits(uint64_t file_max, unsigned keep, uint64_t total_max)
 
 int audit_dir(char *out, size_t n, struct ccvm_err *err)
 {
-	const char *xdg = getenv("XDG_STATE_HOME");
-	int r;
-	if (xdg && xdg[0] == '/') {
-		r = snprintf(out, n, "%s/ccvm", xdg);
-	} else {
-		const char *home = getenv("HOME");
-		if (!home || home[0] != '/') {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (!home || home[0] != '/')
-			return ccvm_err_set(err, ENOENT,
-					    "cannot find the audit log "
-					    "directory: neither XDG_STATE_HOME "
-					    "nor HOME is an absolute path");
-		r = snprintf(out, n, "%s/.local/state/ccvm", home);
-	}
-	if (r < 0 || (size_t)r >= n)
-		return ccvm_err_set(err, ENAMETOOLONG,
-				    "audit log directory path too long");
-	return 0;
+	return hostpath_xdg_dir("XDG_STATE_HOME", ".local/state",
+				"the audit log directory", out, n, err);
 }
 
 static bool all_in(const char *s, size_t n, const char *set)

@@ -3,6 +3,8 @@
 #include "sys/hostpath.h"
 
 #include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -198,4 +200,31 @@ bool hostpath_shared_entry(const char *path_var, const char *cwd,
 		p += n + 1;
 	}
 	return false;
+}
+
+int hostpath_xdg_dir(const char *xdg_var, const char *home_rel,
+		     const char *what, char *out, size_t n,
+		     struct ccvm_err *err)
+{
+	const char *xdg = getenv(xdg_var);
+	int r;
+	if (xdg && xdg[0] == '/') {
+		r = snprintf(out, n, "%s/ccvm", xdg);
+	} else {
+		const char *home = getenv("HOME");
+		if (!home || home[0] != '/') {
+			struct passwd *pw = getpwuid(geteuid());
+			home = pw ? pw->pw_dir : NULL;
+		}
+		if (!home || home[0] != '/')
+			return ccvm_err_set(err, ENOENT,
+					    "cannot find %s: neither %s nor "
+					    "HOME is an absolute path",
+					    what, xdg_var);
+		r = snprintf(out, n, "%s/%s/ccvm", home, home_rel);
+	}
+	if (r < 0 || (size_t)r >= n)
+		return ccvm_err_set(err, ENAMETOOLONG, "%s: path too long",
+				    what);
+	return 0;
 }

@@ -55,3 +55,13 @@ int hostpath_tool(const char *name, const char *var, char out[PATH_MAX],
  * none is. */
 bool hostpath_shared_entry(const char *path_var, const char *cwd,
 			   char out[PATH_MAX]);
+
+/*
+ * ccvm's directory under an XDG base directory: $<xdg_var>/ccvm when that
+ * is an absolute path, else <home>/<home_rel>/ccvm (HOME when absolute,
+ * else the passwd entry's).  what names the directory in errors ("the
+ * cache directory").  0, or -errno with err set.
+ */
+int hostpath_xdg_dir(const char *xdg_var, const char *home_rel,
+		     const char *what, char *out, size_t n,
+		     struct ccvm_err *err);
