@@ -12,17 +12,25 @@
 #              ${qemu}/share/qemu/qboot.rom);
 #   virtiofsd  the project directory's server: CCVM_VIRTIOFSD in the
 #              wrapper (without it, ccvm shares over 9p).
-# ccvm's own guest kernel is not built under Nix: its build reads Debian's
-# linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz and its dpkg version),
-# which nixpkgs does not have, so images get the stock kernel of the
-# Debian root (`ccvm --ccvm-doctor` says so on its kernel line).
+#   linux_6_1  ccvm's own guest kernel is built from its source tarball
+#              (linux_6_1.src, as CCVM_KERNEL_SOURCE in the wrapper) with
+#              gnumake, gcc, bc, bison, flex, gnupatch, perl, elfutils and
+#              openssl on the wrapper's PATH.  Untried: nixpkgs is not on
+#              ccvm's test machine, and ccvm's patch and config are made
+#              for Debian's 6.1; when the build fails, ccvm says so in one
+#              line and images keep the stock kernel of the Debian root
+#              (`ccvm --ccvm-doctor` says which kernel on its kernel line).
 { lib, stdenv, pkg-config, jansson, nettle, curl, openssl, libpsl, glibc, makeWrapper
 , qemu, mmdebstrap, squashfsTools, nodejs, util-linux, xz, zstd, gzip
-, qboot ? null, virtiofsd ? null }:
+, qboot ? null, virtiofsd ? null, linux_6_1 ? null
+, gnumake ? null, gcc ? null, bc ? null, bison ? null, flex ? null
+, gnupatch ? null, perl ? null, elfutils ? null }:
 
 let
   firmware = if qboot != null then "${qboot}/bios.bin"
     else "${qemu}/share/qemu/qboot.rom";
+  kernelTools = lib.filter (p: p != null)
+    [ gnumake gcc bc bison flex gnupatch perl elfutils openssl ];
 in
 stdenv.mkDerivation {
   pname = "ccvm";
@@ -41,6 +49,8 @@ stdenv.mkDerivation {
     wrapProgram $out/bin/ccvm --suffix PATH : ${lib.makeBinPath [
       qemu mmdebstrap squashfsTools nodejs util-linux xz zstd gzip ]}''
     + lib.optionalString (virtiofsd != null) " --set-default CCVM_VIRTIOFSD ${virtiofsd}/bin/virtiofsd"
+    + lib.optionalString (linux_6_1 != null)
+      " --set-default CCVM_KERNEL_SOURCE ${linux_6_1.src} --suffix PATH : ${lib.makeBinPath kernelTools}"
     + "\n";
   meta = {
     description = "Claude Code in a throw-away QEMU VM that sees only the current directory";

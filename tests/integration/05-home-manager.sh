@@ -155,11 +155,12 @@ pkgeval() {
 	let
 	  drv = name: { type = \"derivation\"; inherit name; outPath = \"/nix/store/x-\" + name; };
 	  lib = { cleanSource = p: p; makeBinPath = ps: builtins.concatStringsSep \":\" (map (p: p.outPath + \"/bin\") ps);
-	    optionalString = c: s: if c then s else \"\"; };
+	    optionalString = c: s: if c then s else \"\"; filter = builtins.filter; };
 	  stdenv = { mkDerivation = a: a; };
 	  f = import $PKG;
 	  args = builtins.mapAttrs (n: _: if n == \"lib\" then lib else if n == \"stdenv\" then stdenv
-	    else if n == \"glibc\" then drv n // { static = drv \"glibc-static\"; } else drv n)
+	    else if n == \"glibc\" then drv n // { static = drv \"glibc-static\"; }
+	    else if n == \"linux_6_1\" then drv n // { src = drv \"linux-6.1-src\"; } else drv n)
 	    (builtins.functionArgs f);
 	  r = f (args // $1);
 	in { inherit (r) postPatch postInstall; args = builtins.attrNames (builtins.functionArgs f); }" \
@@ -173,16 +174,22 @@ if pkgeval '{ }'; then
 		grep -qF '/nix/store/x-qboot/bios.bin' <<<"$pp"
 	check "package.nix: the wrapper points CCVM_VIRTIOFSD at nixpkgs' virtiofsd" \
 		grep -qF 'CCVM_VIRTIOFSD /nix/store/x-virtiofsd/bin/virtiofsd' <<<"$pi"
+	check "package.nix: the kernel is built from nixpkgs' linux_6_1.src (CCVM_KERNEL_SOURCE)" \
+		grep -qF 'CCVM_KERNEL_SOURCE /nix/store/x-linux-6.1-src' <<<"$pi"
+	check "package.nix: the kernel build's tools are on the wrapper's PATH" \
+		bash -c 'for t in gnumake gcc bc bison flex gnupatch perl elfutils; do grep -qF "/nix/store/x-$t/bin" <<<"$1" || exit 1; done' _ "$pi"
 else
 	not_ok "package.nix evaluates against stub arguments: $(tail -1 "$T_TMP/pkg.err")"
 fi
-if pkgeval '{ qboot = null; virtiofsd = null; }'; then
+if pkgeval '{ qboot = null; virtiofsd = null; linux_6_1 = null; }'; then
 	pp=$(jq -r .postPatch "$T_TMP/pkg.json") pi=$(jq -r .postInstall "$T_TMP/pkg.json")
 	check "package.nix without qboot and virtiofsd: QEMU's own qboot.rom, no CCVM_VIRTIOFSD" \
 		test -n "$(grep -F '/nix/store/x-qemu/share/qemu/qboot.rom' <<<"$pp")" \
 		-a -z "$(grep -F CCVM_VIRTIOFSD <<<"$pi")"
+	check "package.nix without linux_6_1: no CCVM_KERNEL_SOURCE (the stock kernel)" \
+		test -z "$(grep -F CCVM_KERNEL_SOURCE <<<"$pi")"
 else
-	not_ok "package.nix evaluates without qboot and virtiofsd: $(tail -1 "$T_TMP/pkg.err")"
+	not_ok "package.nix evaluates without qboot, virtiofsd and linux_6_1: $(tail -1 "$T_TMP/pkg.err")"
 fi
 
 done_testing

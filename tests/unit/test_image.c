@@ -741,6 +741,21 @@ static void test_dir_size_allocated(void **state)
 	rmdir(dir);
 }
 
+/* CCVM_KERNEL_SOURCE: another tarball when absolute, Debian's when unset
+ * or relative. */
+static void test_kernel_source(void **state)
+{
+	(void)state;
+	unsetenv(IMAGE_KERNEL_SOURCE_ENV);
+	assert_string_equal(image_kernel_source(), IMAGE_KERNEL_SOURCE);
+	setenv(IMAGE_KERNEL_SOURCE_ENV, "linux.tar.xz", 1);
+	assert_string_equal(image_kernel_source(), IMAGE_KERNEL_SOURCE);
+	setenv(IMAGE_KERNEL_SOURCE_ENV, "/nix/store/x-linux-6.1.tar.xz", 1);
+	assert_string_equal(image_kernel_source(),
+			    "/nix/store/x-linux-6.1.tar.xz");
+	unsetenv(IMAGE_KERNEL_SOURCE_ENV);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -767,6 +782,7 @@ int main(void)
 	    cmocka_unit_test(test_cache_dir),
 	    cmocka_unit_test(test_ensure_without_build),
 	    cmocka_unit_test(test_dir_size_allocated),
+	    cmocka_unit_test(test_kernel_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

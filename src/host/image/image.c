@@ -84,6 +84,12 @@ const char *image_kernel_patch(size_t *len)
 	return ccvm_kpatch_blob;
 }
 
+const char *image_kernel_source(void)
+{
+	const char *v = getenv(IMAGE_KERNEL_SOURCE_ENV);
+	return v && v[0] == '/' ? v : IMAGE_KERNEL_SOURCE;
+}
+
 bool image_stock_kernel(void)
 {
 	const char *v = getenv("CCVM_STOCK_KERNEL");
@@ -217,17 +223,17 @@ static void image_key_current(const struct ccvm_config *cfg,
 			      size_t n_scripts, char out[65])
 {
 	struct stat st;
-	if (image_stock_kernel() || stat(IMAGE_KERNEL_SOURCE, &st) < 0) {
+	const char *ksrc = image_kernel_source();
+	if (image_stock_kernel() || stat(ksrc, &st) < 0) {
 		image_key(cfg, scripts, n_scripts, NULL, out);
 		return;
 	}
 	size_t flen, plen;
 	const char *frag = image_kernel_config(&flen);
 	const char *patch = image_kernel_patch(&plen);
-	autofree char *k =
-	    util_asprintf("%.*s\n%.*s\nsource %s %lld %lld\n", (int)flen, frag,
-			  (int)plen, patch, IMAGE_KERNEL_SOURCE,
-			  (long long)st.st_size, (long long)st.st_mtime);
+	autofree char *k = util_asprintf(
+	    "%.*s\n%.*s\nsource %s %lld %lld\n", (int)flen, frag, (int)plen,
+	    patch, ksrc, (long long)st.st_size, (long long)st.st_mtime);
 	struct image_blob b = {k ? k : "", k ? strlen(k) : 0};
 	image_key(cfg, scripts, n_scripts, &b, out);
 }

@@ -34,6 +34,12 @@ long long image_dir_size(const char *dir, int depth, bool allocated);
 /* The kernel source ccvm builds the guest kernel from. */
 #define IMAGE_KERNEL_PKG    "linux-source-6.1"
 #define IMAGE_KERNEL_SOURCE "/usr/src/" IMAGE_KERNEL_PKG ".tar.xz"
+/* Another tarball of Linux 6.1 to build the guest kernel from (an
+ * absolute path: nixpkgs' linux_6_1.src, which package.nix sets). */
+#define IMAGE_KERNEL_SOURCE_ENV "CCVM_KERNEL_SOURCE"
+/* The kernel source tarball: CCVM_KERNEL_SOURCE when it is an absolute
+ * path, else Debian's IMAGE_KERNEL_SOURCE. */
+const char *image_kernel_source(void);
 
 /* The guest kernel's config fragment (src/host/image/guest-kernel.config),
  * embedded in the binary. */

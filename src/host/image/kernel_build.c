@@ -35,7 +35,6 @@
 
 #define KERNEL_MAX	   (128u << 20)
 #define KSRC_PKG	   IMAGE_KERNEL_PKG
-#define KSRC_TAR	   IMAGE_KERNEL_SOURCE
 #define KSRC_DIR	   KSRC_PKG
 #define KERNEL_RECIPE	   "1"
 #define KERNEL_NICE	   "10"
@@ -61,6 +60,12 @@ static void ksrc_version(struct build *b, const char *tmpdir, char *out,
 			 size_t outsz)
 {
 	out[0] = '\0';
+	if (strcmp(image_kernel_source(), IMAGE_KERNEL_SOURCE) != 0) {
+		/* Not Debian's package: the tarball's name says which. */
+		const char *slash = strrchr(image_kernel_source(), '/');
+		snprintf(out, outsz, "%s", slash + 1);
+		return;
+	}
 	char dq[PATH_MAX];
 	if (hostpath_find("dpkg-query", dq) < 0)
 		return;
@@ -167,7 +172,13 @@ static int kernel_source(struct build *b, const char *tmp,
 	if (r < 0 || (r = build_write_bytes(pfile, ptext, plen, 0644, err)) < 0)
 		return r;
 	steps_detail(&b->st, "extracting the source");
-	const char *untar[] = {t->tar, "-xf", KSRC_TAR, "-C", tmp, NULL};
+	/* Into KSRC_DIR whatever the tarball's own top directory is called
+	 * (linux-source-6.1 in Debian's, linux-6.1.N in kernel.org's). */
+	if (mkdir(src, 0755) < 0)
+		return ccvm_err_sys(err, errno, "%s", src);
+	const char *untar[] = {t->tar, "-xf", image_kernel_source(),
+			       "-C",   src,   "--strip-components=1",
+			       NULL};
 	struct run_cmd c = {
 	    .argv = untar, .cwd = tmp, .in_fd = -1, .out_fd = -1};
 	if ((r = run_cmds(&b->st, b->env, &c, 1, err)) < 0)
@@ -386,7 +397,12 @@ int image_kernel_check(struct ccvm_err *err)
 	if (image_stock_kernel())
 		return ccvm_err_set(err, ENOENT, "CCVM_STOCK_KERNEL is set");
 	struct stat st;
-	if (stat(KSRC_TAR, &st) < 0)
+	if (strcmp(image_kernel_source(), IMAGE_KERNEL_SOURCE) != 0 &&
+	    stat(image_kernel_source(), &st) < 0)
+		return ccvm_err_set(err, ENOENT, "%s: %s: %s",
+				    IMAGE_KERNEL_SOURCE_ENV,
+				    image_kernel_source(), strerror(errno));
+	if (stat(image_kernel_source(), &st) < 0)
 		return ccvm_err_set(err, ENOENT,
 				    "%s is not installed (install it and "
 				    "make gcc bc bison flex patch libelf-dev "
@@ -417,9 +433,9 @@ static bool kernel_damaged(const char *kdir, const char *vml)
 static int custom_kernel(struct build *b, struct ccvm_err *err)
 {
 	struct stat st;
-	if (stat(KSRC_TAR, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(image_kernel_source(), &st) < 0 || !S_ISREG(st.st_mode))
 		return ccvm_err_set(err, ENOENT, "%s is not installed (no %s)",
-				    KSRC_PKG, KSRC_TAR);
+				    KSRC_PKG, image_kernel_source());
 	char kernels[PATH_MAX];
 	int r = image_kernels_dir(b->images, kernels);
 	if (r < 0)
@@ -546,17 +562,30 @@ int image_kernels_lock(const char *kernels, bool wait)
 	return fd;
 }
 
+static int kernel_only_step(void *ctx, struct ccvm_err *err)
+{
+	return custom_kernel(ctx, err);
+}
+
 int image_kernel_build(const char *images, int logfd, const char *log,
 		       struct ccvm_err *err)
 {
 	struct build b = {.kernels_locked = true};
 	snprintf(b.images, sizeof(b.images), "%s", images);
+	char kernels[PATH_MAX];
+	int r = image_kernels_dir(images, kernels);
+	if (r < 0)
+		return ccvm_err_set(err, -r, "%s: bad cache path", images);
 	const char *extra_env[] = {"INITRD=No", "LC_ALL=C.UTF-8"};
 	b.env = run_env_make(extra_env, ARRAY_LEN(extra_env));
 	if (!b.env)
 		return ccvm_err_set(err, ENOMEM, "out of memory");
-	steps_init(&b.st, logfd, log, images);
-	int r = custom_kernel(&b, err);
+	/* One step, shown and logged as in an image build; a failure's log
+	 * is kept as kernels/failed-build.log. */
+	static const struct step steps[] = {
+	    {"guest kernel (" KSRC_PKG ")", kernel_only_step}};
+	steps_init(&b.st, logfd, log, kernels);
+	r = steps_run(&b.st, steps, ARRAY_LEN(steps), &b, err);
 	run_env_free(b.env);
 	return r;
 }

@@ -123,7 +123,8 @@ int image_kernel_catch_up(const char *images, const char *dir,
 	if (!kdir || !kv || !failed)
 		return 0;
 	if (access(kv, R_OK) != 0 && access(failed, F_OK) == 0) {
-		say("ccvm's own guest kernel failed to build (%s/build.log); "
+		say("ccvm's own guest kernel failed to build (%s/"
+		    "failed-build.log); "
 		    "sessions boot Debian's stock kernel (remove %s to try "
 		    "again)",
 		    kernels, failed);

@@ -227,6 +227,9 @@ const struct env_var cfg_other_env[] = {
     {"CCVM_BOOT_TIMEOUT", "seconds to wait for the guest (default 90)"},
     {"CCVM_SCRATCH_DIR", NULL},
     {"CCVM_STOCK_KERNEL", NULL},
+    {"CCVM_KERNEL_SOURCE",
+     "a Linux 6.1 .tar.xz to build the guest kernel from instead of "
+     "Debian's linux-source-6.1 (absolute path)"},
     {"CCVM_SHARE_CACHE", NULL},
     {"CCVM_SAVED_BOOT", NULL},
     {"CCVM_EGRESS_LOG", "0 keeps no egress audit log for the session"},
