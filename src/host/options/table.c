@@ -243,6 +243,7 @@ const char *const cfg_test_env[] = {
     "CCVM_BUILD",	 /* test runner */
     "CCVM_FUZZ_RUNS",	 /* test runner */
     "CCVM_EGRESS_INNER", /* test runner */
+    "CCVM_FAULTS_INNER", /* test runner */
 };
 const size_t cfg_n_test_env = ARRAY_LEN(cfg_test_env);
 
