@@ -111,6 +111,8 @@ static void chan_free(struct eg *e, uint16_t id, bool reset)
 	struct hchan *c = stream_table_remove(&e->ch, id);
 	if (!c)
 		return;
+	if (c->deny)
+		e->denying--;
 	audit_stream(e, c);
 	stream_close(&c->st, reset);
 	free(c);
@@ -203,12 +205,13 @@ static void chan_dst(struct hchan *c)
  * up to EGRESS_SNIFF_WAIT_MS for its first bytes, so that a plaintext HTTP
  * request is answered 403 with the reason (the agent reads why; docs/
  * egress.md, "Denials").  No socket is ever made for it.  False when no
- * channel is free: then it is reset at once, as before.
+ * channel is free or EGRESS_DENY_WAITING_MAX wait already: then it is
+ * reset at once.
  */
 static bool deny_wait(struct eg *e, uint16_t id, const struct proto_net_open *o,
 		      const struct egress_decision *d)
 {
-	if (stream_table_full(&e->ch))
+	if (stream_table_full(&e->ch) || e->denying >= EGRESS_DENY_WAITING_MAX)
 		return false;
 	struct hchan *c = calloc(1, sizeof(*c));
 	if (!c || stream_init(&c->st, -1) < 0) {
@@ -232,6 +235,7 @@ static bool deny_wait(struct eg *e, uint16_t id, const struct proto_net_open *o,
 	util_strlcpy(c->why, d->why, sizeof(c->why));
 	chan_dst(c);
 	stream_table_add(&e->ch, id, c);
+	e->denying++;
 	return true;
 }
 

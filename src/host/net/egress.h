@@ -24,6 +24,10 @@
 /* Allowlist mode: how long a connection allowed by a name waits for its
  * first bytes (a server-first protocol sends none) before it goes on. */
 #define EGRESS_SNIFF_WAIT_MS 1000
+/* Refused connections waiting for their first bytes (to answer an HTTP
+ * request 403) at once; more are reset at once, so a guest opening refused
+ * connections in a loop holds no more than this of the relay's memory. */
+#define EGRESS_DENY_WAITING_MAX 64
 
 /*
  * Relays until net_fd reaches end of file; writes the summary line (if

@@ -35,6 +35,7 @@ struct eg {
 	bool failed;
 	struct apiproxy *proxy; /* ccvm's API proxy, or NULL */
 	struct audit *audit;	/* the session's audit log, or NULL */
+	unsigned denying;	/* refused, waiting for first bytes (deny) */
 };
 
 /* Queues a frame to the guest (a full writer fails the relay). */
