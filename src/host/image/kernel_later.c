@@ -62,8 +62,10 @@ static void kernel_background(const char *images, const char *kernels)
 		: -1;
 	pid_t pid = logfd >= 0 ? fork() : -1;
 	if (pid == 0) {
-		/* Nothing of the session's: its own session (no terminal
-		 * signal reaches it), no fds but the log and the lock. */
+		/* Nothing of the session's: no secret (the API key ccvm may
+		 * hold), its own session (no terminal signal reaches it), no
+		 * fds but the log and the lock. */
+		procs_forget_secrets();
 		setsid();
 		if (setpriority(PRIO_PROCESS, 0, 19) < 0) {
 			/* nice it stays, as make runs under nice too */
