@@ -90,6 +90,11 @@ const char *image_kernel_source(void)
 	return v && v[0] == '/' ? v : IMAGE_KERNEL_SOURCE;
 }
 
+bool image_is_key(const char *name)
+{
+	return strlen(name) == 64 && strspn(name, "0123456789abcdef") == 64;
+}
+
 bool image_stock_kernel(void)
 {
 	const char *v = getenv("CCVM_STOCK_KERNEL");
@@ -691,8 +696,7 @@ int image_list(const struct ccvm_config *cfg, FILE *out, struct ccvm_err *err)
 	while ((de = readdir(d)) != NULL) {
 		/* Images only: directories named by a key (not the lock, a
 		 * build in progress or a failed build's log). */
-		if (strlen(de->d_name) != 64 ||
-		    strspn(de->d_name, "0123456789abcdef") != 64)
+		if (!image_is_key(de->d_name))
 			continue;
 		autofree char *p = util_path_join(images, de->d_name);
 		autofree char *mp = util_path_join(p ? p : "", "manifest.json");

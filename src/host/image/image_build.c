@@ -145,7 +145,7 @@ static bool image_any(const char *images)
 	struct dirent *de;
 	while (!found && (de = readdir(d)) != NULL) {
 		autofree char *m = NULL;
-		if (strlen(de->d_name) == 64 &&
+		if (image_is_key(de->d_name) &&
 		    (m = util_asprintf("%s/%s/manifest.json", images,
 				       de->d_name)))
 			found = access(m, F_OK) == 0;

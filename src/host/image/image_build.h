@@ -68,6 +68,9 @@ int image_kernel_build(const char *images, int logfd, const char *log,
 int image_kernel_upgrade(const char *dir, const char *kernel,
 			 struct ccvm_err *err);
 
+/* A cache key as a file name: 64 lowercase hex digits (an image's or a
+ * kernel's directory, not a lock, temp dir or log). */
+bool image_is_key(const char *name);
 /* The images lock (images/.lock), waited for with a message naming the
  * holder's pid: an fd, or -errno with err set. */
 int image_lock(const char *images, struct ccvm_err *err);

@@ -31,11 +31,21 @@ static bool kernel_pending(const char *dir, char key[65])
 	json_error_t je;
 	json_t *m = mp ? json_load_file(mp, 0, &je) : NULL;
 	const char *k = json_string_value(json_object_get(m, "kernelPending"));
-	bool ok = k && strlen(k) == 64 && strspn(k, "0123456789abcdef") == 64;
+	bool ok = k && image_is_key(k);
 	if (ok)
 		snprintf(key, 65, "%s", k);
 	json_decref(m);
 	return ok;
+}
+
+/* kernels/build.log, emptied, for a kernel build; its path in *log. */
+static int kernel_log_open(const char *kernels, char **log)
+{
+	*log = util_path_join(kernels, "build.log");
+	return *log ? open(*log,
+			   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+			   0600)
+		    : -ENOMEM;
 }
 
 /*
@@ -54,12 +64,8 @@ static void kernel_background(const char *images, const char *kernels)
 		    kernels);
 		return;
 	}
-	autofree char *log = util_path_join(kernels, "build.log");
-	int logfd =
-	    log && lock >= 0
-		? open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
-		       0600)
-		: -1;
+	autofree char *log = NULL;
+	int logfd = lock >= 0 ? kernel_log_open(kernels, &log) : -1;
 	pid_t pid = logfd >= 0 ? fork() : -1;
 	if (pid == 0) {
 		/* Nothing of the session's: no secret (the API key ccvm may
@@ -147,13 +153,8 @@ int image_kernel_catch_up(const char *images, const char *dir,
 			    kernels);
 			lock = image_kernels_lock(kernels, true);
 		}
-		autofree char *log = util_path_join(kernels, "build.log");
-		int logfd = log && lock >= 0
-				? open(log,
-				       O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
-					   O_CLOEXEC,
-				       0600)
-				: -1;
+		autofree char *log = NULL;
+		int logfd = lock >= 0 ? kernel_log_open(kernels, &log) : -1;
 		int r = logfd < 0 ? -EIO
 				  : image_kernel_build(images, logfd, log, &e);
 		if (logfd >= 0)
