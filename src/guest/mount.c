@@ -489,25 +489,40 @@ int mnt_virtiofs(const char *tag, const char *path, bool readonly,
 	return 0;
 }
 
-/*
- * ccvm's kernel fills a whole directory with one READDIRPLUS at the first
- * lookup that misses in it (src/host/image/guest-kernel.patch), when asked:
- * only worth it when the guest keeps what it looks up, that is when the host
- * reports its changes.  Debian's kernel has no such parameter.
- */
-static void lookup_prefetch_on(void)
+/* Sets one of the FUSE parameters ccvm's kernel adds (guest-kernel.patch);
+ * Debian's kernel has none of them. */
+static void fuse_param_on(const char *name)
 {
-	autoclose int fd = open("/sys/module/fuse/parameters/lookup_prefetch",
-				O_WRONLY | O_CLOEXEC);
+	char path[96];
+	snprintf(path, sizeof(path), "/sys/module/fuse/parameters/%s", name);
+	autoclose int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || util_write_all(fd, "Y", 1) < 0)
-		glog("no FUSE lookup prefetch: %s", strerror(errno));
+		glog("no FUSE %s: %s", name, strerror(errno));
 }
 
+/*
+ * ccvm's kernel (src/host/image/guest-kernel.patch, docs/share.md) saves
+ * requests to virtiofsd when asked: a file opened with O_CREAT is created
+ * without a LOOKUP first (create_nolookup), a name made in a directory
+ * leaves its mode and owner cached (dir_keep_perm), close() sends no FLUSH
+ * (noflush: virtiofsd's POSIX locks are off and writes go through).  When
+ * the guest keeps what it looks up (the host reports its changes): the
+ * first lookup that misses in a directory fills the whole directory with
+ * one READDIRPLUS (lookup_prefetch), and the share sync's revalidation of
+ * a directory drops its listing too (reval_drops_listing, sharesync.c).
+ */
 static int mnt_share(const struct guest_setup *s, const char *path,
 		     bool readonly, struct ccvm_err *err)
 {
-	if (s->virtiofs && s->share_sync)
-		lookup_prefetch_on();
+	if (s->virtiofs) {
+		fuse_param_on("create_nolookup");
+		fuse_param_on("dir_keep_perm");
+		fuse_param_on("noflush");
+	}
+	if (s->virtiofs && s->share_sync) {
+		fuse_param_on("lookup_prefetch");
+		fuse_param_on("reval_drops_listing");
+	}
 	if (s->virtiofs)
 		return mnt_virtiofs(MNT_9P_CWD, path, readonly, err);
 	return mnt_9p(MNT_9P_CWD, path, readonly, err);

@@ -103,11 +103,13 @@ static void drop_listing(int fd)
 /*
  * Makes the kernel revalidate name in dirfd if it caches it and what it
  * caches differs from the host's view (host; NULL: revalidate anyway),
- * and drops a cached directory's listing.  Returns 1 when it asked
- * virtiofsd, else 0.
+ * and drops a cached directory's listing.  With ccvm's kernel
+ * (fuse.reval_drops_listing: rdl) a directory is always revalidated, which
+ * drops its listing too: one request instead of OPENDIR and RELEASEDIR
+ * (and the revalidation).  Returns 1 when it asked virtiofsd, else 0.
  */
 static int revalidate(int dirfd, const char *name,
-		      const struct proto_share_attr *host)
+		      const struct proto_share_attr *host, bool rdl)
 {
 	int fd = open_beneath(dirfd, name, O_PATH | O_NOFOLLOW, true);
 	if (fd < 0)
@@ -115,7 +117,9 @@ static int revalidate(int dirfd, const char *name,
 	struct proto_share_attr mine;
 	cached_attr(fd, &mine);
 	bool dir = mine.exists && S_ISDIR(mine.mode);
-	if (dir) {
+	if (dir && rdl) {
+		host = NULL;
+	} else if (dir) {
 		/* Opening it costs an OPENDIR and a RELEASEDIR. */
 		int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (d >= 0) {
@@ -136,7 +140,8 @@ static int revalidate(int dirfd, const char *name,
  * *pfd and *pdir keep the last parent open between calls; the root
  * ("." ) needs neither. */
 static int sync_path(int rootfd, char *path,
-		     const struct proto_share_attr *host, int *pfd, char **pdir)
+		     const struct proto_share_attr *host, int *pfd, char **pdir,
+		     bool rdl)
 {
 	if (strcmp(path, ".") == 0) {
 		struct proto_share_attr mine;
@@ -166,7 +171,7 @@ static int sync_path(int rootfd, char *path,
 		 * parent). */
 		*pfd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY, false);
 	}
-	int r = *pfd >= 0 ? revalidate(*pfd, name, host) : 0;
+	int r = *pfd >= 0 ? revalidate(*pfd, name, host, rdl) : 0;
 	if (slash)
 		*slash = '/';
 	return r;
@@ -192,7 +197,8 @@ static size_t sync_all(int rootfd, const struct sharesync_env *env)
 {
 	drop_unused(env);
 	char dot[] = ".";
-	size_t asked = (size_t)sync_path(rootfd, dot, NULL, NULL, NULL);
+	size_t asked =
+	    (size_t)sync_path(rootfd, dot, NULL, NULL, NULL, env->rdl);
 	const char *root = env->root;
 	size_t rl = strlen(root);
 	DIR *procs = opendir(env->proc);
@@ -236,8 +242,8 @@ static size_t sync_all(int rootfd, const struct sharesync_env *env)
 					continue;
 				char keep = *c;
 				*c = '\0';
-				asked += (size_t)sync_path(rootfd, rel, NULL,
-							   &pfd, &pdir);
+				asked += (size_t)sync_path(
+				    rootfd, rel, NULL, &pfd, &pdir, env->rdl);
 				*c = keep;
 				if (!keep)
 					break;
@@ -283,7 +289,8 @@ int sharesync_apply(int rootfd, const struct sharesync_env *env,
 		struct proto_share_attr host;
 		proto_share_attr_get(copy + i, &host);
 		char *path = (char *)copy + i + PROTO_SHARE_ATTR_LEN;
-		n += (size_t)sync_path(rootfd, path, &host, &pfd, &pdir);
+		n += (size_t)sync_path(rootfd, path, &host, &pfd, &pdir,
+				       env && env->rdl);
 		i += PROTO_SHARE_ATTR_LEN + strlen(path) + 1;
 	}
 	if (pfd >= 0)
@@ -298,9 +305,19 @@ int sharesync_apply(int rootfd, const struct sharesync_env *env,
 	return 0;
 }
 
+/* True when ccvm's kernel has the FUSE parameter name and it is on
+ * (guest-kernel.patch; ccvm-init sets it before the worker starts). */
+static bool fuse_param_set(const char *name)
+{
+	char path[96], v = 'N';
+	snprintf(path, sizeof(path), "/sys/module/fuse/parameters/%s", name);
+	autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 && read(fd, &v, 1) == 1 && v == 'Y';
+}
+
 static void __attribute__((noreturn)) worker(int sock, const char *root)
 {
-	const struct sharesync_env env = {
+	struct sharesync_env env = {
 	    .root = root,
 	    .proc = "/proc",
 	    .drop_caches = "/proc/sys/vm/drop_caches",
@@ -322,6 +339,8 @@ static void __attribute__((noreturn)) worker(int sock, const char *root)
 			memcpy(ack, buf, 8);
 		size_t asked = 0;
 		long long t0 = util_now_ms();
+		/* Read at each batch: bench/fs-knobs turns it off and on. */
+		env.rdl = fuse_param_set("reval_drops_listing");
 		int r = sharesync_apply(rootfd, &env, buf, (size_t)n, &asked);
 		glog("share sync: %zd bytes, %zu revalidated, %lld ms", n,
 		     asked, util_now_ms() - t0);

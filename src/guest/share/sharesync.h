@@ -14,6 +14,8 @@
  *   - the share's root: statx(AT_STATX_FORCE_SYNC), a fresh GETATTR;
  *   - a cached directory, besides: its listing (posix_fadvise DONTNEED on
  *     it), which FUSE would only check against the directory's mtime;
+ *     with ccvm's kernel (fuse.reval_drops_listing) the directory is
+ *     revalidated as below instead, which drops the listing too;
  *   - PROTO_SHARE_ALL: drop every unused dentry and inode (drop_caches),
  *     then the above for each path some process still holds (its working
  *     directory, its open files) under the share, from the top down;
@@ -55,6 +57,9 @@ struct sharesync_env {
 	const char *root;	 /* where the share is mounted */
 	const char *proc;	 /* "/proc" */
 	const char *drop_caches; /* "/proc/sys/vm/drop_caches" */
+	/* The kernel drops a directory's listing when it revalidates it
+	 * as a rename's target (fuse.reval_drops_listing). */
+	bool rdl;
 };
 int sharesync_apply(int rootfd, const struct sharesync_env *env,
 		    const uint8_t *p, size_t len, size_t *asked);
