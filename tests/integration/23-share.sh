@@ -297,6 +297,36 @@ else
 	skip "requests per new file" "the image has Debian's stock kernel ($kind)"
 fi
 
+# --- many new files against a low open-file limit ---------------------------
+# virtiofsd holds a file open for every inode the guest knows; ccvm asks the
+# guest to let go of unused ones before virtiofsd's limit (the user's hard
+# RLIMIT_NOFILE). With a limit of 6,000: 8,000 files untarred, then every
+# one of them read back, one after another, must not fail with EMFILE.
+# (A single walk that lists more names at once than the limit, such as
+# `git add -A` of a tree of more files than that, can still fail: READDIRPLUS
+# makes an inode of every name it returns; docs/share.md.)
+mkdir -p fd/src
+(
+	cd fd/src
+	for d in $(seq 80); do
+		mkdir p$d
+		for f in $(seq 100); do echo "$d $f" >p$d/f$f; done
+	done
+)
+tar -C fd/src -cf fd/many.tar . && rm -rf fd/src
+cat >fd.sh <<'EOF'
+cd fd && mkdir x && tar -xf many.tar -C x && echo extracted
+sudo -n sh -c 'echo 2 >/proc/sys/vm/drop_caches'
+echo "read back $(find x -type f -exec cat {} + | awk 'NF == 2' | wc -l)"
+EOF
+prlimit --nofile=6000:6000 "$CCVM" --ccvm-debug --shell -- bash fd.sh >"$T_TMP/fd-out" 2>&1
+rc=$?
+n=$(find fd/x -type f 2>/dev/null | wc -l)
+trims=$(grep -c 'asking the guest to drop unused inodes' "$T_TMP/fd-out")
+check "open-file limit 6,000: 8,000 files untarred and read back, no EMFILE (rc=$rc, $n on the host, $(grep -m1 '^read back' "$T_TMP/fd-out"), $trims trims; $(grep -m1 -i 'too many' "$T_TMP/fd-out"))" \
+	test $rc -eq 0 -a "$n" -eq 8000 -a "$(grep -c '^read back 8000$' "$T_TMP/fd-out")" -eq 1
+rm -rf fd
+
 # Pages a program leaves dirty through a shared mmap of a file on the
 # share, never synced by it: on the host once ccvm has exited.
 cat >"$T_TMP/mmapw.c" <<'EOF'
