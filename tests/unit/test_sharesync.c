@@ -326,6 +326,49 @@ static void test_attrs(void **state)
 	watch_free(w);
 }
 
+/* What a path is looked at through: beneath the root, following no link,
+ * neither the last name (a link is reported as the link) nor one before it
+ * (a directory swapped for a link after the event: "does not exist"). */
+static void test_attrs_no_links(void **state)
+{
+	(void)state;
+	char p[PATH_MAX], q[PATH_MAX], o[PATH_MAX];
+	mk("c/d");
+	snprintf(o, sizeof(o), "%s/x", outside);
+	FILE *fp = fopen(o, "w");
+	assert_non_null(fp);
+	fputs("outside", fp);
+	fclose(fp);
+	struct watch *w = watched();
+	put("c/d/x", "12");
+	at(p, sizeof(p), "c/lnk");
+	assert_int_equal(symlink(o, p), 0);
+	assert_int_equal(watch_read(w), 0);
+	at(p, sizeof(p), "c/d");
+	at(q, sizeof(q), "c/d-away");
+	assert_int_equal(rename(p, q), 0);
+	assert_int_equal(symlink(outside, p), 0);
+	static uint8_t buf[PROTO_SHARE_HDR + PROTO_SHARE_BATCH];
+	size_t n = watch_take(w, buf, sizeof(buf));
+	int seen = 0;
+	for (size_t i = PROTO_SHARE_HDR; i < n;) {
+		struct proto_share_attr a;
+		proto_share_attr_get(buf + i, &a);
+		const char *path = (const char *)buf + i + PROTO_SHARE_ATTR_LEN;
+		if (!strcmp(path, "c/d/x")) {
+			assert_false(a.exists);
+			seen++;
+		} else if (!strcmp(path, "c/lnk")) {
+			assert_true(a.exists);
+			assert_true(S_ISLNK(a.mode));
+			seen++;
+		}
+		i += PROTO_SHARE_ATTR_LEN + strlen(path) + 1;
+	}
+	assert_int_equal(seen, 2);
+	watch_free(w);
+}
+
 /* Where another machine (or a FUSE server) may change files without an
  * inotify event, nothing may be cached. */
 static void test_fs_complete(void **state)
@@ -421,6 +464,39 @@ static void test_pump(void **state)
 	proto_writer_free(&wr);
 }
 
+/* When virtiofsd's open files are counted, and when the guest is asked to
+ * trim: past 3/4 of the limit; again a second later when the last trim
+ * brought the count down (files keep coming), else five seconds later. */
+static void test_files_trim(void **state)
+{
+	(void)state;
+	struct share_pump sp = {0};
+	long long t = 100000;
+	/* Below half: no trim, the next count in a second. */
+	assert_false(share_pump_files_trim(&sp, 100, 1000, t));
+	assert_int_equal(sp.files_check_ms, t + SHARE_FILES_CHECK_MS);
+	/* Past half: counted five times as often. */
+	assert_false(share_pump_files_trim(&sp, 600, 1000, t));
+	assert_int_equal(sp.files_check_ms, t + SHARE_FILES_BUSY_MS);
+	/* Past 3/4: a trim, then none while the count stays high... */
+	assert_true(share_pump_files_trim(&sp, 800, 1000, t));
+	assert_false(share_pump_files_trim(&sp, 800, 1000, t + 200));
+	assert_false(
+	    share_pump_files_trim(&sp, 800, 1000, t + SHARE_TRIM_GAP_MS));
+	/* ...until the idle gap: trimming files in use frees none. */
+	assert_true(
+	    share_pump_files_trim(&sp, 800, 1000, t + SHARE_TRIM_IDLE_MS));
+	/* A trim that worked (a count below 3/4 since): the next one may
+	 * follow a second later. */
+	t += SHARE_TRIM_IDLE_MS;
+	assert_false(share_pump_files_trim(&sp, 300, 1000, t + 200));
+	assert_false(share_pump_files_trim(&sp, 900, 1000, t + 400));
+	assert_true(
+	    share_pump_files_trim(&sp, 900, 1000, t + SHARE_TRIM_GAP_MS));
+	/* virtiofsd not counted (gone): nothing to do. */
+	assert_false(share_pump_files_trim(&sp, -3, 1000, t + 60000));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,8 +508,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_partial_batches, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_attrs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_attrs_no_links, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pump, setup, teardown),
 	    cmocka_unit_test(test_fs_complete),
+	    cmocka_unit_test(test_files_trim),
 	    cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -535,22 +535,36 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The path as it is now, looked at beneath the root without following
- * any link (a gone or unreachable one "does not exist"). */
+ * any link (a gone or unreachable one "does not exist").  Its directory is
+ * opened, not the file: an O_PATH descriptor of a file the guest has just
+ * deleted would keep its blocks for as long as it is open, and the guest's
+ * next write could find the disk still full. */
 static void path_attr(const struct watch *w, const char *path,
 		      struct proto_share_attr *a)
 {
 	*a = (struct proto_share_attr){0};
-	int fd = strcmp(path, ".") == 0
-		     ? dup(w->rootfd)
-		     : (int)sys_openat2(w->rootfd, path,
-					O_PATH | O_NOFOLLOW | O_CLOEXEC,
-					RESOLVE_TREE);
-	if (fd < 0)
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	if (strcmp(path, ".") == 0)
+		base = ".";
+	else if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
 		return;
+	autoclose int dfd = -1;
+	if (slash) {
+		autofree char *dir = strndup(path, (size_t)(slash - path));
+		if (!dir)
+			return;
+		dfd = (int)sys_openat2(w->rootfd, dir,
+				       O_PATH | O_DIRECTORY | O_NOFOLLOW |
+					   O_CLOEXEC,
+				       RESOLVE_TREE);
+		if (dfd < 0)
+			return;
+	}
 	struct stat st;
-	if (fstat(fd, &st) == 0)
+	if (fstatat(slash ? dfd : w->rootfd, base, &st, AT_SYMLINK_NOFOLLOW) ==
+	    0)
 		proto_share_attr_of_stat(a, &st);
-	close(fd);
 }
 
 size_t watch_take(struct watch *w, uint8_t *buf, size_t cap)

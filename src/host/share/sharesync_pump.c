@@ -156,23 +156,43 @@ int share_pump_check_synced(struct share_pump *sp, long long now)
 
 /*
  * virtiofsd keeps a file open for every inode the guest caches; past 3/4
- * of its limit, the guest is asked to let go of those it does not use (at
- * most every few seconds).
+ * of its limit, the guest is asked to let go of those it does not use.
+ * A program reading thousands of files a second (find -exec cat) can fill
+ * the last quarter within a second, hence the closer look past half.
  */
+bool share_pump_files_trim(struct share_pump *sp, long open, long max,
+			   long long now)
+{
+	bool high = open > max / 4 * 3;
+	sp->files_check_ms =
+	    now + (open > max / 2 ? SHARE_FILES_BUSY_MS : SHARE_FILES_CHECK_MS);
+	if (open < 0)
+		return false;
+	if (!high) {
+		sp->trim_worked = true;
+		return false;
+	}
+	if (sp->trim_ms &&
+	    now < sp->trim_ms + (sp->trim_worked ? SHARE_TRIM_GAP_MS
+						 : SHARE_TRIM_IDLE_MS))
+		return false;
+	sp->trim_ms = now;
+	sp->trim_worked = false;
+	return true;
+}
+
 void share_pump_check_files(struct share_pump *sp, long long now, bool live)
 {
 	if (!sp->watch || now < sp->files_check_ms)
 		return;
-	sp->files_check_ms = now + SHARE_FILES_CHECK_MS;
 	long open = vfs_open_files(sp->vfs);
-	if (open < 0 || open <= vfs_files_max() / 4 * 3 || now < sp->trim_ok_ms)
+	if (!share_pump_files_trim(sp, open, vfs_files_max(), now))
 		return;
 	if (sp->debug)
 		say("virtiofsd holds %ld files (limit %ld): asking the guest "
 		    "to drop unused inodes",
 		    open, vfs_files_max());
 	sp->trim = true;
-	sp->trim_ok_ms = now + SHARE_TRIM_GAP_MS;
 	share_pump_send(sp, live);
 }
 

@@ -23,12 +23,17 @@
 /* A SHARE_INVAL the guest has not answered within this: the share is no
  * longer followed (input held for it goes on). */
 #define SHARE_SYNC_TIMEOUT_MS 10000
-/* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS;
- * virtiofsd's open files counted every SHARE_FILES_CHECK_MS; at most one
- * trim per SHARE_TRIM_GAP_MS. */
+/* Host changes to the share: at most one batch per SHARE_BATCH_GAP_MS.
+ * virtiofsd's open files are counted every SHARE_FILES_CHECK_MS, every
+ * SHARE_FILES_BUSY_MS past half its limit; past 3/4 the guest is asked to
+ * trim, again after SHARE_TRIM_GAP_MS when the last trim brought the count
+ * down (a program opening files faster than a trim a second), else after
+ * SHARE_TRIM_IDLE_MS (the files are in use: trimming again frees none). */
 #define SHARE_BATCH_GAP_MS   50
 #define SHARE_FILES_CHECK_MS 1000
-#define SHARE_TRIM_GAP_MS    5000
+#define SHARE_FILES_BUSY_MS  200
+#define SHARE_TRIM_GAP_MS    1000
+#define SHARE_TRIM_IDLE_MS   5000
 
 struct share_pump {
 	struct watch *watch; /* NULL: host changes are not followed */
@@ -46,7 +51,8 @@ struct share_pump {
 	bool warned;		  /* said the watch is incomplete */
 	bool trim;		  /* ask the guest to drop unused inodes */
 	long long files_check_ms; /* next look at virtiofsd's open files */
-	long long trim_ok_ms;	  /* no second trim before this */
+	long long trim_ms;	  /* the last trim was asked for then */
+	bool trim_worked;	  /* a count below 3/4 since the last trim */
 	long long next_ms;	  /* no batch before this, unless urgent */
 	long long sent_ms;	  /* the SHARE_INVAL awaited was sent then */
 };
@@ -85,6 +91,11 @@ int share_pump_check_synced(struct share_pump *sp, long long now);
 
 /* Counts virtiofsd's open files when due; asks for a trim past 3/4. */
 void share_pump_check_files(struct share_pump *sp, long long now, bool live);
+
+/* The decision behind it, for `open` files of at most `max` at `now`:
+ * sets when to count next, and returns whether to trim now. */
+bool share_pump_files_trim(struct share_pump *sp, long open, long max,
+			   long long now);
 
 /* The most the relay may sleep for the pump (ms), -1: no limit. */
 int share_pump_timeout(const struct share_pump *sp, long long now);
