@@ -505,8 +505,9 @@ static void fuse_param_on(const char *name)
  * requests to virtiofsd when asked: a file opened with O_CREAT is created
  * without a LOOKUP first (create_nolookup), a name made in a directory
  * leaves its mode and owner cached (dir_keep_perm), close() sends no FLUSH
- * (noflush: virtiofsd's POSIX locks are off and writes go through).  When
- * the guest keeps what it looks up (the host reports its changes): the
+ * (noflush: virtiofsd's POSIX locks are off and writes go through), and
+ * close() does not wait for the RELEASE that follows (async_release: the
+ * share is unmounted only at power-off).  When the guest keeps what it looks up (the host reports its changes): the
  * first lookup that misses in a directory fills the whole directory with
  * one READDIRPLUS (lookup_prefetch), and the share sync's revalidation of
  * a directory drops its listing too (reval_drops_listing, sharesync.c).
@@ -518,6 +519,7 @@ static int mnt_share(const struct guest_setup *s, const char *path,
 		fuse_param_on("create_nolookup");
 		fuse_param_on("dir_keep_perm");
 		fuse_param_on("noflush");
+		fuse_param_on("async_release");
 	}
 	if (s->virtiofs && s->share_sync) {
 		fuse_param_on("lookup_prefetch");

@@ -179,7 +179,7 @@ ln -s made-by-link oc/dangling
 chmod 555 oc/rodir
 cat >oc.sh <<'EOF'
 cd oc
-for k in create_nolookup dir_keep_perm noflush; do
+for k in create_nolookup dir_keep_perm noflush async_release; do
 	printf '%s=%s ' $k "$(cat /sys/module/fuse/parameters/$k 2>/dev/null || echo -)"
 done >knobs
 {
@@ -239,8 +239,8 @@ check "a 64 KiB file the guest wrote and closed: byte-exact on the host within a
 check "a host chmod of a directory the guest just made files in still holds there ($(r after-host-chmod))" \
 	test -n "$(r after-host-chmod)" -a "$(r after-host-chmod)" != 0 -a ! -e oc/many/after-chmod
 if [ "$kind" = custom ]; then
-	check "ccvm's kernel: the three request-saving knobs are on ($(cat oc/knobs))" \
-		[ "$(cat oc/knobs)" = "create_nolookup=Y dir_keep_perm=Y noflush=Y " ]
+	check "ccvm's kernel: the four request-saving knobs are on ($(cat oc/knobs))" \
+		[ "$(cat oc/knobs)" = "create_nolookup=Y dir_keep_perm=Y noflush=Y async_release=Y " ]
 else
 	skip "request-saving knobs" "the image has Debian's stock kernel ($kind)"
 fi
@@ -295,6 +295,63 @@ EOF
 		sh -c 'cd rq && diff -r xN xY >/dev/null && [ "$(find xY -type f | wc -l)" = 100 ]'
 else
 	skip "requests per new file" "the image has Debian's stock kernel ($kind)"
+fi
+
+# --- close() does not wait for RELEASE (guest-kernel.patch item 7) ----------
+# With virtiofsd stopped (SIGSTOP), a close() of a file on the share returns
+# when async_release is on and hangs until virtiofsd runs again when it is
+# off (the control).  The guest says "closed" on its terminal, which does
+# not go through virtiofsd.
+if [ "$kind" = custom ]; then
+	cat >ar.sh <<'EOF'
+P=/sys/module/fuse/parameters/async_release
+for s in Y N; do
+	echo $s | sudo -n tee $P >/dev/null
+	exec 3>ar-$s
+	echo "opened $s $(cat $P)"
+	read -r l
+	exec 3>&-
+	echo "closed $s"
+	read -r l
+done
+EOF
+	rm -f "$T_TMP/in.fifo" && mkfifo "$T_TMP/in.fifo"
+	"$CCVM" --shell -- bash ar.sh <"$T_TMP/in.fifo" >"$T_TMP/ar-out" 2>&1 &
+	PID=$!
+	exec 7>"$T_TMP/in.fifo"
+	line_within() { # line seconds: waits for the line in the session's output
+		local i
+		for ((i = 0; i < $2 * 20; i++)); do
+			grep -qx "$1" "$T_TMP/ar-out" && return 0
+			sleep 0.05
+		done
+		return 1
+	}
+	vfsd=
+	declare -A ar_stopped ar_after
+	for s in Y N; do
+		ar_stopped[$s]=no ar_after[$s]=no
+		line_within "opened $s $s" 120 || break
+		# virtiofsd forks: the child serves, the parent waits; stop both.
+		[ -n "$vfsd" ] || vfsd=$(pgrep -u "$(id -u)" -f "virtiofsd.*source=$P")
+		[ -n "$vfsd" ] || break
+		kill -STOP $vfsd
+		echo go >&7
+		line_within "closed $s" 3 && ar_stopped[$s]=yes
+		kill -CONT $vfsd
+		line_within "closed $s" 30 && ar_after[$s]=yes
+		echo next >&7
+	done
+	exec 7>&-
+	wait $PID
+	rc=$?
+	check "async_release on: close() returns while virtiofsd is stopped (${ar_stopped[Y]}; rc=$rc)" \
+		test "${ar_stopped[Y]}" = yes -a $rc -eq 0 -a -f ar-Y
+	check "async_release off (the control): close() waits for virtiofsd (returned while stopped: ${ar_stopped[N]}, after: ${ar_after[N]})" \
+		test "${ar_stopped[N]}" = no -a "${ar_after[N]}" = yes
+	[ $rc -eq 0 ] || sed 's/^/# /' "$T_TMP/ar-out" | tail -5
+else
+	skip "close() without waiting for RELEASE" "the image has Debian's stock kernel ($kind)"
 fi
 
 # --- many new files against a low open-file limit ---------------------------
