@@ -507,10 +507,11 @@ static void fuse_param_on(const char *name)
  * leaves its mode and owner cached (dir_keep_perm), close() sends no FLUSH
  * (noflush: virtiofsd's POSIX locks are off and writes go through), and
  * close() does not wait for the RELEASE that follows (async_release: the
- * share is unmounted only at power-off).  When the guest keeps what it looks up (the host reports its changes): the
- * first lookup that misses in a directory fills the whole directory with
- * one READDIRPLUS (lookup_prefetch), and the share sync's revalidation of
- * a directory drops its listing too (reval_drops_listing, sharesync.c).
+ * share is unmounted only at power-off).  When the guest keeps what it
+ * looks up (the host reports its changes): the first lookup that misses in a
+ * directory fills the whole directory with one READDIRPLUS (lookup_prefetch),
+ * and the share sync's revalidation of a directory drops its listing too
+ * (reval_drops_listing, sharesync.c).
  */
 static int mnt_share(const struct guest_setup *s, const char *path,
 		     bool readonly, struct ccvm_err *err)
