@@ -286,6 +286,21 @@ static void test_partial_batches(void **state)
 	watch_free(w);
 }
 
+/* The attributes a batch gives for path; false when it is not there. */
+static bool batch_attr(const uint8_t *buf, size_t n, const char *path,
+		       struct proto_share_attr *a)
+{
+	for (size_t i = PROTO_SHARE_HDR; i < n;) {
+		const char *p = (const char *)buf + i + PROTO_SHARE_ATTR_LEN;
+		if (!strcmp(p, path)) {
+			proto_share_attr_get(buf + i, a);
+			return true;
+		}
+		i += PROTO_SHARE_ATTR_LEN + strlen(p) + 1;
+	}
+	return false;
+}
+
 /* Each path travels with what the host sees there now. */
 static void test_attrs(void **state)
 {
@@ -302,27 +317,17 @@ static void test_attrs(void **state)
 	struct stat st;
 	at(p, sizeof(p), "c/file");
 	assert_int_equal(stat(p, &st), 0);
-	int seen = 0;
-	for (size_t i = PROTO_SHARE_HDR; i < n;) {
-		struct proto_share_attr a;
-		proto_share_attr_get(buf + i, &a);
-		const char *path = (const char *)buf + i + PROTO_SHARE_ATTR_LEN;
-		if (!strcmp(path, "c/file")) {
-			assert_true(a.exists);
-			assert_int_equal(a.ino, st.st_ino);
-			assert_int_equal(a.size, 5);
-			assert_int_equal(a.mode, st.st_mode);
-			assert_int_equal(a.mtime_s, st.st_mtim.tv_sec);
-			assert_int_equal(a.mtime_ns, st.st_mtim.tv_nsec);
-			assert_int_equal(a.ctime_ns, st.st_ctim.tv_nsec);
-			seen++;
-		} else if (!strcmp(path, "c/gone")) {
-			assert_false(a.exists);
-			seen++;
-		}
-		i += PROTO_SHARE_ATTR_LEN + strlen(path) + 1;
-	}
-	assert_int_equal(seen, 2);
+	struct proto_share_attr a;
+	assert_true(batch_attr(buf, n, "c/file", &a));
+	assert_true(a.exists);
+	assert_int_equal(a.ino, st.st_ino);
+	assert_int_equal(a.size, 5);
+	assert_int_equal(a.mode, st.st_mode);
+	assert_int_equal(a.mtime_s, st.st_mtim.tv_sec);
+	assert_int_equal(a.mtime_ns, st.st_mtim.tv_nsec);
+	assert_int_equal(a.ctime_ns, st.st_ctim.tv_nsec);
+	assert_true(batch_attr(buf, n, "c/gone", &a));
+	assert_false(a.exists);
 	watch_free(w);
 }
 
@@ -350,22 +355,12 @@ static void test_attrs_no_links(void **state)
 	assert_int_equal(symlink(outside, p), 0);
 	static uint8_t buf[PROTO_SHARE_HDR + PROTO_SHARE_BATCH];
 	size_t n = watch_take(w, buf, sizeof(buf));
-	int seen = 0;
-	for (size_t i = PROTO_SHARE_HDR; i < n;) {
-		struct proto_share_attr a;
-		proto_share_attr_get(buf + i, &a);
-		const char *path = (const char *)buf + i + PROTO_SHARE_ATTR_LEN;
-		if (!strcmp(path, "c/d/x")) {
-			assert_false(a.exists);
-			seen++;
-		} else if (!strcmp(path, "c/lnk")) {
-			assert_true(a.exists);
-			assert_true(S_ISLNK(a.mode));
-			seen++;
-		}
-		i += PROTO_SHARE_ATTR_LEN + strlen(path) + 1;
-	}
-	assert_int_equal(seen, 2);
+	struct proto_share_attr a;
+	assert_true(batch_attr(buf, n, "c/d/x", &a));
+	assert_false(a.exists);
+	assert_true(batch_attr(buf, n, "c/lnk", &a));
+	assert_true(a.exists);
+	assert_true(S_ISLNK(a.mode));
 	watch_free(w);
 }
 

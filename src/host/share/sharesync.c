@@ -545,9 +545,7 @@ static void path_attr(const struct watch *w, const char *path,
 	*a = (struct proto_share_attr){0};
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
-	if (strcmp(path, ".") == 0)
-		base = ".";
-	else if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+	if (strcmp(base, "..") == 0) /* not a name inotify reports */
 		return;
 	autoclose int dfd = -1;
 	if (slash) {
@@ -555,8 +553,7 @@ static void path_attr(const struct watch *w, const char *path,
 		if (!dir)
 			return;
 		dfd = (int)sys_openat2(w->rootfd, dir,
-				       O_PATH | O_DIRECTORY | O_NOFOLLOW |
-					   O_CLOEXEC,
+				       O_PATH | O_DIRECTORY | O_CLOEXEC,
 				       RESOLVE_TREE);
 		if (dfd < 0)
 			return;
