@@ -489,14 +489,22 @@ int mnt_virtiofs(const char *tag, const char *path, bool readonly,
 	return 0;
 }
 
+/*
+ * Most answers from virtiofsd come within this (its own part of a request
+ * is 10-80 us under TCG here, bench/README.md); a program looks no longer
+ * than this before it sleeps, and after a look that ran out the kernel
+ * looks less often (guest-kernel.patch item 8).
+ */
+#define FUSE_POLL_US "200"
+
 /* Sets one of the FUSE parameters ccvm's kernel adds (guest-kernel.patch);
  * Debian's kernel has none of them. */
-static void fuse_param_on(const char *name)
+static void fuse_param(const char *name, const char *value)
 {
 	char path[96];
 	snprintf(path, sizeof(path), "/sys/module/fuse/parameters/%s", name);
 	autoclose int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || util_write_all(fd, "Y", 1) < 0)
+	if (fd < 0 || util_write_all(fd, value, strlen(value)) < 0)
 		glog("no FUSE %s: %s", name, strerror(errno));
 }
 
@@ -505,10 +513,12 @@ static void fuse_param_on(const char *name)
  * requests to virtiofsd when asked: a file opened with O_CREAT is created
  * without a LOOKUP first (create_nolookup), a name made in a directory
  * leaves its mode and owner cached (dir_keep_perm), close() sends no FLUSH
- * (noflush: virtiofsd's POSIX locks are off and writes go through), and
- * close() does not wait for the RELEASE that follows (async_release: the
- * share is unmounted only at power-off).  When the guest keeps what it
- * looks up (the host reports its changes): the first lookup that misses in a
+ * (noflush: virtiofsd's POSIX locks are off and writes go through) and does
+ * not wait for the RELEASE that follows (async_release: the share is
+ * unmounted only at power-off).  A program waiting for an answer looks for
+ * it in the virtqueue for up to FUSE_POLL_US microseconds before it sleeps
+ * until the interrupt (poll_us).  When the guest keeps what it looks up
+ * (the host reports its changes): the first lookup that misses in a
  * directory fills the whole directory with one READDIRPLUS (lookup_prefetch),
  * and the share sync's revalidation of a directory drops its listing too
  * (reval_drops_listing, sharesync.c).
@@ -517,14 +527,15 @@ static int mnt_share(const struct guest_setup *s, const char *path,
 		     bool readonly, struct ccvm_err *err)
 {
 	if (s->virtiofs) {
-		fuse_param_on("create_nolookup");
-		fuse_param_on("dir_keep_perm");
-		fuse_param_on("noflush");
-		fuse_param_on("async_release");
+		fuse_param("create_nolookup", "Y");
+		fuse_param("dir_keep_perm", "Y");
+		fuse_param("noflush", "Y");
+		fuse_param("async_release", "Y");
+		fuse_param("poll_us", FUSE_POLL_US);
 	}
 	if (s->virtiofs && s->share_sync) {
-		fuse_param_on("lookup_prefetch");
-		fuse_param_on("reval_drops_listing");
+		fuse_param("lookup_prefetch", "Y");
+		fuse_param("reval_drops_listing", "Y");
 	}
 	if (s->virtiofs)
 		return mnt_virtiofs(MNT_9P_CWD, path, readonly, err);
