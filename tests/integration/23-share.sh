@@ -25,10 +25,11 @@ echo bye >gone
 mkdir sub && echo inside >sub/h
 mkdir lst && echo 1 >lst/one
 echo x >late
+printf 'Q\n' >rep
 cat >g.sh <<'EOF'
 grep " $PWD " /proc/mounts >mounts
-cat f >seen0; cat sub/h late >/dev/null; ls -lR >/dev/null; touch ready1
-read -r l; cat f >seen1; touch ready2
+cat f >seen0; cat sub/h late rep >/dev/null; ls -lR >/dev/null; touch ready1
+read -r l; cat f >seen1; cat rep >seen-rep; touch ready2
 read -r l; cat f >seen2
 if [ -e gone ]; then echo present; else echo absent; fi >gone-seen
 cat new >seen-new 2>&1; ls >listing; ls lst >listing-lst
@@ -52,6 +53,7 @@ if wait_file ready1 120; then
 	vfsd=$(pgrep -u "$(id -u)" -f "virtiofsd.*source=$P" | head -1)
 	ps -o args= -p "$vfsd" >"$T_TMP/vfsd-args" 2>/dev/null
 	printf 'bbbb\n' >f.tmp && cat f.tmp >f && rm f.tmp # same size, in place
+	printf 'R\n' >rep.tmp && mv rep.tmp rep # replaced, as editors save
 	echo step1 >&7
 	wait_file ready2 60
 	printf 'a longer line than before\n' >>f # grown
@@ -84,6 +86,8 @@ check "virtiofsd lets the guest cache names and attributes" \
 check "guest read the first content" [ "$(cat seen0 2>/dev/null)" = aaaa ]
 check "same-size edit on the host seen at once ($(cat seen1 2>/dev/null))" \
 	[ "$(cat seen1 2>/dev/null)" = bbbb ]
+check "a file replaced on the host (written aside, renamed over it) seen at once ($(cat seen-rep 2>/dev/null))" \
+	[ "$(cat seen-rep 2>/dev/null)" = R ]
 check "grown file seen at once, whole ($(tr '\n' '|' <seen2 2>/dev/null))" \
 	[ "$(cat seen2 2>/dev/null)" = $'bbbb\na longer line than before' ]
 check "file deleted on the host is gone in the guest" [ "$(cat gone-seen 2>/dev/null)" = absent ]

@@ -172,6 +172,65 @@ static void test_harmless(void **state)
 	assert_int_equal(util_rm_rf(dir), 0);
 }
 
+/* Which request each difference costs: none for what is cached, a GETATTR
+ * for the same inode changed, a LOOKUP (the rename) for a name that now
+ * names something else, is gone, or is a directory (its listing). */
+static void test_decide(void **state)
+{
+	(void)state;
+	const struct proto_share_attr file = {
+	    .exists = true,
+	    .mode = S_IFREG | 0644,
+	    .ino = 42,
+	    .size = 1024,
+	    .mtime_s = 1000,
+	    .ctime_s = 1000,
+	};
+	struct proto_share_attr host = file, mine = file;
+	assert_int_equal(sharesync_decide(&host, &mine, true), SHARESYNC_NONE);
+	assert_int_equal(sharesync_decide(NULL, &mine, false),
+			 SHARESYNC_REVALIDATE);
+	/* The guest's own write: its cached times are the older ones. */
+	host.mtime_ns = 5;
+	host.ctime_ns = 5;
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REFRESH);
+	host.size = 1; /* shrunk in place */
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REFRESH);
+	host.mode = S_IFREG | 0600; /* chmod */
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REFRESH);
+	host.ino = 43; /* replaced: written aside, renamed over it */
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REVALIDATE);
+	host = file;
+	host.mode = S_IFLNK | 0777; /* the same number, another type */
+	host.size = 7;
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REVALIDATE);
+	host = (struct proto_share_attr){0}; /* gone on the host */
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REVALIDATE);
+	mine.exists = false; /* nothing the kernel says it caches */
+	host = file;
+	host.size = 2;
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REVALIDATE);
+
+	/* A directory: always with reval_drops_listing; without it, only
+	 * when it differs (its listing goes another way), never a GETATTR. */
+	const struct proto_share_attr dir = {
+	    .exists = true, .mode = S_IFDIR | 0755, .ino = 7, .size = 40};
+	host = mine = dir;
+	assert_int_equal(sharesync_decide(&host, &mine, true),
+			 SHARESYNC_REVALIDATE);
+	assert_int_equal(sharesync_decide(&host, &mine, false), SHARESYNC_NONE);
+	host.size = 60;
+	assert_int_equal(sharesync_decide(&host, &mine, false),
+			 SHARESYNC_REVALIDATE);
+}
+
 /* Everything: drop_caches is written, then each path a process holds
  * under the share is revalidated from the top (a fake /proc here). */
 static void test_all(void **state)
@@ -242,9 +301,8 @@ static void test_all(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_paths),
-	    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_harmless),
+	    cmocka_unit_test(test_paths),    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_harmless), cmocka_unit_test(test_decide),
 	    cmocka_unit_test(test_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

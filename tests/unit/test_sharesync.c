@@ -459,6 +459,41 @@ static void test_pump(void **state)
 	proto_writer_free(&wr);
 }
 
+/* A read that found changes rests the watch for SHARE_READ_GAP_MS (the
+ * relay wakes for it then); one that found none does not; input still
+ * reads what came meanwhile. */
+static void test_read_gap(void **state)
+{
+	(void)state;
+	struct proto_writer wr;
+	assert_int_equal(proto_writer_init(&wr), 0);
+	struct vfs_daemon vfs = {.pid = 0, .qemu_fd = -1};
+	struct ccvm_err fail = {0};
+	struct share_pump sp;
+	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	long long now = util_now_ms();
+	sp.files_check_ms = now + 100000;
+	sp.next_ms = now + 100000;   /* no batch due either */
+	share_pump_read(&sp, false); /* nothing there */
+	assert_true(share_pump_read_due(&sp, now));
+	assert_int_equal(share_pump_timeout(&sp, now), 100000);
+
+	put("c/new", "x");
+	share_pump_read(&sp, false);
+	now = util_now_ms();
+	assert_false(share_pump_read_due(&sp, now));
+	assert_true(share_pump_read_due(&sp, now + SHARE_READ_GAP_MS));
+	int t = share_pump_timeout(&sp, now);
+	assert_true(t >= 0 && t <= SHARE_READ_GAP_MS);
+	uint64_t seq = watch_seq(sp.watch);
+	put("c/new", "y");
+	assert_false(share_pump_input_may_read(&sp, false));
+	assert_true(watch_seq(sp.watch) > seq);
+	share_pump_free(&sp);
+	assert_false(share_pump_read_due(&sp, now + 100000)); /* no watch */
+	proto_writer_free(&wr);
+}
+
 /* When virtiofsd's open files are counted, and when the guest is asked to
  * trim: past 3/4 of the limit; again a second later when the last trim
  * brought the count down (files keep coming), else five seconds later. */
@@ -506,6 +541,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_attrs_no_links, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pump, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_gap, setup, teardown),
 	    cmocka_unit_test(test_fs_complete),
 	    cmocka_unit_test(test_files_trim),
 	    cmocka_unit_test(test_open_errors),

@@ -30,12 +30,11 @@
  * stale), so EAGAIN is no proof that nothing is held: then the ordinary
  * walk, which may ask virtiofsd.
  */
-static int open_beneath(int dirfd, const char *path, int flags, bool links)
+static int open_beneath(int dirfd, const char *path, int flags)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_CLOEXEC),
-	    .resolve = RESOLVE_IN_TREE | RESOLVE_CACHED |
-		       (links ? 0 : RESOLVE_NO_SYMLINKS),
+	    .resolve = RESOLVE_IN_TREE | RESOLVE_CACHED | RESOLVE_NO_SYMLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 	if (fd >= 0 || errno != EAGAIN)
@@ -65,13 +64,21 @@ bool sharesync_path_ok(const char *path, size_t len)
 	return true;
 }
 
-/* What the kernel caches of the inode open at fd, asking nobody. */
-static void cached_attr(int fd, struct proto_share_attr *a)
+/* The flags for a statx of name in a directory, or of the directory
+ * itself (""): no link followed, no submount mounted. */
+#define AT_NAME_ONLY (AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT)
+
+/*
+ * What the kernel caches of name in the directory open at dirfd (""
+ * the directory itself), asking nobody.  name is one component (the
+ * batch was checked: no "/", no ".."), so the walk stays in dirfd; a
+ * name the kernel does not hold is looked up (virtiofsd is asked).
+ */
+static void cached_attr(int dirfd, const char *name, struct proto_share_attr *a)
 {
 	struct statx x;
 	*a = (struct proto_share_attr){0};
-	if (statx(fd, "",
-		  AT_EMPTY_PATH | AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW,
+	if (statx(dirfd, name, AT_NAME_ONLY | AT_STATX_DONT_SYNC,
 		  STATX_BASIC_STATS, &x) < 0)
 		return;
 	*a = (struct proto_share_attr){
@@ -100,36 +107,58 @@ static void drop_listing(int fd)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
+enum sharesync_act sharesync_decide(const struct proto_share_attr *host,
+				    const struct proto_share_attr *mine,
+				    bool dir_always)
+{
+	bool dir = mine->exists && S_ISDIR(mine->mode);
+	if (!host || (dir && dir_always))
+		return SHARESYNC_REVALIDATE;
+	if (proto_share_attr_same(host, mine))
+		return SHARESYNC_NONE;
+	if (!dir && host->exists && mine->exists && host->ino == mine->ino &&
+	    (host->mode & S_IFMT) == (mine->mode & S_IFMT))
+		return SHARESYNC_REFRESH;
+	return SHARESYNC_REVALIDATE;
+}
+
 /*
- * Makes the kernel revalidate name in dirfd if it caches it and what it
- * caches differs from the host's view (host; NULL: revalidate anyway),
- * and drops a cached directory's listing.  With ccvm's kernel
- * (fuse.reval_drops_listing: rdl) a directory is always revalidated, which
- * drops its listing too: one request instead of OPENDIR and RELEASEDIR
- * (and the revalidation).  Returns 1 when it asked virtiofsd, else 0.
+ * Makes the kernel forget what it caches of name in dirfd where that
+ * differs from the host's view (host; NULL: revalidate anyway; see
+ * sharesync_decide), and drops a cached directory's listing.  With ccvm's
+ * kernel (fuse.reval_drops_listing: rdl) a directory is always
+ * revalidated, which drops its listing too: one request instead of
+ * OPENDIR and RELEASEDIR (and the revalidation).  Returns 1 when it asked
+ * virtiofsd, else 0.
  */
 static int revalidate(int dirfd, const char *name,
 		      const struct proto_share_attr *host, bool rdl)
 {
-	int fd = open_beneath(dirfd, name, O_PATH | O_NOFOLLOW, true);
-	if (fd < 0)
-		return 0; /* gone: nothing held */
 	struct proto_share_attr mine;
-	cached_attr(fd, &mine);
-	bool dir = mine.exists && S_ISDIR(mine.mode);
-	if (dir && rdl) {
-		host = NULL;
-	} else if (dir) {
+	cached_attr(dirfd, name, &mine);
+	if (!mine.exists)
+		return 0; /* gone: nothing held */
+	bool dir = S_ISDIR(mine.mode);
+	if (dir && !rdl) {
 		/* Opening it costs an OPENDIR and a RELEASEDIR. */
-		int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int d = openat(dirfd, name,
+			       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (d >= 0) {
 			drop_listing(d);
 			close(d);
 		}
 	}
-	close(fd);
-	if (host && proto_share_attr_same(host, &mine))
+	struct statx stx;
+	switch (sharesync_decide(host, &mine, rdl)) {
+	case SHARESYNC_NONE:
 		return dir; /* the guest's own change, or already seen */
+	case SHARESYNC_REFRESH:
+		statx(dirfd, name, AT_NAME_ONLY | AT_STATX_FORCE_SYNC,
+		      STATX_BASIC_STATS, &stx);
+		return 1;
+	case SHARESYNC_REVALIDATE:
+		break;
+	}
 	if (renameat2(dirfd, name, dirfd, name, RENAME_NOREPLACE) == 0)
 		glog_always("share sync: renaming %s to itself succeeded",
 			    name);
@@ -145,7 +174,7 @@ static int sync_path(int rootfd, char *path,
 {
 	if (strcmp(path, ".") == 0) {
 		struct proto_share_attr mine;
-		cached_attr(rootfd, &mine);
+		cached_attr(rootfd, "", &mine);
 		drop_listing(rootfd); /* held open: no request */
 		if (host && proto_share_attr_same(host, &mine))
 			return 0;
@@ -169,7 +198,7 @@ static int sync_path(int rootfd, char *path,
 		*pdir = strdup(dir);
 		/* Gone: nothing under it is held (a dentry pins its
 		 * parent). */
-		*pfd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY, false);
+		*pfd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY);
 	}
 	int r = *pfd >= 0 ? revalidate(*pfd, name, host, rdl) : 0;
 	if (slash)

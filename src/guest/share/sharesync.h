@@ -19,6 +19,13 @@
  *   - PROTO_SHARE_ALL: drop every unused dentry and inode (drop_caches),
  *     then the above for each path some process still holds (its working
  *     directory, its open files) under the share, from the top down;
+ *   - a cached file, link or other non-directory that the host still has
+ *     under that name as the same inode (same inode number and type:
+ *     virtiofsd holds the guest's inodes open, so the number is not
+ *     reused): statx(AT_STATX_FORCE_SYNC) on it, a GETATTR, which gives
+ *     the kernel the new size and times (it drops stale pages as below)
+ *     without a lookup or the directory's lock: most often the guest's
+ *     own write coming back (a write leaves the cached times stale);
  *   - any other cached path: renameat2(dir, name, dir, name,
  *     RENAME_NOREPLACE).  The target lookup of a rename always
  *     revalidates (LOOKUP_RENAME_TARGET | LOOKUP_EXCL), so FUSE asks
@@ -39,6 +46,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "proto.h"
 
 /* Forks the worker for the share mounted at root; returns PID 1's end of
  * the socket (non-blocking), or -errno with err filled. */
@@ -63,6 +71,20 @@ struct sharesync_env {
 };
 int sharesync_apply(int rootfd, const struct sharesync_env *env,
 		    const uint8_t *p, size_t len, size_t *asked);
+
+/* What the worker does about a path the kernel caches (see above). */
+enum sharesync_act {
+	SHARESYNC_NONE,	      /* the host sees what is cached */
+	SHARESYNC_REFRESH,    /* the same inode: its attributes, GETATTR */
+	SHARESYNC_REVALIDATE, /* the name: a rename onto itself, LOOKUP */
+};
+
+/* For mine, what the kernel caches (exists), and host, what the host
+ * saw (NULL: unknown); dir_always: a directory is revalidated whatever
+ * its attributes (its listing goes with it, fuse.reval_drops_listing). */
+enum sharesync_act sharesync_decide(const struct proto_share_attr *host,
+				    const struct proto_share_attr *mine,
+				    bool dir_always);
 
 /* True when path is a relative path the host may send (see above). */
 bool sharesync_path_ok(const char *path, size_t len);

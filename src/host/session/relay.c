@@ -483,7 +483,7 @@ static void poll_build(struct session *s, struct pollset *ps)
 	if (s->phase == PH_RUN && s->stdin_open && s->ctl >= 0 &&
 	    !proto_writer_full(&s->wr) && !share_pump_input_held(&s->share))
 		ps->in = poll_add(ps, STDIN_FILENO, POLLIN);
-	if (s->share.watch && s->phase == PH_RUN)
+	if (s->phase == PH_RUN && share_pump_read_due(&s->share, util_now_ms()))
 		ps->watch = poll_add(ps, watch_fd(s->share.watch), POLLIN);
 	if (clip_fd(&s->clip) >= 0)
 		ps->clip = poll_add(ps, clip_fd(&s->clip), POLLIN);

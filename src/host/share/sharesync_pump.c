@@ -115,12 +115,20 @@ void share_pump_send(struct share_pump *sp, bool live)
 
 void share_pump_read(struct share_pump *sp, bool live)
 {
+	uint64_t seq = watch_seq(sp->watch);
 	if (watch_read(sp->watch) < 0) {
 		share_pump_stop(sp, "watching the shared directory failed");
 		return;
 	}
+	if (watch_seq(sp->watch) != seq)
+		sp->read_ms = util_now_ms() + SHARE_READ_GAP_MS;
 	warn_incomplete(sp);
 	share_pump_send(sp, live);
+}
+
+bool share_pump_read_due(const struct share_pump *sp, long long now)
+{
+	return sp->watch && now >= sp->read_ms;
 }
 
 void share_pump_synced(struct share_pump *sp, const uint8_t *p, size_t n,
@@ -203,6 +211,8 @@ int share_pump_timeout(const struct share_pump *sp, long long now)
 	long long due = sp->files_check_ms;
 	if (watch_pending(sp->watch) && !sp->busy && sp->next_ms < due)
 		due = sp->next_ms;
+	if (now < sp->read_ms && sp->read_ms < due)
+		due = sp->read_ms;
 	return due > now ? (int)(due - now) : 0;
 }
 

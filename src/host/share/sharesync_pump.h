@@ -35,6 +35,12 @@
 #define SHARE_TRIM_GAP_MS    1000
 #define SHARE_TRIM_IDLE_MS   5000
 
+/* After a read that found changes, the watch is not polled again for
+ * this long: a burst (the guest untarring thousands of files, each a few
+ * events) is read in a few hundred wake-ups a second, not one an event.
+ * Input still reads every pending change before it goes on. */
+#define SHARE_READ_GAP_MS 5
+
 struct share_pump {
 	struct watch *watch; /* NULL: host changes are not followed */
 	struct proto_writer *wr;
@@ -54,6 +60,7 @@ struct share_pump {
 	long long trim_ms;	  /* the last trim was asked for then */
 	bool trim_worked;	  /* a count below 3/4 since the last trim */
 	long long next_ms;	  /* no batch before this, unless urgent */
+	long long read_ms;	  /* the watch is polled again from then */
 	long long sent_ms;	  /* the SHARE_INVAL awaited was sent then */
 };
 
@@ -80,6 +87,9 @@ void share_pump_send(struct share_pump *sp, bool live);
 
 /* Reads the watch's events (its fd was readable). */
 void share_pump_read(struct share_pump *sp, bool live);
+
+/* Whether the relay polls the watch's fd now (SHARE_READ_GAP_MS). */
+bool share_pump_read_due(const struct share_pump *sp, long long now);
 
 /* The guest's SHARE_SYNCED. */
 void share_pump_synced(struct share_pump *sp, const uint8_t *p, size_t n,
