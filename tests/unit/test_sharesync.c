@@ -401,6 +401,20 @@ static void synced(struct share_pump *sp, uint64_t seq, uint8_t flags)
 	share_pump_synced(sp, p, sizeof(p), true);
 }
 
+/* What a pump borrows for its life: a writer, a virtiofsd, an error. */
+struct pump_parts {
+	struct proto_writer wr;
+	struct vfs_daemon vfs;
+	struct ccvm_err fail;
+};
+
+static void pump_open(struct share_pump *sp, struct pump_parts *pp)
+{
+	*pp = (struct pump_parts){.vfs = {.pid = 0, .qemu_fd = -1}};
+	assert_int_equal(proto_writer_init(&pp->wr), 0);
+	share_pump_init(sp, watched(), &pp->wr, &pp->vfs, &pp->fail, false);
+}
+
 /*
  * The pump (sharesync_pump.c): input read after a host change waits until
  * the guest has applied it; a guest that stops following, or does not
@@ -409,20 +423,17 @@ static void synced(struct share_pump *sp, uint64_t seq, uint8_t flags)
 static void test_pump(void **state)
 {
 	(void)state;
-	struct proto_writer wr;
-	assert_int_equal(proto_writer_init(&wr), 0);
-	struct vfs_daemon vfs = {.pid = 0, .qemu_fd = -1};
-	struct ccvm_err fail = {0};
+	struct pump_parts pp;
 	struct share_pump sp;
-	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	pump_open(&sp, &pp);
 	assert_true(share_pump_input_may_read(&sp, true)); /* nothing new */
-	assert_int_equal(proto_writer_queued(&wr), 0);
+	assert_int_equal(proto_writer_queued(&pp.wr), 0);
 
 	put("c/new", "x");
 	assert_false(share_pump_input_may_read(&sp, true));
 	assert_true(share_pump_input_held(&sp));
 	assert_true(sp.busy);
-	assert_true(proto_writer_queued(&wr) > 0); /* the SHARE_INVAL */
+	assert_true(proto_writer_queued(&pp.wr) > 0); /* the SHARE_INVAL */
 	assert_true(share_pump_check_synced(&sp, sp.sent_ms) > 0);
 	synced(&sp, watch_seq(sp.watch), 0);
 	assert_false(share_pump_input_held(&sp));
@@ -430,10 +441,10 @@ static void test_pump(void **state)
 
 	/* Not live (the guest is not running): nothing is sent. */
 	put("c/new", "y");
-	size_t q = proto_writer_queued(&wr);
+	size_t q = proto_writer_queued(&pp.wr);
 	share_pump_read(&sp, false);
 	assert_false(sp.busy);
-	assert_int_equal(proto_writer_queued(&wr), q);
+	assert_int_equal(proto_writer_queued(&pp.wr), q);
 
 	/* No answer in time: no longer followed, input goes on. */
 	assert_false(share_pump_input_may_read(&sp, true));
@@ -445,18 +456,18 @@ static void test_pump(void **state)
 	assert_false(share_pump_input_held(&sp));
 	assert_true(share_pump_input_may_read(&sp, true));
 	assert_int_equal(share_pump_timeout(&sp, 0), -1);
-	assert_int_equal(fail.code, 0);
+	assert_int_equal(pp.fail.code, 0);
 	share_pump_free(&sp);
 
 	/* The guest says it stopped following. */
-	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	share_pump_init(&sp, watched(), &pp.wr, &pp.vfs, &pp.fail, false);
 	put("a/b/f", "z");
 	assert_false(share_pump_input_may_read(&sp, true));
 	synced(&sp, 0, 1);
 	assert_null(sp.watch);
 	assert_true(share_pump_input_may_read(&sp, true));
 	share_pump_free(&sp);
-	proto_writer_free(&wr);
+	proto_writer_free(&pp.wr);
 }
 
 /* A read that found changes rests the watch for SHARE_READ_GAP_MS (the
@@ -465,12 +476,9 @@ static void test_pump(void **state)
 static void test_read_gap(void **state)
 {
 	(void)state;
-	struct proto_writer wr;
-	assert_int_equal(proto_writer_init(&wr), 0);
-	struct vfs_daemon vfs = {.pid = 0, .qemu_fd = -1};
-	struct ccvm_err fail = {0};
+	struct pump_parts pp;
 	struct share_pump sp;
-	share_pump_init(&sp, watched(), &wr, &vfs, &fail, false);
+	pump_open(&sp, &pp);
 	long long now = util_now_ms();
 	sp.files_check_ms = now + 100000;
 	sp.next_ms = now + 100000;   /* no batch due either */
@@ -491,7 +499,7 @@ static void test_read_gap(void **state)
 	assert_true(watch_seq(sp.watch) > seq);
 	share_pump_free(&sp);
 	assert_false(share_pump_read_due(&sp, now + 100000)); /* no watch */
-	proto_writer_free(&wr);
+	proto_writer_free(&pp.wr);
 }
 
 /* When virtiofsd's open files are counted, and when the guest is asked to
