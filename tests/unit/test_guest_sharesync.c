@@ -301,8 +301,10 @@ static void test_all(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_paths),    cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_harmless), cmocka_unit_test(test_decide),
+	    cmocka_unit_test(test_paths),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_harmless),
+	    cmocka_unit_test(test_decide),
 	    cmocka_unit_test(test_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

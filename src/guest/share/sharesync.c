@@ -93,6 +93,17 @@ static void cached_attr(int dirfd, const char *name, struct proto_share_attr *a)
 	};
 }
 
+/* Asks virtiofsd for name's attributes (a GETATTR of the inode the
+ * kernel holds; "" the directory itself), which the kernel takes in place
+ * of what it cached, dropping the pages of a file whose size or mtime
+ * changed. */
+static void fresh_attr(int dirfd, const char *name)
+{
+	struct statx x;
+	statx(dirfd, name, AT_NAME_ONLY | AT_STATX_FORCE_SYNC,
+	      STATX_BASIC_STATS, &x);
+}
+
 /*
  * Drops the listing the kernel may keep of the directory open at fd (not
  * O_PATH: fadvise needs an open file; it asks nobody).  FUSE checks a
@@ -148,13 +159,11 @@ static int revalidate(int dirfd, const char *name,
 			close(d);
 		}
 	}
-	struct statx stx;
 	switch (sharesync_decide(host, &mine, rdl)) {
 	case SHARESYNC_NONE:
 		return dir; /* the guest's own change, or already seen */
 	case SHARESYNC_REFRESH:
-		statx(dirfd, name, AT_NAME_ONLY | AT_STATX_FORCE_SYNC,
-		      STATX_BASIC_STATS, &stx);
+		fresh_attr(dirfd, name);
 		return 1;
 	case SHARESYNC_REVALIDATE:
 		break;
@@ -178,9 +187,7 @@ static int sync_path(int rootfd, char *path,
 		drop_listing(rootfd); /* held open: no request */
 		if (host && proto_share_attr_same(host, &mine))
 			return 0;
-		struct statx stx;
-		statx(rootfd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC,
-		      STATX_BASIC_STATS, &stx);
+		fresh_attr(rootfd, "");
 		return 1;
 	}
 	char *slash = strrchr(path, '/');
